@@ -1,0 +1,76 @@
+"""The ``rarx`` command. Subcommands are imported only when invoked, so ``rarx --help``
+and a BM25 search never import torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from rarx import __version__
+from rarx.errors import RarxError
+
+# name -> "module:attribute"; each module holds one click command or group.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "index": ("rarx.cli.index:index", "Build a BM25 or dense index from a corpus."),
+    "search": ("rarx.cli.search:search", "Search one or more indexes (fused) for queries."),
+    "models": ("rarx.cli.models:models", "List named models and whether they are installed."),
+    "datasets": ("rarx.cli.datasets:datasets", "List and prepare evaluation datasets."),
+    "eval": ("rarx.cli.eval:eval_", "Score runs, retrieval systems, MCR and QA."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._available())
+
+    def _available(self) -> dict[str, tuple[str, str]]:
+        available = {}
+        for name, (target, help_) in COMMANDS.items():
+            module = target.split(":")[0]
+            if importlib.util.find_spec(module) is not None:
+                available[name] = (target, help_)
+        return available
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = self._available().get(cmd_name)
+        if entry is None:
+            return None
+        module, attr = entry[0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in sorted(self._available().items())]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="rarx")
+def cli() -> None:
+    """rarx: retrieval and reranking for reasoning-as-retrieval and adaptive RAG."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except RarxError as exc:
+        click.echo(f"rarx: error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("rarx: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("rarx: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""A per-user cache of converted weights.
+
+transformers dequantises a GGUF checkpoint on every load (25-40 s for SmolLM2 on a
+laptop CPU). rarx converts it once to safetensors under the cache directory and loads
+that afterwards (a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from rarx.models.registry import ResolvedModel
+
+
+def cache_dir() -> Path:
+    """``RARX_CACHE`` if set, else ``$XDG_CACHE_HOME/rarx`` (``~/.cache/rarx``)."""
+    if os.environ.get("RARX_CACHE"):
+        return Path(os.environ["RARX_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rarx"
+
+
+def _gguf_key(model: ResolvedModel) -> str:
+    assert model.gguf_file is not None
+    gguf = Path(model.source) / model.gguf_file
+    st = gguf.stat()
+    return f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}"
+
+
+def causal_lm_dir(model: ResolvedModel, quiet: bool = False) -> str:
+    """A directory ``from_pretrained`` loads quickly: the model's own, or a converted cache."""
+    if model.gguf_file is None:
+        return model.source
+    target = cache_dir() / "models" / _gguf_key(model)
+    if (target / "config.json").is_file():
+        return str(target)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not quiet:
+        print(f"converting {model.gguf_file} to safetensors in {target} (once)...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(model.source, gguf_file=model.gguf_file)
+    lm = AutoModelForCausalLM.from_pretrained(
+        model.source, gguf_file=model.gguf_file, dtype=torch.float32
+    )
+    # The weights are dequantised now; drop the GGUF quantiser so the copy saves plainly.
+    lm.hf_quantizer = None
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}"
+    try:
+        lm.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(target)
