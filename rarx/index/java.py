@@ -57,7 +57,21 @@ def start_jvm() -> None:
             # Not get_classpath(): it imports jnius, which starts the JVM.
             jnius_config.add_classpath(_anserini_jar())
             jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")
+        _quiet_java_logging()
         _started = True
+
+
+_loggers: list[Any] = []  # java.util.logging holds loggers weakly; keep ours alive
+
+
+def _quiet_java_logging() -> None:
+    """Lucene announces its MMapDirectory choice at INFO on every open; keep warnings only."""
+    from jnius import autoclass
+
+    level = autoclass("java.util.logging.Level").WARNING
+    logger = autoclass("java.util.logging.Logger").getLogger("org.apache.lucene")
+    logger.setLevel(level)
+    _loggers.append(logger)
 
 
 def jclass(name: str) -> Any:

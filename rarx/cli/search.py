@@ -1,0 +1,146 @@
+"""``rarx search``: search one or more indexes, fusing their rankings when several."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rarx.cli.options import quiet_option, threads_option
+from rarx.errors import ConfigError
+from rarx.index.base import Manifest, index_class
+from rarx.index.fusion import rrf
+from rarx.io.atomic import atomic_write
+from rarx.io.topics import read_topics
+from rarx.io.trec import format_run
+from rarx.types import Query, Ranking
+
+SNIPPET = 80
+
+
+def open_index(path: Path, rm3: bool, k1: float | None, b: float | None) -> Any:
+    manifest = Manifest.read(path)
+    cls = index_class(manifest.kind)
+    if manifest.kind == "bm25":
+        return cls.load(path, rm3=rm3, k1=k1, b=b)
+    if rm3 or k1 is not None or b is not None:
+        raise ConfigError(f"--rm3/--k1/--b apply to BM25 indexes; {path} is {manifest.kind!r}")
+    return cls.load(path)
+
+
+def search_one(index: Any, queries: list[Query], k: int, threads: int, instruction: str,
+               with_docs: bool) -> list[Ranking]:
+    if index.kind == "bm25":
+        if instruction:
+            raise ConfigError("--instruction applies to dense indexes (BM25 would match its words)")
+        return index.search(queries, k, threads=threads, with_docs=with_docs)
+    return index.search(queries, k, instruction=instruction, with_docs=with_docs)
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
+
+
+def format_table(queries: list[Query], rankings: list[Ranking]) -> str:
+    lines = []
+    for q, r in zip(queries, rankings, strict=True):
+        if len(queries) > 1:
+            lines.append(f"# {q.qid}: {q.text}")
+        lines.append(f"{'rank':>4}  {'docid':<16}  {'score':>9}  text")
+        for rank, h in enumerate(r.hits, 1):
+            text = _snippet(h.doc.contents) if h.doc else ""
+            lines.append(f"{rank:>4}  {h.docid:<16}  {h.score:>9.4f}  {text}")
+        if not r.hits:
+            lines.append("   (no hits)")
+    return "\n".join(lines) + "\n"
+
+
+def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
+    out = []
+    for q, r in zip(queries, rankings, strict=True):
+        hits = []
+        for rank, h in enumerate(r.hits, 1):
+            hit: dict[str, Any] = {"rank": rank, "docid": h.docid, "score": h.score}
+            if h.doc is not None:
+                hit.update(title=h.doc.title, text=h.doc.text)
+            hits.append(hit)
+        out.append(json.dumps({"qid": q.qid, "query": q.text, "hits": hits}, ensure_ascii=False))
+    return "\n".join(out) + "\n"
+
+
+@click.command()
+@click.option("--index", "index_paths", multiple=True, required=True,
+              type=click.Path(path_type=Path), help="Index directory; repeat to fuse several.")
+@click.option("--query", help="One query text.")
+@click.option("--topics", type=click.Path(path_type=Path),
+              help="Queries: TSV (qid<TAB>text), BEIR queries.jsonl, SGML or TREC topics.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write here, not stdout.")
+@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits per query.")
+@click.option("--format", "fmt", type=click.Choice(["trec", "jsonl", "table"]),
+              help="Output format [default: table for --query, trec for --topics].")
+@click.option("--fusion", type=click.Choice(["rrf"]), default="rrf", show_default=True,
+              help="How to fuse several --index.")
+@click.option("--fusion-depth", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Hits taken from each index before fusing.")
+@click.option("--rm3", is_flag=True, help="BM25 with RM3 query expansion (10 terms, 10 docs, 0.5).")
+@click.option("--k1", type=float, help="BM25 k1 [default: as built, 0.9].")
+@click.option("--b", type=float, help="BM25 b [default: as built, 0.4].")
+@click.option("--instruction", default="", help="Instruction prepended to queries (dense).")
+@click.option("--tag", default="rarx", show_default=True, help="Run tag (TREC format).")
+@threads_option
+@quiet_option
+def search(index_paths: tuple[Path, ...], query: str | None, topics: Path | None,
+           output: Path | None, k: int, fmt: str | None, fusion: str, fusion_depth: int,
+           rm3: bool, k1: float | None, b: float | None, instruction: str, tag: str,
+           threads: int, quiet: bool) -> None:
+    """Search indexes with one query or a topics file.
+
+    \b
+    Examples:
+      rarx search --index indexes/sciq-bm25 --query "what do plants need to grow"
+      rarx search --index indexes/sciq-bm25 --topics data/sciq/queries.jsonl -o run.trec
+      rarx search --index indexes/sciq-bm25 --index indexes/sciq-minilm --query "..."
+    """
+    if (query is None) == (topics is None):
+        raise click.UsageError("give exactly one of --query TEXT or --topics FILE")
+    queries = [Query("q1", query)] if query is not None else read_topics(topics)  # type: ignore[arg-type]
+    fmt = fmt or ("table" if query is not None else "trec")
+    with_docs = fmt != "trec"
+    indexes = [open_index(p, rm3, k1, b) for p in index_paths]
+    if len(indexes) == 1:
+        rankings = search_one(indexes[0], queries, k, threads, instruction, with_docs)
+    else:
+        depth = max(k, fusion_depth)
+        runs = [search_one(ix, queries, depth, threads, instruction if ix.kind != "bm25" else "",
+                           with_docs=False) for ix in indexes]
+        rankings = rrf(runs, k=k)
+        if with_docs:
+            rankings = [_attach_docs(r, indexes) for r in rankings]
+    if fmt == "trec":
+        text = "".join(format_run(rankings, tag))
+    elif fmt == "jsonl":
+        text = format_jsonl(queries, rankings)
+    else:
+        text = format_table(queries, rankings)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with atomic_write(output) as f:
+            f.write(text)
+        if not quiet:
+            click.echo(f"wrote {sum(len(r) for r in rankings):,} hits for {len(queries):,} "
+                       f"queries to {output}", err=True)
+
+
+def _attach_docs(ranking: Ranking, indexes: list[Any]) -> Ranking:
+    from rarx.types import Hit
+
+    hits = []
+    for h in ranking.hits:
+        doc = next((d for ix in indexes if (d := ix.doc(h.docid)) is not None), None)
+        hits.append(Hit(h.docid, h.score, doc))
+    return Ranking(ranking.qid, tuple(hits))

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny corpora written in the test, never ../shared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_DOCS = [
+    {"id": "d1", "title": "Photosynthesis", "text": "Plants use sunlight, water and carbon dioxide to make glucose."},
+    {"id": "d2", "title": "Mitochondria", "text": "The mitochondria is the powerhouse of the cell, producing ATP."},
+    {"id": "d3", "title": "Plate tectonics", "text": "Earthquakes happen where tectonic plates slide past each other."},
+    {"id": "d4", "title": "Volcanoes", "text": "Magma rises through the crust and erupts from volcanoes as lava."},
+    {"id": "d5", "title": "Gravity", "text": "Gravity pulls objects toward the Earth; Newton described it."},
+    {"id": "d6", "title": "Evaporation", "text": "Water evaporates when heated by the sun and forms clouds."},
+    {"id": "d7", "title": "", "text": "Enzymes speed up chemical reactions in living cells."},
+    {"id": "d8", "title": "DNA", "text": "DNA carries genetic information in a double helix."},
+]  # fmt: skip
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """BEIR-style JSONL (``_id``/``title``/``text``)."""
+    rows = [{"_id": d["id"], "title": d["title"], "text": d["text"]} for d in TINY_DOCS]
+    return write_jsonl(tmp_path / "corpus.jsonl", rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_bm25(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - LuceneIndex
+    from rarx.index.lucene import LuceneIndex
+    from rarx.io.corpus import Corpus
+
+    root = tmp_path_factory.mktemp("bm25")
+    rows = [{"_id": d["id"], "title": d["title"], "text": d["text"]} for d in TINY_DOCS]
+    corpus = write_jsonl(root / "corpus.jsonl", rows)
+    return LuceneIndex.build(Corpus(corpus), root / "index", quiet=True)

@@ -1,0 +1,131 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rarx.errors import IndexExistsError, IndexFormatError, InputError, RarxError
+from rarx.index.base import MANIFEST_NAME, load_index
+from rarx.index.lucene import LuceneIndex
+from rarx.io.corpus import Corpus
+from rarx.types import Document, Query
+from tests.conftest import TINY_DOCS, write_jsonl
+
+
+def test_search_finds_the_obvious_document(tiny_bm25):
+    (r,) = tiny_bm25.search([Query("q", "why do volcanoes erupt lava")], k=3)
+    assert r.docids[0] == "d4"
+    assert len(r) <= 3 and all(a.score >= b.score for a, b in zip(r.hits, r.hits[1:]))
+
+
+def test_title_is_indexed_and_documents_come_back_whole(tiny_bm25):
+    (r,) = tiny_bm25.search([Query("q", "mitochondria")], k=1, with_docs=True)
+    doc = r.hits[0].doc
+    assert doc == Document("d2", TINY_DOCS[1]["text"], "Mitochondria")
+    assert tiny_bm25.doc("d7") == Document("d7", TINY_DOCS[6]["text"], "")
+    assert tiny_bm25.doc("missing") is None
+
+
+def test_batch_search_equals_single_searches(tiny_bm25):
+    queries = [Query("a", "water sun clouds"), Query("b", "cell energy"), Query("c", "zzz unknown")]
+    batch = tiny_bm25.search(queries, k=5, threads=2)
+    singles = [tiny_bm25.search([q], k=5)[0] for q in queries]
+    assert [r.qid for r in batch] == ["a", "b", "c"]
+    assert batch == singles
+    assert batch[2].hits == ()
+    assert tiny_bm25.search([], k=5) == []
+
+
+def test_manifest_records_what_was_built(tiny_bm25):
+    m = json.loads((tiny_bm25.path / MANIFEST_NAME).read_text())
+    assert m["kind"] == "bm25" and m["documents"] == len(TINY_DOCS) and m["format_version"] == 1
+    assert m["params"]["k1"] == 0.9 and m["params"]["b"] == 0.4
+    assert m["corpus_checksum"].startswith("sha256:") and m["built_at"]
+    assert isinstance(load_index(tiny_bm25.path), LuceneIndex)
+
+
+def test_bm25_parameters_and_rm3_change_scores(tiny_bm25):
+    q = [Query("q", "water")]
+    default = tiny_bm25.search(q, k=3)[0]
+    other = LuceneIndex.load(tiny_bm25.path, k1=1.2, b=0.75).search(q, k=3)[0]
+    assert default.docids == other.docids and default.hits[0].score != other.hits[0].score
+    rm3 = LuceneIndex.load(tiny_bm25.path, rm3=True).search(q, k=8)[0]
+    assert rm3.hits and rm3.hits[0].score != default.hits[0].score
+
+
+def _failing(docs, after: int, exc: BaseException):
+    for i, d in enumerate(docs):
+        if i == after:
+            raise exc
+        yield d
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), InputError("boom", "c.jsonl", 5)])
+def test_interrupted_build_leaves_the_old_index(tmp_path: Path, tiny_corpus: Path, exc):
+    target = tmp_path / "idx"
+    LuceneIndex.build(Corpus(tiny_corpus), target, quiet=True)
+    before = sorted(p.name for p in target.rglob("*"))
+    with pytest.raises(type(exc)):
+        LuceneIndex.build(_failing(Corpus(tiny_corpus), 3, exc), target, overwrite=True, quiet=True)
+    assert sorted(p.name for p in target.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "idx"]  # no temp dirs
+    assert LuceneIndex.load(target).manifest.documents == len(TINY_DOCS)
+
+
+def test_interrupted_first_build_leaves_nothing(tmp_path: Path, tiny_corpus: Path):
+    with pytest.raises(KeyboardInterrupt):
+        LuceneIndex.build(_failing(Corpus(tiny_corpus), 2, KeyboardInterrupt()), tmp_path / "idx",
+                          quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_overwrite_is_required(tmp_path: Path, tiny_corpus: Path):
+    target = tmp_path / "idx"
+    LuceneIndex.build(Corpus(tiny_corpus), target, quiet=True)
+    with pytest.raises(IndexExistsError, match="--overwrite"):
+        LuceneIndex.build(Corpus(tiny_corpus), target, quiet=True)
+    small = write_jsonl(tmp_path / "small.jsonl", [{"id": "only", "contents": "one doc"}])
+    assert LuceneIndex.build(Corpus(small), target, overwrite=True, quiet=True).manifest.documents == 1
+    notindex = tmp_path / "precious"
+    notindex.mkdir()
+    (notindex / "file.txt").write_text("keep me")
+    with pytest.raises(IndexExistsError, match="not a rarx index"):
+        LuceneIndex.build(Corpus(small), notindex, overwrite=True, quiet=True)
+    assert (notindex / "file.txt").read_text() == "keep me"
+
+
+def test_not_an_index_and_incompatible_versions(tmp_path: Path, tiny_bm25):
+    with pytest.raises(IndexFormatError, match="no such index directory"):
+        load_index(tmp_path / "nothing")
+    with pytest.raises(IndexFormatError, match="not a rarx index"):
+        load_index(tmp_path)
+    fake = tmp_path / "old"
+    fake.mkdir()
+    manifest = json.loads((tiny_bm25.path / MANIFEST_NAME).read_text())
+    (fake / MANIFEST_NAME).write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(IndexFormatError, match="format version 99.*rebuild"):
+        load_index(fake)
+    (fake / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(IndexFormatError, match="unreadable index manifest"):
+        load_index(fake)
+
+
+def test_empty_corpus_is_an_error(tmp_path: Path):
+    with pytest.raises(RarxError, match="no documents"):
+        LuceneIndex.build(iter(()), tmp_path / "idx", quiet=True)
+    assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.slow
+def test_bm25_search_does_not_import_torch(tiny_bm25):
+    code = (
+        "import sys\n"
+        "from rarx.index.base import load_index\n"
+        "from rarx.types import Query\n"
+        f"r = load_index({str(tiny_bm25.path)!r}).search([Query('q', 'lava')], k=1)\n"
+        "assert r[0].docids == ['d4'], r\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
