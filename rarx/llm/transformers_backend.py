@@ -1,0 +1,213 @@
+"""Local causal LMs through transformers: batched, left-padded, greedy.
+
+Named models (``smollm2-135m``) load from rarx's safetensors cache of the packaged
+GGUF; any other Hugging Face name or local path loads as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rarx.errors import require
+from rarx.llm.base import ChatPrompt, LLMError, LLMOutput, Prompt, TokenizationError, as_chat
+from rarx.models.cache import causal_lm_dir
+from rarx.models.registry import hub_error, resolve_model
+
+# A tokenizer's model_max_length above this is transformers' "unset" sentinel.
+_UNSET_MAX_LENGTH = 10**7
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class TransformersLLM:
+    """A causal LM on CPU or CUDA. Plain-text prompts become one user message when the
+    tokenizer has a chat template; without one, messages are joined as plain text."""
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        *,
+        device: str | None = None,
+        dtype: str = "float32",
+        batch_size: int = 8,
+        max_context: int | None = None,
+        quiet: bool = True,
+    ):
+        torch = require("torch", "llm")
+        transformers = require("transformers", "llm")
+        self.name = model
+        self.batch_size = max(1, int(batch_size))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        resolved = resolve_model(model, kind="llm")
+        source = causal_lm_dir(resolved, quiet=quiet)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=getattr(torch, dtype)
+            )
+        except OSError as exc:
+            raise hub_error(model, exc) from exc
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.templated = bool(getattr(self.tokenizer, "chat_template", None))
+        limit = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        tok_limit = int(getattr(self.tokenizer, "model_max_length", _UNSET_MAX_LENGTH))
+        if tok_limit < _UNSET_MAX_LENGTH:
+            limit = min(limit, tok_limit)
+        self.context_length = min(limit, max_context) if max_context else limit
+        # Greedy and nothing else: drop sampling defaults a model's config may carry.
+        gen = self.model.generation_config
+        gen.do_sample = False
+        gen.temperature = gen.top_p = gen.top_k = None
+        self._eos_ids = self._eos_token_ids()
+
+    # -- rendering and tokens -------------------------------------------------------
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model reads: chat template applied, assistant prefix added."""
+        chat = as_chat(prompt)
+        if self.templated:
+            messages = [{"role": r, "content": c} for r, c in chat.messages]
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        else:
+            text = "\n\n".join(c for _, c in chat.messages) + "\n"
+        return text + chat.prefix
+
+    def _encode(self, texts: list[str]) -> Any:
+        # A rendered chat template already holds its special tokens.
+        return self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self.templated
+        ).to(self.device)
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        ids = self.tokenizer(self.render(prompt), add_special_tokens=not self.templated)
+        return len(ids["input_ids"])
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= max_tokens:
+            return text
+        if max_tokens <= 0:
+            return ""
+        return text[: enc["offset_mapping"][max_tokens - 1][1]]
+
+    def token_id(self, candidate: str) -> int:
+        ids = self.tokenizer.encode(candidate, add_special_tokens=False)
+        if len(ids) != 1:
+            raise TokenizationError(
+                f"{candidate!r} is {len(ids)} tokens for {self.name}'s tokenizer, expected "
+                f"exactly one; FIRST needs single-token identifiers: use identifiers this "
+                f"tokenizer keeps whole (A..T for most BPE vocabularies), or rerank with "
+                f"method 'listwise'"
+            )
+        return int(ids[0])
+
+    def check_single_tokens(self, candidates: Sequence[str]) -> None:
+        ids = [self.token_id(c) for c in candidates]
+        if len(set(ids)) != len(ids):
+            raise TokenizationError(f"candidates {list(candidates)} share token ids {ids}")
+
+    def _eos_token_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        return set(ids)
+
+    # -- calls ------------------------------------------------------------------------
+
+    def generate(
+        self, prompts: Sequence[Prompt], max_new_tokens: int = 128, stop: Sequence[str] = ()
+    ) -> list[LLMOutput]:
+        torch = require("torch", "llm")
+        texts = [self.render(p) for p in prompts]
+        outputs: list[LLMOutput] = []
+        for batch in _batches(len(texts), self.batch_size):
+            enc = self._encode([texts[i] for i in batch])
+            first_token_at: list[float] = []
+            start = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    out = self.model.generate(
+                        **enc,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=self.tokenizer.pad_token_id,
+                        logits_processor=[_FirstCallTimer(first_token_at)],
+                    )
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"{self.name}: generation failed: {exc}") from exc
+            seconds = time.perf_counter() - start
+            prefill = first_token_at[0] - start if first_token_at else None
+            width = enc["input_ids"].shape[1]
+            for row in range(len(batch)):
+                outputs.append(
+                    self._output(out[row, width:].tolist(), enc, row, seconds, prefill, stop)
+                )
+        return outputs
+
+    def _output(
+        self, new: list[int], enc: Any, row: int, seconds: float, prefill: float | None,
+        stop: Sequence[str],
+    ) -> LLMOutput:  # fmt: skip
+        finish = "length"
+        for j, tok in enumerate(new):
+            if tok in self._eos_ids:
+                new, finish = new[: j + 1], "stop"
+                break
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        for s in stop:
+            if s and s in text:
+                text, finish = text[: text.index(s)], "stop"
+        return LLMOutput(
+            text=text,
+            prompt_tokens=int(enc["attention_mask"][row].sum()),
+            completion_tokens=len(new),
+            seconds=seconds,
+            finish_reason=finish,
+            prefill_seconds=prefill,
+        )
+
+    def next_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str]
+    ) -> list[dict[str, float]]:
+        torch = require("torch", "llm")
+        ids = [self.token_id(c) for c in candidates]
+        texts = [self.render(p) for p in prompts]
+        results: list[dict[str, float]] = []
+        for batch in _batches(len(texts), self.batch_size):
+            enc = self._encode([texts[i] for i in batch])
+            # Left padding: positions must count real tokens only, as generate() does.
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            try:
+                with torch.inference_mode():
+                    logits = self.model(**enc, position_ids=positions, logits_to_keep=1).logits
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
+            logprobs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)[:, ids].cpu().tolist()
+            results.extend(dict(zip(candidates, row, strict=True)) for row in logprobs)
+        return results
+
+
+class _FirstCallTimer:
+    """A logits processor that notes when the first token's logits are ready (the end
+    of prefill) and changes nothing."""
+
+    def __init__(self, sink: list[float]):
+        self.sink = sink
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if not self.sink:
+            self.sink.append(time.perf_counter())
+        return scores
+
+
+__all__ = ["ChatPrompt", "TransformersLLM"]

@@ -1,0 +1,72 @@
+"""The listwise prompt as data, and the regex that reads a permutation back.
+
+Listwise generation and FIRST share one template, so the two read the same text;
+the assistant reply is opened with ``[`` for both: FIRST scores the next token,
+listwise generation continues from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rarx.errors import ConfigError
+from rarx.llm.base import ChatPrompt
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class ListwiseTemplate:
+    """Fields are ``str.format`` templates over ``n`` (passages in the window),
+    ``query`` and, for ``passage``, ``id`` and ``text``."""
+
+    system: str
+    header: str
+    passage: str
+    footer: str
+    prefix: str  # opens the assistant reply
+    identifiers: str = ALPHABET  # one character each; A..T covers a window of 20
+    pattern: str = r"\[([A-Z])\]"  # one identifier in the reply
+
+    def ids(self, n: int) -> list[str]:
+        if n > len(self.identifiers):
+            raise ConfigError(
+                f"a window of {n} passages needs {n} identifiers, this template has "
+                f"{len(self.identifiers)}; use a window of at most {len(self.identifiers)}"
+            )
+        return list(self.identifiers[:n])
+
+    def build(self, query: str, passages: Sequence[str]) -> ChatPrompt:
+        n = len(passages)
+        body = "\n".join(
+            self.passage.format(id=i, text=t) for i, t in zip(self.ids(n), passages, strict=True)
+        )
+        user = self.header.format(n=n, query=query) + body + self.footer.format(n=n, query=query)
+        return ChatPrompt(((("system", self.system),) if self.system else ()) + (("user", user),),
+                          self.prefix)  # fmt: skip
+
+    def parse(self, reply: str, n: int) -> list[int]:
+        """Window positions in the order the reply names them (``prefix`` + reply is
+        read, so a reply that continues ``[`` parses). Unknown identifiers are kept as
+        out-of-range positions (-1) for :func:`repair_permutation` to report."""
+        lookup = {c: i for i, c in enumerate(self.ids(n))}
+        return [lookup.get(m, -1) for m in re.findall(self.pattern, self.prefix + reply)]
+
+
+LISTWISE = ListwiseTemplate(
+    system="You are a search assistant that orders passages by how well they answer a query.",
+    header=(
+        "Below are {n} passages, each marked with a letter in brackets. "
+        "Order them by relevance to this search query: {query}\n\n"
+    ),
+    passage="[{id}] {text}",
+    footer=(
+        "\n\nSearch query: {query}\n"
+        "Order the {n} passages above from most to least relevant to the query. "
+        "Name every passage exactly once by its letter, in the form [A] > [B] > [C], "
+        "and write nothing else."
+    ),
+    prefix="[",
+)
