@@ -37,10 +37,16 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
-        )
+        # sentence-transformers 5 renamed get_sentence_embedding_dimension
+        getter = getattr(self.model, "get_embedding_dimension", None)
+        if getter is None:
+            getter = self.model.get_sentence_embedding_dimension
         return int(getter())
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens kept per text (longer texts are truncated)."""
+        return int(self.model.max_seq_length)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, quiet: bool = True) -> np.ndarray:
         if len(texts) == 0:
@@ -64,6 +70,8 @@ class Encoder:
             texts = [f"{instruction} {t}".strip() for t in texts]
         return self.encode([prefix + t for t in texts], batch_size, quiet)
 
-    def encode_docs(self, texts: Sequence[str], batch_size: int = 64, quiet: bool = True) -> np.ndarray:
+    def encode_docs(
+        self, texts: Sequence[str], batch_size: int = 64, quiet: bool = True
+    ) -> np.ndarray:
         prefix = self.config.doc_prefix
         return self.encode([prefix + t for t in texts], batch_size, quiet)
