@@ -22,15 +22,35 @@ def rarx(*args: str) -> None:
 def main() -> None:
     cacm = data_dir() / "cacm"
     index = WORK / "indexes" / "cacm-bm25"
-    rarx("index", "--corpus", str(cacm / "corpus.jsonl"), "--index", str(index), "--kind", "bm25",
-         "--overwrite", "--quiet")
+    rarx(
+        "index",
+        "--corpus",
+        str(cacm / "corpus.jsonl"),
+        "--index",
+        str(index),
+        "--kind",
+        "bm25",
+        "--overwrite",
+        "--quiet",
+    )
     qrels = list(ir_measures.read_trec_qrels(str(cacm / "qrels.cacm.txt")))
     measures = [ir_measures.parse_measure("AP"), ir_measures.parse_measure("P@30")]
     rows, results = [], {}
     for name, extra in (("bm25", []), ("bm25+rm3", ["--rm3"])):
         run = WORK / f"cacm-{name}.trec"
-        rarx("search", "--index", str(index), "--topics", str(cacm / "topics.cacm.txt"),
-             "--k", "1000", "-o", str(run), "--quiet", *extra)
+        rarx(
+            "search",
+            "--index",
+            str(index),
+            "--topics",
+            str(cacm / "topics.cacm.txt"),
+            "--k",
+            "1000",
+            "-o",
+            str(run),
+            "--quiet",
+            *extra,
+        )
         agg = ir_measures.calc_aggregate(measures, qrels, ir_measures.read_trec_run(str(run)))
         got = {str(m): round(v, 4) for m, v in agg.items()}
         results[name] = {"rarx": got, "anserini": ANSERINI[name]}
@@ -38,8 +58,14 @@ def main() -> None:
             ref = ANSERINI[name][m]
             rows.append((name, m, got[m], ref, f"{got[m] - ref:+.4f}"))
     print(table(("system", "measure", "rarx", "anserini", "diff"), rows))
-    write_result("bm25_cacm", {"command": "python benchmarks/bm25_cacm.py", "results": results,
-                               "note": "1000 hits, 52 judged topics, ir-measures (trec_eval)"})
+    write_result(
+        "bm25_cacm",
+        {
+            "command": "python benchmarks/bm25_cacm.py",
+            "results": results,
+            "note": "1000 hits, 52 judged topics, ir-measures (trec_eval)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,21 @@ def main() -> None:
     args = ap.parse_args()
     cacm = data_dir() / "cacm"
     index_dir = WORK / "indexes" / "cacm-bm25"
-    subprocess.run([sys.executable, "-m", "rarx.cli.main", "index", "--corpus",
-                    str(cacm / "corpus.jsonl"), "--index", str(index_dir), "--overwrite", "--quiet"],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rarx.cli.main",
+            "index",
+            "--corpus",
+            str(cacm / "corpus.jsonl"),
+            "--index",
+            str(index_dir),
+            "--overwrite",
+            "--quiet",
+        ],
+        check=True,
+    )
     queries = read_topics(cacm / "topics.cacm.txt")
     ours = LuceneIndex.load(index_dir)  # starts the JVM the rarx way
     from pyserini.search.lucene import LuceneSearcher  # reuses the running JVM
@@ -36,6 +48,7 @@ def main() -> None:
 
     rows, payload = [], {}
     for threads in (1, 2):
+
         def run_rarx(threads=threads):
             return ours.search(queries, args.k, threads=threads)
 
@@ -57,14 +70,26 @@ def main() -> None:
         identical = all([(h.docid, h.score) for h in r.hits] == p_out[r.qid] for r in r_out)
         qps = {n: len(queries) / t for n, t in best.items()}
         ratio = qps["rarx"] / qps["pyserini"]
-        rows.append((threads, f"{qps['rarx']:.1f}", f"{qps['pyserini']:.1f}", f"{ratio:.3f}",
-                     identical))
-        payload[f"threads={threads}"] = {"qps": qps, "ratio": ratio, "identical_rankings": identical}
+        rows.append(
+            (threads, f"{qps['rarx']:.1f}", f"{qps['pyserini']:.1f}", f"{ratio:.3f}", identical)
+        )
+        payload[f"threads={threads}"] = {
+            "qps": qps,
+            "ratio": ratio,
+            "identical_rankings": identical,
+        }
     print(f"CACM, {len(queries)} topics, {args.k} hits, best of {args.repeats}")
     print(table(("threads", "rarx q/s", "pyserini q/s", "ratio", "identical"), rows))
-    write_result("bm25_overhead", {"command": "python benchmarks/bm25_overhead.py",
-                                   "k": args.k, "queries": len(queries), "results": payload,
-                                   "target": "ratio >= 0.95, identical rankings"})
+    write_result(
+        "bm25_overhead",
+        {
+            "command": "python benchmarks/bm25_overhead.py",
+            "k": args.k,
+            "queries": len(queries),
+            "results": payload,
+            "target": "ratio >= 0.95, identical rankings",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         **payload,
     }
     path = RESULTS / f"{name}.json"

@@ -45,29 +45,72 @@ def main() -> None:
     args = ap.parse_args()
     cacm = data_dir() / "cacm"
     index = WORK / "indexes" / "cacm-bm25"
-    subprocess.run([sys.executable, "-m", "rarx.cli.main", "index", "--corpus",
-                    str(cacm / "corpus.jsonl"), "--index", str(index), "--overwrite", "--quiet"],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rarx.cli.main",
+            "index",
+            "--corpus",
+            str(cacm / "corpus.jsonl"),
+            "--index",
+            str(index),
+            "--overwrite",
+            "--quiet",
+        ],
+        check=True,
+    )
     topic = WORK / "one-query.tsv"
     topic.write_text(f"1\t{QUERY}\n")
-    rarx_cmd = [str(WORK.parents[1] / ".venv" / "bin" / "rarx"), "search", "--index", str(index),
-                "--query", QUERY, "--k", "10"]
+    rarx_cmd = [
+        str(WORK.parents[1] / ".venv" / "bin" / "rarx"),
+        "search",
+        "--index",
+        str(index),
+        "--query",
+        QUERY,
+        "--k",
+        "10",
+    ]
     if not (WORK.parents[1] / ".venv" / "bin" / "rarx").exists():
         rarx_cmd = [sys.executable, "-m", "rarx.cli.main", *rarx_cmd[1:]]
-    pyserini_cmd = [sys.executable, "-c", PYSERINI_LAUNCHER, "--index", str(index / LUCENE_DIR),
-                    "--topics", str(topic), "--output", str(WORK / "pyserini-one.trec"),
-                    "--hits", "10", "--bm25"]
+    pyserini_cmd = [
+        sys.executable,
+        "-c",
+        PYSERINI_LAUNCHER,
+        "--index",
+        str(index / LUCENE_DIR),
+        "--topics",
+        str(topic),
+        "--output",
+        str(WORK / "pyserini-one.trec"),
+        "--hits",
+        "10",
+        "--bm25",
+    ]
     times: dict[str, list[float]] = {"rarx search": [], "python -m pyserini.search.lucene": []}
     for _ in range(args.runs):
         times["rarx search"].append(timed(rarx_cmd))
         times["python -m pyserini.search.lucene"].append(timed(pyserini_cmd))
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["python -m pyserini.search.lucene"] / med["rarx search"]
-    print(table(("command", "median s", "min s"),
-                [(k, f"{med[k]:.2f}", f"{min(v):.2f}") for k, v in times.items()]))
+    print(
+        table(
+            ("command", "median s", "min s"),
+            [(k, f"{med[k]:.2f}", f"{min(v):.2f}") for k, v in times.items()],
+        )
+    )
     print(f"rarx starts {ratio:.1f}x faster (target >= 3x)")
-    write_result("startup", {"command": "python benchmarks/startup.py", "runs": args.runs,
-                             "seconds": times, "median": med, "speedup": ratio})
+    write_result(
+        "startup",
+        {
+            "command": "python benchmarks/startup.py",
+            "runs": args.runs,
+            "seconds": times,
+            "median": med,
+            "speedup": ratio,
+        },
+    )
 
 
 if __name__ == "__main__":

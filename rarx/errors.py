@@ -33,9 +33,7 @@ class MissingDependencyError(RarxError):
     """An optional backend is not installed; the message names the extra."""
 
     def __init__(self, module: str, extra: str):
-        super().__init__(
-            f"{module} is not installed; install it with: pip install 'rarx[{extra}]'"
-        )
+        super().__init__(f"{module} is not installed; install it with: pip install 'rarx[{extra}]'")
 
 
 class ModelNotFoundError(RarxError):

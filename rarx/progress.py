@@ -8,8 +8,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], desc: str, unit: str = "it", total: int | None = None,
-             quiet: bool = False) -> Iterable[T]:
+def progress(
+    items: Iterable[T], desc: str, unit: str = "it", total: int | None = None, quiet: bool = False
+) -> Iterable[T]:
     if quiet:
         return items
     from tqdm.auto import tqdm

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-TINY_DOCS = [
-    {"id": "d1", "title": "Photosynthesis", "text": "Plants use sunlight, water and carbon dioxide to make glucose."},
-    {"id": "d2", "title": "Mitochondria", "text": "The mitochondria is the powerhouse of the cell, producing ATP."},
-    {"id": "d3", "title": "Plate tectonics", "text": "Earthquakes happen where tectonic plates slide past each other."},
-    {"id": "d4", "title": "Volcanoes", "text": "Magma rises through the crust and erupts from volcanoes as lava."},
-    {"id": "d5", "title": "Gravity", "text": "Gravity pulls objects toward the Earth; Newton described it."},
-    {"id": "d6", "title": "Evaporation", "text": "Water evaporates when heated by the sun and forms clouds."},
-    {"id": "d7", "title": "", "text": "Enzymes speed up chemical reactions in living cells."},
-    {"id": "d8", "title": "DNA", "text": "DNA carries genetic information in a double helix."},
-]  # fmt: skip
+_TINY = [  # (id, title, text)
+    ("d1", "Photosynthesis", "Plants use sunlight, water and carbon dioxide to make glucose."),
+    ("d2", "Mitochondria", "The mitochondria is the powerhouse of the cell, producing ATP."),
+    ("d3", "Plate tectonics", "Earthquakes happen where tectonic plates slide past each other."),
+    ("d4", "Volcanoes", "Magma rises through the crust and erupts from volcanoes as lava."),
+    ("d5", "Gravity", "Gravity pulls objects toward the Earth; Newton described it."),
+    ("d6", "Evaporation", "Water evaporates when heated by the sun and forms clouds."),
+    ("d7", "", "Enzymes speed up chemical reactions in living cells."),
+    ("d8", "DNA", "DNA carries genetic information in a double helix."),
+]
+TINY_DOCS = [{"id": i, "title": t, "text": x} for i, t, x in _TINY]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

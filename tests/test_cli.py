@@ -10,14 +10,17 @@ from tests.conftest import write_jsonl
 
 
 def rarx(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rarx.cli.main", *args], capture_output=True,
-                          text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "rarx.cli.main", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_help_lists_commands_without_importing_torch():
-    code = ("import sys\nfrom rarx.cli.main import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules\n")
+    code = (
+        "import sys\nfrom rarx.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     for command in ("index", "search", "models"):
         assert f"  {command} " in out.stdout
@@ -39,8 +42,9 @@ def test_index_then_search(tmp_path: Path, tiny_corpus: Path):
     topics = tmp_path / "q.tsv"
     topics.write_text("a\tvolcano lava\nb\tgenetic information helix\n")
     run = tmp_path / "run.trec"
-    searched = rarx("search", "--index", str(index), "--topics", str(topics), "-o", str(run),
-                    "--k", "3")
+    searched = rarx(
+        "search", "--index", str(index), "--topics", str(topics), "-o", str(run), "--k", "3"
+    )
     assert searched.returncode == 0, searched.stderr
     rows = [line.split() for line in run.read_text().splitlines()]
     assert rows[0][:4] == ["a", "Q0", "d4", "1"] and rows[0][5] == "rarx"
@@ -56,11 +60,14 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path):
     bad.write_text('{"id": "a", "contents": "x"}\n{"id": "b", "contents"\n')
     r = rarx("index", "--corpus", str(bad), "--index", str(tmp_path / "idx"), "--quiet")
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [f"rarx: error: {bad}:2: malformed JSON "
-                                             "(Expecting ':' delimiter)"]
+    assert r.stderr.strip().splitlines() == [
+        f"rarx: error: {bad}:2: malformed JSON (Expecting ':' delimiter)"
+    ]
     assert not (tmp_path / "idx").exists()
 
-    dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a", "contents": "x"}, {"id": "a", "contents": "y"}])
+    dup = write_jsonl(
+        tmp_path / "dup.jsonl", [{"id": "a", "contents": "x"}, {"id": "a", "contents": "y"}]
+    )
     r = rarx("index", "--corpus", str(dup), "--index", str(tmp_path / "idx"), "--quiet")
     assert r.returncode == 1 and "duplicate document id 'a'" in r.stderr
     r = rarx("index", "--corpus", str(dup), "--index", str(tmp_path / "idx"), "--dedupe")
@@ -68,8 +75,10 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path):
 
     r = rarx("search", "--index", str(tmp_path), "--query", "x")
     assert r.returncode == 1
-    assert r.stderr.strip() == f"rarx: error: {tmp_path}: not a rarx index (no rarx_index.json); " \
-                               "build one with 'rarx index'"
+    assert (
+        r.stderr.strip() == f"rarx: error: {tmp_path}: not a rarx index (no rarx_index.json); "
+        "build one with 'rarx index'"
+    )
 
     r = rarx("search", "--index", str(tmp_path / "idx"))
     assert r.returncode == 2 and "exactly one of --query TEXT or --topics FILE" in r.stderr

@@ -18,15 +18,19 @@ def docs(path, **kw):
 
 
 def test_pyserini_jsonl(tmp_path: Path):
-    p = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "contents": "alpha"}, {"id": 7, "contents": "b"}])
+    p = write_jsonl(
+        tmp_path / "c.jsonl", [{"id": "a", "contents": "alpha"}, {"id": 7, "contents": "b"}]
+    )
     got = docs(p)
     assert [(d.docid, d.text, d.title) for d in got] == [("a", "alpha", ""), ("7", "b", "")]
 
 
 def test_beir_folder_keeps_title_and_extra_fields(tmp_path: Path):
     (tmp_path / "beir").mkdir()
-    write_jsonl(tmp_path / "beir" / "corpus.jsonl",
-                [{"_id": "x", "title": "T", "text": "body", "metadata": {"url": "u"}}])
+    write_jsonl(
+        tmp_path / "beir" / "corpus.jsonl",
+        [{"_id": "x", "title": "T", "text": "body", "metadata": {"url": "u"}}],
+    )
     (d,) = docs(tmp_path / "beir")
     assert (d.docid, d.title, d.text, d.meta["metadata"]) == ("x", "T", "body", {"url": "u"})
 
@@ -63,9 +67,15 @@ def test_missing_or_wrong_fields_name_field_and_line(tmp_path: Path, row, messag
 
 
 def test_duplicate_ids_error_or_dedupe(tmp_path: Path):
-    rows = [{"id": "a", "contents": "1"}, {"id": "b", "contents": "2"}, {"id": "a", "contents": "3"}]
+    rows = [
+        {"id": "a", "contents": "1"},
+        {"id": "b", "contents": "2"},
+        {"id": "a", "contents": "3"},
+    ]
     p = write_jsonl(tmp_path / "c.jsonl", rows)
-    with pytest.raises(InputError, match=r":3: duplicate document id 'a' \(first at .* line 1\).*--dedupe"):
+    with pytest.raises(
+        InputError, match=r":3: duplicate document id 'a' \(first at .* line 1\).*--dedupe"
+    ):
         docs(p)
     corpus = Corpus(p, dedupe=True)
     assert [d.text for d in corpus] == ["1", "2"]
@@ -102,18 +112,29 @@ def test_checksum_changes_with_content(tmp_path: Path):
 def test_topics_formats(tmp_path: Path):
     tsv = tmp_path / "q.tsv"
     tsv.write_text("1\tfirst query\n2\tsecond one\n")
-    assert [(q.qid, q.text) for q in read_topics(tsv)] == [("1", "first query"), ("2", "second one")]
+    assert [(q.qid, q.text) for q in read_topics(tsv)] == [
+        ("1", "first query"),
+        ("2", "second one"),
+    ]
 
     sgml = tmp_path / "topics.txt"
-    sgml.write_text("<DOC>\n<DOCNO> 1 </DOCNO>\n\n What about TSS\n(Time Sharing)?\n\nPooch, U.\n</DOC>\n"
-                    "<DOC>\n<DOCNO> 2 </DOCNO>\n sorting\n</DOC>\n")
+    sgml.write_text(
+        "<DOC>\n<DOCNO> 1 </DOCNO>\n\n What about TSS\n(Time Sharing)?\n\nPooch, U.\n</DOC>\n"
+        "<DOC>\n<DOCNO> 2 </DOCNO>\n sorting\n</DOC>\n"
+    )
     assert [(q.qid, q.text) for q in read_topics(sgml)] == [
-        ("1", "What about TSS (Time Sharing)? Pooch, U."), ("2", "sorting")]
+        ("1", "What about TSS (Time Sharing)? Pooch, U."),
+        ("2", "sorting"),
+    ]
 
     trec = tmp_path / "topics.301"
-    trec.write_text("<top>\n<num> Number: 301\n<title> International Organized Crime\n"
-                    "<desc> Description:\nfoo\n</top>\n")
-    assert [(q.qid, q.text) for q in read_topics(trec)] == [("301", "International Organized Crime")]
+    trec.write_text(
+        "<top>\n<num> Number: 301\n<title> International Organized Crime\n"
+        "<desc> Description:\nfoo\n</top>\n"
+    )
+    assert [(q.qid, q.text) for q in read_topics(trec)] == [
+        ("301", "International Organized Crime")
+    ]
 
     beir = write_jsonl(tmp_path / "queries.jsonl", [{"_id": "q1", "text": "hi", "answers": ["a"]}])
     (q,) = read_topics(beir)

@@ -16,7 +16,7 @@ from tests.conftest import TINY_DOCS, write_jsonl
 def test_search_finds_the_obvious_document(tiny_bm25):
     (r,) = tiny_bm25.search([Query("q", "why do volcanoes erupt lava")], k=3)
     assert r.docids[0] == "d4"
-    assert len(r) <= 3 and all(a.score >= b.score for a, b in zip(r.hits, r.hits[1:]))
+    assert len(r) <= 3 and all(a.score >= b.score for a, b in zip(r.hits, r.hits[1:], strict=False))
 
 
 def test_title_is_indexed_and_documents_come_back_whole(tiny_bm25):
@@ -75,8 +75,9 @@ def test_interrupted_build_leaves_the_old_index(tmp_path: Path, tiny_corpus: Pat
 
 def test_interrupted_first_build_leaves_nothing(tmp_path: Path, tiny_corpus: Path):
     with pytest.raises(KeyboardInterrupt):
-        LuceneIndex.build(_failing(Corpus(tiny_corpus), 2, KeyboardInterrupt()), tmp_path / "idx",
-                          quiet=True)
+        LuceneIndex.build(
+            _failing(Corpus(tiny_corpus), 2, KeyboardInterrupt()), tmp_path / "idx", quiet=True
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
 
 
@@ -86,7 +87,9 @@ def test_overwrite_is_required(tmp_path: Path, tiny_corpus: Path):
     with pytest.raises(IndexExistsError, match="--overwrite"):
         LuceneIndex.build(Corpus(tiny_corpus), target, quiet=True)
     small = write_jsonl(tmp_path / "small.jsonl", [{"id": "only", "contents": "one doc"}])
-    assert LuceneIndex.build(Corpus(small), target, overwrite=True, quiet=True).manifest.documents == 1
+    assert (
+        LuceneIndex.build(Corpus(small), target, overwrite=True, quiet=True).manifest.documents == 1
+    )
     notindex = tmp_path / "precious"
     notindex.mkdir()
     (notindex / "file.txt").write_text("keep me")
@@ -125,7 +128,7 @@ def test_bm25_search_does_not_import_torch(tiny_bm25):
         "from rarx.types import Query\n"
         f"r = load_index({str(tiny_bm25.path)!r}).search([Query('q', 'lava')], k=1)\n"
         "assert r[0].docids == ['d4'], r\n"
-        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "heavy = {'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

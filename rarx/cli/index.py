@@ -13,25 +13,59 @@ from rarx.io.corpus import Corpus
 
 
 @click.command()
-@click.option("--corpus", "corpus_path", required=True, type=click.Path(path_type=Path),
-              help="JSONL file (id+contents, or BEIR _id/title/text), BEIR folder, or Parquet.")
-@click.option("--index", "index_path", required=True, type=click.Path(path_type=Path),
-              help="Directory to create, e.g. indexes/NAME.")
+@click.option(
+    "--corpus",
+    "corpus_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="JSONL file (id+contents, or BEIR _id/title/text), BEIR folder, or Parquet.",
+)
+@click.option(
+    "--index",
+    "index_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to create, e.g. indexes/NAME.",
+)
 @click.option("--kind", type=click.Choice(["bm25", "dense"]), default="bm25", show_default=True)
 @click.option("--model", default="minilm", show_default=True, help="Encoder for --kind dense.")
-@click.option("--faiss", "faiss_kind", type=click.Choice(["flat", "hnsw", "ivfpq"]), default="flat",
-              show_default=True, help="faiss structure for --kind dense.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Encoding batch size for --kind dense.")
-@click.option("--k1", type=float, default=0.9, show_default=True, help="BM25 k1 (default at search).")
+@click.option(
+    "--faiss",
+    "faiss_kind",
+    type=click.Choice(["flat", "hnsw", "ivfpq"]),
+    default="flat",
+    show_default=True,
+    help="faiss structure for --kind dense.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Encoding batch size for --kind dense.",
+)
+@click.option(
+    "--k1", type=float, default=0.9, show_default=True, help="BM25 k1 (default at search)."
+)
 @click.option("--b", type=float, default=0.4, show_default=True, help="BM25 b (default at search).")
 @click.option("--dedupe", is_flag=True, help="Keep the first of documents with the same id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --index.")
 @threads_option
 @quiet_option
-def index(corpus_path: Path, index_path: Path, kind: str, model: str, faiss_kind: str,
-          batch_size: int, k1: float, b: float, dedupe: bool, overwrite: bool, threads: int,
-          quiet: bool) -> None:
+def index(
+    corpus_path: Path,
+    index_path: Path,
+    kind: str,
+    model: str,
+    faiss_kind: str,
+    batch_size: int,
+    k1: float,
+    b: float,
+    dedupe: bool,
+    overwrite: bool,
+    threads: int,
+    quiet: bool,
+) -> None:
     """Build an index from a corpus.
 
     \b
@@ -43,11 +77,19 @@ def index(corpus_path: Path, index_path: Path, kind: str, model: str, faiss_kind
     start = time.perf_counter()
     cls = index_class(kind)
     if kind == "bm25":
-        built = cls.build(corpus, index_path, overwrite=overwrite, threads=threads, k1=k1, b=b,
-                          quiet=quiet)
+        built = cls.build(
+            corpus, index_path, overwrite=overwrite, threads=threads, k1=k1, b=b, quiet=quiet
+        )
     else:
-        built = cls.build(corpus, index_path, overwrite=overwrite, model=model, faiss=faiss_kind,
-                          batch_size=batch_size, quiet=quiet)
+        built = cls.build(
+            corpus,
+            index_path,
+            overwrite=overwrite,
+            model=model,
+            faiss=faiss_kind,
+            batch_size=batch_size,
+            quiet=quiet,
+        )
     if corpus.duplicates:
         click.echo(f"--dedupe: dropped {corpus.duplicates:,} documents with repeated ids", err=True)
     if not quiet:

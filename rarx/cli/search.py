@@ -31,8 +31,9 @@ def open_index(path: Path, rm3: bool, k1: float | None, b: float | None) -> Any:
     return cls.load(path)
 
 
-def search_one(index: Any, queries: list[Query], k: int, threads: int, instruction: str,
-               with_docs: bool) -> list[Ranking]:
+def search_one(
+    index: Any, queries: list[Query], k: int, threads: int, instruction: str, with_docs: bool
+) -> list[Ranking]:
     if index.kind == "bm25":
         if instruction:
             raise ConfigError("--instruction applies to dense indexes (BM25 would match its words)")
@@ -73,19 +74,44 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 
 
 @click.command()
-@click.option("--index", "index_paths", multiple=True, required=True,
-              type=click.Path(path_type=Path), help="Index directory; repeat to fuse several.")
+@click.option(
+    "--index",
+    "index_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Index directory; repeat to fuse several.",
+)
 @click.option("--query", help="One query text.")
-@click.option("--topics", type=click.Path(path_type=Path),
-              help="Queries: TSV (qid<TAB>text), BEIR queries.jsonl, SGML or TREC topics.")
+@click.option(
+    "--topics",
+    type=click.Path(path_type=Path),
+    help="Queries: TSV (qid<TAB>text), BEIR queries.jsonl, SGML or TREC topics.",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write here, not stdout.")
-@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits per query.")
-@click.option("--format", "fmt", type=click.Choice(["trec", "jsonl", "table"]),
-              help="Output format [default: table for --query, trec for --topics].")
-@click.option("--fusion", type=click.Choice(["rrf"]), default="rrf", show_default=True,
-              help="How to fuse several --index.")
-@click.option("--fusion-depth", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Hits taken from each index before fusing.")
+@click.option(
+    "--k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits per query."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["trec", "jsonl", "table"]),
+    help="Output format [default: table for --query, trec for --topics].",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["rrf"]),
+    default="rrf",
+    show_default=True,
+    help="How to fuse several --index.",
+)
+@click.option(
+    "--fusion-depth",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Hits taken from each index before fusing.",
+)
 @click.option("--rm3", is_flag=True, help="BM25 with RM3 query expansion (10 terms, 10 docs, 0.5).")
 @click.option("--k1", type=float, help="BM25 k1 [default: as built, 0.9].")
 @click.option("--b", type=float, help="BM25 b [default: as built, 0.4].")
@@ -93,10 +119,23 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 @click.option("--tag", default="rarx", show_default=True, help="Run tag (TREC format).")
 @threads_option
 @quiet_option
-def search(index_paths: tuple[Path, ...], query: str | None, topics: Path | None,
-           output: Path | None, k: int, fmt: str | None, fusion: str, fusion_depth: int,
-           rm3: bool, k1: float | None, b: float | None, instruction: str, tag: str,
-           threads: int, quiet: bool) -> None:
+def search(
+    index_paths: tuple[Path, ...],
+    query: str | None,
+    topics: Path | None,
+    output: Path | None,
+    k: int,
+    fmt: str | None,
+    fusion: str,
+    fusion_depth: int,
+    rm3: bool,
+    k1: float | None,
+    b: float | None,
+    instruction: str,
+    tag: str,
+    threads: int,
+    quiet: bool,
+) -> None:
     """Search indexes with one query or a topics file.
 
     \b
@@ -115,8 +154,17 @@ def search(index_paths: tuple[Path, ...], query: str | None, topics: Path | None
         rankings = search_one(indexes[0], queries, k, threads, instruction, with_docs)
     else:
         depth = max(k, fusion_depth)
-        runs = [search_one(ix, queries, depth, threads, instruction if ix.kind != "bm25" else "",
-                           with_docs=False) for ix in indexes]
+        runs = [
+            search_one(
+                ix,
+                queries,
+                depth,
+                threads,
+                instruction if ix.kind != "bm25" else "",
+                with_docs=False,
+            )
+            for ix in indexes
+        ]
         rankings = rrf(runs, k=k)
         if with_docs:
             rankings = [_attach_docs(r, indexes) for r in rankings]
@@ -132,8 +180,11 @@ def search(index_paths: tuple[Path, ...], query: str | None, topics: Path | None
         with atomic_write(output) as f:
             f.write(text)
         if not quiet:
-            click.echo(f"wrote {sum(len(r) for r in rankings):,} hits for {len(queries):,} "
-                       f"queries to {output}", err=True)
+            click.echo(
+                f"wrote {sum(len(r) for r in rankings):,} hits for {len(queries):,} "
+                f"queries to {output}",
+                err=True,
+            )
 
 
 def _attach_docs(ranking: Ranking, indexes: list[Any]) -> Ranking:

@@ -89,7 +89,9 @@ class Index(Protocol):
 
 def index_class(kind: str) -> type:
     if kind not in INDEX_KINDS:
-        raise IndexFormatError(f"unknown index kind {kind!r} (known: {', '.join(sorted(INDEX_KINDS))})")
+        raise IndexFormatError(
+            f"unknown index kind {kind!r} (known: {', '.join(sorted(INDEX_KINDS))})"
+        )
     module, name = INDEX_KINDS[kind].split(":")
     return getattr(importlib.import_module(module), name)
 

@@ -26,7 +26,9 @@ def _anserini_jar() -> str:
     spec = importlib.util.find_spec("pyserini")
     if spec is None or spec.origin is None:
         raise MissingDependencyError("pyserini", "lucene")
-    jars = glob.glob(os.path.join(os.path.dirname(spec.origin), "resources", "jars", "anserini-*-fatjar.jar"))
+    jars = glob.glob(
+        os.path.join(os.path.dirname(spec.origin), "resources", "jars", "anserini-*-fatjar.jar")
+    )
     if not jars:
         raise RarxError("pyserini is installed without its Anserini jar; reinstall 'rarx[lucene]'")
     return max(jars, key=os.path.getmtime)

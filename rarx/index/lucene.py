@@ -79,7 +79,9 @@ class LuceneIndex:
         stream = ChecksumStream(docs)
         with staged_build(path, overwrite) as tmp:
             shards = tmp / "_input"
-            _write_shards(progress(stream, desc="reading corpus", unit="doc", quiet=quiet), shards, threads)
+            _write_shards(
+                progress(stream, desc="reading corpus", unit="doc", quiet=quiet), shards, threads
+            )
             if stream.count == 0:
                 raise RarxError("no documents to index")
             args = [
@@ -95,13 +97,20 @@ class LuceneIndex:
                 "-quiet",
             ]  # fmt: skip
             if not quiet:
-                print(f"indexing {stream.count:,} documents with Lucene ({threads} threads)...", flush=True)
+                print(
+                    f"indexing {stream.count:,} documents with Lucene ({threads} threads)...",
+                    flush=True,
+                )
             try:
                 jclass("io.anserini.index.IndexCollection").main(args)
             except Exception as exc:  # a JavaException from the indexer
                 raise RarxError(f"Lucene indexing failed: {exc}") from exc
             shutil.rmtree(shards)
-            indexed = int(jclass("io.anserini.search.SimpleSearcher")(str(tmp / LUCENE_DIR)).get_total_num_docs())
+            indexed = int(
+                jclass("io.anserini.search.SimpleSearcher")(
+                    str(tmp / LUCENE_DIR)
+                ).get_total_num_docs()
+            )
             manifest = Manifest(
                 kind=cls.kind,
                 documents=indexed,
@@ -144,8 +153,12 @@ class LuceneIndex:
         }
         searcher.set_bm25(settings["k1"], settings["b"])
         if rm3:
-            settings.update(fb_terms=fb_terms, fb_docs=fb_docs, original_query_weight=original_query_weight)
-            searcher.set_rm3(None, int(fb_terms), int(fb_docs), float(original_query_weight), False, True)
+            settings.update(
+                fb_terms=fb_terms, fb_docs=fb_docs, original_query_weight=original_query_weight
+            )
+            searcher.set_rm3(
+                None, int(fb_terms), int(fb_docs), float(original_query_weight), False, True
+            )
         return cls(path, manifest, searcher, settings)
 
     def search(

@@ -1,4 +1,5 @@
-"""Readers and writers for the field's formats: TREC runs and qrels, topics, JSONL, BEIR, Parquet."""
+"""Readers and writers for the field's formats: TREC runs and qrels, topics, JSONL,
+BEIR folders and Parquet."""
 
 from rarx.io.atomic import atomic_write
 from rarx.io.corpus import read_corpus

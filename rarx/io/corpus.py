@@ -27,7 +27,9 @@ def corpus_files(path: str | Path) -> list[Path]:
     if (path / "corpus.jsonl").is_file():
         return [path / "corpus.jsonl"]
     files = sorted(
-        p for p in path.iterdir() if p.is_file() and (p.name.endswith(JSONL_SUFFIXES) or p.suffix == ".parquet")
+        p
+        for p in path.iterdir()
+        if p.is_file() and (p.name.endswith(JSONL_SUFFIXES) or p.suffix == ".parquet")
     )
     if not files:
         raise InputError(
@@ -138,7 +140,11 @@ def write_corpus_jsonl(f, docs) -> int:  # noqa: ANN001 - text file, iterable of
 
     n = 0
     for d in docs:
-        f.write(json.dumps({"_id": d.docid, "title": d.title, "text": d.text, **d.meta},
-                           ensure_ascii=False) + "\n")
+        f.write(
+            json.dumps(
+                {"_id": d.docid, "title": d.title, "text": d.text, **d.meta}, ensure_ascii=False
+            )
+            + "\n"
+        )
         n += 1
     return n

@@ -52,7 +52,9 @@ def _read_jsonl(path: Path) -> list[Query]:
         qid = obj.get("_id", obj.get("qid", obj.get("id")))
         text = obj.get("text", obj.get("query"))
         if qid is None or not isinstance(text, str):
-            raise InputError("expected fields '_id' (or 'qid') and 'text' (or 'query')", path, lineno)
+            raise InputError(
+                "expected fields '_id' (or 'qid') and 'text' (or 'query')", path, lineno
+            )
         meta = {k: v for k, v in obj.items() if k not in ("_id", "qid", "id", "text", "query")}
         queries.append(Query(str(qid), text, meta))
     return queries
