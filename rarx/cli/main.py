@@ -4,6 +4,7 @@ and a BM25 search never import torch."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click

@@ -87,7 +87,7 @@ class Index(Protocol):
     def doc(self, docid: str) -> Document | None: ...
 
 
-def index_class(kind: str) -> type:
+def index_class(kind: str) -> Any:
     if kind not in INDEX_KINDS:
         raise IndexFormatError(
             f"unknown index kind {kind!r} (known: {', '.join(sorted(INDEX_KINDS))})"

@@ -23,7 +23,7 @@ from rarx.types import Document, Hit, Query, Ranking
 
 LUCENE_DIR = "lucene"
 BM25_DEFAULTS = {"k1": 0.9, "b": 0.4}
-RM3_DEFAULTS = {"fb_terms": 10, "fb_docs": 10, "original_query_weight": 0.5}
+RM3_TERMS, RM3_DOCS, RM3_WEIGHT = 10, 10, 0.5  # Anserini's defaults
 
 
 def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> None:
@@ -137,9 +137,9 @@ class LuceneIndex:
         k1: float | None = None,
         b: float | None = None,
         rm3: bool = False,
-        fb_terms: int = RM3_DEFAULTS["fb_terms"],
-        fb_docs: int = RM3_DEFAULTS["fb_docs"],
-        original_query_weight: float = RM3_DEFAULTS["original_query_weight"],
+        fb_terms: int = RM3_TERMS,
+        fb_docs: int = RM3_DOCS,
+        original_query_weight: float = RM3_WEIGHT,
     ) -> LuceneIndex:
         path = Path(path)
         manifest = Manifest.read(path)

@@ -47,7 +47,7 @@ def causal_lm_dir(model: ResolvedModel, quiet: bool = False) -> str:
         model.source, gguf_file=model.gguf_file, dtype=torch.float32
     )
     # The weights are dequantised now; drop the GGUF quantiser so the copy saves plainly.
-    lm.hf_quantizer = None
+    lm.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(lm.config, "quantization_config"):
         del lm.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
