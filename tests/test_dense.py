@@ -234,3 +234,13 @@ def test_failed_rebuild_leaves_the_previous_index_untouched(
     assert len(rebuilt) == len(DOCS) and rebuilt.docids == [d.docid for d in DOCS]
     assert rebuilt.doc("d12") == DOCS[11]  # from the last of three row groups
     assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+
+
+def test_cuda_device_without_gpu_faiss_searches_on_cpu(flat_path: Path, encoder: Encoder) -> None:
+    import faiss
+
+    if faiss.get_num_gpus() > 0:
+        pytest.skip("faiss sees a GPU here")
+    index = DenseIndex.load(flat_path, device="cuda", encoder=encoder)
+    assert isinstance(index._index, faiss.IndexFlatIP) and index._gpu_resources is None
+    assert index.search([QUERIES[0]], k=1)[0].docids == ["d10"]

@@ -163,24 +163,23 @@ def _read_faiss(
     return index
 
 
-def _to_device(index: Any, kind: str, device: str | None) -> Any:
-    """Move the index to a GPU when asked for CUDA and faiss has GPU support; else keep it."""
+def _to_device(index: Any, kind: str, device: str | None) -> tuple[Any, Any]:
+    """Move the index to a GPU when asked for CUDA and faiss has GPU support; else keep it.
+    Returns the index and the GPU resources it needs kept alive (None on CPU)."""
     if not device or not device.startswith("cuda") or kind == "hnsw":
-        return index  # faiss has no GPU HNSW
+        return index, None  # faiss has no GPU HNSW
     faiss = _faiss()
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
-        return index
+        return index, None
     gpu = int(device.split(":", 1)[1]) if ":" in device else 0
     try:
         resources = faiss.StandardGpuResources()
-        moved = faiss.index_cpu_to_gpu(resources, gpu, index)
+        return faiss.index_cpu_to_gpu(resources, gpu, index), resources
     except RuntimeError as exc:
         warnings.warn(
             f"could not move the faiss index to {device} ({exc}); searching on CPU", stacklevel=3
         )
-        return index
-    moved._rarx_resources = resources  # the GPU index must not outlive its resources
-    return moved
+        return index, None
 
 
 def _encode_and_store(
@@ -276,6 +275,7 @@ class DenseIndex:
         self._encoder_config = encoder_config
         self._encoder = encoder
         self._embeddings: np.memmap | None = None
+        self._gpu_resources: Any = None
         self.dim = int(manifest.params["dim"])
 
     def __len__(self) -> int:
@@ -403,7 +403,7 @@ class DenseIndex:
                 f"{encoder.config.model!r} ({encoder.dim}-d); pass no encoder to load the right one"
             )
         index = _read_faiss(path / FAISS_FILE, params, nprobe, ef_search)
-        index = _to_device(index, params.get("faiss", "flat"), device)
+        index, gpu_resources = _to_device(index, params.get("faiss", "flat"), device)
         docstore = _DocStore(path / DOCSTORE_FILE)
         n = manifest.documents
         emb_rows = (path / EMBEDDINGS_FILE).stat().st_size // (4 * dim)
@@ -412,7 +412,9 @@ class DenseIndex:
                 f"{path}: corrupt dense index (manifest: {n} documents; docstore: "
                 f"{len(docstore.docids)}, faiss: {index.ntotal}, embeddings: {emb_rows}); {rebuild}"
             )
-        return cls(path, manifest, index, docstore, config, encoder)
+        loaded = cls(path, manifest, index, docstore, config, encoder)
+        loaded._gpu_resources = gpu_resources  # must outlive the GPU index
+        return loaded
 
     # -- accessors ------------------------------------------------------------------
 
@@ -478,10 +480,7 @@ class DenseIndex:
         rankings = []
         for qid, row_scores, row_ids in zip(qids, scores.tolist(), rows.tolist(), strict=True):
             # faiss pads with -1 when fewer than k documents are reachable
-            hits = tuple(
-                Hit(docids[r], s, found.get(r))
-                for s, r in zip(row_scores, row_ids, strict=True)
-                if r >= 0
-            )
+            pairs = zip(row_scores, row_ids, strict=True)
+            hits = tuple([Hit(docids[r], s, found.get(r)) for s, r in pairs if r >= 0])
             rankings.append(Ranking(qid, hits))
         return rankings
