@@ -91,3 +91,18 @@ def prepare(name: str, out: Path | None, overwrite: bool) -> None:
     counts = (read_manifest(path) or {}).get("counts", {})
     summary = ", ".join(f"{v:,} {k}" for k, v in counts.items())
     click.echo(f"prepared {name} at {path} ({summary})")
+
+
+@datasets.command("download")
+@click.argument("spec")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Target folder (default: data/beir/NAME).",
+)
+def download(spec: str, out: Path | None) -> None:
+    """Fetch a public benchmark folder (e.g. beir/scifact), verifying its checksum."""
+    from rarx.eval.datasets.download import download_dataset
+
+    click.echo(f"downloaded {spec} to {download_dataset(spec, out)}")

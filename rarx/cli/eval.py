@@ -72,3 +72,215 @@ def run_cmd(
         click.echo()
     rows = [(m, result.aggregate[m]) for m in result.measures]
     click.echo(table(["measure", f"mean ({result.queries} queries)"], rows))
+
+
+def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
+    return click.option(
+        "-m",
+        "--measure",
+        "measures",
+        multiple=True,
+        help=f"ir-measures string; repeatable (default: {' '.join(DEFAULT_MEASURES)}).",
+    )(f)
+
+
+@eval_.command("retrieval")
+@click.option(
+    "--dataset", required=True, help="Packaged dataset name or a BEIR / RAR-b full/ folder."
+)
+@click.option("--split", default="test", show_default=True, help="Qrels split.")
+@click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A built rarx index; repeatable.",
+)
+@click.option("--bm25", is_flag=True, help="BM25 built over the dataset's corpus.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Dense model (e.g. minilm) over the dataset's corpus; repeatable.",
+)
+@click.option("--hybrid", is_flag=True, help="Also RRF of BM25 and each dense model.")
+@click.option(
+    "--instructions",
+    is_flag=True,
+    help="Also run each dense model with the dataset's instruction (reuses the "
+    "document embeddings).",
+)
+@_measures_option
+@click.option("-k", "--depth", default=100, show_default=True, help="Hits per query.")
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=Path("indexes/eval"),
+    show_default=True,
+    help="Where BM25 indexes and document embeddings are kept.",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write each system's TREC run here.",
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a results JSON (dataset, systems, settings, versions, figures).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def retrieval_cmd(
+    dataset: str,
+    split: str,
+    indexes: tuple[Path, ...],
+    bm25: bool,
+    models: tuple[str, ...],
+    hybrid: bool,
+    instructions: bool,
+    measures: tuple[str, ...],
+    depth: int,
+    work_dir: Path,
+    run_dir: Path | None,
+    results: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Evaluate systems side by side on a dataset, with paired t-tests against the first."""
+    from rarx.errors import RarxError
+    from rarx.eval.metrics import parse_measures
+    from rarx.eval.retrieval import compare, resolve_dataset
+    from rarx.eval.systems import DenseModel, bm25_run, hybrid_run, index_run
+    from rarx.io.trec import write_run
+
+    names = measures or DEFAULT_MEASURES
+    parse_measures(names)
+    if not (indexes or bm25 or models):
+        raise RarxError("nothing to evaluate: pass --index PATH, --bm25 and/or --model NAME")
+    if hybrid and not (bm25 and models):
+        raise RarxError("--hybrid fuses BM25 with a dense model: pass --bm25 and --model")
+    data = resolve_dataset(dataset, split)
+    _warn(list(data.warnings))
+    if instructions and not data.instruction:
+        raise RarxError(f"{data.path} has no instruction.txt; drop --instructions")
+    queries = data.judged_queries
+    runs = [index_run(p, queries, depth) for p in indexes]
+    bm25_result = bm25_run(data, queries, depth, work_dir, quiet) if bm25 else None
+    if bm25_result:
+        runs.append(bm25_result)
+    for model in models:
+        dense = DenseModel(model, data, cache_dir=work_dir / "embeddings", quiet=quiet)
+        variants = [dense.search(queries, depth)]
+        if instructions:
+            variants.append(dense.search(queries, depth, data.instruction))
+        runs.extend(variants)
+        if hybrid and bm25_result:
+            runs.extend(hybrid_run([bm25_result, v], depth) for v in variants)
+    scored = compare(runs, data.qrels, names)
+    if run_dir is not None:
+        for i, r in enumerate(runs):
+            write_run(run_dir / f"{i:02d}.trec", r.rankings, tag=f"s{i}")
+    from rarx.eval.results import envelope, write_results
+
+    out = envelope(
+        "retrieval",
+        dataset={"name": dataset, "path": str(data.path), "split": split,
+                 "queries": len(queries), "documents": len(data.corpus),
+                 "instruction": data.instruction},
+        settings={"depth": depth, "measures": list(names),
+                  "significance": "paired t-test vs first"},
+        systems=[s.as_dict() for s in scored],
+    )  # fmt: skip
+    if results is not None:
+        write_results(results, out)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    _print_systems(scored, len(queries), str(data.path))
+
+
+def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: ANN001
+    from rarx.eval.report import table
+
+    measures = scored[0].evaluation.measures
+    rows = []
+    for i, s in enumerate(scored):
+        cells: list[object] = [f"{i}: {s.run.name}"]
+        for m in measures:
+            p = s.p_values.get(m)
+            mark = "*" if p is not None and p < 0.05 else ""
+            cells.append(f"{s.evaluation.aggregate[m]:.4f}{mark}")
+        qps = s.run.queries_per_second
+        cells.append(int(round(qps)) if qps else "-")
+        rows.append(cells)
+    click.echo(f"{where}: {n_queries} queries")
+    click.echo(table(["system", *measures, "q/s"], rows))
+    click.echo("* p < 0.05, paired t-test against system 0")
+
+
+@eval_.command("mcr")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="An MCR CSV, a folder of them (RAR-b's mcr/), or a prepared dataset folder.",
+)
+@click.option("--model", default="minilm", show_default=True, help="Bi-encoder to score with.")
+@click.option("--instructions", is_flag=True, help="Score with instructions as well as without.")
+@click.option(
+    "--per-question",
+    is_flag=True,
+    help="Encode one question at a time, exactly as RAR-b's loop does (slower).",
+)
+@click.option(
+    "--results", type=click.Path(path_type=Path), default=None, help="Write a results JSON."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def mcr_cmd(
+    data_path: Path,
+    model: str,
+    instructions: bool,
+    per_question: bool,
+    results: Path | None,
+    as_json: bool,
+) -> None:
+    """MCR accuracy per file, scored as RAR-b scores it (cosine, first maximum wins)."""
+    from rarx.eval.mcr import mcr_encoder, mcr_files, read_mcr_csv, run_mcr
+    from rarx.eval.report import table
+    from rarx.eval.results import envelope, write_results
+
+    files = mcr_files(data_path)
+    loaded = [(f, read_mcr_csv(f)) for f in files]  # every file is checked before encoding
+    encoder = mcr_encoder(model)
+    rows = [run_mcr(f, items, encoder, instructions, per_question) for f, items in loaded]
+    out = envelope(
+        "mcr",
+        model=model,
+        settings={
+            "max_seq_length": int(encoder.model.max_seq_length),
+            "similarity": "cosine",
+            "ties": "first option",
+            "per_question": per_question,
+        },
+        files=[r.as_dict() for r in rows],
+    )
+    if results is not None:
+        write_results(results, out)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    header = ["file", "questions", "acc w/o inst"] + (["acc w/ inst"] if instructions else [])
+    click.echo(
+        table(
+            header,
+            [
+                [Path(r.file).name, r.questions, r.accuracy_without]
+                + ([r.accuracy_with] if instructions else [])
+                for r in rows
+            ],
+        )
+    )

@@ -82,7 +82,8 @@ def read_run_scores(path: str | Path) -> RunFile:
 
 
 def run_from_rankings(rankings: Sequence[Ranking]) -> Run:
-    return {r.qid: {h.docid: h.score for h in r.hits} for r in rankings}
+    # Queries without hits are left out; ir-measures then scores them 0.
+    return {r.qid: {h.docid: h.score for h in r.hits} for r in rankings if r.hits}
 
 
 @dataclass

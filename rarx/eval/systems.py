@@ -1,0 +1,186 @@
+"""Retrieval systems evaluated on a dataset: a built index, BM25 or a dense model built
+over the dataset's corpus, and RRF hybrids of them.
+
+Dense models are searched exactly (cosine over all documents) from document embeddings
+computed once per model and corpus; the with- and without-instruction runs share them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rarx.eval.datasets.beir import BeirDataset
+from rarx.types import Hit, Query, Ranking
+
+QUERY_CHUNK = 256  # queries scored at once: bounds the (queries x documents) score block
+
+
+@dataclass
+class SystemRun:
+    """One system's rankings for a dataset's queries, with how long it took."""
+
+    name: str
+    rankings: list[Ranking]
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def queries_per_second(self) -> float | None:
+        t = self.seconds.get("search")
+        return len(self.rankings) / t if t else None
+
+
+def corpus_key(data: BeirDataset) -> str:
+    h = hashlib.sha256()
+    for d in data.corpus:
+        h.update(f"{d.docid}\t{d.title}\t{d.text}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of each row's k best, by descending score then index."""
+    k = min(k, scores.shape[1])
+    part = (
+        np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        if k < scores.shape[1]
+        else (np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1)))
+    )
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+class DenseModel:
+    """A bi-encoder over one dataset's corpus, with its document embeddings kept."""
+
+    def __init__(
+        self,
+        model: str,
+        data: BeirDataset,
+        cache_dir: Path | None = None,
+        batch_size: int = 64,
+        quiet: bool = True,
+        device: str | None = None,
+    ):
+        from rarx.eval.mcr import rarb_max_seq_length
+        from rarx.models.encoder import Encoder, EncoderConfig
+
+        self.model = model
+        self.data = data
+        self.batch_size = batch_size
+        self.quiet = quiet
+        # RAR-b's setting for every non-bge model: 512 tokens.
+        self.encoder = Encoder(
+            EncoderConfig(model=model, max_seq_length=rarb_max_seq_length(model), device=device)
+        )
+        self.docids = [d.docid for d in data.corpus]
+        self.seconds: dict[str, float] = {}
+        cache = None
+        if cache_dir is not None:
+            safe = model.replace("/", "_")
+            cache = (
+                Path(cache_dir)
+                / f"{safe}-{corpus_key(data)}-{int(self.encoder.model.max_seq_length)}.npy"
+            )
+        if cache is not None and cache.is_file():
+            self.doc_vectors = np.load(cache)
+            self.seconds["encode_docs"] = 0.0
+        else:
+            t = time.perf_counter()
+            self.doc_vectors = self.encoder.encode_docs(
+                [d.contents for d in data.corpus], batch_size, quiet
+            )
+            self.seconds["encode_docs"] = time.perf_counter() - t
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp.npy")
+                np.save(tmp, self.doc_vectors)
+                tmp.replace(cache)
+
+    def search(self, queries: Sequence[Query], k: int, instruction: str = "") -> SystemRun:
+        t0 = time.perf_counter()
+        qv = self.encoder.encode_queries(
+            [q.text for q in queries], instruction, self.batch_size, self.quiet
+        )
+        t1 = time.perf_counter()
+        rankings = []
+        for start in range(0, len(queries), QUERY_CHUNK):
+            block = qv[start : start + QUERY_CHUNK] @ self.doc_vectors.T
+            idx, vals = top_k(block, k)
+            for q, row_i, row_v in zip(
+                queries[start : start + QUERY_CHUNK], idx, vals, strict=True
+            ):
+                hits = tuple(
+                    Hit(self.docids[i], float(v)) for i, v in zip(row_i, row_v, strict=True)
+                )
+                rankings.append(Ranking(q.qid, hits))
+        t2 = time.perf_counter()
+        name = self.model + (" +inst" if instruction else "")
+        return SystemRun(
+            name, rankings,
+            {"kind": "dense", "model": self.model, "instruction": instruction,
+             "max_seq_length": int(self.encoder.model.max_seq_length), "search": "exact cosine"},
+            {"encode_docs": self.seconds["encode_docs"], "encode_queries": t1 - t0,
+             "score": t2 - t1, "search": t2 - t0},
+        )  # fmt: skip
+
+
+def bm25_run(
+    data: BeirDataset, queries: Sequence[Query], k: int, work_dir: Path, quiet: bool = True
+) -> SystemRun:
+    """BM25 (Lucene, k1=0.9, b=0.4) over the dataset's corpus, indexed into ``work_dir``."""
+    from rarx.index.lucene import LuceneIndex
+
+    path = work_dir / f"bm25-{corpus_key(data)}"
+    t = time.perf_counter()
+    if path.is_dir():
+        index = LuceneIndex.load(path)
+    else:
+        index = LuceneIndex.build(data.corpus, path, overwrite=True, quiet=quiet)
+    t_build = time.perf_counter() - t
+    t = time.perf_counter()
+    rankings = index.search(list(queries), k)
+    t_search = time.perf_counter() - t
+    return SystemRun(
+        "bm25",
+        _complete(rankings, queries),
+        {"kind": "bm25", **index.settings},
+        {"build": t_build, "search": t_search},
+    )
+
+
+def index_run(path: Path, queries: Sequence[Query], k: int) -> SystemRun:
+    """A built rarx index (any kind), searched as it is."""
+    from rarx.index.base import load_index
+
+    index = load_index(path)
+    t = time.perf_counter()
+    rankings = index.search(list(queries), k)
+    return SystemRun(str(path), _complete(rankings, queries),
+                     {"kind": index.manifest.kind, "index": str(path),
+                      "model": index.manifest.model},
+                     {"search": time.perf_counter() - t})  # fmt: skip
+
+
+def hybrid_run(runs: Sequence[SystemRun], k: int) -> SystemRun:
+    from rarx.index.fusion import rrf
+
+    t = time.perf_counter()
+    fused = rrf([r.rankings for r in runs], k=k)
+    names = " + ".join(r.name for r in runs)
+    seconds = {"fuse": time.perf_counter() - t}
+    seconds["search"] = sum(r.seconds.get("search", 0.0) for r in runs) + seconds["fuse"]
+    return SystemRun(f"rrf({names})", fused, {"kind": "rrf", "of": [r.name for r in runs]}, seconds)
+
+
+def _complete(rankings: Sequence[Ranking], queries: Sequence[Query]) -> list[Ranking]:
+    """One ranking per query, in query order (an index may omit queries with no hits)."""
+    by_qid = {r.qid: r for r in rankings}
+    return [by_qid.get(q.qid, Ranking(q.qid)) for q in queries]
