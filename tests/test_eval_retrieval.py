@@ -1,0 +1,88 @@
+"""`rarx eval retrieval`: systems side by side on a tiny BEIR folder, significance,
+results file; exact dense top-k; paired t-test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rarx.cli.main import cli
+from rarx.errors import RarxError
+from rarx.eval.significance import paired_t_test
+from rarx.eval.systems import top_k
+from tests.conftest import TINY_DOCS
+
+
+def _tiny_beir(root: Path) -> Path:
+    root.mkdir()
+    with open(root / "corpus.jsonl", "w") as f:
+        for d in TINY_DOCS:
+            f.write(json.dumps({"_id": d["id"], "title": d["title"], "text": d["text"]}) + "\n")
+    queries = {"q1": ("why do volcanoes erupt", "d4"), "q2": ("what powers a cell", "d2"),
+               "q3": ("how do clouds form", "d6"), "q4": ("what carries genes", "d8"),
+               "q5": ("what makes reactions faster in the body", "d7")}  # fmt: skip
+    with open(root / "queries.jsonl", "w") as f:
+        for qid, (text, _) in queries.items():
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in queries.items())
+    )
+    (root / "instruction.txt").write_text("Retrieve the passage that answers the question.\n")
+    return root
+
+
+def test_top_k_orders_by_score_then_position() -> None:
+    scores = np.array([[0.1, 0.5, 0.5, 0.9, 0.2]], dtype=np.float32)
+    idx, vals = top_k(scores, 3)
+    assert idx.tolist() == [[3, 1, 2]] and vals.tolist()[0][0] == pytest.approx(0.9)
+    assert top_k(scores, 10)[0].tolist() == [[3, 1, 2, 4, 0]]
+
+
+def test_paired_t_test_matches_scipy() -> None:
+    from scipy.stats import ttest_rel
+
+    a = {"1": 0.1, "2": 0.4, "3": 0.35, "4": 0.8}
+    b = {"1": 0.2, "2": 0.5, "3": 0.3, "4": 0.9, "5": 1.0}  # "5" is not shared
+    p, n = paired_t_test(a, b)
+    assert n == 4
+    assert p == ttest_rel([0.2, 0.5, 0.3, 0.9], [0.1, 0.4, 0.35, 0.8]).pvalue
+    assert paired_t_test(a, a) == (None, 4)
+
+
+def test_needs_a_system(tmp_path: Path) -> None:
+    with pytest.raises(RarxError, match="nothing to evaluate"):
+        cli.main(["eval", "retrieval", "--dataset", str(_tiny_beir(tmp_path / "ds"))],
+                 standalone_mode=False)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_systems_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = _tiny_beir(tmp_path / "ds")
+    args = ["eval", "retrieval", "--dataset", str(ds), "--bm25", "--model", "minilm", "--hybrid",
+            "--instructions", "-m", "nDCG@10", "-m", "R@10", "-k", "5", "--work-dir",
+            str(tmp_path / "work"), "--run-dir", str(tmp_path / "runs"), "--results",
+            str(tmp_path / "results.json"), "--json", "-q"]  # fmt: skip
+    cli.main(args, standalone_mode=False)
+    out = json.loads(capsys.readouterr().out)
+    names = [s["system"] for s in out["systems"]]
+    assert names == ["bm25", "minilm", "minilm +inst", "rrf(bm25 + minilm)",
+                     "rrf(bm25 + minilm +inst)"]  # fmt: skip
+    dense = out["systems"][1]
+    assert dense["measures"]["R@10"] > 0.5
+    assert dense["measures"]["nDCG@10"] > 0.8
+    assert set(dense["p_value_vs_first"]) == {"nDCG@10", "R@10"}
+    assert out["systems"][0]["p_value_vs_first"] == {}
+    assert out["dataset"]["instruction"].startswith("Retrieve the passage")
+    assert out["versions"]["ir_measures"] and out["systems"][1]["settings"]["max_seq_length"] == 512
+    assert json.loads((tmp_path / "results.json").read_text())["systems"] == out["systems"]
+    assert len(list((tmp_path / "runs").glob("*.trec"))) == 5
+    # Document embeddings were stored once and are reused by the next evaluation.
+    (emb,) = (tmp_path / "work" / "embeddings").glob("*.npy")
+    cli.main(args, standalone_mode=False)
+    again = json.loads(capsys.readouterr().out)
+    assert again["systems"][1]["seconds"]["encode_docs"] == 0.0
+    assert again["systems"][1]["measures"] == dense["measures"]
