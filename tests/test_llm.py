@@ -59,6 +59,7 @@ def test_chat_prompt_validates() -> None:
 # -- transformers backend ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generate_is_greedy_and_typed(smol: Any) -> None:
     prompts = ["What is the capital of France? Answer in one word.", "Say hello."]
     a = smol.generate(prompts, max_new_tokens=8)
@@ -128,8 +129,12 @@ class _Stub(BaseHTTPRequestHandler):
             self._send(503, {"error": {"message": "busy"}})
             return
         if body.get("max_tokens") == 1:
-            logprobs = {"tokens": ["B"], "token_logprobs": [-0.1],
-                        "top_logprobs": [{"B": -0.1, "A": -2.5, " C": -1.0}], "text_offset": [0]}
+            logprobs = {
+                "tokens": ["B"],
+                "token_logprobs": [-0.1],
+                "top_logprobs": [{"B": -0.1, "A": -2.5, " C": -1.0}],
+                "text_offset": [0],
+            }
             text = "B"
         else:
             logprobs, text = None, "A] > [B]"

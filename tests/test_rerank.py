@@ -53,14 +53,18 @@ class ScriptedLLM:
         self.context_length = context_length
         self.calls: list[ChatPrompt] = []
 
-    def generate(self, prompts: Sequence[Any], max_new_tokens: int = 128, stop: Any = ()) -> list[LLMOutput]:  # noqa: E501
+    def generate(
+        self, prompts: Sequence[Any], max_new_tokens: int = 128, stop: Any = ()
+    ) -> list[LLMOutput]:
         self.calls.extend(prompts)
         if isinstance(self.reply, Exception):
             raise self.reply
         texts = [self.reply(p) if callable(self.reply) else self.reply for p in prompts]
         return [LLMOutput(t, 10, 5, 0.01) for t in texts]
 
-    def next_token_logprobs(self, prompts: Sequence[Any], candidates: Sequence[str]) -> list[dict[str, float]]:  # noqa: E501
+    def next_token_logprobs(
+        self, prompts: Sequence[Any], candidates: Sequence[str]
+    ) -> list[dict[str, float]]:
         self.calls.extend(prompts)
         if isinstance(self.scores, Exception):
             raise self.scores
@@ -105,6 +109,7 @@ def smol() -> Any:
     return TransformersLLM("smollm2-135m", device="cpu")
 
 
+@pytest.mark.slow
 def test_first_ordering_equals_plain_transformers_logits(smol: Any) -> None:
     """FIRST exactness: the order is that of the first-token logits of A..J, computed
     here with nothing but transformers."""
@@ -344,8 +349,9 @@ def test_cross_encoder_orders_by_its_scores(tiny_cross_encoder: str) -> None:
         assert res.ranking.docids[:6] == [f"d{i}" for i in expected]
         assert res.ranking.docids[6:] == ["d6", "d7", "d8", "d9"]
         head = [h.score for h in res.ranking.hits[:6]]
-        assert all(math.isclose(a, scores[i], abs_tol=1e-5) for a, i in zip(head, expected,
-                                                                             strict=True))
+        assert all(
+            math.isclose(a, scores[i], abs_tol=1e-5) for a, i in zip(head, expected, strict=True)
+        )
         assert res.ranking.hits[6].score < head[-1]
     single = ranking(TEXTS[:1])
     assert rr.rerank([QUERY], [single]) == [single]
