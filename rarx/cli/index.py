@@ -18,7 +18,8 @@ from rarx.io.corpus import Corpus
     "corpus_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="JSONL file (id+contents, or BEIR _id/title/text), BEIR folder, or Parquet.",
+    help="JSONL file (id+contents, or BEIR _id/title/text), BEIR folder, or Parquet; "
+    "for --kind qa-memory a JSONL of {question, answer}.",
 )
 @click.option(
     "--index",
@@ -27,7 +28,9 @@ from rarx.io.corpus import Corpus
     type=click.Path(path_type=Path),
     help="Directory to create, e.g. indexes/NAME.",
 )
-@click.option("--kind", type=click.Choice(["bm25", "dense"]), default="bm25", show_default=True)
+@click.option(
+    "--kind", type=click.Choice(["bm25", "dense", "qa-memory"]), default="bm25", show_default=True
+)
 @click.option("--model", default="minilm", show_default=True, help="Encoder for --kind dense.")
 @click.option(
     "--faiss",
@@ -72,10 +75,23 @@ def index(
     Examples:
       rarx index --corpus data/sciq --index indexes/sciq-bm25 --kind bm25
       rarx index --corpus data/sciq --index indexes/sciq-minilm --kind dense --model minilm
+      rarx index --corpus pairs.jsonl --index indexes/sciq-qa-memory --kind qa-memory
     """
-    corpus = Corpus(corpus_path, dedupe=dedupe)
     start = time.perf_counter()
     cls = index_class(kind)
+    if kind == "qa-memory":  # pairs, not documents: the memory reads its own JSONL
+        built = cls.build(
+            corpus_path, index_path, model=model, overwrite=overwrite, quiet=quiet,
+            batch_size=batch_size,
+        )  # fmt: skip
+        if not quiet:
+            click.echo(
+                f"indexed {built.manifest.documents:,} question-answer pairs into {index_path} "
+                f"(qa-memory) in {time.perf_counter() - start:.1f}s",
+                err=True,
+            )
+        return
+    corpus = Corpus(corpus_path, dedupe=dedupe)
     if kind == "bm25":
         built = cls.build(
             corpus, index_path, overwrite=overwrite, threads=threads, k1=k1, b=b, quiet=quiet

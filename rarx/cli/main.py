@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("rarx.cli.models:models", "List named models and whether they are installed."),
     "datasets": ("rarx.cli.datasets:datasets", "List and prepare evaluation datasets."),
     "eval": ("rarx.cli.eval:eval_", "Score runs, retrieval systems, MCR and QA."),
+    "run": ("rarx.cli.run:run", "Run a pipeline file over queries (answers, rankings, traces)."),
+    "pipeline": ("rarx.cli.pipeline:pipeline", "Check pipeline files without loading models."),
 }
 
 

@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 INDEX_KINDS: dict[str, str] = {
     "bm25": "rarx.index.lucene:LuceneIndex",
     "dense": "rarx.index.dense:DenseIndex",
+    "qa-memory": "rarx.index.qa_memory:QAMemoryIndex",  # question-answer pairs (RePAQ)
 }
 
 

@@ -1,0 +1,160 @@
+"""The ``gate`` stage: decide per query whether to retrieve (Adapt-LLM and baselines).
+
+Adapt-LLM (Labruna et al., 2024) prompts the model with "Answer the question Q. If you
+need help answer <RET> to get the context."; a model that emits ``<RET>`` goes on to
+retrieval, otherwise its own answer stands. The paper fine-tunes the model to emit
+``<RET>``; the packaged SmolLM2 is not fine-tuned, so its decisions here are a baseline.
+
+``<RET>`` is not one token for BPE vocabularies (SmolLM2: ``<`` ``RET`` ``>``), so the
+``threshold`` mode scores the whole marker: P(<RET>) is the product of each of its
+tokens' next-token probabilities, each read with the tokens before it already in the
+assistant's reply (one forward pass per marker token). The first token's probability
+is recorded too: ``<`` alone also starts HTML and other text, so it overstates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from rarx.errors import ConfigError
+from rarx.llm.base import ChatPrompt
+from rarx.pipeline.params import LLMRef
+from rarx.stages.common import ANSWER, FINAL, RETRIEVE, llm_call, run_active
+from rarx.stages.templates import template
+from rarx.types import QueryState
+
+RET = "<RET>"
+ADAPT_PROMPT = "Answer the question Q. If you need help answer <RET> to get the context. Q: {q}"
+MODES = ("adapt-llm", "threshold", "always", "never", "popularity")
+
+
+@dataclass(frozen=True)
+class GateParams:
+    mode: Literal["adapt-llm", "threshold", "always", "never", "popularity"] = "adapt-llm"
+    llm: LLMRef = "smollm2-135m"  # adapt-llm and threshold
+    threshold: float | None = None  # threshold: P(<RET>); popularity: the field's value
+    field: str = "popularity"  # popularity: the numeric field of Query.meta
+    max_new_tokens: int = 24  # adapt-llm: the answer (or <RET>) it may write
+    prompt: str = ADAPT_PROMPT  # must contain {q}
+
+    def __post_init__(self) -> None:
+        if self.mode in ("threshold", "popularity") and self.threshold is None:
+            raise ConfigError(f"mode {self.mode!r} needs parameter 'threshold' (a number)")
+        if self.mode == "threshold" and not 0.0 <= float(self.threshold or 0) <= 1.0:
+            raise ConfigError(f"'threshold' is a probability in [0, 1], got {self.threshold}")
+        if "{q}" not in self.prompt:
+            raise ConfigError("parameter 'prompt' must contain {q} where the question goes")
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.mode in ("adapt-llm", "threshold")
+
+
+def marker_tokens(llm: Any, marker: str = RET) -> list[str]:
+    """``marker`` split as the LLM's tokenizer splits it (via the protocol's truncate)."""
+    pieces: list[str] = []
+    taken = ""
+    n = 1
+    while taken != marker:
+        prefix = llm.truncate(marker, n)
+        if prefix == taken:  # a token that decodes to nothing new: take the rest whole
+            prefix = marker
+        pieces.append(prefix[len(taken) :])
+        taken = prefix
+        n += 1
+    return pieces
+
+
+class GateStage:
+    name: ClassVar[str] = "gate"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset({RETRIEVE, "gate"})
+
+    def __init__(self, params: GateParams, llm: Any = None):
+        if params.uses_llm and llm is None:
+            raise ConfigError(f"gate mode {params.mode!r} needs an LLM")
+        self.params = params
+        self.llm = llm
+        self._reader = template("short-answer")
+        self._pieces: list[str] | None = None
+
+    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
+        return run_active(self.name, batch, self._run)
+
+    def _run(self, batch: list[QueryState]) -> list[QueryState]:
+        mode = self.params.mode
+        if mode == "adapt-llm":
+            return self._adapt(batch)
+        if mode == "threshold":
+            return self._threshold(batch)
+        out = []
+        for s in batch:
+            data: dict[str, Any] = {"mode": mode}
+            if mode == "popularity":
+                value = s.query.meta.get(self.params.field)
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise ConfigError(
+                        f"gate mode 'popularity': query {s.query.qid!r} has no numeric "
+                        f"{self.params.field!r} in its metadata (found {value!r})"
+                    )
+                retrieve = float(value) < float(self.params.threshold or 0.0)
+                data.update(value=value, threshold=self.params.threshold)
+            else:
+                retrieve = mode == "always"
+            out.append(self._decided(s, retrieve, data))
+        return out
+
+    def _decided(self, s: QueryState, retrieve: bool, data: dict[str, Any]) -> QueryState:
+        decision = {**data, "retrieve": retrieve}
+        return s.with_context(retrieve=retrieve, gate=decision).traced(
+            self.name, "decided", **decision
+        )
+
+    def _prompt(self, s: QueryState) -> ChatPrompt:
+        return ChatPrompt.user(self.params.prompt.format(q=s.query.text))
+
+    def _adapt(self, batch: list[QueryState]) -> list[QueryState]:
+        prompts = [self._prompt(s) for s in batch]
+        outputs = self.llm.generate(prompts, max_new_tokens=self.params.max_new_tokens)
+        out = []
+        for s, p, o in zip(batch, prompts, outputs, strict=True):
+            retrieve = RET in o.text or o.text.strip().startswith("<RET")
+            call = llm_call(self.llm.name, p, o, role="gate")
+            data = {"mode": "adapt-llm", "output": o.text, "call": call}
+            state = self._decided(s, retrieve, data)
+            if not retrieve:  # the model answered: its answer stands, later stages skip
+                answer = self._reader.parse(o.text)
+                state = state.with_context(**{ANSWER: answer, FINAL: True})
+            out.append(state)
+        return out
+
+    def ret_probability(self, prompts: Sequence[ChatPrompt]) -> list[tuple[float, float]]:
+        """(P(<RET>), P(first token of <RET>)) as the start of the reply, per prompt."""
+        if self._pieces is None:
+            self._pieces = marker_tokens(self.llm)
+        logp = [0.0] * len(prompts)
+        first = [0.0] * len(prompts)
+        done = ""
+        for j, piece in enumerate(self._pieces):
+            shifted = [ChatPrompt(p.messages, prefix=p.prefix + done) for p in prompts]
+            rows = self.llm.next_token_logprobs(shifted, [piece])
+            for i, row in enumerate(rows):
+                logp[i] += row[piece]
+                if j == 0:
+                    first[i] = row[piece]
+            done += piece
+        return [(math.exp(a), math.exp(b)) for a, b in zip(logp, first, strict=True)]
+
+    def _threshold(self, batch: list[QueryState]) -> list[QueryState]:
+        threshold = float(self.params.threshold or 0.0)
+        probs = self.ret_probability([self._prompt(s) for s in batch])
+        return [
+            self._decided(s, p >= threshold, {
+                "mode": "threshold", "p_ret": round(p, 6), "p_first_token": round(p1, 6),
+                "tokens": self._pieces, "threshold": threshold,
+            })
+            for s, (p, p1) in zip(batch, probs, strict=True)
+        ]  # fmt: skip

@@ -1,0 +1,59 @@
+"""The ``retrieve`` stage: any index (BM25, dense, ...) searched for each query."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rarx.errors import ConfigError
+from rarx.stages.common import hit_summary, run_active
+from rarx.types import Query, QueryState, Ranking
+
+
+@dataclass(frozen=True)
+class RetrieveParams:
+    index: str  # an index directory built with `rarx index`
+    k: int = 10
+    instruction: str = ""  # dense indexes only: prepended to each query when encoding
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"parameter 'k' must be at least 1, got {self.k}")
+
+
+def search(index: Any, queries: Sequence[Query], k: int, instruction: str = "") -> list[Ranking]:
+    """Rankings with their documents attached (generate and rerank read the text)."""
+    if instruction:
+        if index.kind == "bm25":
+            raise ConfigError("'instruction' applies to dense indexes; BM25 would match its words")
+        return list(index.search(queries, k, instruction=instruction, with_docs=True))
+    return list(index.search(queries, k, with_docs=True))
+
+
+class RetrieveStage:
+    name: ClassVar[str] = "retrieve"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset({"ranking"})
+
+    def __init__(self, index: Any, k: int = 10, instruction: str = ""):
+        self.index = index
+        self.k = k
+        self.instruction = instruction
+        self.label = str(getattr(index, "path", index.kind))
+
+    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
+        return run_active(self.name, batch, self._run, retrieval=True)
+
+    def _run(self, batch: list[QueryState]) -> list[QueryState]:
+        start = time.perf_counter()
+        rankings = search(self.index, [s.query for s in batch], self.k, self.instruction)
+        seconds = (time.perf_counter() - start) / len(batch)
+        return [
+            s.with_ranking(r).traced(
+                self.name, "retrieved", index=self.label, k=self.k, hits=len(r),
+                top=hit_summary(r.hits, 3), seconds=round(seconds, 5),
+            )
+            for s, r in zip(batch, rankings, strict=True)
+        ]  # fmt: skip

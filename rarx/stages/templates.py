@@ -1,0 +1,99 @@
+"""Reader prompt templates, as data: what the reader is told, how passages, memory
+pairs and demonstrations are laid out, and the pattern its answer is read with."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rarx.errors import ConfigError
+from rarx.llm.base import ChatPrompt
+from rarx.types import Document
+
+
+@dataclass(frozen=True)
+class ReaderTemplate:
+    name: str
+    instruction: str  # the first line of the user turn
+    question: str = "Question: {question}"
+    passage: str = "[{i}] {text}"
+    memory: str = "Q: {question}\nA: {answer}"
+    draft: str = "Draft answer: {draft}"
+    # A regex whose first group is the answer; when it does not match, the first line is.
+    answer_pattern: str = ""
+
+    def __post_init__(self) -> None:
+        if self.answer_pattern:
+            re.compile(self.answer_pattern)
+
+    def render(
+        self,
+        question: str,
+        docs: Sequence[Document] = (),
+        demos: Sequence[Mapping[str, Any]] = (),
+        memory: Sequence[Mapping[str, Any]] = (),
+        draft: str | None = None,
+    ) -> ChatPrompt:
+        """Demonstrations become earlier chat turns (user question, assistant answer):
+        small chat models follow turns far better than examples pasted into one message."""
+        messages: list[tuple[str, str]] = []
+        for d in demos:
+            messages.append(("user", f"{self.instruction}\n\n{self.question.format(**d)}"))
+            messages.append(("assistant", str(d["answer"])))
+        parts = [self.instruction]
+        if docs:
+            body = "\n".join(
+                self.passage.format(i=i, text=d.contents) for i, d in enumerate(docs, 1)
+            )
+            parts.append("Passages:\n" + body)
+        if memory:
+            parts.append(
+                "Related questions:\n" + "\n".join(self.memory.format(**m) for m in memory)
+            )
+        if draft is not None:
+            parts.append(self.draft.format(draft=draft))
+        parts.append(self.question.format(question=question))
+        messages.append(("user", "\n\n".join(parts)))
+        return ChatPrompt(tuple(messages))
+
+    def parse(self, text: str) -> str:
+        if self.answer_pattern:
+            m = re.search(self.answer_pattern, text)
+            if m:
+                return m.group(1).strip()
+        for line in text.strip().splitlines():
+            line = line.strip()
+            if line.lower().startswith("answer:"):
+                line = line[len("answer:") :].strip()
+            if line:
+                return line
+        return ""
+
+
+TEMPLATES: dict[str, ReaderTemplate] = {
+    t.name: t
+    for t in (
+        ReaderTemplate(
+            "short-answer",
+            "Answer the question with a short phrase of a few words. Give only the answer.",
+        ),
+        ReaderTemplate(
+            "multiple-choice",
+            "Answer the multiple-choice question with the letter of the correct option only.",
+            answer_pattern=r"\b([A-E])\b",
+        ),
+        ReaderTemplate(
+            "revise",
+            "A draft answer to the question is given with passages. Using the passages, "
+            "correct the draft if needed. Give only the final short answer.",
+        ),
+    )
+}
+
+
+def template(name: str) -> ReaderTemplate:
+    if name not in TEMPLATES:
+        raise ConfigError(f"unknown template {name!r}; expected one of {', '.join(TEMPLATES)}")
+    return TEMPLATES[name]
