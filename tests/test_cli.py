@@ -82,3 +82,30 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path):
 
     r = rarx("search", "--index", str(tmp_path / "idx"))
     assert r.returncode == 2 and "exactly one of --query TEXT or --topics FILE" in r.stderr
+
+
+@pytest.mark.slow
+def test_search_with_first_reranking(tmp_path: Path, tiny_bm25):
+    out = rarx(
+        "search",
+        "--index",
+        str(tiny_bm25.path),
+        "--query",
+        "water sun earth cells",
+        "--k",
+        "3",
+        "--rerank",
+        "first",
+        "--rerank-k",
+        "4",
+        "--format",
+        "jsonl",
+    )
+    assert out.returncode == 0, out.stderr
+    import json
+
+    (row,) = [json.loads(line) for line in out.stdout.splitlines()]
+    bm25 = tiny_bm25.search([__import__("rarx").Query("q1", "water sun earth cells")], k=4)[0]
+    assert len(row["hits"]) == 3 and all(h["text"] for h in row["hits"])
+    # FIRST reorders the BM25 top 4; the hits are among those candidates.
+    assert {h["docid"] for h in row["hits"]} <= set(bm25.docids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -57,6 +58,10 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Weight-loading bars and tokenizer notices from transformers drown rarx's own progress
+    # output; users can still turn them on by setting these variables themselves.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         cli.main(args=argv, standalone_mode=False)
     except RarxError as exc:

@@ -16,7 +16,7 @@ from rarx.index.fusion import rrf
 from rarx.io.atomic import atomic_write
 from rarx.io.topics import read_topics
 from rarx.io.trec import format_run
-from rarx.types import Query, Ranking
+from rarx.types import Document, Hit, Query, Ranking
 
 SNIPPET = 80
 
@@ -117,6 +117,23 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 @click.option("--b", type=float, help="BM25 b [default: as built, 0.4].")
 @click.option("--instruction", default="", help="Instruction prepended to queries (dense).")
 @click.option("--tag", default="rarx", show_default=True, help="Run tag (TREC format).")
+@click.option(
+    "--rerank",
+    type=click.Choice(["first", "listwise", "cross-encoder"]),
+    help="Rerank the top --rerank-k hits: FIRST single-token listwise, generated permutation "
+    "(listwise), or a cross-encoder.",
+)
+@click.option(
+    "--rerank-llm",
+    default="smollm2-135m",
+    show_default=True,
+    help="LLM for first/listwise; model name or path for cross-encoder.",
+)
+@click.option("--rerank-k", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many top hits to rerank.")  # fmt: skip
+@click.option("--rerank-window", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--rerank-stride", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--strict", is_flag=True, help="Fail when the reranking LLM fails for a window.")
 @threads_option
 @quiet_option
 def search(
@@ -133,6 +150,12 @@ def search(
     b: float | None,
     instruction: str,
     tag: str,
+    rerank: str | None,
+    rerank_llm: str,
+    rerank_k: int,
+    rerank_window: int,
+    rerank_stride: int,
+    strict: bool,
     threads: int,
     quiet: bool,
 ) -> None:
@@ -143,6 +166,7 @@ def search(
       rarx search --index indexes/sciq-bm25 --query "what do plants need to grow"
       rarx search --index indexes/sciq-bm25 --topics data/sciq/queries.jsonl -o run.trec
       rarx search --index indexes/sciq-bm25 --index indexes/sciq-minilm --query "..."
+      rarx search --index indexes/sciq-bm25 --query "..." --rerank first --rerank-k 20
     """
     if (query is None) == (topics is None):
         raise click.UsageError("give exactly one of --query TEXT or --topics FILE")
@@ -150,24 +174,26 @@ def search(
     fmt = fmt or ("table" if query is not None else "trec")
     with_docs = fmt != "trec"
     indexes = [open_index(p, rm3, k1, b) for p in index_paths]
+    depth = max(k, rerank_k) if rerank else k
     if len(indexes) == 1:
-        rankings = search_one(indexes[0], queries, k, threads, instruction, with_docs)
+        rankings = search_one(indexes[0], queries, depth, threads, instruction, with_docs=False)
     else:
-        depth = max(k, fusion_depth)
         runs = [
-            search_one(
-                ix,
-                queries,
-                depth,
-                threads,
-                instruction if ix.kind != "bm25" else "",
-                with_docs=False,
-            )
+            search_one(ix, queries, max(depth, fusion_depth), threads,
+                       instruction if ix.kind != "bm25" else "", with_docs=False)
             for ix in indexes
-        ]
-        rankings = rrf(runs, k=k)
-        if with_docs:
-            rankings = [_attach_docs(r, indexes) for r in rankings]
+        ]  # fmt: skip
+        rankings = rrf(runs, k=depth)
+    if rerank:
+        from rarx.rerank import make_reranker
+
+        reranker = make_reranker(
+            rerank, rerank_llm, rerank_k, window=rerank_window, stride=rerank_stride,
+            strict=strict, docs=lambda docid: _lookup(docid, indexes),
+        )  # fmt: skip
+        rankings = [r.top(k) for r in reranker.rerank(queries, rankings)]
+    if with_docs:
+        rankings = [_attach_docs(r, indexes) for r in rankings]
     if fmt == "trec":
         text = "".join(format_run(rankings, tag))
     elif fmt == "jsonl":
@@ -187,11 +213,10 @@ def search(
             )
 
 
-def _attach_docs(ranking: Ranking, indexes: list[Any]) -> Ranking:
-    from rarx.types import Hit
+def _lookup(docid: str, indexes: list[Any]) -> Document | None:
+    return next((d for ix in indexes if (d := ix.doc(docid)) is not None), None)
 
-    hits = []
-    for h in ranking.hits:
-        doc = next((d for ix in indexes if (d := ix.doc(h.docid)) is not None), None)
-        hits.append(Hit(h.docid, h.score, doc))
+
+def _attach_docs(ranking: Ranking, indexes: list[Any]) -> Ranking:
+    hits = (Hit(h.docid, h.score, h.doc or _lookup(h.docid, indexes)) for h in ranking.hits)
     return Ranking(ranking.qid, tuple(hits))
