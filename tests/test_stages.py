@@ -1,0 +1,200 @@
+"""Stages with real models on tiny data: SmolLM2 (loaded once for the module), MiniLM,
+Lucene. LLM calls are few and short."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rarx.pipeline import Pipeline, Resources
+from rarx.stages.templates import TEMPLATES
+from rarx.types import Query, QueryState
+
+PAIRS = [
+    {"id": "m1", "question": "What gas do plants take in for photosynthesis?",
+     "answer": "carbon dioxide"},
+    {"id": "m2", "question": "What is the powerhouse of the cell?", "answer": "mitochondria"},
+    {"id": "m3", "question": "What molecule carries genetic information?", "answer": "DNA"},
+    {"id": "m4", "question": "What force pulls objects toward the Earth?", "answer": "gravity"},
+    {"id": "m5", "question": "What erupts from volcanoes?", "answer": "lava"},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def resources() -> Resources:
+    pytest.importorskip("transformers")
+    return Resources(llm_options={"device": "cpu", "batch_size": 4})
+
+
+@pytest.fixture(scope="module")
+def memory(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("faiss")
+    from rarx.index.qa_memory import QAMemoryIndex
+
+    root = tmp_path_factory.mktemp("memory")
+    pairs = root / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    return QAMemoryIndex.build(pairs, root / "index", quiet=True)
+
+
+def _events(state: QueryState, stage: str) -> list[str]:
+    return [e.event for e in state.trace if e.stage == stage]
+
+
+# -- pure ------------------------------------------------------------------------------
+
+
+def test_templates_render_and_parse() -> None:
+    from rarx.types import Document
+
+    t = TEMPLATES["short-answer"]
+    demos = [{"question": "2+2?", "answer": "4"}]
+    prompt = t.render("Q?", [Document("d1", "text one", "T")], demos, [{"question": "a",
+                      "answer": "b"}])  # fmt: skip
+    roles = [r for r, _ in prompt.messages]
+    assert roles == ["user", "assistant", "user"] and prompt.messages[1][1] == "4"
+    assert "[1] T\ntext one" in prompt.messages[2][1] and "Q: a\nA: b" in prompt.messages[2][1]
+    assert t.parse("\n Answer: carbon dioxide\nmore") == "carbon dioxide"
+    assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
+
+
+# -- memory ----------------------------------------------------------------------------
+
+
+def test_qa_memory_hits_and_backs_off(memory: Any, tiny_bm25: Any, resources: Resources) -> None:
+    assert len(memory) == 5 and memory.manifest.kind == "qa-memory"
+    pipe = Pipeline.from_dict({"stages": [
+        {"qa_memory": {"index": str(memory.path), "threshold": 0.9, "k": 2}},
+        {"retrieve": {"index": str(tiny_bm25.path), "k": 2}},
+    ]}, resources=resources)  # fmt: skip
+    hit, miss = pipe.run(["What is the powerhouse of the cell?", "How do earthquakes happen?"])
+    assert hit.context["answer"] == "mitochondria" and hit.context["final"] is True
+    assert _events(hit, "qa_memory") == ["hit"] and _events(hit, "retrieve") == ["skipped"]
+    assert hit.ranking is None and hit.context["memory"][0]["score"] > 0.99
+    assert _events(miss, "qa_memory") == ["miss"] and miss.ranking is not None
+    assert "answer" not in miss.context and len(miss.context["memory"]) == 2
+    assert miss.trace[0].data["best_score"] < 0.9
+    # context mode never short-circuits
+    ctx = Pipeline.from_dict({"stages": [{"qa_memory": {"index": str(memory.path),
+                             "mode": "context"}}]}, resources=resources)  # fmt: skip
+    (state,) = ctx.run(["What is the powerhouse of the cell?"])
+    assert "final" not in state.context and state.context["memory"][0]["answer"] == "mitochondria"
+
+
+def test_demos_exclude_the_query_itself(memory: Any, resources: Resources) -> None:
+    pipe = Pipeline.from_dict({"stages": [{"demos": {"index": str(memory.path), "k": 2}}]},
+                              resources=resources)  # fmt: skip
+    same = QueryState(Query("x", "what is the powerhouse of the cell"))
+    by_id = QueryState(Query("m4", "Which force pulls objects towards Earth?"))
+    a, b = pipe.run([same, by_id])
+    assert "m2" not in [d["id"] for d in a.context["demonstrations"]]
+    assert "m4" not in [d["id"] for d in b.context["demonstrations"]]
+    assert len(a.context["demonstrations"]) == 2
+    rand = Pipeline.from_dict({"stages": [{"demos": {"index": str(memory.path), "k": 3,
+                              "select": "random", "seed": 1}}]}, resources=resources)  # fmt: skip
+    r1, r2 = rand.run([same]), rand.run([same])
+    assert r1[0].context["demonstrations"] == r2[0].context["demonstrations"]
+    assert len(r1[0].context["demonstrations"]) == 3
+
+
+@pytest.mark.slow
+def test_cli_builds_a_qa_memory(tmp_path: Path) -> None:
+    pairs = tmp_path / "queries.jsonl"  # a prepared dataset's queries file works as is
+    pairs.write_text('{"_id": "q1", "text": "What is H2O?", "answers": ["water"]}\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "rarx.cli.main", "index", "--kind", "qa-memory", "--corpus",
+         str(pairs), "--index", str(tmp_path / "mem")], capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "indexed 1 question-answer pairs" in out.stderr
+    row = json.loads((tmp_path / "mem" / "answers.jsonl").read_text())
+    assert row == {"id": "q1", "question": "What is H2O?", "answer": "water"}
+
+
+# -- with SmolLM2 ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_generate_reads_passages_demos_and_memory(
+    tiny_bm25: Any, memory: Any, resources: Resources
+) -> None:
+    pipe = Pipeline.from_dict({"stages": [
+        {"demos": {"index": str(memory.path), "k": 1}},
+        {"retrieve": {"index": str(tiny_bm25.path), "k": 2}},
+        {"generate": {"top_docs": 1, "max_new_tokens": 8, "passage_tokens": 6}},
+    ]}, resources=resources)  # fmt: skip
+    (state,) = pipe.run(["Where does lava come from?"])
+    (event,) = [e for e in state.trace if e.stage == "generate"]
+    call = event.data["call"]
+    assert call["model"] == "smollm2-135m" and 0 < call["completion_tokens"] <= 8
+    top = state.ranking.hits[0].doc
+    assert top.docid == "d4" and top.title in call["prompt"]
+    assert "Magma rises" in call["prompt"]
+    assert "volcanoes as lava" not in call["prompt"]  # cut to passage_tokens
+    demo = state.context["demonstrations"][0]
+    assert f"<assistant> {demo['answer']}" in call["prompt"]
+    assert state.context["answer"] == event.data["answer"] and state.context["answer"]
+
+
+@pytest.mark.slow
+def test_gate_threshold_scores_the_whole_marker(resources: Resources) -> None:
+    from rarx.llm.base import ChatPrompt
+    from rarx.stages.gate import GateParams, GateStage, marker_tokens
+
+    llm = resources.llm("smollm2-135m")
+    assert marker_tokens(llm) == ["<", "RET", ">"]  # <RET> is three tokens for SmolLM2
+    gate = GateStage(GateParams(mode="threshold", threshold=0.5), llm)
+    prompt = ChatPrompt.user(gate.params.prompt.format(q="What is the capital of France?"))
+    ((p, p_first),) = gate.ret_probability([prompt])
+    # the same probability from one forward pass over the rendered prompt + "<RET>"
+    import torch
+
+    text = llm.render(prompt)
+    ids = llm.tokenizer(text + "<RET>", return_tensors="pt", add_special_tokens=False)["input_ids"]
+    n = len(llm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    with torch.inference_mode():
+        logits = llm.model(ids).logits[0].float().log_softmax(-1)
+    direct = sum(float(logits[i - 1, ids[0, i]]) for i in range(n, ids.shape[1]))
+    assert math.isclose(math.log(p), direct, abs_tol=1e-3)
+    assert 0 < p <= p_first < 1
+    states = [QueryState(Query("a", "What is the capital of France?"))]
+    (decided,) = GateStage(GateParams(mode="threshold", threshold=p / 2), llm).run(states)
+    assert decided.context["retrieve"] is True
+    assert math.isclose(decided.context["gate"]["p_ret"], round(p, 6))
+    (above,) = gate.run(states)
+    assert above.context["retrieve"] is (p >= 0.5)
+
+
+@pytest.mark.slow
+def test_adapt_llm_gate_and_arr(tiny_bm25: Any, resources: Resources) -> None:
+    pipe = Pipeline.from_dict({"stages": [
+        {"gate": {"mode": "adapt-llm", "max_new_tokens": 6}},
+        {"retrieve": {"index": str(tiny_bm25.path), "k": 2}},
+    ]}, resources=resources)  # fmt: skip
+    (state,) = pipe.run(["What erupts from volcanoes?"])
+    decision = state.context["gate"]
+    assert decision["retrieve"] == ("<RET>" in decision["output"])
+    if decision["retrieve"]:
+        assert state.ranking is not None and "final" not in state.context
+    else:  # the model's own answer stands and retrieval is skipped
+        assert state.context["final"] is True and state.context["answer"]
+        assert _events(state, "retrieve") == ["skipped"]
+
+    arr = Pipeline.from_dict({"stages": [{"arr": {"index": str(tiny_bm25.path), "k": 2,
+                             "max_new_tokens": 6}}]}, resources=resources)  # fmt: skip
+    (out,) = arr.run(["What erupts from volcanoes?"])
+    assert _events(out, "arr") == ["drafted", "retrieved", "revised"]
+    draft = out.context["draft"]
+    retrieved = [e for e in out.trace if e.event == "retrieved"][0].data
+    assert retrieved["query"] == f"What erupts from volcanoes? {draft}"
+    assert out.ranking is not None and out.ranking.docids[0] == "d4"
+    revise = [e for e in out.trace if e.event == "revised"][0].data["call"]
+    assert f"Draft answer: {draft}" in revise["prompt"] and out.context["answer"]
+    # one SmolLM2 shared by gate, draft and revise
+    assert sum(k.startswith('["llm"') for k in resources.loaded()) == 1
