@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import peak_rss_mb, table, write_result
+from common import RESULTS, peak_rss_mb, table, write_result
 from corpus_gen import generate_passages
 
 DEFAULT_SIZES = "10000,30000,100000"
@@ -73,6 +73,11 @@ def main() -> None:
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated passage counts")
     ap.add_argument("--faiss", default="flat", choices=("flat", "hnsw", "ivfpq"))
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep sizes already in results/dense_scale.json (same settings)",
+    )
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
@@ -84,7 +89,14 @@ def main() -> None:
         f" --sizes {args.sizes}" if args.sizes != DEFAULT_SIZES else ""
     )
     results: list[dict[str, Any]] = []
+    previous = RESULTS / "dense_scale.json"
+    if args.resume and previous.is_file():
+        old = json.loads(previous.read_text())
+        if (old.get("faiss"), old.get("batch_size")) == (args.faiss, args.batch_size):
+            results = [r for r in old["results"] if r["n"] in sizes]
     for n in sizes:
+        if any(r["n"] == n for r in results):
+            continue
         print(f"building {n:,} passages ...", flush=True)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", str(n), "--faiss", args.faiss,
@@ -92,7 +104,8 @@ def main() -> None:
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        r = results[-1]
+        results.sort(key=lambda r: r["n"])
+        r = next(r for r in results if r["n"] == n)
         print(f"  {r['passages_per_s']:.1f} passages/s, {r['build_s']:.0f}s, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
         # written after every size, so a long run that is stopped keeps what it measured
