@@ -39,8 +39,10 @@ demo: install
 	$(RARX) eval retrieval --dataset data/sciq --index indexes/sciq-bm25 \
 		--index indexes/sciq-minilm -m nDCG@10 -m R@10 -m R@100 --run-dir runs/sciq
 
+# Every benchmark at full size (about an hour on 2 cores); BENCH_ARGS=--quick for a smoke run.
+BENCH_ARGS ?=
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check rarx tests benchmarks
