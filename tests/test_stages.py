@@ -58,9 +58,11 @@ def test_templates_render_and_parse() -> None:
     prompt = t.render("Q?", [Document("d1", "text one", "T")], demos, [{"question": "a",
                       "answer": "b"}])  # fmt: skip
     roles = [r for r, _ in prompt.messages]
-    assert roles == ["user", "assistant", "user"] and prompt.messages[1][1] == "4"
+    assert roles == ["user", "assistant", "user"] and prompt.messages[1][1] == "The answer is 4"
     assert "[1] T\ntext one" in prompt.messages[2][1] and "Q: a\nA: b" in prompt.messages[2][1]
+    assert prompt.prefix == "The answer is"  # the reply starts there
     assert t.parse("\n Answer: carbon dioxide\nmore") == "carbon dioxide"
+    assert t.parse(' "wetland".') == "wetland" and t.parse(": Caffeine") == "Caffeine"
     assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
 
 
@@ -138,7 +140,7 @@ def test_generate_reads_passages_demos_and_memory(
     assert "Magma rises" in call["prompt"]
     assert "volcanoes as lava" not in call["prompt"]  # cut to passage_tokens
     demo = state.context["demonstrations"][0]
-    assert f"<assistant> {demo['answer']}" in call["prompt"]
+    assert f"<assistant> The answer is {demo['answer']}" in call["prompt"]
     assert state.context["answer"] == event.data["answer"] and state.context["answer"]
 
 

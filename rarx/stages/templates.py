@@ -21,6 +21,9 @@ class ReaderTemplate:
     passage: str = "[{i}] {text}"
     memory: str = "Q: {question}\nA: {answer}"
     draft: str = "Draft answer: {draft}"
+    # The start of the reader's reply, written for it: a 135M model that is made to
+    # begin "The answer is" answers; asked openly, it mostly repeats the question.
+    prefix: str = "The answer is"
     # A regex whose first group is the answer; when it does not match, the first line is.
     answer_pattern: str = ""
 
@@ -41,7 +44,7 @@ class ReaderTemplate:
         messages: list[tuple[str, str]] = []
         for d in demos:
             messages.append(("user", f"{self.instruction}\n\n{self.question.format(**d)}"))
-            messages.append(("assistant", str(d["answer"])))
+            messages.append(("assistant", f"{self.prefix} {d['answer']}".strip()))
         parts = [self.instruction]
         if docs:
             body = "\n".join(
@@ -56,7 +59,7 @@ class ReaderTemplate:
             parts.append(self.draft.format(draft=draft))
         parts.append(self.question.format(question=question))
         messages.append(("user", "\n\n".join(parts)))
-        return ChatPrompt(tuple(messages))
+        return ChatPrompt(tuple(messages), prefix=self.prefix)
 
     def parse(self, text: str) -> str:
         if self.answer_pattern:
@@ -64,9 +67,10 @@ class ReaderTemplate:
             if m:
                 return m.group(1).strip()
         for line in text.strip().splitlines():
-            line = line.strip()
+            line = line.strip().lstrip(":").strip()
             if line.lower().startswith("answer:"):
                 line = line[len("answer:") :].strip()
+            line = line.strip("\"'*` ").rstrip(".").strip("\"' ")
             if line:
                 return line
         return ""
@@ -82,6 +86,7 @@ TEMPLATES: dict[str, ReaderTemplate] = {
         ReaderTemplate(
             "multiple-choice",
             "Answer the multiple-choice question with the letter of the correct option only.",
+            prefix="Answer:",
             answer_pattern=r"\b([A-E])\b",
         ),
         ReaderTemplate(

