@@ -318,3 +318,15 @@ def test_library_export_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_pipeline_is_a_stage(tiny_bm25: Any, resources: Resources) -> None:
+    from rarx.stages.base import Stage
+
+    inner = Pipeline.from_dict({"stages": [{"retrieve": {"index": str(tiny_bm25.path)}}]},
+                               resources=resources)  # fmt: skip
+    outer = Pipeline([_Flaky(), inner])
+    assert isinstance(inner, Stage) and "ranking" in inner.provides
+    states = outer.run(["volcano", "boom"])
+    assert states[0].ranking.docids == inner.run(["volcano"])[0].ranking.docids
+    assert states[1].context["error"] and states[1].ranking is None
