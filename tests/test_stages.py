@@ -63,6 +63,7 @@ def test_templates_render_and_parse() -> None:
     assert prompt.prefix == "The answer is"  # the reply starts there
     assert t.parse("\n Answer: carbon dioxide\nmore") == "carbon dioxide"
     assert t.parse(' "wetland".') == "wetland" and t.parse(": Caffeine") == "Caffeine"
+    assert t.parse("[1] Photosynthesis.") == "Photosynthesis"
     assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
 
 

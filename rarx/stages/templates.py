@@ -70,6 +70,7 @@ class ReaderTemplate:
             line = line.strip().lstrip(":").strip()
             if line.lower().startswith("answer:"):
                 line = line[len("answer:") :].strip()
+            line = re.sub(r"^\[\d+\]\s*", "", line)  # a copied passage marker
             line = line.strip("\"'*` ").rstrip(".").strip("\"' ")
             if line:
                 return line
