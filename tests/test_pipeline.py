@@ -151,6 +151,7 @@ def test_inputs_are_never_mutated(tiny_bm25: Any, resources: Resources) -> None:
     assert out is not state and out.ranking is not None and out.context["keep"] == 1
 
 
+@pytest.mark.slow
 def test_hybrid_fuses_bm25_and_dense(tiny_bm25: Any, tiny_dense: Any, resources: Resources) -> None:
     from rarx.index.fusion import rrf
 
@@ -219,6 +220,7 @@ def test_popularity_gate_skips_retrieval_and_flags_bad_queries(
     assert never.run(["volcano"])[0].ranking is None
 
 
+@pytest.mark.slow
 def test_run_is_thread_safe(tiny_bm25: Any, tiny_dense: Any, resources: Resources) -> None:
     pipe = Pipeline.from_dict({"stages": [{"fuse": {"k": 5, "retrieve": [
         {"index": str(tiny_bm25.path)}, {"index": str(tiny_dense.path)}]}}]},

@@ -70,6 +70,7 @@ def test_templates_render_and_parse() -> None:
 # -- memory ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_qa_memory_hits_and_backs_off(memory: Any, tiny_bm25: Any, resources: Resources) -> None:
     assert len(memory) == 5 and memory.manifest.kind == "qa-memory"
     pipe = Pipeline.from_dict({"stages": [
@@ -90,6 +91,7 @@ def test_qa_memory_hits_and_backs_off(memory: Any, tiny_bm25: Any, resources: Re
     assert "final" not in state.context and state.context["memory"][0]["answer"] == "mitochondria"
 
 
+@pytest.mark.slow
 def test_demos_exclude_the_query_itself(memory: Any, resources: Resources) -> None:
     pipe = Pipeline.from_dict({"stages": [{"demos": {"index": str(memory.path), "k": 2}}]},
                               resources=resources)  # fmt: skip
@@ -170,8 +172,6 @@ def test_gate_threshold_scores_the_whole_marker(resources: Resources) -> None:
     (decided,) = GateStage(GateParams(mode="threshold", threshold=p / 2), llm).run(states)
     assert decided.context["retrieve"] is True
     assert math.isclose(decided.context["gate"]["p_ret"], round(p, 6))
-    (above,) = gate.run(states)
-    assert above.context["retrieve"] is (p >= 0.5)
 
 
 @pytest.mark.slow
