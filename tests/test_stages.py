@@ -64,6 +64,7 @@ def test_templates_render_and_parse() -> None:
     assert t.parse("\n Answer: carbon dioxide\nmore") == "carbon dioxide"
     assert t.parse(' "wetland".') == "wetland" and t.parse(": Caffeine") == "Caffeine"
     assert t.parse("[1] Photosynthesis.") == "Photosynthesis"
+    assert t.parse("Draft answer: pollen") == "pollen" and t.parse("Draft answer:") == ""
     assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
 
 

@@ -12,6 +12,8 @@ from rarx.errors import ConfigError
 from rarx.llm.base import ChatPrompt
 from rarx.types import Document
 
+_LABEL = re.compile(r"^(?:(?:draft|final|short)\s+)?answer\s*:\s*", re.I)
+
 
 @dataclass(frozen=True)
 class ReaderTemplate:
@@ -68,8 +70,7 @@ class ReaderTemplate:
                 return m.group(1).strip()
         for line in text.strip().splitlines():
             line = line.strip().lstrip(":").strip()
-            if line.lower().startswith("answer:"):
-                line = line[len("answer:") :].strip()
+            line = _LABEL.sub("", line)  # an echoed "Answer:" / "Draft answer:" label
             line = re.sub(r"^\[\d+\]\s*", "", line)  # a copied passage marker
             line = line.strip("\"'*` ").rstrip(".").strip("\"' ")
             if line:
