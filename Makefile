@@ -38,6 +38,10 @@ demo: install
 		--query "$(DEMO_QUERY)" --k 5
 	$(RARX) eval retrieval --dataset data/sciq --index indexes/sciq-bm25 \
 		--index indexes/sciq-minilm -m nDCG@10 -m R@10 -m R@100 --run-dir runs/sciq
+	$(RARX) index --corpus data/sciq/queries.jsonl --index indexes/sciq-qa-memory \
+		--kind qa-memory --overwrite
+	$(RARX) pipeline validate pipelines/*.yaml
+	$(RARX) run pipelines/bm25-first.yaml --query "$(DEMO_QUERY)" --explain
 
 # Every benchmark at full size (about an hour on 2 cores); BENCH_ARGS=--quick for a smoke run.
 BENCH_ARGS ?=
