@@ -50,25 +50,63 @@ def main() -> None:
         index = WORK / "scale" / f"bm25-{n}"
         t = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, "index", "--corpus", corpus, "--index", str(index),
-             "--kind", "bm25", "--threads", str(args.threads), "--overwrite", "--quiet"],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                "index",
+                "--corpus",
+                corpus,
+                "--index",
+                str(index),
+                "--kind",
+                "bm25",
+                "--threads",
+                str(args.threads),
+                "--overwrite",
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         wall = time.perf_counter() - t
         child = json.loads(out.stdout.strip().splitlines()[-1])
         rate = n / child["seconds"]
-        results.append({"passages": n, "corpus_mb": round(mb, 1), "build_seconds": child["seconds"],
-                        "process_seconds": wall, "passages_per_second": rate,
-                        "peak_rss_mb": child["peak_rss_mb"]})
-        rows.append((f"{n:,}", f"{mb:.0f}", f"{child['seconds']:.1f}", f"{rate:,.0f}",
-                     f"{child['peak_rss_mb']:.0f}"))
-        print(table(("passages", "corpus MB", "build s", "passages/s", "peak RSS MB"), rows[-1:]),
-              flush=True)
+        results.append(
+            {
+                "passages": n,
+                "corpus_mb": round(mb, 1),
+                "build_seconds": child["seconds"],
+                "process_seconds": wall,
+                "passages_per_second": rate,
+                "peak_rss_mb": child["peak_rss_mb"],
+            }
+        )
+        rows.append(
+            (
+                f"{n:,}",
+                f"{mb:.0f}",
+                f"{child['seconds']:.1f}",
+                f"{rate:,.0f}",
+                f"{child['peak_rss_mb']:.0f}",
+            )
+        )
+        print(
+            table(("passages", "corpus MB", "build s", "passages/s", "peak RSS MB"), rows[-1:]),
+            flush=True,
+        )
     print()
     print(table(("passages", "corpus MB", "build s", "passages/s", "peak RSS MB"), rows))
-    write_result("bm25_scale", {"command": f"python benchmarks/bm25_scale.py --sizes {args.sizes}",
-                                "threads": args.threads, "results": results,
-                                "target": "peak RSS < 4096 MB at 1,000,000 passages"})
+    write_result(
+        "bm25_scale",
+        {
+            "command": f"python benchmarks/bm25_scale.py --sizes {args.sizes}",
+            "threads": args.threads,
+            "results": results,
+            "target": "peak RSS < 4096 MB at 1,000,000 passages",
+        },
+    )
 
 
 if __name__ == "__main__":

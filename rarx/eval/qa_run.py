@@ -32,7 +32,7 @@ def gold_answers(query: Query, where: str) -> list[str]:
 
 
 def score_states(states: Sequence[QueryState], golds: Sequence[list[str]]) -> QAEvaluation:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s, gold in zip(states, golds, strict=True):
         answer = s.context.get("answer") or ""
         rows.append({

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from rarx.errors import ConfigError, RarxError
 from rarx.types import Document, Hit, Query, Ranking
@@ -27,7 +27,7 @@ class RerankResult:
 
 @runtime_checkable
 class Reranker(Protocol):
-    method: str
+    method: ClassVar[str]
     k: int
 
     def rerank(self, queries: Sequence[Query], rankings: Sequence[Ranking]) -> list[Ranking]: ...

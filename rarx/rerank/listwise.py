@@ -138,11 +138,11 @@ class WindowedReranker:
         fitting: list[tuple[_Job, ChatPrompt, int]] = []
         for job in jobs:
             prompt = self._prompt(job)
-            tokens = self.llm.count_tokens(prompt)
-            if tokens + self._reserve(job.end - job.start) <= self.llm.context_length:
-                fitting.append((job, prompt, tokens))
+            n_tokens = self.llm.count_tokens(prompt)
+            if n_tokens + self._reserve(job.end - job.start) <= self.llm.context_length:
+                fitting.append((job, prompt, n_tokens))
             else:
-                self._split(job, tokens)
+                self._split(job, n_tokens)
         if not fitting:
             return
         sizes = [j.end - j.start for j, _, _ in fitting]
