@@ -19,7 +19,7 @@ import math
 import sys
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,7 +30,7 @@ from rarx import __version__
 from rarx.errors import ConfigError, InputError, RarxError, require
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.models.encoder import Encoder, EncoderConfig
-from rarx.progress import progress
+from rarx.progress import progress, progress_bar
 from rarx.types import Document, Hit, Query, Ranking
 
 EMBEDDINGS_FILE = "embeddings.f32"
@@ -183,7 +183,12 @@ def _to_device(index: Any, kind: str, device: str | None) -> tuple[Any, Any]:
 
 
 def _encode_and_store(
-    docs: Iterable[Document], directory: Path, encoder: Encoder, batch_size: int, chunk_size: int
+    docs: Iterable[Document],
+    directory: Path,
+    encoder: Encoder,
+    batch_size: int,
+    chunk_size: int,
+    done: Callable[[int], object],
 ) -> None:
     """Append each chunk's embeddings to the raw file and its rows to the Parquet docstore."""
     import pyarrow as pa
@@ -204,6 +209,7 @@ def _encode_and_store(
             emb_file.write(emb.tobytes())
             columns = [[d.docid for d in chunk], [d.title for d in chunk], [d.text for d in chunk]]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+            done(len(chunk))  # progress counts documents encoded, not merely read
 
 
 # -- the docstore --------------------------------------------------------------------
@@ -331,8 +337,8 @@ class DenseIndex:
                 )
             dim = encoder.dim
             _check_faiss_options(faiss, dim, hnsw_m, ivf_nlist, pq_m)
-            docs_in = progress(stream, desc="encoding", unit="doc", total=total, quiet=quiet)
-            _encode_and_store(docs_in, tmp, encoder, batch_size, chunk_size)
+            with progress_bar("encoding", unit="doc", total=total, quiet=quiet) as bar:
+                _encode_and_store(stream, tmp, encoder, batch_size, chunk_size, bar.update)
             n = stream.count
             if n == 0:
                 raise InputError("no documents to index: the corpus is empty")
