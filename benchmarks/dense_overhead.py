@@ -17,6 +17,7 @@ Each pair is interleaved (the order flips each round) and the best round counts.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -161,7 +162,7 @@ def main() -> None:
     passed = {name: r["ratio"] >= TARGET for name, r in results.items()}
     print("\n" + "\n".join(f"{'ok  ' if ok else 'FAIL'} {name}" for name, ok in passed.items()))
     write_result("dense_overhead", {
-        "command": "python benchmarks/dense_overhead.py",
+        "command": "python benchmarks/dense_overhead.py " + " ".join(sys.argv[1:]),
         "corpus": "cacm", "documents": len(docs), "queries": len(queries),
         "model": "minilm", "batch_size": args.batch_size, "faiss": "flat",
         "results": results, "target": f"ratio >= {TARGET}, identical rankings",
