@@ -41,7 +41,8 @@ demo: install
 	$(RARX) index --corpus data/sciq/queries.jsonl --index indexes/sciq-qa-memory \
 		--kind qa-memory --overwrite
 	$(RARX) pipeline validate pipelines/*.yaml
-	$(RARX) run pipelines/bm25-first.yaml --query "$(DEMO_QUERY)" --explain
+	$(RARX) run pipelines/bm25-first.yaml --query "$(DEMO_QUERY)" --explain \
+		-o runs/demo-bm25-first.jsonl
 
 # Every benchmark at full size (about an hour on 2 cores); BENCH_ARGS=--quick for a smoke run.
 BENCH_ARGS ?=
