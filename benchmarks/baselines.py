@@ -7,6 +7,7 @@ queries/second. Datasets are prepared under $RARX_WORK (default benchmarks/work/
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -62,9 +63,13 @@ def run_dataset(name: str) -> dict:
 
 def main() -> None:
     names = sys.argv[1:] or ORDER
+    # Datasets not rerun keep their earlier figures, so the table can be filled in parts.
     results = []
+    if OUT.is_file():
+        results = [d for d in json.loads(OUT.read_text())["datasets"] if d["dataset"] not in names]
     for name in names:
         results.append(run_dataset(name))
+        results.sort(key=lambda d: ORDER.index(d["dataset"]))
         # Written after each dataset, so an interrupted run keeps what it finished.
         write_results(OUT, envelope(
             "baselines", measures=MEASURES, depth=100,
