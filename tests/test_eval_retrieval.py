@@ -86,3 +86,19 @@ def test_systems_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     again = json.loads(capsys.readouterr().out)
     assert again["systems"][1]["seconds"]["encode_docs"] == 0.0
     assert again["systems"][1]["measures"] == dense["measures"]
+
+
+def test_a_pipeline_scores_like_the_index_it_wraps(
+    tmp_path: Path, tiny_bm25, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = _tiny_beir(tmp_path / "ds")
+    pipeline = tmp_path / "bm25.yaml"
+    pipeline.write_text(f"name: bm25\nstages:\n  - retrieve: {{index: {tiny_bm25.path}, k: 5}}\n")
+    cli.main(["eval", "retrieval", "--dataset", str(ds), "--index", str(tiny_bm25.path),
+              "--pipeline", str(pipeline), "-m", "nDCG@10", "-m", "R@5", "-k", "5", "--json"],
+             standalone_mode=False)  # fmt: skip
+    index_system, pipeline_system = json.loads(capsys.readouterr().out)["systems"]
+    assert pipeline_system["settings"] == {"kind": "pipeline", "pipeline": str(pipeline),
+                                           "name": "bm25"}  # fmt: skip
+    assert pipeline_system["measures"] == index_system["measures"]
+    assert index_system["measures"]["R@5"] > 0.5

@@ -96,6 +96,13 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
     type=click.Path(path_type=Path),
     help="A built rarx index; repeatable.",
 )
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A pipeline YAML whose final ranking is scored; repeatable.",
+)
 @click.option("--bm25", is_flag=True, help="BM25 built over the dataset's corpus.")
 @click.option(
     "--model",
@@ -137,6 +144,7 @@ def retrieval_cmd(
     dataset: str,
     split: str,
     indexes: tuple[Path, ...],
+    pipelines: tuple[Path, ...],
     bm25: bool,
     models: tuple[str, ...],
     hybrid: bool,
@@ -153,13 +161,20 @@ def retrieval_cmd(
     from rarx.errors import RarxError
     from rarx.eval.metrics import parse_measures
     from rarx.eval.retrieval import compare, resolve_dataset
-    from rarx.eval.systems import DenseModel, bm25_run, hybrid_run, index_run
+    from rarx.eval.systems import DenseModel, bm25_run, hybrid_run, index_run, pipeline_run
     from rarx.io.trec import write_run
 
     names = measures or DEFAULT_MEASURES
     parse_measures(names)
-    if not (indexes or bm25 or models):
-        raise RarxError("nothing to evaluate: pass --index PATH, --bm25 and/or --model NAME")
+    if not (indexes or pipelines or bm25 or models):
+        raise RarxError(
+            "nothing to evaluate: pass --index PATH, --pipeline FILE, --bm25 and/or --model NAME"
+        )
+    if pipelines:
+        from rarx.pipeline.spec import load_spec
+
+        for p in pipelines:
+            load_spec(p)  # a bad pipeline fails before any index or model loads
     if hybrid and not (bm25 and models):
         raise RarxError("--hybrid fuses BM25 with a dense model: pass --bm25 and --model")
     data = resolve_dataset(dataset, split)
@@ -168,6 +183,7 @@ def retrieval_cmd(
         raise RarxError(f"{data.path} has no instruction.txt; drop --instructions")
     queries = data.judged_queries
     runs = [index_run(p, queries, depth) for p in indexes]
+    runs += [pipeline_run(p, queries, depth) for p in pipelines]
     bm25_result = bm25_run(data, queries, depth, work_dir, quiet) if bm25 else None
     if bm25_result:
         runs.append(bm25_result)

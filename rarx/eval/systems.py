@@ -169,6 +169,23 @@ def index_run(path: Path, queries: Sequence[Query], k: int) -> SystemRun:
                      {"search": time.perf_counter() - t})  # fmt: skip
 
 
+def pipeline_run(path: Path, queries: Sequence[Query], k: int, batch_size: int = 16) -> SystemRun:
+    """A pipeline YAML run over the queries; its final ranking is the system's run (a
+    query the pipeline answered without retrieving gets an empty ranking)."""
+    from rarx.pipeline.pipeline import Pipeline
+
+    pipeline = Pipeline.from_yaml(path)
+    t = time.perf_counter()
+    rankings = []
+    for i in range(0, len(queries), batch_size):
+        for state in pipeline.run(list(queries[i : i + batch_size])):
+            ranking = state.ranking or Ranking(state.query.qid)
+            rankings.append(ranking.top(k))
+    return SystemRun(str(path), _complete(rankings, queries),
+                     {"kind": "pipeline", "pipeline": str(path), "name": pipeline.label},
+                     {"search": time.perf_counter() - t})  # fmt: skip
+
+
 def hybrid_run(runs: Sequence[SystemRun], k: int) -> SystemRun:
     from rarx.index.fusion import rrf
 
