@@ -5,18 +5,15 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from rarx.errors import IndexExistsError, IndexFormatError
-from rarx.io.atomic import atomic_write
+from rarx.io.atomic import atomic_directory, atomic_write
 from rarx.types import Document, Query, Ranking
 
 MANIFEST_NAME = "rarx_index.json"
@@ -122,34 +119,11 @@ class ChecksumStream:
         return "sha256:" + self._hash.hexdigest()
 
 
-@contextmanager
-def staged_build(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory beside ``target``; on success swap it into place.
-
-    On any exception (Ctrl-C included) the temporary directory is removed and whatever
-    was at ``target`` is left untouched.
-    """
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise IndexExistsError(f"{target} already exists; pass --overwrite to replace it")
-    if target.exists() and not (target / MANIFEST_NAME).is_file() and any(target.iterdir()):
-        raise IndexExistsError(
-            f"{target} exists and is not a rarx index; refusing to replace it (choose another path)"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = target.parent / f".{target.name}.building-{tag}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = target.parent / f".{target.name}.old-{tag}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def staged_build(target: str | Path, overwrite: bool = False) -> AbstractContextManager[Path]:
+    """A temporary directory beside ``target``, swapped into place when the build
+    succeeds; a failed or interrupted build leaves ``target`` untouched."""
+    return atomic_directory(target, overwrite, MANIFEST_NAME, "a rarx index",
+                            "choose another path", IndexExistsError)  # fmt: skip
 
 
 def now_iso() -> str:

