@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import InputError, RarxError
-from rarx.io.jsonl import open_text
+from rarx.io.trec import iter_run
 from rarx.types import Ranking
 
 Run = dict[str, dict[str, float]]
@@ -58,24 +58,10 @@ def read_run_scores(path: str | Path) -> RunFile:
     last score, as ir-measures does when it reads the same file; the count is reported."""
     run: Run = {}
     duplicates = 0
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise InputError(
-                    f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}",
-                    path,
-                    lineno,
-                )
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise InputError(f"score is not a number: {parts[4]!r}", path, lineno) from None
-            docs = run.setdefault(parts[0], {})
-            duplicates += parts[2] in docs
-            docs[parts[2]] = score
+    for qid, docid, score in iter_run(path):
+        docs = run.setdefault(qid, {})
+        duplicates += docid in docs
+        docs[docid] = score
     if not run:
         raise InputError("run file is empty", path)
     return RunFile(run, duplicates)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rarx.errors import InputError
@@ -14,8 +14,8 @@ from rarx.types import Hit, Ranking
 Qrels = dict[str, dict[str, int]]
 
 
-def read_run(path: str | Path) -> list[Ranking]:
-    scores: dict[str, list[Hit]] = defaultdict(list)
+def iter_run(path: str | Path) -> Iterator[tuple[str, str, float]]:
+    """``(qid, docid, score)`` per line of a TREC run file, checked as it is read."""
     with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
@@ -31,7 +31,13 @@ def read_run(path: str | Path) -> list[Ranking]:
                 score = float(parts[4])
             except ValueError:
                 raise InputError(f"score is not a number: {parts[4]!r}", path, lineno) from None
-            scores[parts[0]].append(Hit(parts[2], score))
+            yield parts[0], parts[2], score
+
+
+def read_run(path: str | Path) -> list[Ranking]:
+    scores: dict[str, list[Hit]] = defaultdict(list)
+    for qid, docid, score in iter_run(path):
+        scores[qid].append(Hit(docid, score))
     # Stable sort keeps file order among ties, as trec_eval's input order would.
     return [Ranking(q, tuple(sorted(h, key=lambda x: -x.score))) for q, h in scores.items()]
 
