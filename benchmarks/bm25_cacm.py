@@ -6,39 +6,21 @@ regression figures (MAP, P@30 over the 52 judged topics, 1000 hits).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import ir_measures
-from common import WORK, data_dir, table, write_result
+from common import WORK, cacm_bm25_index, data_dir, rarx_cli, table, write_result
 
 ANSERINI = {"bm25": {"AP": 0.3123, "P@30": 0.1942}, "bm25+rm3": {"AP": 0.3648, "P@30": 0.2224}}
 
 
-def rarx(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "rarx.cli.main", *args], check=True)
-
-
 def main() -> None:
     cacm = data_dir() / "cacm"
-    index = WORK / "indexes" / "cacm-bm25"
-    rarx(
-        "index",
-        "--corpus",
-        str(cacm / "corpus.jsonl"),
-        "--index",
-        str(index),
-        "--kind",
-        "bm25",
-        "--overwrite",
-        "--quiet",
-    )
+    index = cacm_bm25_index()
     qrels = list(ir_measures.read_trec_qrels(str(cacm / "qrels.cacm.txt")))
     measures = [ir_measures.parse_measure("AP"), ir_measures.parse_measure("P@30")]
     rows, results = [], {}
     for name, extra in (("bm25", []), ("bm25+rm3", ["--rm3"])):
         run = WORK / f"cacm-{name}.trec"
-        rarx(
+        rarx_cli(
             "search",
             "--index",
             str(index),

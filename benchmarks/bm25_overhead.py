@@ -7,11 +7,9 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 
-from common import WORK, data_dir, table, write_result
+from common import cacm_bm25_index, data_dir, table, write_result
 
 from rarx.index.lucene import LUCENE_DIR, LuceneIndex
 from rarx.io.topics import read_topics
@@ -23,22 +21,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=1000)
     args = ap.parse_args()
     cacm = data_dir() / "cacm"
-    index_dir = WORK / "indexes" / "cacm-bm25"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rarx.cli.main",
-            "index",
-            "--corpus",
-            str(cacm / "corpus.jsonl"),
-            "--index",
-            str(index_dir),
-            "--overwrite",
-            "--quiet",
-        ],
-        check=True,
-    )
+    index_dir = cacm_bm25_index()
     queries = read_topics(cacm / "topics.cacm.txt")
     ours = LuceneIndex.load(index_dir)  # starts the JVM the rarx way
     from pyserini.search.lucene import LuceneSearcher  # reuses the running JVM

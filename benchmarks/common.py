@@ -65,3 +65,19 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}")
     return path
+
+
+def rarx_cli(*args: str) -> None:
+    """Run the real ``rarx`` command line in a fresh process."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "rarx.cli.main", *args], check=True)
+
+
+def cacm_bm25_index() -> Path:
+    """CACM indexed with ``rarx index --kind bm25`` (rebuilt each run, as users build it)."""
+    index = WORK / "indexes" / "cacm-bm25"
+    corpus = data_dir() / "cacm" / "corpus.jsonl"
+    rarx_cli("index", "--corpus", str(corpus), "--index", str(index), "--kind", "bm25",
+             "--overwrite", "--quiet")  # fmt: skip
+    return index

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from common import WORK, data_dir, table, write_result
+from common import WORK, cacm_bm25_index, table, write_result
 
 from rarx.index.lucene import LUCENE_DIR
 
@@ -43,23 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    cacm = data_dir() / "cacm"
-    index = WORK / "indexes" / "cacm-bm25"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rarx.cli.main",
-            "index",
-            "--corpus",
-            str(cacm / "corpus.jsonl"),
-            "--index",
-            str(index),
-            "--overwrite",
-            "--quiet",
-        ],
-        check=True,
-    )
+    index = cacm_bm25_index()
     topic = WORK / "one-query.tsv"
     topic.write_text(f"1\t{QUERY}\n")
     rarx_cmd = [
