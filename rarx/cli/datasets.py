@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from rarx.cli.options import json_option
+
 
 @click.group()
 def datasets() -> None:
@@ -21,7 +23,7 @@ def datasets() -> None:
     show_default=True,
     help="Where prepared datasets live.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def list_(data_dir: Path, as_json: bool) -> None:
     """Show each dataset: kind, counts, and whether it is prepared or can be built here."""
     from rarx.eval.datasets import DATASETS, read_manifest

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rarx.cli.options import json_option, quiet_option
 from rarx.eval.metrics import DEFAULT_MEASURES
 
 
@@ -42,7 +43,7 @@ def eval_() -> None:
     multiple=True,
     help=f"ir-measures string; repeatable (default: {' '.join(DEFAULT_MEASURES)}).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.option("--per-query", is_flag=True, help="Also show each query's figures.")
 def run_cmd(
     run_path: Path, qrels_path: Path, measures: tuple[str, ...], as_json: bool, per_query: bool
@@ -138,8 +139,8 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
     default=None,
     help="Write a results JSON (dataset, systems, settings, versions, figures).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@json_option
+@quiet_option
 def retrieval_cmd(
     dataset: str,
     split: str,
@@ -257,8 +258,8 @@ def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: A
 )
 @click.option("--results", type=click.Path(path_type=Path), help="Write a results JSON.")
 @click.option("--strict", is_flag=True, help="Stop at the first stage error.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@json_option
+@quiet_option
 def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int,
            output: Path | None, results: Path | None, strict: bool, as_json: bool,
            quiet: bool) -> None:  # fmt: skip
@@ -322,7 +323,7 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
 @click.option(
     "--results", type=click.Path(path_type=Path), default=None, help="Write a results JSON."
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def mcr_cmd(
     data_path: Path,
     model: str,

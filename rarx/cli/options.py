@@ -8,3 +8,4 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Worker threads."
 )
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
