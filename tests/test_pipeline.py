@@ -23,7 +23,7 @@ from tests.conftest import TINY_DOCS, write_jsonl
 
 BAD = [
     ({"stages": [{"retriev": {"index": "x"}}]}, ["stage 1", "'retriev'", "accepted stages:",
-                                                   "retrieve, fuse"]),
+                                                   "qa_memory, rerank, retrieve"]),
     ({"stages": [{"retrieve": {"index": "x", "kk": 3}}]},
      ["stage 1 (retrieve)", "unknown parameter 'kk'", "accepted: index, k, instruction"]),
     ({"stages": [{"retrieve": {"k": 3}}]},
@@ -36,7 +36,7 @@ BAD = [
     ({"stages": [{"gate": {"mode": "threshold"}}]},
      ["stage 1 (gate)", "needs parameter 'threshold'"]),
     ({"stages": [{"rerank": {"k": 10}}]},
-     ["stage 1 (rerank) needs 'ranking'", "no earlier stage provides", "retrieve, fuse"]),
+     ["stage 1 (rerank) needs 'ranking'", "no earlier stage provides", "arr, fuse, retrieve"]),
     ({"stages": [{"generate": {"top_docs": 3}}]},
      ["stage 1 (generate) needs 'ranking'", "top_docs: 0"]),
     ({"stages": [{"fuse": {"retrieve": [{"index": "a"}, {"idx": "b"}]}}]},

@@ -11,6 +11,7 @@ import click
 from rarx.cli.options import quiet_option
 from rarx.errors import ConfigError
 from rarx.io.atomic import atomic_write
+from rarx.stages.common import ERROR
 from rarx.types import Query
 
 
@@ -67,7 +68,7 @@ def run(
     batches = [queries[i : i + batch_size] for i in range(0, len(queries), batch_size)]
     for chunk in progress(batches, desc="running", unit="batch", quiet=quiet or len(batches) < 2):
         for state in pipe.run(chunk):
-            errors += bool(state.context.get("error"))
+            errors += bool(state.context.get(ERROR))
             lines.append(to_jsonl(state, hits))
             if explain:
                 click.echo(explain_state(state), err=output is None)

@@ -3,19 +3,12 @@ best over all gold aliases (as the official SQuAD v1.1 script scores)."""
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
+from rarx.text import normalize_answer
 
-
-def normalize_answer(text: str) -> str:
-    """Lower case, drop punctuation and the articles a/an/the, collapse whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+__all__ = ["exact_match", "normalize_answer", "token_f1"]
 
 
 def exact_match(prediction: str, golds: Sequence[str]) -> float:

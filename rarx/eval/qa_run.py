@@ -11,6 +11,7 @@ from typing import Any
 from rarx.errors import RarxError
 from rarx.eval.qa import exact_match, token_f1
 from rarx.progress import progress
+from rarx.stages.common import ANSWER, ERROR
 from rarx.types import Query, QueryState
 
 
@@ -34,7 +35,7 @@ def gold_answers(query: Query, where: str) -> list[str]:
 def score_states(states: Sequence[QueryState], golds: Sequence[list[str]]) -> QAEvaluation:
     rows: list[dict[str, Any]] = []
     for s, gold in zip(states, golds, strict=True):
-        answer = s.context.get("answer") or ""
+        answer = s.context.get(ANSWER) or ""
         rows.append({
             "qid": s.query.qid,
             "answer": answer,
@@ -43,7 +44,7 @@ def score_states(states: Sequence[QueryState], golds: Sequence[list[str]]) -> QA
             "f1": token_f1(answer, gold),
             # Retrieval happened when some stage produced a ranking for the query.
             "retrieved": s.ranking is not None,
-            "error": s.context.get("error"),
+            "error": s.context.get(ERROR),
         })  # fmt: skip
     n = max(len(rows), 1)
     aggregate = {

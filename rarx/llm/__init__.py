@@ -10,7 +10,7 @@ from rarx.llm.base import (
     Prompt,
     TokenizationError,
 )
-from rarx.llm.factory import BACKENDS, LLMSpec, load_llm
+from rarx.llm.factory import BACKENDS, LLMRef, LLMSpec, llm_name, load_llm
 
 __all__ = [
     "BACKENDS",
@@ -19,8 +19,10 @@ __all__ = [
     "LLMCall",
     "LLMError",
     "LLMOutput",
+    "LLMRef",
     "LLMSpec",
     "Prompt",
     "TokenizationError",
+    "llm_name",
     "load_llm",
 ]

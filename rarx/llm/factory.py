@@ -12,6 +12,15 @@ from rarx.llm.base import LLM
 
 BACKENDS = ("transformers", "openai")
 
+# An LLM as a pipeline or a stage names it: "smollm2-135m", "openai:gpt-4o-mini", or
+# {model: ..., backend: ..., device: ..., batch_size: ...}.
+LLMRef = str | Mapping[str, Any]
+
+
+def llm_name(ref: LLMRef) -> str:
+    """The model name an :data:`LLMRef` names (for labels and cache keys)."""
+    return ref if isinstance(ref, str) else str(ref.get("model", "?"))
+
 
 @dataclass(frozen=True)
 class LLMSpec:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from rarx.stages.common import ANSWER, ERROR
 from rarx.types import QueryState
 
 
@@ -30,8 +31,8 @@ def state_to_dict(state: QueryState, hits: int | None = None) -> dict[str, Any]:
     return {
         "qid": state.query.qid,
         "query": state.query.text,
-        "answer": state.context.get("answer"),
-        "error": state.context.get("error"),
+        "answer": state.context.get(ANSWER),
+        "error": state.context.get(ERROR),
         "ranking": ranking,
         "context": jsonable(state.context),
         "trace": [{"stage": e.stage, "event": e.event, **jsonable(e.data)} for e in state.trace],
@@ -64,7 +65,7 @@ def explain(state: QueryState) -> str:
             )
     if state.ranking is not None:
         lines.append(f"  ranking: {', '.join(state.ranking.docids[:10]) or '(no hits)'}")
-    if state.context.get("error"):
-        lines.append(f"  error: {state.context['error']}")
-    lines.append(f"  answer: {state.context.get('answer')!r}")
+    if state.context.get(ERROR):
+        lines.append(f"  error: {state.context[ERROR]}")
+    lines.append(f"  answer: {state.context.get(ANSWER)!r}")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ turns the mapping a pipeline file gives into one, or raises a :class:`ConfigErro
 that names the place (file, stage index and kind), the key, and what is accepted.
 Only the few types stage parameters use are understood: ``str``, ``int``, ``float``,
 ``bool``, ``Literal[...]``, ``X | None``, ``tuple[X, ...]`` and nested dataclasses,
-and :data:`LLMRef` (a model name or a mapping with ``model``).
+and :data:`rarx.llm.LLMRef` (a model name or a mapping with ``model``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 from rarx.errors import ConfigError
 
 T = TypeVar("T")
-
-# An LLM as a pipeline names it: "smollm2-135m", "openai:gpt-4o-mini", or
-# {model: ..., backend: ..., device: ..., batch_size: ...}.
-LLMRef = str | Mapping[str, Any]
 
 
 def _type_name(tp: Any) -> str:

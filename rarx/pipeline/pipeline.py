@@ -14,13 +14,15 @@ shared models and indexes serialise their own calls (see :mod:`rarx.pipeline.res
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rarx.errors import ConfigError
+from rarx.pipeline.flow import FlowStep, check_flow
 from rarx.pipeline.resources import Resources
 from rarx.pipeline.spec import PipelineSpec, check_indexes, load_spec, parse_spec
+from rarx.stages.base import Stage
 from rarx.stages.common import ERROR
 from rarx.types import Query, QueryState
 
@@ -49,16 +51,25 @@ def as_states(inputs: Sequence[QueryInput]) -> list[QueryState]:
 class Pipeline:
     name: ClassVar[str] = "pipeline"
 
-    def __init__(self, stages: Sequence[Any], spec: PipelineSpec | None = None,
-                 strict: bool = False, resources: Resources | None = None):  # fmt: skip
+    def __init__(self, stages: Sequence[Stage], spec: PipelineSpec | None = None,
+                 strict: bool = False, resources: Resources | None = None,
+                 given: Iterable[str] = ()):  # fmt: skip
+        """``given``: what the input states already carry (e.g. ``{RANKING}`` for a
+        pipeline that starts with ``rerank``); every other need must be provided by an
+        earlier stage, checked here as for a pipeline file."""
         self.stages = tuple(stages)
         self.spec = spec
         self.strict = strict
         self.resources = resources
         self.label = spec.name if spec else "pipeline"
-        first_needs = self.stages[0].needs if self.stages else frozenset()
-        self.needs = frozenset(first_needs)
-        self.provides = frozenset().union(*(s.provides for s in self.stages))
+        self.needs = frozenset(given)
+        steps = [
+            FlowStep(f"stage {i} ({s.name})", frozenset(s.needs), frozenset(s.provides),
+                     getattr(getattr(s, "kind", None), "needs_hint", ""))
+            for i, s in enumerate(self.stages, 1)
+        ]  # fmt: skip
+        check_flow(steps, spec.source if spec else self.label, self.needs)
+        self.provides = frozenset().union(*(step.provides for step in steps))
 
     # -- building -------------------------------------------------------------------
 
@@ -93,7 +104,7 @@ class Pipeline:
             states = self._run_stage(stage, states)
         return states
 
-    def _run_stage(self, stage: Any, states: list[QueryState]) -> list[QueryState]:
+    def _run_stage(self, stage: Stage, states: list[QueryState]) -> list[QueryState]:
         if self.strict:
             return list(stage.run(states))
         try:
@@ -104,14 +115,14 @@ class Pipeline:
         # Some query broke the batch: run each alone so only the culprits fail.
         return [self._run_one(stage, s) for s in states]
 
-    def _run_one(self, stage: Any, state: QueryState) -> QueryState:
+    def _run_one(self, stage: Stage, state: QueryState) -> QueryState:
         try:
             (out,) = stage.run([state])
             return out
         except Exception:  # noqa: BLE001 - recorded on the query
             return self._failed(stage, state)
 
-    def _failed(self, stage: Any, state: QueryState) -> QueryState:
+    def _failed(self, stage: Stage, state: QueryState) -> QueryState:
         import sys
 
         exc = sys.exc_info()[1]

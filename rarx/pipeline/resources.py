@@ -1,69 +1,156 @@
-"""Models and indexes a pipeline names, loaded once and shared between its stages.
+"""Models and indexes a pipeline names, loaded once and shared between its stages,
+under an explicit concurrency policy.
 
 Two stages that name the same LLM (with the same settings) or the same index path get
-the same object. Each loaded object is wrapped so that its calls run one at a time:
-torch models and the JVM behind Lucene are not safe to call from several threads at
-once, and a pipeline must be (``Pipeline.run`` from a web server's worker threads).
+the same object. How that object is shared by the threads that call a pipeline (a web
+server's workers) is a :class:`ConcurrencyPolicy`:
+
+- :class:`Serial` (the default): each model and index runs one call at a time. torch
+  models on a CPU and the JVM behind Lucene gain nothing from concurrent calls, and
+  some are not safe under them.
+- :class:`Shared`: objects are used as they are, for backends that are safe to call
+  concurrently (an OpenAI-compatible server) or that batch concurrent calls themselves.
+
+A service that merges concurrent requests into batches supplies its own policy.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from rarx.pipeline.params import LLMRef
+from rarx.index.base import Index, Manifest
+from rarx.llm import LLM, LLMOutput, LLMRef, Prompt, llm_name
+from rarx.types import Document, Query, Ranking
+
+T = TypeVar("T")
 
 
-class Serialized:
-    """A proxy whose method calls hold one lock; attributes pass through unchanged."""
+class ConcurrencyPolicy(Protocol):
+    def llm(self, llm: LLM) -> LLM: ...
 
-    def __init__(self, target: Any):
-        object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_lock", threading.RLock())
+    def index(self, index: Index) -> Index: ...
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if not callable(value):
-            return value
-        lock = self._lock
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return value(*args, **kwargs)
+class SerializedLLM:
+    """An LLM whose calls hold one lock (the LLM protocol, nothing more)."""
 
-        return call
+    def __init__(self, llm: LLM):
+        self.inner = llm
+        self._lock = threading.RLock()
 
-    def __len__(self) -> int:
-        return len(self._target)
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def context_length(self) -> int:
+        return self.inner.context_length
+
+    def generate(
+        self, prompts: Sequence[Prompt], max_new_tokens: int = 128, stop: Sequence[str] = ()
+    ) -> list[LLMOutput]:
+        with self._lock:
+            return self.inner.generate(prompts, max_new_tokens=max_new_tokens, stop=stop)
+
+    def next_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str]
+    ) -> list[dict[str, float]]:
+        with self._lock:
+            return self.inner.next_token_logprobs(prompts, candidates)
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        with self._lock:
+            return self.inner.count_tokens(prompt)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        with self._lock:
+            return self.inner.truncate(text, max_tokens)
+
+    def check_single_tokens(self, candidates: Sequence[str]) -> None:
+        with self._lock:
+            self.inner.check_single_tokens(candidates)
+
+
+class SerializedIndex:
+    """An index whose searches and lookups hold one lock."""
+
+    def __init__(self, index: Index):
+        self.inner = index
+        self.kind = index.kind
+        self.path: Path = index.path
+        self.manifest: Manifest = index.manifest
+        self._lock = threading.RLock()
+
+    def _locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return fn(*args, **kwargs)
+
+    def search(self, queries: Sequence[Query], k: int = 10, **options: Any) -> list[Ranking]:
+        return self._locked(self.inner.search, queries, k, **options)
+
+    def doc(self, docid: str) -> Document | None:
+        return self._locked(self.inner.doc, docid)
+
+
+class SerializedQAMemory(SerializedIndex):
+    """A question-answer memory (``nearest`` and its ``pairs``) under one lock."""
+
+    @property
+    def pairs(self) -> Mapping[str, Any]:
+        return self.inner.pairs  # type: ignore[attr-defined, no-any-return]
+
+    def nearest(self, queries: Sequence[Query], k: int) -> list[list[tuple[Any, float]]]:
+        return self._locked(self.inner.nearest, queries, k)  # type: ignore[attr-defined]
+
+
+class Serial:
+    """One call at a time per model and per index (the default)."""
+
+    def llm(self, llm: LLM) -> LLM:
+        return SerializedLLM(llm)
+
+    def index(self, index: Index) -> Index:
+        wrapper = SerializedQAMemory if hasattr(index, "nearest") else SerializedIndex
+        return wrapper(index)  # type: ignore[return-value]
+
+
+class Shared:
+    """Objects used as they are: their callers may overlap."""
+
+    def llm(self, llm: LLM) -> LLM:
+        return llm
+
+    def index(self, index: Index) -> Index:
+        return index
 
 
 def _key(kind: str, name: str, settings: Mapping[str, Any]) -> str:
     return json.dumps([kind, name, dict(settings)], sort_keys=True, default=str)
 
 
-def llm_name(ref: LLMRef) -> str:
-    return ref if isinstance(ref, str) else str(ref.get("model", "?"))
-
-
 class Resources:
-    """A cache of loaded LLMs and indexes keyed by name and settings. One may be shared
-    by several pipelines (tests do, so SmolLM2 loads once)."""
+    """A cache of loaded LLMs and indexes keyed by name and settings, shared under
+    ``policy``. One may be shared by several pipelines (tests do, so SmolLM2 loads once)."""
 
-    def __init__(self, llm_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self, llm_options: Mapping[str, Any] | None = None, policy: ConcurrencyPolicy | None = None
+    ):
         self._items: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.llm_options = dict(llm_options or {})  # e.g. {"device": "cpu"} for all LLMs
+        self.policy: ConcurrencyPolicy = policy if policy is not None else Serial()
 
-    def _get(self, key: str, load: Callable[[], Any]) -> Any:
+    def _get(self, key: str, load: Callable[[], T]) -> T:
         with self._lock:  # loading under the lock: two stages never load the same thing
             if key not in self._items:
-                self._items[key] = Serialized(load())
-            return self._items[key]
+                self._items[key] = load()
+            return self._items[key]  # type: ignore[no-any-return]
 
-    def llm(self, ref: LLMRef) -> Any:
+    def llm(self, ref: LLMRef) -> LLM:
         from rarx.llm import load_llm
 
         if isinstance(ref, str):
@@ -72,16 +159,18 @@ class Resources:
         else:
             spec = {**self.llm_options, **ref}
             settings = spec
-        return self._get(
-            _key("llm", llm_name(ref), settings),
-            lambda: load_llm(spec, **self.llm_options) if isinstance(spec, str) else load_llm(spec),
-        )
 
-    def index(self, path: str | Path) -> Any:
+        def load() -> LLM:
+            llm = load_llm(spec, **self.llm_options) if isinstance(spec, str) else load_llm(spec)
+            return self.policy.llm(llm)
+
+        return self._get(_key("llm", llm_name(ref), settings), load)
+
+    def index(self, path: str | Path) -> Index:
         from rarx.index.base import load_index
 
         resolved = str(Path(path).resolve())
-        return self._get(_key("index", resolved, {}), lambda: load_index(path))
+        return self._get(_key("index", resolved, {}), lambda: self.policy.index(load_index(path)))
 
     def __len__(self) -> int:
         return len(self._items)

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
+from rarx.pipeline.flow import FlowStep, check_flow
 from rarx.pipeline.params import parse_params
-from rarx.pipeline.registry import STAGE_KINDS, StageKind, _none, stage_kind
+from rarx.stages.registry import StageKind, get_stage_kind, stage_kinds
 
 TOP_KEYS = ("name", "description", "stages")
 
@@ -36,11 +37,17 @@ class StageSpec:
 
     @property
     def stage_kind(self) -> StageKind:
-        return STAGE_KINDS[self.kind]
+        return stage_kinds()[self.kind]
 
     @property
     def where(self) -> str:
         return f"stage {self.position} ({self.kind})"
+
+    @property
+    def flow_step(self) -> FlowStep:
+        kind = self.stage_kind
+        return FlowStep(self.where, kind.needs_of(self.params), kind.provides_of(self.params),
+                        kind.needs_hint)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,10 @@ def _stage(item: Any, position: int, source: str) -> StageSpec:
         raise ConfigError(
             f"{where}: each stage is a mapping with one key, the stage kind, e.g. "
             f"'- retrieve: {{index: indexes/sciq-bm25, k: 10}}'; accepted stages: "
-            f"{', '.join(STAGE_KINDS)}"
+            f"{', '.join(stage_kinds())}"
         )
     ((name, raw),) = item.items()
-    kind = stage_kind(str(name), where)
+    kind = get_stage_kind(str(name), where)
     where = f"{source}: stage {position} ({name})"
     return StageSpec(position, str(name), parse_params(kind.params, raw, where))
 
@@ -81,37 +88,12 @@ def parse_spec(data: Any, source: str = "<pipeline>") -> PipelineSpec:
     if not isinstance(stages, list) or not stages:
         raise ConfigError(f"{source}: 'stages' must be a non-empty list of stages")
     specs = tuple(_stage(item, i, source) for i, item in enumerate(stages, 1))
-    check_flow(specs, source)
+    check_flow([s.flow_step for s in specs], source)
     name = data.get("name", Path(source).stem)
     description = data.get("description", "")
     if not isinstance(name, str) or not isinstance(description, str):
         raise ConfigError(f"{source}: 'name' and 'description' must be text")
     return PipelineSpec(name, specs, source, description)
-
-
-def check_flow(specs: tuple[StageSpec, ...], source: str) -> None:
-    """Every stage's needs are provided by some earlier stage."""
-    provided: dict[str, str] = {}
-    for s in specs:
-        kind = s.stage_kind
-        for need in sorted(kind.needs(s.params)):
-            if need not in provided:
-                givers = [
-                    k.name
-                    for k in STAGE_KINDS.values()
-                    if need in k.provides(None) and k.needs is _none
-                ]
-                hint = (
-                    " (or set 'top_docs: 0' for closed-book answers)"
-                    if s.kind == "generate"
-                    else ""
-                )
-                raise ConfigError(
-                    f"{source}: {s.where} needs {need!r}, which no earlier stage provides; "
-                    f"put one of {', '.join(givers)} before it{hint}"
-                )
-        for key in kind.provides(s.params):
-            provided.setdefault(key, s.where)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -130,13 +112,18 @@ def load_spec(path: str | Path) -> PipelineSpec:
     return parse_spec(read_yaml(path), str(path))
 
 
+# TODO(merge): from the index kind registry
+_KINDS_WITH = {"ranked_search": ("bm25", "dense"), "qa_pairs": ("qa-memory",)}
+
+
 def check_indexes(spec: PipelineSpec) -> None:
     """Each index a stage names exists and is of a kind that stage accepts (reads only
     the manifests)."""
     from rarx.index.base import MANIFEST_NAME
 
     for s in spec.stages:
-        for path, kinds in s.stage_kind.indexes(s.params):
+        for use in s.stage_kind.indexes(s.params):
+            path, kinds = use.path, _KINDS_WITH[use.capability]
             manifest = Path(path) / MANIFEST_NAME
             where = f"{spec.source}: {s.where}: parameter 'index' {path!r}"
             if not manifest.is_file():

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 from rarx.errors import ConfigError
-from rarx.pipeline.params import LLMRef
-from rarx.stages.common import ANSWER, DRAFT, hit_summary, llm_call, run_active
+from rarx.index.base import Index
+from rarx.llm import LLM, LLMRef
+from rarx.stages.base import Resources
+from rarx.stages.common import ANSWER, DRAFT, RANKING, hit_summary, llm_call, run_active
 from rarx.stages.generate import cut
+from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.stages.retrieve import search
 from rarx.stages.templates import template
 from rarx.types import Query, QueryState
@@ -37,18 +40,24 @@ class ArrParams:
             raise ConfigError("'k', 'passage_tokens' and 'max_new_tokens' must be >= 1")
 
 
-class ArrStage:
-    name: ClassVar[str] = "arr"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({"ranking", DRAFT, ANSWER})
+@stage_kind("arr", ArrParams, "adapt-retrieve-revise: draft, retrieve with it, revise",
+            provides={RANKING, DRAFT, ANSWER},
+            indexes=lambda p: [IndexUse(p.index, "ranked_search")])  # fmt: skip
+class ArrStage(KindStage[ArrParams]):
+    params: ArrParams
 
-    def __init__(self, index: Any, draft_llm: Any, revise_llm: Any, params: ArrParams):
+    def __init__(self, index: Index, draft_llm: LLM, revise_llm: LLM, params: ArrParams):
         self.index = index
         self.draft_llm = draft_llm
         self.revise_llm = revise_llm
         self.params = params
         self._draft = template("short-answer")
         self._revise = template("revise")
+
+    @classmethod
+    def from_params(cls, p: ArrParams, resources: Resources) -> ArrStage:
+        return cls(resources.index(p.index), resources.llm(p.draft_llm),
+                   resources.llm(p.revise_llm), p)  # fmt: skip
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)

@@ -8,9 +8,11 @@ from typing import Any
 from rarx.llm.base import ChatPrompt, LLMOutput, Prompt
 from rarx.types import Document, Hit, QueryState
 
-# Context keys (the contract between stages; see rarx/pipeline/registry.py):
+# What stages read and write, named once (see each kind's needs/provides in its module).
+RANKING = "ranking"  # not a context key: QueryState.ranking, as needs/provides name it
 FINAL = "final"  # True: the answer stands (memory hit, gate answered); later stages skip
 RETRIEVE = "retrieve"  # False: the gate decided no retrieval; retrieval stages skip
+GATE = "gate"  # the gate's decision record: mode, scores, retrieve
 ANSWER = "answer"  # the current answer (str)
 ERROR = "error"  # set by the pipeline when a stage failed for this query
 MEMORY = "memory"  # tuple of {question, answer, score} pairs from qa_memory

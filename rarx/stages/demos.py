@@ -8,11 +8,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rarx.errors import ConfigError
-from rarx.eval.qa import normalize_answer
+from rarx.stages.base import Resources
 from rarx.stages.common import DEMOS, run_active
+from rarx.stages.registry import IndexUse, KindStage, stage_kind
+from rarx.text import normalize_answer
 from rarx.types import QueryState
 
 
@@ -33,10 +35,15 @@ def _same(a: str, b: str) -> bool:
     return normalize_answer(a) == normalize_answer(b)
 
 
-class DemosStage:
-    name: ClassVar[str] = "demos"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({DEMOS})
+@stage_kind(
+    "demos",
+    DemosParams,
+    "retrieve few-shot demonstrations from a labelled bank",
+    provides={DEMOS},
+    indexes=lambda p: [IndexUse(p.index, "qa_pairs")],
+)
+class DemosStage(KindStage[DemosParams]):
+    params: DemosParams
 
     def __init__(self, bank: Any, params: DemosParams):
         if getattr(bank, "kind", None) != "qa-memory":
@@ -46,6 +53,10 @@ class DemosStage:
             )
         self.bank = bank
         self.params = params
+
+    @classmethod
+    def from_params(cls, p: DemosParams, resources: Resources) -> DemosStage:
+        return cls(resources.index(p.index), p)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from rarx.errors import ConfigError
+from rarx.index.base import Index
 from rarx.index.fusion import RRF_K, rrf
-from rarx.stages.common import hit_summary, run_active
+from rarx.stages.base import Resources
+from rarx.stages.common import RANKING, hit_summary, run_active
+from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.stages.retrieve import RetrieveParams, search
 from rarx.types import QueryState
 
@@ -30,16 +32,24 @@ class FuseParams:
             raise ConfigError(f"'k' must be >= 1 and 'rrf_k' >= 0, got {self.k}, {self.rrf_k}")
 
 
-class FuseStage:
-    name: ClassVar[str] = "fuse"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({"ranking"})
-
-    def __init__(self, sources: Sequence[tuple[Any, RetrieveParams]], k: int = 10,
+@stage_kind(
+    "fuse",
+    FuseParams,
+    "several retrievals fused with RRF (hybrid)",
+    provides={RANKING},
+    indexes=lambda p: [IndexUse(s.index, "ranked_search") for s in p.retrieve],
+)
+class FuseStage(KindStage[FuseParams]):
+    def __init__(self, sources: Sequence[tuple[Index, RetrieveParams]], k: int = 10,
                  rrf_k: int = RRF_K):  # fmt: skip
         self.sources = list(sources)
         self.k = k
         self.rrf_k = rrf_k
+        self.params = FuseParams(tuple(p for _, p in self.sources), k, rrf_k)
+
+    @classmethod
+    def from_params(cls, p: FuseParams, resources: Resources) -> FuseStage:
+        return cls([(resources.index(s.index), s) for s in p.retrieve], p.k, p.rrf_k)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run, retrieval=True)

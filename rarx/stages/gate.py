@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rarx.errors import ConfigError
+from rarx.llm import LLM, LLMRef
 from rarx.llm.base import ChatPrompt
-from rarx.pipeline.params import LLMRef
-from rarx.stages.common import ANSWER, FINAL, RETRIEVE, llm_call, run_active
+from rarx.stages.base import Resources
+from rarx.stages.common import ANSWER, FINAL, GATE, RETRIEVE, llm_call, run_active
+from rarx.stages.registry import KindStage, stage_kind
 from rarx.stages.templates import template
 from rarx.types import QueryState
 
@@ -68,18 +70,31 @@ def marker_tokens(llm: Any, marker: str = RET) -> list[str]:
     return pieces
 
 
-class GateStage:
-    name: ClassVar[str] = "gate"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({RETRIEVE, "gate"})
+def _gate_provides(p: GateParams) -> set[str]:
+    # adapt-llm: a model that answers instead of asking for retrieval ends the query there
+    return {RETRIEVE, GATE, ANSWER, FINAL} if p.mode == "adapt-llm" else {RETRIEVE, GATE}
 
-    def __init__(self, params: GateParams, llm: Any = None):
+
+@stage_kind(
+    "gate",
+    GateParams,
+    "decide per query whether to retrieve (Adapt-LLM, baselines)",
+    provides=_gate_provides,
+)
+class GateStage(KindStage[GateParams]):
+    params: GateParams
+
+    def __init__(self, params: GateParams, llm: LLM | None = None):
         if params.uses_llm and llm is None:
             raise ConfigError(f"gate mode {params.mode!r} needs an LLM")
         self.params = params
         self.llm = llm
         self._reader = template("short-answer")
         self._pieces: list[str] | None = None
+
+    @classmethod
+    def from_params(cls, p: GateParams, resources: Resources) -> GateStage:
+        return cls(p, resources.llm(p.llm) if p.uses_llm else None)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)
@@ -109,7 +124,7 @@ class GateStage:
 
     def _decided(self, s: QueryState, retrieve: bool, data: dict[str, Any]) -> QueryState:
         decision = {**data, "retrieve": retrieve}
-        return s.with_context(retrieve=retrieve, gate=decision).traced(
+        return s.with_context(**{RETRIEVE: retrieve, GATE: decision}).traced(
             self.name, "decided", **decision
         )
 

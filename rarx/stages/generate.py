@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 from rarx.errors import ConfigError
-from rarx.pipeline.params import LLMRef
-from rarx.stages.common import ANSWER, DEMOS, MEMORY, llm_call, passages, run_active
+from rarx.llm import LLM, LLMRef, Prompt
+from rarx.stages.base import Resources
+from rarx.stages.common import ANSWER, DEMOS, MEMORY, RANKING, llm_call, passages, run_active
+from rarx.stages.registry import KindStage, stage_kind
 from rarx.stages.templates import TEMPLATES, ReaderTemplate, template
 from rarx.types import Document, QueryState
 
@@ -31,24 +33,34 @@ class GenerateParams:
             template(self.template)
 
 
-def cut(llm: Any, docs: Sequence[Document], tokens: int) -> list[Document]:
+def cut(llm: LLM, docs: Sequence[Document], tokens: int) -> list[Document]:
     return [Document(d.docid, llm.truncate(d.text, tokens), d.title) for d in docs]
 
 
-class GenerateStage:
-    name: ClassVar[str] = "generate"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({ANSWER})
+@stage_kind(
+    "generate",
+    GenerateParams,
+    "a reader LLM writes the answer",
+    needs=lambda p: {RANKING} if p.top_docs > 0 else (),
+    provides={ANSWER},
+    needs_hint="or set 'top_docs: 0' for closed-book answers",
+)
+class GenerateStage(KindStage[GenerateParams]):
+    params: GenerateParams
 
-    def __init__(self, llm: Any, params: GenerateParams | None = None):
+    def __init__(self, llm: LLM, params: GenerateParams | None = None):
         self.llm = llm
         self.params = params or GenerateParams()
         self.template: ReaderTemplate = template(self.params.template)
 
+    @classmethod
+    def from_params(cls, p: GenerateParams, resources: Resources) -> GenerateStage:
+        return cls(resources.llm(p.llm), p)
+
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)
 
-    def prompt(self, state: QueryState) -> Any:
+    def prompt(self, state: QueryState) -> Prompt:
         p = self.params
         docs = cut(self.llm, passages(state, p.top_docs), p.passage_tokens)
         demos = state.context.get(DEMOS, ()) if p.use_demonstrations else ()
@@ -62,6 +74,6 @@ class GenerateStage:
         for state, prompt, o in zip(batch, prompts, outputs, strict=True):
             answer = self.template.parse(o.text)
             call = llm_call(self.llm.name, prompt, o, role="reader")
-            state = state.with_context(answer=answer)
+            state = state.with_context(**{ANSWER: answer})
             out.append(state.traced(self.name, "answered", answer=answer, call=call))
         return out

@@ -12,10 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rarx.errors import ConfigError
+from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, FINAL, MEMORY, run_active
+from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.types import QueryState
 
 
@@ -35,10 +37,11 @@ class QAMemoryParams:
             )
 
 
-class QAMemoryStage:
-    name: ClassVar[str] = "qa_memory"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({MEMORY, ANSWER})
+@stage_kind("qa_memory", QAMemoryParams, "answer from stored question-answer pairs (RePAQ)",
+            provides={MEMORY, ANSWER, FINAL},
+            indexes=lambda p: [IndexUse(p.index, "qa_pairs")])  # fmt: skip
+class QAMemoryStage(KindStage[QAMemoryParams]):
+    params: QAMemoryParams
 
     def __init__(self, memory: Any, params: QAMemoryParams):
         if getattr(memory, "kind", None) != "qa-memory":
@@ -48,6 +51,10 @@ class QAMemoryStage:
             )
         self.memory = memory
         self.params = params
+
+    @classmethod
+    def from_params(cls, p: QAMemoryParams, resources: Resources) -> QAMemoryStage:
+        return cls(resources.index(p.index), p)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)

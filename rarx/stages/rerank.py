@@ -3,32 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Literal
 
 from rarx.errors import ConfigError
+from rarx.llm import LLMRef, llm_name
 from rarx.rerank import Reranker, make_reranker
+from rarx.stages.base import Resources
+from rarx.stages.common import RANKING, run_active
+from rarx.stages.registry import KindStage, stage_kind
 from rarx.types import QueryState
 
 
-class RerankStage:
-    name: ClassVar[str] = "rerank"
-    needs: ClassVar[frozenset[str]] = frozenset({"ranking"})
-    provides: ClassVar[frozenset[str]] = frozenset({"ranking"})
+@dataclass(frozen=True)
+class RerankParams:
+    method: Literal["first", "listwise", "cross-encoder"] = "first"
+    llm: LLMRef = "smollm2-135m"  # an LLM, or a cross-encoder name/path for cross-encoder
+    k: int = 100  # hits reranked (the rest keep their order below them)
+    window: int = 20
+    stride: int = 10
+    passage_tokens: int = 300
 
-    def __init__(self, reranker: Reranker):
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.window < 2 or not 0 < self.stride < self.window:
+            raise ConfigError(
+                f"need k >= 1, window >= 2 and 0 < stride < window; got k={self.k}, "
+                f"window={self.window}, stride={self.stride}"
+            )
+
+
+@stage_kind("rerank", RerankParams, "rerank the ranking (FIRST, listwise, cross-encoder)",
+            needs={RANKING}, provides={RANKING})  # fmt: skip
+class RerankStage(KindStage[RerankParams]):
+    """Like every retrieval stage, it leaves alone a query whose answer is final or
+    whose gate decided against retrieval."""
+
+    def __init__(self, reranker: Reranker, params: RerankParams | None = None):
         self.reranker = reranker
+        self.params = params
 
     @classmethod
-    def from_params(
-        cls, method: str = "first", llm: str = "smollm2-135m", k: int = 100, window: int = 20,
-        stride: int = 10, strict: bool = False, **kw: Any,
-    ) -> RerankStage:  # fmt: skip
-        """From pipeline parameters (``{method: first, llm: smollm2-135m, k: 20}``)."""
-        return cls(make_reranker(method, llm, k, window, stride, strict, **kw))
+    def from_params(cls, p: RerankParams, resources: Resources) -> RerankStage:
+        if p.method == "cross-encoder":
+            if not isinstance(p.llm, str):
+                raise ConfigError(
+                    "rerank method 'cross-encoder' takes a model name or path in 'llm'"
+                )
+            return cls(make_reranker(p.method, p.llm, p.k), p)
+        reranker = make_reranker(
+            p.method, llm_name(p.llm), p.k, p.window, p.stride, llm=resources.llm(p.llm),
+            passage_tokens=p.passage_tokens,
+        )  # fmt: skip
+        return cls(reranker, p)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        if not batch:
-            return []
+        return run_active(self.name, batch, self._run, retrieval=True)
+
+    def _run(self, batch: list[QueryState]) -> list[QueryState]:
         missing = [s.query.qid for s in batch if s.ranking is None]
         if missing:
             raise ConfigError(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from rarx.errors import ConfigError
-from rarx.stages.common import hit_summary, run_active
+from rarx.index.base import Index
+from rarx.stages.base import Resources
+from rarx.stages.common import RANKING, hit_summary, run_active
+from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.types import Query, QueryState, Ranking
 
 
@@ -23,7 +25,7 @@ class RetrieveParams:
             raise ConfigError(f"parameter 'k' must be at least 1, got {self.k}")
 
 
-def search(index: Any, queries: Sequence[Query], k: int, instruction: str = "") -> list[Ranking]:
+def search(index: Index, queries: Sequence[Query], k: int, instruction: str = "") -> list[Ranking]:
     """Rankings with their documents attached (generate and rerank read the text)."""
     if instruction:
         if index.kind == "bm25":
@@ -32,16 +34,24 @@ def search(index: Any, queries: Sequence[Query], k: int, instruction: str = "") 
     return list(index.search(queries, k, with_docs=True))
 
 
-class RetrieveStage:
-    name: ClassVar[str] = "retrieve"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    provides: ClassVar[frozenset[str]] = frozenset({"ranking"})
-
-    def __init__(self, index: Any, k: int = 10, instruction: str = ""):
+@stage_kind(
+    "retrieve",
+    RetrieveParams,
+    "search an index (BM25, dense, ...)",
+    provides={RANKING},
+    indexes=lambda p: [IndexUse(p.index, "ranked_search")],
+)
+class RetrieveStage(KindStage[RetrieveParams]):
+    def __init__(self, index: Index, k: int = 10, instruction: str = ""):
         self.index = index
         self.k = k
         self.instruction = instruction
         self.label = str(getattr(index, "path", index.kind))
+        self.params = RetrieveParams(self.label, k, instruction)
+
+    @classmethod
+    def from_params(cls, p: RetrieveParams, resources: Resources) -> RetrieveStage:
+        return cls(resources.index(p.index), p.k, p.instruction)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run, retrieval=True)
