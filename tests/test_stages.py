@@ -161,11 +161,12 @@ def test_gate_threshold_scores_the_whole_marker(resources: Resources) -> None:
     # the same probability from one forward pass over the rendered prompt + "<RET>"
     import torch
 
-    text = llm.render(prompt)
-    ids = llm.tokenizer(text + "<RET>", return_tensors="pt", add_special_tokens=False)["input_ids"]
-    n = len(llm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    raw = llm.inner  # the transformers model behind the resources' lock
+    text = raw.render(prompt)
+    ids = raw.tokenizer(text + "<RET>", return_tensors="pt", add_special_tokens=False)["input_ids"]
+    n = len(raw.tokenizer(text, add_special_tokens=False)["input_ids"])
     with torch.inference_mode():
-        logits = llm.model(ids).logits[0].float().log_softmax(-1)
+        logits = raw.model(ids).logits[0].float().log_softmax(-1)
     direct = sum(float(logits[i - 1, ids[0, i]]) for i in range(n, ids.shape[1]))
     assert math.isclose(math.log(p), direct, abs_tol=1e-3)
     assert 0 < p <= p_first < 1

@@ -113,8 +113,13 @@ class LLMCall:
 class LLM(Protocol):
     """What rarx needs from a language model. Calls are deterministic (greedy)."""
 
-    name: str
-    context_length: int  # prompt + completion tokens the model accepts
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context_length(self) -> int:
+        """Prompt + completion tokens the model accepts."""
+        ...
 
     def generate(
         self, prompts: Sequence[Prompt], max_new_tokens: int = 128, stop: Sequence[str] = ()

@@ -101,7 +101,7 @@ class SerializedQAMemory(SerializedIndex):
 
     @property
     def pairs(self) -> Mapping[str, Any]:
-        return self.inner.pairs  # type: ignore[attr-defined, no-any-return]
+        return self.inner.pairs  # type: ignore[attr-defined]
 
     def nearest(self, queries: Sequence[Query], k: int) -> list[list[tuple[Any, float]]]:
         return self._locked(self.inner.nearest, queries, k)  # type: ignore[attr-defined]
@@ -148,7 +148,7 @@ class Resources:
         with self._lock:  # loading under the lock: two stages never load the same thing
             if key not in self._items:
                 self._items[key] = load()
-            return self._items[key]  # type: ignore[no-any-return]
+            return self._items[key]
 
     def llm(self, ref: LLMRef) -> LLM:
         from rarx.llm import load_llm

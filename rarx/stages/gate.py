@@ -96,6 +96,11 @@ class GateStage(KindStage[GateParams]):
     def from_params(cls, p: GateParams, resources: Resources) -> GateStage:
         return cls(p, resources.llm(p.llm) if p.uses_llm else None)
 
+    @property
+    def _model(self) -> LLM:
+        assert self.llm is not None, "checked in __init__ for the modes that call it"
+        return self.llm
+
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)
 
@@ -133,11 +138,11 @@ class GateStage(KindStage[GateParams]):
 
     def _adapt(self, batch: list[QueryState]) -> list[QueryState]:
         prompts = [self._prompt(s) for s in batch]
-        outputs = self.llm.generate(prompts, max_new_tokens=self.params.max_new_tokens)
+        outputs = self._model.generate(prompts, max_new_tokens=self.params.max_new_tokens)
         out = []
         for s, p, o in zip(batch, prompts, outputs, strict=True):
             retrieve = RET in o.text or o.text.strip().startswith("<RET")
-            call = llm_call(self.llm.name, p, o, role="gate")
+            call = llm_call(self._model.name, p, o, role="gate")
             data = {"mode": "adapt-llm", "output": o.text, "call": call}
             state = self._decided(s, retrieve, data)
             if not retrieve:  # the model answered: its answer stands, later stages skip
@@ -155,7 +160,7 @@ class GateStage(KindStage[GateParams]):
         done = ""
         for j, piece in enumerate(self._pieces):
             shifted = [ChatPrompt(p.messages, prefix=p.prefix + done) for p in prompts]
-            rows = self.llm.next_token_logprobs(shifted, [piece])
+            rows = self._model.next_token_logprobs(shifted, [piece])
             for i, row in enumerate(rows):
                 logp[i] += row[piece]
                 if j == 0:

@@ -79,7 +79,7 @@ class KindStage(Generic[P]):
 
 
 _KINDS: dict[str, StageKind[Any]] = {}
-_C = TypeVar("_C", bound=type)
+_C = TypeVar("_C")
 
 
 def stage_kind(
@@ -95,7 +95,8 @@ def stage_kind(
     """Register the decorated class (which has ``from_params(params, resources)``) as
     the stage kind ``name``."""
 
-    def register(cls: _C) -> _C:
+    def register(decorated: _C) -> _C:
+        cls: Any = decorated
         if name in _KINDS and _KINDS[name].build.__qualname__ != cls.from_params.__qualname__:
             raise ValueError(f"stage kind {name!r} is registered twice")
         kind: StageKind[Any] = StageKind(
@@ -112,7 +113,7 @@ def stage_kind(
         cls.kind = kind
         cls.name = name
         _KINDS[name] = kind
-        return cls
+        return decorated
 
     return register
 
