@@ -1,0 +1,211 @@
+"""The index kinds: each kind's module declares one ``KIND = IndexKind(...)`` (its class,
+typed build parameters, load options and capabilities) and is listed once in
+``KIND_MODULES``. Kind modules keep torch, faiss and the JVM behind function calls, so
+listing the kinds imports none of them.
+
+Callers ask for capabilities, never for kind names: ``kinds_with(Capability.RANKED_SEARCH)``
+for what a stage accepts, :func:`search` for a search that passes an instruction or
+threads only to a kind that takes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError, IndexFormatError
+from rarx.index.base import Capability, Index
+from rarx.types import Query, Ranking
+
+# One line per kind; each module defines KIND.
+KIND_MODULES = ("rarx.index.lucene", "rarx.index.dense", "rarx.index.qa_memory")
+
+
+def param(default: Any, help: str) -> Any:
+    """A build or load parameter: its default and the help text the CLI shows."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    name: str
+    cls: type  # builds with cls.build(source, path, *, overwrite, quiet, **build params)
+    summary: str
+    build_params: type  # a frozen dataclass whose fields are keywords of cls.build
+    capabilities: frozenset[Capability]
+    load_options: type | None = None  # a frozen dataclass of keywords of cls.load
+    reads_corpus: bool = True  # False: build reads its own file format from a path
+    unit: str = "documents"  # what one indexed item is, for messages
+    corpus_help: str = ""  # what --corpus is when not a document corpus
+
+    def has(self, capability: Capability | str) -> bool:
+        return Capability(capability) in self.capabilities
+
+    def make_build_params(self, options: Mapping[str, Any]) -> Any:
+        return _typed(self.build_params, options, f"an index of kind {self.name!r}", "build")
+
+    def load_kwargs(self, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Checked keywords for ``cls.load``; an option the kind does not take is an error."""
+        if not options:
+            return {}
+        if self.load_options is None:
+            raise ConfigError(
+                f"{where}: takes no load options, got {', '.join(sorted(options))}; "
+                f"those apply to {' or '.join(_kinds_with_load_option(options)) or 'no kind'}"
+            )
+        _typed(self.load_options, options, where, "load")
+        return dict(options)
+
+
+def _typed(cls: type, options: Mapping[str, Any], where: str, what: str) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown {what} option(s) {', '.join(unknown)}; it takes {', '.join(names)}"
+        )
+    return cls(**options)
+
+
+_KINDS: dict[str, IndexKind] = {}
+_discovered = False
+
+
+def register(kind: IndexKind) -> IndexKind:
+    """Add a kind from outside rarx (rarx's own are found through KIND_MODULES)."""
+    _registry()  # rarx's kinds first, so a name clash is caught
+    _add(kind)
+    return kind
+
+
+def _add(kind: IndexKind) -> None:
+    known = _KINDS.get(kind.name)
+    if known is not None and known.cls is not kind.cls:
+        raise ConfigError(f"index kind {kind.name!r} is already registered by {known.cls}")
+    if getattr(kind.cls, "kind", None) != kind.name:
+        raise ConfigError(f"{kind.cls.__name__}.kind must be {kind.name!r}")
+    _KINDS[kind.name] = kind
+
+
+def _registry() -> dict[str, IndexKind]:
+    global _discovered
+    if not _discovered:
+        for module in KIND_MODULES:
+            _add(importlib.import_module(module).KIND)
+        _discovered = True
+    return _KINDS
+
+
+def kinds() -> dict[str, IndexKind]:
+    """Every registered kind by name, in registration order."""
+    return dict(_registry())
+
+
+def kind_names() -> tuple[str, ...]:
+    return tuple(_registry())
+
+
+def kinds_with(*capabilities: Capability | str) -> tuple[str, ...]:
+    """Names of the kinds that have all ``capabilities``, e.g. ``kinds_with("ranked_search")``."""
+    wanted = {Capability(c) for c in capabilities}
+    return tuple(name for name, k in _registry().items() if wanted <= k.capabilities)
+
+
+def index_kind(name: str) -> IndexKind:
+    kind = _registry().get(name)
+    if kind is None:
+        raise IndexFormatError(
+            f"unknown index kind {name!r} (known: {', '.join(sorted(_registry()))}); "
+            "a newer rarx may have written it"
+        )
+    return kind
+
+
+def capabilities_of(index: Any) -> frozenset[Capability]:
+    """The capabilities of an opened index (works through wrappers that pass ``kind``)."""
+    return index_kind(index.kind).capabilities
+
+
+def build_index(
+    kind: str, source: Any, path: str | Path, params: Any = None, *, overwrite: bool = False,
+    quiet: bool = False,
+) -> Index:  # fmt: skip
+    """Build an index of ``kind`` from ``source`` (documents, or the path the kind reads)
+    with its typed build parameters (the kind's defaults when ``params`` is None)."""
+    k = index_kind(kind)
+    params = k.build_params() if params is None else params
+    if not isinstance(params, k.build_params):
+        raise ConfigError(
+            f"index kind {kind!r} takes {k.build_params.__name__}, got {type(params).__name__}"
+        )
+    return k.cls.build(source, path, overwrite=overwrite, quiet=quiet, **dataclasses.asdict(params))
+
+
+def search(
+    index: Any, queries: Sequence[Query], k: int, *, instruction: str = "", threads: int = 1,
+    with_docs: bool = False,
+) -> list[Ranking]:  # fmt: skip
+    """Search any kind: ``instruction`` needs the instructions capability (else a
+    ConfigError naming the kind); ``threads`` is used where the kind can."""
+    caps = capabilities_of(index)
+    kwargs: dict[str, Any] = {"with_docs": with_docs}
+    if instruction:
+        if Capability.INSTRUCTIONS not in caps:
+            raise ConfigError(
+                f"an instruction needs an index with the 'instructions' capability "
+                f"({', '.join(kinds_with(Capability.INSTRUCTIONS))}); {index.kind!r} indexes "
+                "match the words of the query, so the instruction would be searched for"
+            )
+        kwargs["instruction"] = instruction
+    if threads > 1 and Capability.THREADS in caps:
+        kwargs["threads"] = threads
+    return list(index.search(queries, k, **kwargs))
+
+
+# -- what the CLI shows ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One build parameter across the kinds that take it (a command-line option)."""
+
+    name: str
+    type: Any
+    help: str
+    defaults: dict[str, Any]  # kind -> its default
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def build_option_specs(among: Iterable[IndexKind] | None = None) -> list[OptionSpec]:
+    """The union of the kinds' build parameters; one name must mean one type everywhere."""
+    specs: dict[str, OptionSpec] = {}
+    for kind in among if among is not None else _registry().values():
+        hints = typing.get_type_hints(kind.build_params)
+        for f in dataclasses.fields(kind.build_params):
+            spec = specs.setdefault(
+                f.name, OptionSpec(f.name, hints[f.name], f.metadata.get("help", ""), {})
+            )
+            if spec.type != hints[f.name]:
+                raise ConfigError(
+                    f"build parameter {f.name!r} is {spec.type} for "
+                    f"{', '.join(spec.defaults)} but {hints[f.name]} for {kind.name}"
+                )
+            spec.defaults[kind.name] = f.default
+    return list(specs.values())
+
+
+def _kinds_with_load_option(options: Mapping[str, Any]) -> list[str]:
+    return [
+        k.name
+        for k in _registry().values()
+        if k.load_options is not None
+        and set(options) <= {f.name for f in dataclasses.fields(k.load_options)}
+    ]
