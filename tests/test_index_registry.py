@@ -150,7 +150,7 @@ def test_one_option_name_means_one_type() -> None:
     class OtherIndex:
         kind = "other"
 
-    other = IndexKind("other", OtherIndex, "", Other, frozenset())
+    other = IndexKind(OtherIndex, "", Other, frozenset())
     with pytest.raises(ConfigError, match="'k1' is <class 'float'> for bm25 but <class 'int'>"):
         build_option_specs([index_kind("bm25"), other])
 
@@ -161,7 +161,7 @@ import json
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rarx.index.base import Capability, ChecksumStream, Manifest, staged_build
+from rarx.index.base import ChecksumStream, Manifest, staged_build
 from rarx.index.registry import IndexKind, param, register
 
 
@@ -192,8 +192,7 @@ class CountIndex:
         return cls(path, Manifest.read(path, expect=cls.kind))
 
 
-KIND = register(IndexKind("count", CountIndex, "words per document", CountParams,
-                          frozenset({Capability.DOCUMENTS})))
+KIND = register(IndexKind(CountIndex, "words per document", CountParams, {"documents"}))
 '''
 
 

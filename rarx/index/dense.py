@@ -29,7 +29,7 @@ import numpy as np
 
 from rarx import __version__
 from rarx.errors import ConfigError, IndexFormatError, InputError, require
-from rarx.index.base import Capability, ChecksumStream, Manifest, now_iso, staged_build
+from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.registry import IndexKind, param
 from rarx.models.encoder import Encoder, EncoderConfig
 from rarx.progress import progress, progress_bar
@@ -522,17 +522,7 @@ class DenseIndex:
 
 
 KIND = IndexKind(
-    name=DenseIndex.kind,
-    cls=DenseIndex,
-    summary="bi-encoder embeddings searched with faiss (exact or approximate)",
-    build_params=DenseBuildParams,
+    DenseIndex, "bi-encoder embeddings searched with faiss (exact or approximate)",
+    DenseBuildParams, {"ranked_search", "documents", "instructions", "vectors"},
     load_options=DenseLoadOptions,
-    capabilities=frozenset(
-        {
-            Capability.RANKED_SEARCH,
-            Capability.DOCUMENTS,
-            Capability.INSTRUCTIONS,
-            Capability.VECTORS,
-        }
-    ),
-)
+)  # fmt: skip

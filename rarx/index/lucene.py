@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from rarx import __version__
 from rarx.errors import ConfigError, RarxError
-from rarx.index.base import Capability, ChecksumStream, Manifest, now_iso, staged_build
+from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.java import jclass
 from rarx.index.registry import IndexKind, param
 from rarx.progress import progress
@@ -222,10 +222,6 @@ class LuceneIndex:
 
 
 KIND = IndexKind(
-    name=LuceneIndex.kind,
-    cls=LuceneIndex,
-    summary="BM25 (and BM25+RM3) over Lucene",
-    build_params=Bm25BuildParams,
-    load_options=Bm25LoadOptions,
-    capabilities=frozenset({Capability.RANKED_SEARCH, Capability.DOCUMENTS, Capability.THREADS}),
-)
+    LuceneIndex, "BM25 (and BM25+RM3) over Lucene", Bm25BuildParams,
+    {"ranked_search", "documents", "threads"}, load_options=Bm25LoadOptions,
+)  # fmt: skip

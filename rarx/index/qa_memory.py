@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from rarx import __version__
 from rarx.errors import ConfigError, InputError
-from rarx.index.base import Capability, Manifest, now_iso, staged_build
+from rarx.index.base import Manifest, now_iso, staged_build
 from rarx.index.registry import IndexKind, param
 from rarx.io.jsonl import read_jsonl
 from rarx.types import Document, Hit, Query, Ranking
@@ -143,12 +143,7 @@ class QAMemoryIndex:
 
 
 KIND = IndexKind(
-    name=QAMemoryIndex.kind,
-    cls=QAMemoryIndex,
-    summary="question-answer pairs searched by question (RePAQ)",
-    build_params=QAMemoryBuildParams,
-    capabilities=frozenset({Capability.QA_PAIRS, Capability.DOCUMENTS, Capability.INSTRUCTIONS}),
-    reads_corpus=False,
-    unit="question-answer pairs",
+    QAMemoryIndex, "question-answer pairs searched by question (RePAQ)", QAMemoryBuildParams,
+    {"qa_pairs", "documents", "instructions"}, reads_corpus=False, unit="question-answer pairs",
     corpus_help="a JSONL of {question, answer}",
-)
+)  # fmt: skip

@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 import typing
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,24 @@ def param(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True)
 class IndexKind:
-    name: str
-    cls: type  # builds with cls.build(source, path, *, overwrite, quiet, **build params)
+    """A kind: its class (named by ``cls.kind``), what it is, its typed build parameters
+    and load options, and its capabilities (names of :class:`Capability` members)."""
+
+    cls: Any  # an Index class; cls.build(source, path, *, overwrite, quiet, **build params)
     summary: str
-    build_params: type  # a frozen dataclass whose fields are keywords of cls.build
-    capabilities: frozenset[Capability]
-    load_options: type | None = None  # a frozen dataclass of keywords of cls.load
+    build_params: Any  # a frozen dataclass whose fields are keywords of cls.build
+    capabilities: AbstractSet[str]  # Capability values; kept as a frozenset of Capability
+    load_options: Any = None  # a frozen dataclass of keywords of cls.load, if it has any
     reads_corpus: bool = True  # False: build reads its own file format from a path
     unit: str = "documents"  # what one indexed item is, for messages
     corpus_help: str = ""  # what --corpus is when not a document corpus
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capabilities", frozenset(map(Capability, self.capabilities)))
+
+    @property
+    def name(self) -> str:
+        return str(self.cls.kind)
 
     def has(self, capability: Capability | str) -> bool:
         return Capability(capability) in self.capabilities
@@ -87,8 +97,6 @@ def _add(kind: IndexKind) -> None:
     known = _KINDS.get(kind.name)
     if known is not None and known.cls is not kind.cls:
         raise ConfigError(f"index kind {kind.name!r} is already registered by {known.cls}")
-    if getattr(kind.cls, "kind", None) != kind.name:
-        raise ConfigError(f"{kind.cls.__name__}.kind must be {kind.name!r}")
     _KINDS[kind.name] = kind
 
 
@@ -126,7 +134,7 @@ def index_kind(name: str) -> IndexKind:
     return kind
 
 
-def capabilities_of(index: Any) -> frozenset[Capability]:
+def capabilities_of(index: Any) -> AbstractSet[str]:
     """The capabilities of an opened index (works through wrappers that pass ``kind``)."""
     return index_kind(index.kind).capabilities
 
