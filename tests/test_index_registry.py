@@ -18,6 +18,7 @@ from rarx.index.base import Capability, Manifest, load_index
 from rarx.index.registry import (
     IndexKind,
     build_option_specs,
+    has_capability,
     index_kind,
     kinds,
     kinds_with,
@@ -106,6 +107,8 @@ def test_load_options_go_only_to_a_kind_that_takes_them(tmp_path: Path) -> None:
 
 
 def test_bm25_load_options_and_search_capabilities(tiny_bm25: Any) -> None:
+    assert has_capability(tiny_bm25, "threads") and not has_capability(tiny_bm25, "qa_pairs")
+    assert not has_capability(object(), "documents")  # no registered kind
     expanded = load_index(tiny_bm25.path, rm3=True, k1=1.2)
     assert expanded.settings["rm3"] and expanded.settings["k1"] == 1.2
     queries = [Query("a", "volcano lava"), Query("b", "genetic helix")]

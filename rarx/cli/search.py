@@ -12,7 +12,7 @@ import click
 from rarx.cli.options import quiet_option, threads_option
 from rarx.index.base import Capability, load_index
 from rarx.index.fusion import rrf
-from rarx.index.registry import capabilities_of
+from rarx.index.registry import has_capability
 from rarx.index.registry import search as search_index
 from rarx.io.atomic import atomic_write
 from rarx.io.table import table
@@ -177,7 +177,7 @@ def search(
     else:
         runs = [
             search_one(ix, queries, max(depth, fusion_depth), threads,
-                       instruction if Capability.INSTRUCTIONS in capabilities_of(ix) else "",
+                       instruction if has_capability(ix, Capability.INSTRUCTIONS) else "",
                        with_docs=False)
             for ix in indexes
         ]  # fmt: skip

@@ -134,9 +134,11 @@ def index_kind(name: str) -> IndexKind:
     return kind
 
 
-def capabilities_of(index: Any) -> AbstractSet[str]:
-    """The capabilities of an opened index (works through wrappers that pass ``kind``)."""
-    return index_kind(index.kind).capabilities
+def has_capability(index: Any, capability: Capability | str) -> bool:
+    """Whether an opened index (or a wrapper that passes ``kind`` on) has ``capability``;
+    False for an object of no registered kind."""
+    kind = _registry().get(getattr(index, "kind", None))  # type: ignore[arg-type]
+    return kind is not None and kind.has(capability)
 
 
 def build_index(
@@ -160,7 +162,7 @@ def search(
 ) -> list[Ranking]:  # fmt: skip
     """Search any kind: ``instruction`` needs the instructions capability (else a
     ConfigError naming the kind); ``threads`` is used where the kind can."""
-    caps = capabilities_of(index)
+    caps = index_kind(index.kind).capabilities
     kwargs: dict[str, Any] = {"with_docs": with_docs}
     if instruction:
         if Capability.INSTRUCTIONS not in caps:

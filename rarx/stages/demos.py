@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from rarx.errors import ConfigError
 from rarx.eval.qa import normalize_answer
+from rarx.index.registry import has_capability
 from rarx.stages.common import DEMOS, run_active
 from rarx.types import QueryState
 
@@ -39,7 +40,7 @@ class DemosStage:
     provides: ClassVar[frozenset[str]] = frozenset({DEMOS})
 
     def __init__(self, bank: Any, params: DemosParams):
-        if getattr(bank, "kind", None) != "qa-memory":
+        if not has_capability(bank, "qa_pairs"):
             raise ConfigError(
                 "demos needs a bank of labelled examples built with: rarx index --kind "
                 f"qa-memory --corpus EXAMPLES.jsonl --index DIR (got a {bank.kind!r} index)"
