@@ -43,9 +43,10 @@ def test_the_kinds_and_what_they_can_do() -> None:
         index_kind("splade")
 
 
-def test_listing_the_kinds_imports_nothing_heavy() -> None:
+def test_a_kind_imports_only_its_module_and_listing_imports_nothing_heavy() -> None:
     code = (
-        "import sys\nfrom rarx.index.registry import kinds\nimport rarx.index.dense\n"
+        "import sys\nfrom rarx.index.registry import index_kind, kinds\n"
+        "assert index_kind('bm25').name == 'bm25' and 'rarx.index.dense' not in sys.modules\n"
         f"assert len(kinds()) == 3\nheavy = set({HEAVY!r}) & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

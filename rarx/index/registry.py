@@ -1,7 +1,8 @@
 """The index kinds: each kind's module declares one ``KIND = IndexKind(...)`` (its class,
 typed build parameters, load options and capabilities) and is listed once in
-``KIND_MODULES``. Kind modules keep torch, faiss and the JVM behind function calls, so
-listing the kinds imports none of them.
+``KIND_MODULES``. A kind's module is imported when that kind is asked for (opening a
+BM25 index imports no dense code); listing every kind imports them all, and kind modules
+keep torch, faiss and the JVM behind function calls, so even that imports none of them.
 
 Callers ask for capabilities, never for kind names: ``kinds_with(Capability.RANKED_SEARCH)``
 for what a stage accepts, :func:`search` for a search that passes an instruction or
@@ -23,8 +24,12 @@ from rarx.errors import ConfigError, IndexFormatError
 from rarx.index.base import Capability, Index
 from rarx.types import Query, Ranking
 
-# One line per kind; each module defines KIND.
-KIND_MODULES = ("rarx.index.lucene", "rarx.index.dense", "rarx.index.qa_memory")
+# One line per kind: its name and the module that defines its KIND.
+KIND_MODULES = {
+    "bm25": "rarx.index.lucene",
+    "dense": "rarx.index.dense",
+    "qa-memory": "rarx.index.qa_memory",
+}
 
 
 def param(default: Any, help: str) -> Any:
@@ -82,54 +87,46 @@ def _typed(cls: type, options: Mapping[str, Any], where: str, what: str) -> Any:
     return cls(**options)
 
 
-_KINDS: dict[str, IndexKind] = {}
-_discovered = False
+_KINDS: dict[str, IndexKind] = {}  # the kinds imported or registered so far
 
 
 def register(kind: IndexKind) -> IndexKind:
     """Add a kind from outside rarx (rarx's own are found through KIND_MODULES)."""
-    _registry()  # rarx's kinds first, so a name clash is caught
-    _add(kind)
-    return kind
-
-
-def _add(kind: IndexKind) -> None:
-    known = _KINDS.get(kind.name)
+    known = _find(kind.name)
     if known is not None and known.cls is not kind.cls:
         raise ConfigError(f"index kind {kind.name!r} is already registered by {known.cls}")
     _KINDS[kind.name] = kind
+    return kind
 
 
-def _registry() -> dict[str, IndexKind]:
-    global _discovered
-    if not _discovered:
-        for module in KIND_MODULES:
-            _add(importlib.import_module(module).KIND)
-        _discovered = True
-    return _KINDS
+def _find(name: str) -> IndexKind | None:
+    if name not in _KINDS and name in KIND_MODULES:
+        kind = importlib.import_module(KIND_MODULES[name]).KIND
+        if kind.name != name:
+            raise ConfigError(f"{KIND_MODULES[name]}.KIND is {kind.name!r}, listed as {name!r}")
+        _KINDS[name] = kind
+    return _KINDS.get(name)
 
 
 def kinds() -> dict[str, IndexKind]:
-    """Every registered kind by name, in registration order."""
-    return dict(_registry())
-
-
-def kind_names() -> tuple[str, ...]:
-    return tuple(_registry())
+    """Every kind by name: rarx's own in KIND_MODULES order, then registered ones."""
+    names = [*KIND_MODULES, *(n for n in _KINDS if n not in KIND_MODULES)]
+    return {n: k for n in names if (k := _find(n)) is not None}
 
 
 def kinds_with(*capabilities: Capability | str) -> tuple[str, ...]:
     """Names of the kinds that have all ``capabilities``, e.g. ``kinds_with("ranked_search")``."""
     wanted = {Capability(c) for c in capabilities}
-    return tuple(name for name, k in _registry().items() if wanted <= k.capabilities)
+    return tuple(name for name, k in kinds().items() if wanted <= k.capabilities)
 
 
 def index_kind(name: str) -> IndexKind:
-    kind = _registry().get(name)
+    kind = _find(name)
     if kind is None:
+        known = sorted({*KIND_MODULES, *_KINDS})
         raise IndexFormatError(
-            f"unknown index kind {name!r} (known: {', '.join(sorted(_registry()))}); "
-            "a newer rarx may have written it"
+            f"unknown index kind {name!r} (known: {', '.join(known)}); a newer rarx, or a "
+            "kind registered by a package not imported here, may have written it"
         )
     return kind
 
@@ -137,7 +134,8 @@ def index_kind(name: str) -> IndexKind:
 def has_capability(index: Any, capability: Capability | str) -> bool:
     """Whether an opened index (or a wrapper that passes ``kind`` on) has ``capability``;
     False for an object of no registered kind."""
-    kind = _registry().get(getattr(index, "kind", None))  # type: ignore[arg-type]
+    name = getattr(index, "kind", None)
+    kind = _find(name) if isinstance(name, str) else None
     return kind is not None and kind.has(capability)
 
 
@@ -197,7 +195,7 @@ class OptionSpec:
 def build_option_specs(among: Iterable[IndexKind] | None = None) -> list[OptionSpec]:
     """The union of the kinds' build parameters; one name must mean one type everywhere."""
     specs: dict[str, OptionSpec] = {}
-    for kind in among if among is not None else _registry().values():
+    for kind in among if among is not None else kinds().values():
         hints = typing.get_type_hints(kind.build_params)
         for f in dataclasses.fields(kind.build_params):
             spec = specs.setdefault(
@@ -215,7 +213,7 @@ def build_option_specs(among: Iterable[IndexKind] | None = None) -> list[OptionS
 def _kinds_with_load_option(options: Mapping[str, Any]) -> list[str]:
     return [
         k.name
-        for k in _registry().values()
+        for k in kinds().values()
         if k.load_options is not None
         and set(options) <= {f.name for f in dataclasses.fields(k.load_options)}
     ]
