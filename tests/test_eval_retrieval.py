@@ -94,3 +94,21 @@ def test_a_pipeline_scores_like_the_index_it_wraps(
                                            "name": "bm25"}  # fmt: skip
     assert pipeline_system["measures"] == index_system["measures"]
     assert index_system["measures"]["R@5"] > 0.5
+
+
+def test_evaluate_retrieval_is_a_library_call(
+    tmp_path: Path, tiny_bm25, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rarx.eval.retrieval import RetrievalSystems, evaluate_retrieval
+
+    ds = _tiny_beir(tmp_path / "ds")
+    with open(ds / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\td99\t1\n")  # a judged document the corpus lacks: a warning, not an error
+    systems = RetrievalSystems(indexes=(tiny_bm25.path,))
+    result = evaluate_retrieval(str(ds), systems, measures=["R@5"], depth=5)
+    assert result.queries == 5 and [s.run.name for s in result.systems] == [str(tiny_bm25.path)]
+    assert result.systems[0].evaluation.aggregate["R@5"] > 0.5
+    assert result.as_dict()["systems"][0]["measures"] == result.systems[0].evaluation.aggregate
+    assert any("not in corpus.jsonl" in r.getMessage() for r in caplog.records)
+    with pytest.raises(RarxError, match="--hybrid fuses BM25 with a dense model"):
+        evaluate_retrieval(str(ds), RetrievalSystems(bm25=True, hybrid=True))
