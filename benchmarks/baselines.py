@@ -15,10 +15,10 @@ from pathlib import Path
 
 from rarx.eval.datasets import DATASETS, load_beir, prepare_dataset
 from rarx.eval.datasets.beir import is_beir_folder
-from rarx.eval.report import table
 from rarx.eval.results import envelope, write_results
 from rarx.eval.retrieval import compare
 from rarx.eval.systems import DenseModel, bm25_run, hybrid_run
+from rarx.io.table import table
 
 WORK = Path(os.environ.get("RARX_WORK", Path(__file__).parent / "work" / "eval"))
 OUT = Path(__file__).parent / "results" / "baselines.json"

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from rarx.eval.mcr import mcr_encoder, mcr_files, read_mcr_csv, score_mcr
-from rarx.eval.report import table
 from rarx.eval.results import envelope, write_results
+from rarx.io.table import table
 
 DATA = Path(os.environ.get("RARX_DATA", "/work/shared/data"))
 OUT = Path(__file__).parent / "results" / "mcr_rarb.json"

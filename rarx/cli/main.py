@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -15,7 +17,7 @@ from rarx.errors import RarxError
 
 # name -> "module:attribute"; each module holds one click command or group.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "index": ("rarx.cli.index:index", "Build a BM25 or dense index from a corpus."),
+    "index": ("rarx.cli.index:index", "Build an index (BM25, dense, QA memory) from a corpus."),
     "search": ("rarx.cli.search:search", "Search one or more indexes (fused) for queries."),
     "models": ("rarx.cli.models:models", "List named models and whether they are installed."),
     "datasets": ("rarx.cli.datasets:datasets", "List and prepare evaluation datasets."),
@@ -57,11 +59,47 @@ def cli() -> None:
     """rarx: retrieval and reranking for reasoning-as-retrieval and adaptive RAG."""
 
 
+class _LogFormat(logging.Formatter):
+    """Status lines as they are; warnings and errors as ``rarx: warning: ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return (
+            text
+            if record.levelno < logging.WARNING
+            else f"rarx: {record.levelname.lower()}: {text}"
+        )
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and tools replace it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def log_to_stderr() -> None:
+    """rarx's log messages go to stderr (stdout is for results), INFO and up; a command's
+    --quiet raises the level to WARNING."""
+    logger = logging.getLogger("rarx")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_LogFormat("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
     # Weight-loading bars and tokenizer notices from transformers drown rarx's own progress
     # output; users can still turn them on by setting these variables themselves.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    log_to_stderr()
     try:
         cli.main(args=argv, standalone_mode=False)
     except RarxError as exc:

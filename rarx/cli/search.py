@@ -10,10 +10,12 @@ from typing import Any
 import click
 
 from rarx.cli.options import quiet_option, threads_option
-from rarx.errors import ConfigError
-from rarx.index.base import Manifest, index_class
+from rarx.index.base import Capability, load_index
 from rarx.index.fusion import rrf
+from rarx.index.registry import has_capability
+from rarx.index.registry import search as search_index
 from rarx.io.atomic import atomic_write
+from rarx.io.table import table
 from rarx.io.topics import read_topics
 from rarx.io.trec import format_run
 from rarx.types import Document, Hit, Query, Ranking
@@ -22,23 +24,17 @@ SNIPPET = 80
 
 
 def open_index(path: Path, rm3: bool, k1: float | None, b: float | None) -> Any:
-    manifest = Manifest.read(path)
-    cls = index_class(manifest.kind)
-    if manifest.kind == "bm25":
-        return cls.load(path, rm3=rm3, k1=k1, b=b)
-    if rm3 or k1 is not None or b is not None:
-        raise ConfigError(f"--rm3/--k1/--b apply to BM25 indexes; {path} is {manifest.kind!r}")
-    return cls.load(path)
+    """Load options go only to a kind that takes them (else a ConfigError naming it)."""
+    given = {"rm3": rm3 or None, "k1": k1, "b": b}
+    return load_index(path, **{name: v for name, v in given.items() if v is not None})
 
 
 def search_one(
     index: Any, queries: list[Query], k: int, threads: int, instruction: str, with_docs: bool
 ) -> list[Ranking]:
-    if index.kind == "bm25":
-        if instruction:
-            raise ConfigError("--instruction applies to dense indexes (BM25 would match its words)")
-        return index.search(queries, k, threads=threads, with_docs=with_docs)
-    return index.search(queries, k, instruction=instruction, with_docs=with_docs)
+    return search_index(
+        index, queries, k, instruction=instruction, threads=threads, with_docs=with_docs
+    )
 
 
 def _snippet(text: str) -> str:
@@ -51,10 +47,11 @@ def format_table(queries: list[Query], rankings: list[Ranking]) -> str:
     for q, r in zip(queries, rankings, strict=True):
         if len(queries) > 1:
             lines.append(f"# {q.qid}: {q.text}")
-        lines.append(f"{'rank':>4}  {'docid':<16}  {'score':>9}  text")
-        for rank, h in enumerate(r.hits, 1):
-            text = _snippet(h.doc.contents) if h.doc else ""
-            lines.append(f"{rank:>4}  {h.docid:<16}  {h.score:>9.4f}  {text}")
+        rows = [
+            (rank, h.docid, h.score, _snippet(h.doc.contents) if h.doc else "")
+            for rank, h in enumerate(r.hits, 1)
+        ]
+        lines.append(table(["rank", "docid", "score", "text"], rows))
         if not r.hits:
             lines.append("   (no hits)")
     return "\n".join(lines) + "\n"
@@ -180,7 +177,8 @@ def search(
     else:
         runs = [
             search_one(ix, queries, max(depth, fusion_depth), threads,
-                       instruction if ix.kind != "bm25" else "", with_docs=False)
+                       instruction if has_capability(ix, Capability.INSTRUCTIONS) else "",
+                       with_docs=False)
             for ix in indexes
         ]  # fmt: skip
         rankings = rrf(runs, k=depth)

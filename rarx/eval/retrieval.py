@@ -1,10 +1,12 @@
 """Evaluating retrieval systems on a dataset: figures, per query, and significance
-against the first system."""
+against the first system. :func:`evaluate_retrieval` is ``rarx eval retrieval`` as a
+library call (what a server calls too)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,17 @@ from rarx.errors import RarxError
 from rarx.eval.datasets import BeirDataset, default_dir, load_beir, prepare_dataset
 from rarx.eval.datasets.beir import is_beir_folder
 from rarx.eval.datasets.prepare import DATASETS
-from rarx.eval.metrics import Evaluation, evaluate, run_from_rankings
+from rarx.eval.metrics import (
+    DEFAULT_MEASURES,
+    Evaluation,
+    evaluate,
+    parse_measures,
+    run_from_rankings,
+)
 from rarx.eval.significance import paired_t_test
 from rarx.eval.systems import SystemRun
+
+log = logging.getLogger(__name__)
 
 
 def resolve_dataset(name_or_path: str, split: str = "test") -> BeirDataset:
@@ -71,3 +81,96 @@ def compare(runs: Sequence[SystemRun], qrels: dict, measures: Sequence[str]) -> 
             base = ev
         results.append(SystemResult(run, ev, p_values))
     return results
+
+
+@dataclass(frozen=True)
+class RetrievalSystems:
+    """Which systems to evaluate: built indexes, pipeline files, and systems built over
+    the dataset's corpus (BM25, dense models, with instructions, RRF hybrids)."""
+
+    indexes: tuple[Path, ...] = ()
+    pipelines: tuple[Path, ...] = ()
+    bm25: bool = False
+    models: tuple[str, ...] = ()
+    hybrid: bool = False  # RRF of BM25 and each dense run
+    instructions: bool = False  # each dense model also with the dataset's instruction
+
+    def check(self) -> None:
+        if not (self.indexes or self.pipelines or self.bm25 or self.models):
+            raise RarxError(
+                "nothing to evaluate: pass --index PATH, --pipeline FILE, --bm25 and/or "
+                "--model NAME"
+            )
+        if self.hybrid and not (self.bm25 and self.models):
+            raise RarxError("--hybrid fuses BM25 with a dense model: pass --bm25 and --model")
+
+
+@dataclass
+class RetrievalEvaluation:
+    """Every system's figures on one dataset, in the order they were run."""
+
+    dataset: str
+    data: BeirDataset
+    split: str
+    depth: int
+    measures: tuple[str, ...]
+    systems: list[SystemResult] = field(default_factory=list)
+
+    @property
+    def queries(self) -> int:
+        return len(self.data.judged_queries)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The results envelope (``--results`` / ``--json``)."""
+        from rarx.eval.results import envelope
+
+        data = self.data
+        return envelope(
+            "retrieval",
+            dataset={"name": self.dataset, "path": str(data.path), "split": self.split,
+                     "queries": self.queries, "documents": len(data.corpus),
+                     "instruction": data.instruction},
+            settings={"depth": self.depth, "measures": list(self.measures),
+                      "significance": "paired t-test vs first"},
+            systems=[s.as_dict() for s in self.systems],
+        )  # fmt: skip
+
+
+def evaluate_retrieval(
+    dataset: str, systems: RetrievalSystems, *, split: str = "test",
+    measures: Sequence[str] = DEFAULT_MEASURES, depth: int = 100,
+    work_dir: Path = Path("indexes/eval"), quiet: bool = True,
+) -> RetrievalEvaluation:  # fmt: skip
+    """Run each system over the dataset's judged queries and score it, with paired
+    t-tests against the first. Everything is checked before any index or model loads;
+    BM25 indexes and dense document embeddings are kept in ``work_dir`` for reuse."""
+    from rarx.eval.systems import DenseModel, bm25_run, hybrid_run, index_run, pipeline_run
+
+    names = tuple(measures)
+    parse_measures(names)
+    systems.check()
+    if systems.pipelines:
+        from rarx.pipeline.spec import load_spec
+
+        for p in systems.pipelines:
+            load_spec(p)  # a bad pipeline fails before any index or model loads
+    data = resolve_dataset(dataset, split)
+    for warning in data.warnings:
+        log.warning("%s", warning)
+    if systems.instructions and not data.instruction:
+        raise RarxError(f"{data.path} has no instruction.txt; drop --instructions")
+    queries = data.judged_queries
+    runs = [index_run(p, queries, depth) for p in systems.indexes]
+    runs += [pipeline_run(p, queries, depth) for p in systems.pipelines]
+    bm25_result = bm25_run(data, queries, depth, work_dir, quiet) if systems.bm25 else None
+    if bm25_result:
+        runs.append(bm25_result)
+    for model in systems.models:
+        dense = DenseModel(model, data, cache_dir=work_dir / "embeddings", quiet=quiet)
+        variants = [dense.search(queries, depth)]
+        if systems.instructions:
+            variants.append(dense.search(queries, depth, data.instruction))
+        runs.extend(variants)
+        if systems.hybrid and bm25_result:
+            runs.extend(hybrid_run([bm25_result, v], depth) for v in variants)
+    return RetrievalEvaluation(dataset, data, split, depth, names, compare(runs, data.qrels, names))

@@ -1,25 +1,23 @@
 """Retrieval systems evaluated on a dataset: a built index, BM25 or a dense model built
 over the dataset's corpus, and RRF hybrids of them.
 
-Dense models are searched exactly (cosine over all documents) from document embeddings
-computed once per model and corpus; the with- and without-instruction runs share them.
+A dense model is a flat (exact cosine) dense index over the dataset's corpus, built once
+per model and corpus under the cache folder; the with- and without-instruction runs
+share it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rarx.eval.datasets.beir import BeirDataset
-from rarx.types import Hit, Query, Ranking
-
-QUERY_CHUNK = 256  # queries scored at once: bounds the (queries x documents) score block
+from rarx.index.base import ChecksumStream
+from rarx.types import Query, Ranking
 
 
 @dataclass
@@ -38,27 +36,16 @@ class SystemRun:
 
 
 def corpus_key(data: BeirDataset) -> str:
-    h = hashlib.sha256()
-    for d in data.corpus:
-        h.update(f"{d.docid}\t{d.title}\t{d.text}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and scores of each row's k best, by descending score then index."""
-    k = min(k, scores.shape[1])
-    part = (
-        np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        if k < scores.shape[1]
-        else (np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1)))
-    )
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    """A short key of the corpus content (the start of the index manifests' checksum)."""
+    stream = ChecksumStream(data.corpus)
+    for _ in stream:
+        pass
+    return stream.checksum.removeprefix("sha256:")[:16]
 
 
 class DenseModel:
-    """A bi-encoder over one dataset's corpus, with its document embeddings kept."""
+    """A bi-encoder over one dataset's corpus: a flat dense index, kept in ``cache_dir``
+    (a temporary folder when None) and reused while the model and corpus are the same."""
 
     def __init__(
         self,
@@ -70,6 +57,8 @@ class DenseModel:
         device: str | None = None,
     ):
         from rarx.eval.mcr import rarb_max_seq_length
+        from rarx.index.base import MANIFEST_NAME
+        from rarx.index.dense import DenseIndex
         from rarx.models.encoder import Encoder, EncoderConfig
 
         self.model = model
@@ -80,29 +69,23 @@ class DenseModel:
         self.encoder = Encoder(
             EncoderConfig(model=model, max_seq_length=rarb_max_seq_length(model), device=device)
         )
-        self.docids = [d.docid for d in data.corpus]
         self.seconds: dict[str, float] = {}
-        cache = None
-        if cache_dir is not None:
-            safe = model.replace("/", "_")
-            cache = (
-                Path(cache_dir)
-                / f"{safe}-{corpus_key(data)}-{int(self.encoder.model.max_seq_length)}.npy"
-            )
-        if cache is not None and cache.is_file():
-            self.doc_vectors = np.load(cache)
+        if cache_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="rarx-dense-")
+            cache_dir = Path(self._tmp.name)
+        safe = model.replace("/", "_")
+        key = f"{safe}-{corpus_key(data)}-{int(self.encoder.model.max_seq_length)}"
+        path = Path(cache_dir) / key
+        if (path / MANIFEST_NAME).is_file():
+            self.index = DenseIndex.load(path, encoder=self.encoder)
             self.seconds["encode_docs"] = 0.0
         else:
             t = time.perf_counter()
-            self.doc_vectors = self.encoder.encode_docs(
-                [d.contents for d in data.corpus], batch_size, quiet
-            )
+            self.index = DenseIndex.build(
+                data.corpus, path, batch_size=batch_size, overwrite=True, quiet=quiet,
+                encoder=self.encoder,
+            )  # fmt: skip
             self.seconds["encode_docs"] = time.perf_counter() - t
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp.npy")
-                np.save(tmp, self.doc_vectors)
-                tmp.replace(cache)
 
     def search(self, queries: Sequence[Query], k: int, instruction: str = "") -> SystemRun:
         t0 = time.perf_counter()
@@ -110,17 +93,7 @@ class DenseModel:
             [q.text for q in queries], instruction, self.batch_size, self.quiet
         )
         t1 = time.perf_counter()
-        rankings = []
-        for start in range(0, len(queries), QUERY_CHUNK):
-            block = qv[start : start + QUERY_CHUNK] @ self.doc_vectors.T
-            idx, vals = top_k(block, k)
-            for q, row_i, row_v in zip(
-                queries[start : start + QUERY_CHUNK], idx, vals, strict=True
-            ):
-                hits = tuple(
-                    Hit(self.docids[i], float(v)) for i, v in zip(row_i, row_v, strict=True)
-                )
-                rankings.append(Ranking(q.qid, hits))
+        rankings = self.index.search_vectors([q.qid for q in queries], qv, k)
         t2 = time.perf_counter()
         name = self.model + (" +inst" if instruction else "")
         return SystemRun(

@@ -1,14 +1,16 @@
-"""The Index protocol, the ``rarx_index.json`` manifest, atomic builds and ``load_index``."""
+"""The Index protocol and the capabilities a kind may add, the ``rarx_index.json``
+manifest, atomic builds and ``load_index``. The kinds themselves are listed in
+:mod:`rarx.index.registry`."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
@@ -19,12 +21,17 @@ from rarx.types import Document, Query, Ranking
 MANIFEST_NAME = "rarx_index.json"
 FORMAT_VERSION = 1
 
-# kind -> "module:Class"; imported only when an index of that kind is built or loaded.
-INDEX_KINDS: dict[str, str] = {
-    "bm25": "rarx.index.lucene:LuceneIndex",
-    "dense": "rarx.index.dense:DenseIndex",
-    "qa-memory": "rarx.index.qa_memory:QAMemoryIndex",  # question-answer pairs (RePAQ)
-}
+
+class Capability(StrEnum):
+    """What an index kind can do beyond :class:`Index`; callers ask for a capability,
+    never for a kind name (see :func:`rarx.index.registry.kinds_with`)."""
+
+    RANKED_SEARCH = "ranked_search"  # a document ranking the retrieve/fuse/arr stages use
+    DOCUMENTS = "documents"  # doc(docid) returns the stored text
+    INSTRUCTIONS = "instructions"  # search(..., instruction=...): see InstructedIndex
+    THREADS = "threads"  # search(..., threads=...) runs a batch on worker threads
+    VECTORS = "vectors"  # embeddings and search_vectors: see VectorIndex
+    QA_PAIRS = "qa_pairs"  # question-answer pairs: see QAPairIndex
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class Manifest:
             f.write("\n")
 
     @classmethod
-    def read(cls, directory: str | Path) -> Manifest:
+    def read(cls, directory: str | Path, expect: str | None = None) -> Manifest:
+        """The manifest of an index directory; with ``expect``, one of that kind only."""
         directory = Path(directory)
         path = directory / MANIFEST_NAME
         if not directory.is_dir():
@@ -63,16 +71,19 @@ class Manifest:
                 f"{directory}: index format version {manifest.format_version}, this rarx reads "
                 f"version {FORMAT_VERSION}; rebuild it with 'rarx index --overwrite'"
             )
-        if manifest.kind not in INDEX_KINDS:
+        if expect is not None and manifest.kind != expect:
             raise IndexFormatError(
-                f"{directory}: unknown index kind {manifest.kind!r} "
-                f"(known: {', '.join(sorted(INDEX_KINDS))})"
+                f"{directory} is a {manifest.kind!r} index, not {expect!r}; open it with "
+                "rarx.index.base.load_index, which reads the kind from its manifest"
             )
         return manifest
 
 
 @runtime_checkable
 class Index(Protocol):
+    """What every kind does. ``build(source, path, *, overwrite, quiet, **build_params)``
+    is a classmethod too; its parameters are the kind's typed build parameters."""
+
     kind: ClassVar[str]
     path: Path
     manifest: Manifest
@@ -80,24 +91,56 @@ class Index(Protocol):
     @classmethod
     def load(cls, path: str | Path) -> Self: ...
 
-    def search(self, queries: Sequence[Query], k: int = 10) -> list[Ranking]: ...
+    def search(
+        self, queries: Sequence[Query], k: int = 10, with_docs: bool = False
+    ) -> list[Ranking]: ...
 
     def doc(self, docid: str) -> Document | None: ...
 
 
-def index_class(kind: str) -> Any:
-    if kind not in INDEX_KINDS:
-        raise IndexFormatError(
-            f"unknown index kind {kind!r} (known: {', '.join(sorted(INDEX_KINDS))})"
-        )
-    module, name = INDEX_KINDS[kind].split(":")
-    return getattr(importlib.import_module(module), name)
+@runtime_checkable
+class InstructedIndex(Index, Protocol):
+    """``Capability.INSTRUCTIONS``: an instruction is prepended to each query when encoded."""
+
+    def search(
+        self, queries: Sequence[Query], k: int = 10, with_docs: bool = False, *,
+        instruction: str = "",
+    ) -> list[Ranking]: ...  # fmt: skip
 
 
-def load_index(path: str | Path) -> Index:
-    """Open an index directory, dispatching on the kind in its manifest."""
-    manifest = Manifest.read(path)
-    return index_class(manifest.kind).load(path)
+@runtime_checkable
+class VectorIndex(Index, Protocol):
+    """``Capability.VECTORS``: document embeddings, searchable with query vectors."""
+
+    dim: int
+
+    @property
+    def embeddings(self) -> Any: ...
+
+    @property
+    def docids(self) -> list[str]: ...
+
+    def search_vectors(
+        self, qids: Sequence[str], vectors: Any, k: int = 10, with_docs: bool = False
+    ) -> list[Ranking]: ...
+
+
+@runtime_checkable
+class QAPairIndex(Index, Protocol):
+    """``Capability.QA_PAIRS``: stored question-answer pairs, nearest by question."""
+
+    pairs: Mapping[str, Any]
+
+    def nearest(self, queries: Sequence[Query], k: int) -> list[list[tuple[Any, float]]]: ...
+
+
+def load_index(path: str | Path, **options: Any) -> Index:
+    """Open an index directory, dispatching on the kind in its manifest. ``options`` are
+    the kind's load options (e.g. ``rm3=True`` for BM25); see :mod:`rarx.index.registry`."""
+    from rarx.index.registry import index_kind  # the registry imports this module
+
+    kind = index_kind(Manifest.read(path).kind)
+    return kind.cls.load(path, **kind.load_kwargs(options, f"{path} ({kind.name} index)"))
 
 
 class ChecksumStream:

@@ -15,20 +15,22 @@ memory; only the faiss index itself and the list of docids live in RAM.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
 from rarx import __version__
-from rarx.errors import ConfigError, InputError, RarxError, require
+from rarx.errors import ConfigError, IndexFormatError, InputError, require
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
+from rarx.index.registry import IndexKind, param
 from rarx.models.encoder import Encoder, EncoderConfig
 from rarx.progress import progress, progress_bar
 from rarx.types import Document, Hit, Query, Ranking
@@ -36,7 +38,8 @@ from rarx.types import Document, Hit, Query, Ranking
 EMBEDDINGS_FILE = "embeddings.f32"
 DOCSTORE_FILE = "docstore.parquet"
 FAISS_FILE = "faiss.index"
-FAISS_KINDS = ("flat", "hnsw", "ivfpq")
+FaissKind = Literal["flat", "hnsw", "ivfpq"]
+FAISS_KINDS: tuple[str, ...] = get_args(FaissKind)
 
 CHUNK_SIZE = 4096  # documents encoded and written per step (bounds build memory)
 ADD_CHUNK = 65536  # embedding rows handed to faiss per add() call
@@ -45,6 +48,34 @@ IVF_POINTS_PER_LIST = 39  # faiss k-means wants >= 39 training points per centro
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 128
 TRAIN_SEED = 0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DenseBuildParams:
+    model: str = param("minilm", "Encoder: a named model, sentence-transformers name or path.")
+    faiss: FaissKind = param("flat", "faiss structure (flat is exact).")
+    batch_size: int = param(64, "Encoding batch size.")
+    query_prefix: str = param("", "Prepended to queries when encoding (e.g. 'query: ').")
+    doc_prefix: str = param("", "Prepended to documents when encoding (e.g. 'passage: ').")
+    max_seq_length: int | None = param(None, "Encoder token limit (default: the model's).")
+    device: str | None = param(None, "Encoding device, e.g. cuda:0 (default: automatic).")
+    hnsw_m: int = param(32, "HNSW neighbours per node for --faiss hnsw.")
+    ivf_nlist: int | None = param(None, "IVF lists for --faiss ivfpq (default: about 4 sqrt(n)).")
+    pq_m: int | None = param(None, "PQ sub-quantizers for --faiss ivfpq (default: dim/8).")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+        _check_faiss_options(self.faiss, 0, self.hnsw_m, self.ivf_nlist, self.pq_m)
+
+
+@dataclass(frozen=True)
+class DenseLoadOptions:
+    device: str | None = None  # CUDA moves a flat or IVF-PQ index to the GPU
+    nprobe: int | None = None  # IVF lists searched [default: as built]
+    ef_search: int | None = None  # HNSW search breadth [default: as built]
 
 
 def _faiss() -> Any:
@@ -141,7 +172,7 @@ def _fill_faiss_index(index: Any, emb: np.ndarray, params: dict[str, Any], quiet
         size = params["train_size"]
         rows = np.sort(np.random.default_rng(TRAIN_SEED).choice(n, size, replace=False))
         if not quiet:
-            print(f"training faiss ivfpq on {size:,} of {n:,} embeddings...", file=sys.stderr)
+            log.info("training faiss ivfpq on %d of %d embeddings...", size, n)
         index.train(np.ascontiguousarray(emb[rows]))
     starts = range(0, n, ADD_CHUNK)
     quiet = quiet or n <= ADD_CHUNK
@@ -295,18 +326,18 @@ class DenseIndex:
         docs: Iterable[Document],
         path: str | Path,
         *,
-        model: str = "minilm",
-        faiss: str = "flat",
-        batch_size: int = 64,
+        model: str = DenseBuildParams.model,
+        faiss: str = DenseBuildParams.faiss,
+        batch_size: int = DenseBuildParams.batch_size,
         overwrite: bool = False,
         quiet: bool = False,
-        query_prefix: str = "",
-        doc_prefix: str = "",
-        max_seq_length: int | None = None,
-        device: str | None = None,
-        hnsw_m: int = 32,
-        ivf_nlist: int | None = None,
-        pq_m: int | None = None,
+        query_prefix: str = DenseBuildParams.query_prefix,
+        doc_prefix: str = DenseBuildParams.doc_prefix,
+        max_seq_length: int | None = DenseBuildParams.max_seq_length,
+        device: str | None = DenseBuildParams.device,
+        hnsw_m: int = DenseBuildParams.hnsw_m,
+        ivf_nlist: int | None = DenseBuildParams.ivf_nlist,
+        pq_m: int | None = DenseBuildParams.pq_m,
         chunk_size: int = CHUNK_SIZE,
         encoder: Encoder | None = None,
     ) -> DenseIndex:
@@ -378,22 +409,20 @@ class DenseIndex:
         cls,
         path: str | Path,
         *,
-        device: str | None = None,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
+        device: str | None = DenseLoadOptions.device,
+        nprobe: int | None = DenseLoadOptions.nprobe,
+        ef_search: int | None = DenseLoadOptions.ef_search,
         encoder: Encoder | None = None,
     ) -> DenseIndex:
         """Open an index. The encoder loads on the first text search, unless one is given
         (it must be the model the index was built with)."""
         path = Path(path)
-        manifest = Manifest.read(path)
-        if manifest.kind != cls.kind:
-            raise RarxError(f"{path} is a {manifest.kind!r} index, not {cls.kind!r}")
+        manifest = Manifest.read(path, expect=cls.kind)
         params = manifest.params
         rebuild = "rebuild it with 'rarx index --overwrite'"
         for name in (FAISS_FILE, DOCSTORE_FILE, EMBEDDINGS_FILE):
             if not (path / name).is_file():
-                raise RarxError(f"{path}: incomplete dense index (no {name}); {rebuild}")
+                raise IndexFormatError(f"{path}: incomplete dense index (no {name}); {rebuild}")
         config = EncoderConfig(
             model=str(manifest.model),
             query_prefix=params.get("query_prefix", ""),
@@ -414,7 +443,7 @@ class DenseIndex:
         n = manifest.documents
         emb_rows = (path / EMBEDDINGS_FILE).stat().st_size // (4 * dim)
         if (len(docstore.docids), index.ntotal, emb_rows) != (n, n, n):
-            raise RarxError(
+            raise IndexFormatError(
                 f"{path}: corrupt dense index (manifest: {n} documents; docstore: "
                 f"{len(docstore.docids)}, faiss: {index.ntotal}, embeddings: {emb_rows}); {rebuild}"
             )
@@ -490,3 +519,10 @@ class DenseIndex:
             hits = tuple([Hit(docids[r], s, found.get(r)) for s, r in pairs if r >= 0])
             rankings.append(Ranking(qid, hits))
         return rankings
+
+
+KIND = IndexKind(
+    DenseIndex, "bi-encoder embeddings searched with faiss (exact or approximate)",
+    DenseBuildParams, {"ranked_search", "documents", "instructions", "vectors"},
+    load_options=DenseLoadOptions,
+)  # fmt: skip

@@ -9,21 +9,50 @@ so hits can be shown; document vectors are stored so RM3 works.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rarx import __version__
-from rarx.errors import RarxError
+from rarx.errors import ConfigError, RarxError
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.java import jclass
+from rarx.index.registry import IndexKind, param
 from rarx.progress import progress
 from rarx.types import Document, Hit, Query, Ranking
 
+log = logging.getLogger(__name__)
+
 LUCENE_DIR = "lucene"
-BM25_DEFAULTS = {"k1": 0.9, "b": 0.4}
-RM3_TERMS, RM3_DOCS, RM3_WEIGHT = 10, 10, 0.5  # Anserini's defaults
+
+
+@dataclass(frozen=True)
+class Bm25BuildParams:
+    k1: float = param(0.9, "BM25 k1, the default at search.")
+    b: float = param(0.4, "BM25 b, the default at search.")
+    threads: int = param(1, "Indexing threads (and corpus shards).")
+    memory_buffer_mb: int = param(512, "Lucene's indexing buffer in MB.")
+
+    def __post_init__(self) -> None:
+        if self.k1 < 0 or not 0 <= self.b <= 1 or self.threads < 1 or self.memory_buffer_mb < 1:
+            raise ConfigError(
+                f"need k1 >= 0, 0 <= b <= 1, threads >= 1 and memory_buffer_mb >= 1; got {self}"
+            )
+
+
+@dataclass(frozen=True)
+class Bm25LoadOptions:
+    """Search settings fixed when the index is opened (k1/b default to the built ones)."""
+
+    k1: float | None = None
+    b: float | None = None
+    rm3: bool = False  # RM3 query expansion with Anserini's defaults below
+    fb_terms: int = 10
+    fb_docs: int = 10
+    original_query_weight: float = 0.5
 
 
 def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> None:
@@ -69,10 +98,10 @@ class LuceneIndex:
         path: str | Path,
         *,
         overwrite: bool = False,
-        threads: int = 1,
-        k1: float = BM25_DEFAULTS["k1"],
-        b: float = BM25_DEFAULTS["b"],
-        memory_buffer_mb: int = 512,
+        threads: int = Bm25BuildParams.threads,
+        k1: float = Bm25BuildParams.k1,
+        b: float = Bm25BuildParams.b,
+        memory_buffer_mb: int = Bm25BuildParams.memory_buffer_mb,
         quiet: bool = False,
     ) -> LuceneIndex:
         threads = max(1, int(threads))
@@ -97,10 +126,7 @@ class LuceneIndex:
                 "-quiet",
             ]  # fmt: skip
             if not quiet:
-                print(
-                    f"indexing {stream.count:,} documents with Lucene ({threads} threads)...",
-                    flush=True,
-                )
+                log.info("indexing %s documents with Lucene (%d threads)...", stream.count, threads)
             try:
                 jclass("io.anserini.index.IndexCollection").main(args)
             except Exception as exc:  # a JavaException from the indexer
@@ -134,21 +160,19 @@ class LuceneIndex:
         cls,
         path: str | Path,
         *,
-        k1: float | None = None,
-        b: float | None = None,
-        rm3: bool = False,
-        fb_terms: int = RM3_TERMS,
-        fb_docs: int = RM3_DOCS,
-        original_query_weight: float = RM3_WEIGHT,
+        k1: float | None = Bm25LoadOptions.k1,
+        b: float | None = Bm25LoadOptions.b,
+        rm3: bool = Bm25LoadOptions.rm3,
+        fb_terms: int = Bm25LoadOptions.fb_terms,
+        fb_docs: int = Bm25LoadOptions.fb_docs,
+        original_query_weight: float = Bm25LoadOptions.original_query_weight,
     ) -> LuceneIndex:
         path = Path(path)
-        manifest = Manifest.read(path)
-        if manifest.kind != cls.kind:
-            raise RarxError(f"{path} is a {manifest.kind!r} index, not {cls.kind!r}")
+        manifest = Manifest.read(path, expect=cls.kind)
         searcher = jclass("io.anserini.search.SimpleSearcher")(str(path / LUCENE_DIR))
         settings: dict[str, Any] = {
-            "k1": float(manifest.params.get("k1", BM25_DEFAULTS["k1"]) if k1 is None else k1),
-            "b": float(manifest.params.get("b", BM25_DEFAULTS["b"]) if b is None else b),
+            "k1": float(manifest.params.get("k1", Bm25BuildParams.k1) if k1 is None else k1),
+            "b": float(manifest.params.get("b", Bm25BuildParams.b) if b is None else b),
             "rm3": rm3,
         }
         searcher.set_bm25(settings["k1"], settings["b"])
@@ -195,3 +219,9 @@ class LuceneIndex:
 
     def close(self) -> None:
         self._searcher.close()
+
+
+KIND = IndexKind(
+    LuceneIndex, "BM25 (and BM25+RM3) over Lucene", Bm25BuildParams,
+    {"ranked_search", "documents", "threads"}, load_options=Bm25LoadOptions,
+)  # fmt: skip

@@ -17,13 +17,24 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rarx import __version__
-from rarx.errors import InputError, RarxError
+from rarx.errors import ConfigError, InputError
 from rarx.index.base import Manifest, now_iso, staged_build
+from rarx.index.registry import IndexKind, param
 from rarx.io.jsonl import read_jsonl
 from rarx.types import Document, Hit, Query, Ranking
 
 DENSE_DIR = "dense"
 ANSWERS_FILE = "answers.jsonl"
+
+
+@dataclass(frozen=True)
+class QAMemoryBuildParams:
+    model: str = param("minilm", "Encoder: a named model, sentence-transformers name or path.")
+    batch_size: int = param(64, "Encoding batch size.")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,9 @@ class QAMemoryIndex:
 
     @classmethod
     def build(
-        cls, pairs: Iterable[QAPair] | str | Path, path: str | Path, *, model: str = "minilm",
-        overwrite: bool = False, quiet: bool = False, batch_size: int = 64,
+        cls, pairs: Iterable[QAPair] | str | Path, path: str | Path, *,
+        model: str = QAMemoryBuildParams.model, overwrite: bool = False, quiet: bool = False,
+        batch_size: int = QAMemoryBuildParams.batch_size,
     ) -> QAMemoryIndex:  # fmt: skip
         from rarx.index.dense import DenseIndex
 
@@ -98,9 +110,7 @@ class QAMemoryIndex:
         from rarx.index.dense import DenseIndex
 
         path = Path(path)
-        manifest = Manifest.read(path)
-        if manifest.kind != cls.kind:
-            raise RarxError(f"{path} is a {manifest.kind!r} index, not {cls.kind!r}")
+        manifest = Manifest.read(path, expect=cls.kind)
         answers = {}
         for _, obj in read_jsonl(path / ANSWERS_FILE):
             answers[obj["id"]] = QAPair(obj["id"], obj["question"], obj["answer"])
@@ -130,3 +140,10 @@ class QAMemoryIndex:
     def doc(self, docid: str) -> Document | None:
         p = self.pairs.get(docid)
         return None if p is None else Document(p.id, p.question, meta={"answer": p.answer})
+
+
+KIND = IndexKind(
+    QAMemoryIndex, "question-answer pairs searched by question (RePAQ)", QAMemoryBuildParams,
+    {"qa_pairs", "documents", "instructions"}, reads_corpus=False, unit="question-answer pairs",
+    corpus_help="a JSONL of {question, answer}",
+)  # fmt: skip

@@ -3,12 +3,12 @@ folders and Parquet, all yielding validated :class:`Document` values."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rarx.errors import InputError
+from rarx.io.hashing import file_checksum
 from rarx.io.jsonl import read_jsonl
 from rarx.types import Document
 
@@ -40,12 +40,7 @@ def corpus_files(path: str | Path) -> list[Path]:
 
 def corpus_checksum(path: str | Path) -> str:
     """sha256 over the bytes of the corpus files, in order."""
-    h = hashlib.sha256()
-    for file in corpus_files(path):
-        with open(file, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return file_checksum(corpus_files(path))
 
 
 def _pick(obj: dict[str, Any], names: tuple[str, ...]) -> Any:

@@ -61,6 +61,15 @@ def as_chat(prompt: Prompt) -> ChatPrompt:
     return prompt if isinstance(prompt, ChatPrompt) else ChatPrompt.user(prompt)
 
 
+def truncate_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
+    """``text`` cut after its ``max_tokens``-th token, at that token's end in the text (a
+    Hugging Face fast tokenizer's character offsets); unchanged if it is no longer."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= max_tokens:
+        return text
+    return text[: enc["offset_mapping"][max_tokens - 1][1]] if max_tokens > 0 else ""
+
+
 @dataclass(frozen=True, slots=True)
 class LLMOutput:
     """One generated completion. ``prefill_seconds`` is the time to the first token

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from rarx.errors import ConfigError, require
-from rarx.llm.base import LLMError, LLMOutput, Prompt, TokenizationError, as_chat
+from rarx.llm.base import LLMError, LLMOutput, Prompt, TokenizationError, as_chat, truncate_tokens
 
 # Without a tokenizer, token counts are estimated at this many characters per token
 # (low on purpose: over-counting splits a window early, under-counting overflows it).
@@ -92,10 +92,7 @@ class OpenAILLM:
     def truncate(self, text: str, max_tokens: int) -> str:
         if self._tok is None:
             return text[: int(max_tokens * _CHARS_PER_TOKEN)]
-        enc = self._tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) <= max_tokens:
-            return text
-        return text[: enc["offset_mapping"][max_tokens - 1][1]] if max_tokens > 0 else ""
+        return truncate_tokens(self._tok, text, max_tokens)
 
     def check_single_tokens(self, candidates: Sequence[str]) -> None:
         """Exact with a tokenizer; without one the server's answers are trusted and a

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from rarx.errors import require
-from rarx.llm.base import ChatPrompt, LLMError, LLMOutput, Prompt, TokenizationError, as_chat
+from rarx.llm.base import (
+    ChatPrompt,
+    LLMError,
+    LLMOutput,
+    Prompt,
+    TokenizationError,
+    as_chat,
+    truncate_tokens,
+)
 from rarx.models.cache import causal_lm_dir
 from rarx.models.registry import hub_error, resolve_model
 
@@ -92,12 +100,7 @@ class TransformersLLM:
         return len(ids["input_ids"])
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) <= max_tokens:
-            return text
-        if max_tokens <= 0:
-            return ""
-        return text[: enc["offset_mapping"][max_tokens - 1][1]]
+        return truncate_tokens(self.tokenizer, text, max_tokens)
 
     def token_id(self, candidate: str) -> int:
         ids = self.tokenizer.encode(candidate, add_special_tokens=False)

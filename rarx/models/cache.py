@@ -7,12 +7,15 @@ that afterwards (a few seconds).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
 
 from rarx.models.registry import ResolvedModel
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -41,7 +44,7 @@ def causal_lm_dir(model: ResolvedModel, quiet: bool = False) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not quiet:
-        print(f"converting {model.gguf_file} to safetensors in {target} (once)...", flush=True)
+        log.info("converting %s to safetensors in %s (once)...", model.gguf_file, target)
     tokenizer = AutoTokenizer.from_pretrained(model.source, gguf_file=model.gguf_file)
     lm = AutoModelForCausalLM.from_pretrained(
         model.source, gguf_file=model.gguf_file, dtype=torch.float32

@@ -112,18 +112,15 @@ def load_spec(path: str | Path) -> PipelineSpec:
     return parse_spec(read_yaml(path), str(path))
 
 
-# TODO(merge): from the index kind registry
-_KINDS_WITH = {"ranked_search": ("bm25", "dense"), "qa_pairs": ("qa-memory",)}
-
-
 def check_indexes(spec: PipelineSpec) -> None:
     """Each index a stage names exists and is of a kind that stage accepts (reads only
     the manifests)."""
     from rarx.index.base import MANIFEST_NAME
+    from rarx.index.registry import kinds_with
 
     for s in spec.stages:
         for use in s.stage_kind.indexes(s.params):
-            path, kinds = use.path, _KINDS_WITH[use.capability]
+            path, kinds = use.path, kinds_with(use.capability)
             manifest = Path(path) / MANIFEST_NAME
             where = f"{spec.source}: {s.where}: parameter 'index' {path!r}"
             if not manifest.is_file():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rarx.errors import ConfigError
+from rarx.index.registry import has_capability
 from rarx.stages.base import Resources
 from rarx.stages.common import DEMOS, run_active
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
@@ -46,7 +47,7 @@ class DemosStage(KindStage[DemosParams]):
     params: DemosParams
 
     def __init__(self, bank: Any, params: DemosParams):
-        if getattr(bank, "kind", None) != "qa-memory":
+        if not has_capability(bank, "qa_pairs"):
             raise ConfigError(
                 "demos needs a bank of labelled examples built with: rarx index --kind "
                 f"qa-memory --corpus EXAMPLES.jsonl --index DIR (got a {bank.kind!r} index)"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rarx.errors import ConfigError
+from rarx.index.registry import has_capability
 from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, FINAL, MEMORY, run_active
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
@@ -44,7 +45,7 @@ class QAMemoryStage(KindStage[QAMemoryParams]):
     params: QAMemoryParams
 
     def __init__(self, memory: Any, params: QAMemoryParams):
-        if getattr(memory, "kind", None) != "qa-memory":
+        if not has_capability(memory, "qa_pairs"):
             raise ConfigError(
                 f"qa_memory needs a qa-memory index, got a {getattr(memory, 'kind', '?')!r} "
                 "one; build it with: rarx index --kind qa-memory --corpus PAIRS.jsonl --index DIR"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from rarx.errors import ConfigError
 from rarx.index.base import Index
+from rarx.index.registry import search as search_index
 from rarx.stages.base import Resources
 from rarx.stages.common import RANKING, hit_summary, run_active
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
@@ -26,12 +27,9 @@ class RetrieveParams:
 
 
 def search(index: Index, queries: Sequence[Query], k: int, instruction: str = "") -> list[Ranking]:
-    """Rankings with their documents attached (generate and rerank read the text)."""
-    if instruction:
-        if index.kind == "bm25":
-            raise ConfigError("'instruction' applies to dense indexes; BM25 would match its words")
-        return list(index.search(queries, k, instruction=instruction, with_docs=True))
-    return list(index.search(queries, k, with_docs=True))
+    """Rankings with their documents attached (generate and rerank read the text); an
+    instruction needs a kind with the instructions capability."""
+    return search_index(index, queries, k, instruction=instruction, with_docs=True)
 
 
 @stage_kind(

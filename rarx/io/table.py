@@ -1,4 +1,5 @@
-"""Plain-text tables for the CLI (JSON output is the machine-readable form)."""
+"""Plain-text tables: the one table printer of the CLI and the benchmarks (JSON output is
+the machine-readable form)."""
 
 from __future__ import annotations
 
