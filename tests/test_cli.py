@@ -40,6 +40,15 @@ def test_index_then_search(tmp_path: Path, tiny_corpus: Path):
     assert lines[0].split() == ["rank", "docid", "score", "text"]
     assert set(lines[1]) == {"-", " "}  # the rule under the header
     assert lines[2].split()[:2] == ["1", "d4"] and "Volcanoes" in lines[2]
+    # A BM25 search goes through a pipeline of stages and still loads no torch.
+    code = (
+        "import sys\nfrom rarx.cli.main import main\n"
+        f"try:\n    main(['search', '--index', {str(index)!r}, '--query', 'lava'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert light.returncode == 0 and "d4" in light.stdout, light.stderr
 
     topics = tmp_path / "q.tsv"
     topics.write_text("a\tvolcano lava\nb\tgenetic information helix\n")

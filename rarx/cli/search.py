@@ -10,15 +10,14 @@ from typing import Any
 import click
 
 from rarx.cli.options import quiet_option, threads_option
-from rarx.index.base import Capability, load_index
-from rarx.index.fusion import rrf
-from rarx.index.registry import has_capability
-from rarx.index.registry import search as search_index
+from rarx.index.base import load_index
 from rarx.io.atomic import atomic_write
 from rarx.io.table import table
 from rarx.io.topics import read_topics
 from rarx.io.trec import format_run
-from rarx.types import Document, Hit, Query, Ranking
+from rarx.pipeline.search import SearchOptions, search_pipeline
+from rarx.stages.rerank import RerankParams
+from rarx.types import Query, Ranking
 
 SNIPPET = 80
 
@@ -27,14 +26,6 @@ def open_index(path: Path, rm3: bool, k1: float | None, b: float | None) -> Any:
     """Load options go only to a kind that takes them (else a ConfigError naming it)."""
     given = {"rm3": rm3 or None, "k1": k1, "b": b}
     return load_index(path, **{name: v for name, v in given.items() if v is not None})
-
-
-def search_one(
-    index: Any, queries: list[Query], k: int, threads: int, instruction: str, with_docs: bool
-) -> list[Ranking]:
-    return search_index(
-        index, queries, k, instruction=instruction, threads=threads, with_docs=with_docs
-    )
 
 
 def _snippet(text: str) -> str:
@@ -169,29 +160,15 @@ def search(
         raise click.UsageError("give exactly one of --query TEXT or --topics FILE")
     queries = [Query("q1", query)] if query is not None else read_topics(topics)  # type: ignore[arg-type]
     fmt = fmt or ("table" if query is not None else "trec")
-    with_docs = fmt != "trec"
     indexes = [open_index(p, rm3, k1, b) for p in index_paths]
-    depth = max(k, rerank_k) if rerank else k
-    if len(indexes) == 1:
-        rankings = search_one(indexes[0], queries, depth, threads, instruction, with_docs=False)
-    else:
-        runs = [
-            search_one(ix, queries, max(depth, fusion_depth), threads,
-                       instruction if has_capability(ix, Capability.INSTRUCTIONS) else "",
-                       with_docs=False)
-            for ix in indexes
-        ]  # fmt: skip
-        rankings = rrf(runs, k=depth)
-    if rerank:
-        from rarx.rerank import make_reranker
-
-        reranker = make_reranker(
-            rerank, rerank_llm, rerank_k, window=rerank_window, stride=rerank_stride,
-            strict=strict, docs=lambda docid: _lookup(docid, indexes),
-        )  # fmt: skip
-        rankings = [r.top(k) for r in reranker.rerank(queries, rankings)]
-    if with_docs:
-        rankings = [_attach_docs(r, indexes) for r in rankings]
+    options = SearchOptions(
+        k=k, instruction=instruction, threads=threads, fusion_depth=fusion_depth,
+        docs=fmt != "trec", strict=strict,
+        rerank=RerankParams(rerank, rerank_llm, rerank_k, rerank_window, rerank_stride)  # type: ignore[arg-type]
+        if rerank else None,
+    )  # fmt: skip
+    states = search_pipeline(indexes, options).run(queries)
+    rankings = [s.ranking.top(k) for s in states if s.ranking is not None]
     if fmt == "trec":
         text = "".join(format_run(rankings, tag))
     elif fmt == "jsonl":
@@ -209,12 +186,3 @@ def search(
                 f"queries to {output}",
                 err=True,
             )
-
-
-def _lookup(docid: str, indexes: list[Any]) -> Document | None:
-    return next((d for ix in indexes if (d := ix.doc(docid)) is not None), None)
-
-
-def _attach_docs(ranking: Ranking, indexes: list[Any]) -> Ranking:
-    hits = (Hit(h.docid, h.score, h.doc or _lookup(h.docid, indexes)) for h in ranking.hits)
-    return Ranking(ranking.qid, tuple(hits))

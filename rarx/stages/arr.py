@@ -20,7 +20,7 @@ from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, DRAFT, RANKING, hit_summary, llm_call, run_active
 from rarx.stages.generate import cut
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
-from rarx.stages.retrieve import search
+from rarx.stages.retrieve import RetrieveParams, search
 from rarx.stages.templates import template
 from rarx.types import Query, QueryState
 
@@ -71,7 +71,7 @@ class ArrStage(KindStage[ArrParams]):
             Query(s.query.qid, d if p.query == "draft" else f"{s.query.text} {d}", s.query.meta)
             for s, d in zip(batch, draft_answers, strict=True)
         ]
-        rankings = search(self.index, queries, p.k)
+        rankings = search(self.index, queries, RetrieveParams(p.index, p.k))
         revise_prompts = [
             self._revise.render(
                 s.query.text,

@@ -19,7 +19,8 @@ class Stage(Protocol):
     state per input state, in order. ``needs``/``provides`` name context keys (and
     ``RANKING``) so a pipeline can be checked before it runs."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def needs(self) -> frozenset[str]: ...

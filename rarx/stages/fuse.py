@@ -57,7 +57,7 @@ class FuseStage(KindStage[FuseParams]):
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         queries = [s.query for s in batch]
         start = time.perf_counter()
-        runs = [search(index, queries, p.k, p.instruction) for index, p in self.sources]
+        runs = [search(index, queries, p) for index, p in self.sources]
         fused = rrf(runs, k=self.k, rrf_k=self.rrf_k)
         seconds = (time.perf_counter() - start) / len(batch)
         labels = [p.index for _, p in self.sources]

@@ -19,17 +19,24 @@ from rarx.types import Query, QueryState, Ranking
 class RetrieveParams:
     index: str  # an index directory built with `rarx index`
     k: int = 10
-    instruction: str = ""  # dense indexes only: prepended to each query when encoding
+    instruction: str = ""  # kinds with the instructions capability (dense): query prefix
+    threads: int = 1  # kinds with the threads capability (BM25): queries searched in parallel
+    # attach each hit's document (generate and rerank read the text); off for runs that
+    # need only ids and scores
+    docs: bool = True
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigError(f"parameter 'k' must be at least 1, got {self.k}")
+        if self.k < 1 or self.threads < 1:
+            raise ConfigError(
+                f"parameters 'k' and 'threads' must be at least 1, got {self.k}, {self.threads}"
+            )
 
 
-def search(index: Index, queries: Sequence[Query], k: int, instruction: str = "") -> list[Ranking]:
-    """Rankings with their documents attached (generate and rerank read the text); an
-    instruction needs a kind with the instructions capability."""
-    return search_index(index, queries, k, instruction=instruction, with_docs=True)
+def search(index: Index, queries: Sequence[Query], p: RetrieveParams) -> list[Ranking]:
+    """``index`` searched as ``p`` says; an instruction needs a kind with the
+    instructions capability (else a ConfigError naming the kind)."""
+    return search_index(index, queries, p.k, instruction=p.instruction, threads=p.threads,
+                        with_docs=p.docs)  # fmt: skip
 
 
 @stage_kind(
@@ -40,27 +47,28 @@ def search(index: Index, queries: Sequence[Query], k: int, instruction: str = ""
     indexes=lambda p: [IndexUse(p.index, "ranked_search")],
 )
 class RetrieveStage(KindStage[RetrieveParams]):
-    def __init__(self, index: Index, k: int = 10, instruction: str = ""):
+    params: RetrieveParams
+
+    def __init__(self, index: Index, k: int = 10, instruction: str = "", *, threads: int = 1,
+                 docs: bool = True):  # fmt: skip
         self.index = index
-        self.k = k
-        self.instruction = instruction
         self.label = str(getattr(index, "path", index.kind))
-        self.params = RetrieveParams(self.label, k, instruction)
+        self.params = RetrieveParams(self.label, k, instruction, threads, docs)
 
     @classmethod
     def from_params(cls, p: RetrieveParams, resources: Resources) -> RetrieveStage:
-        return cls(resources.index(p.index), p.k, p.instruction)
+        return cls(resources.index(p.index), p.k, p.instruction, threads=p.threads, docs=p.docs)
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run, retrieval=True)
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         start = time.perf_counter()
-        rankings = search(self.index, [s.query for s in batch], self.k, self.instruction)
+        rankings = search(self.index, [s.query for s in batch], self.params)
         seconds = (time.perf_counter() - start) / len(batch)
         return [
             s.with_ranking(r).traced(
-                self.name, "retrieved", index=self.label, k=self.k, hits=len(r),
+                self.name, "retrieved", index=self.label, k=self.params.k, hits=len(r),
                 top=hit_summary(r.hits, 3), seconds=round(seconds, 5),
             )
             for s, r in zip(batch, rankings, strict=True)
