@@ -68,6 +68,21 @@ def test_templates_render_and_parse() -> None:
     assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
 
 
+@pytest.mark.parametrize(("reply", "letter"), [
+    (" B", "B"), (" (B)", "B"), ("B. glucose", "B"), (" **D**", "D"), ("A", "A"), (" A.", "A"),
+    ("A) sunlight", "A"), ("Answer: E", "E"), ("the correct answer is: B", "B"),
+    ("The answer is C", "C"), ("A plant needs water, so the answer is D.", "D"),
+])  # fmt: skip
+def test_multiple_choice_reads_the_option_letter(reply: str, letter: str) -> None:
+    assert TEMPLATES["multiple-choice"].parse(reply) == letter
+
+
+@pytest.mark.parametrize("reply", [" A plant needs sunlight.", "A cell divides", "a"])
+def test_multiple_choice_does_not_read_the_article_a(reply: str) -> None:
+    # No option letter in the reply: the answer is its text, never the article "A".
+    assert TEMPLATES["multiple-choice"].parse(reply) == reply.strip().rstrip(".")
+
+
 # -- memory ----------------------------------------------------------------------------
 
 
