@@ -83,6 +83,34 @@ def test_multiple_choice_does_not_read_the_article_a(reply: str) -> None:
     assert TEMPLATES["multiple-choice"].parse(reply) == reply.strip().rstrip(".")
 
 
+def test_adapt_llm_decides_on_the_start_of_the_reply_and_answers_short() -> None:
+    from rarx.llm.base import ChatPrompt
+    from rarx.stages.gate import GateParams, GateStage
+    from tests.test_rerank import ScriptedLLM
+
+    gate_replies = {"q1": "<RET>", "q2": " <RET> please", "q3": "Paris. <RET>", "q4": "Paris"}
+
+    def reply(prompt: ChatPrompt) -> str:
+        text = prompt.messages[-1][1]
+        if prompt.prefix == "The answer is":  # the reader's short-answer prompt
+            return " Paris.\nParis is the capital of France, a country in Europe."
+        return next(r for q, r in gate_replies.items() if text.endswith(f"Q: {q}"))
+
+    llm = ScriptedLLM(reply=reply)
+    gate = GateStage(GateParams(mode="adapt-llm"), llm)
+    states = gate.run([QueryState(Query(q, q)) for q in gate_replies])
+    # <RET> counts only at the start of the reply, never after an answer.
+    assert [s.context["retrieve"] for s in states] == [True, True, False, False]
+    for s in states[:2]:
+        assert "answer" not in s.context and "final" not in s.context
+    for s in states[2:]:  # closed-book: a short answer from the short-answer prompt
+        assert s.context["answer"] == "Paris" and s.context["final"] is True
+        (event,) = [e for e in s.trace if e.event == "answered"]
+        assert event.data["call"]["role"] == "closed-book"
+        assert "with a short phrase of a few words" in event.data["call"]["prompt"]
+    assert len(llm.calls) == 4 + 2  # one decision per query, one answer per non-retrieval
+
+
 # -- memory ----------------------------------------------------------------------------
 
 

@@ -1,9 +1,14 @@
 """The ``gate`` stage: decide per query whether to retrieve (Adapt-LLM and baselines).
 
 Adapt-LLM (Labruna et al., 2024) prompts the model with "Answer the question Q. If you
-need help answer <RET> to get the context."; a model that emits ``<RET>`` goes on to
-retrieval, otherwise its own answer stands. The paper fine-tunes the model to emit
-``<RET>``; the packaged SmolLM2 is not fine-tuned, so its decisions here are a baseline.
+need help answer <RET> to get the context."; a model whose reply *begins* with ``<RET>``
+goes on to retrieval (the decision is the first generated tokens, so a ``<RET>`` written
+after some answer text is not a request), otherwise it answers closed-book. The paper's
+fine-tuned model writes its short answer in that same reply; an untuned model asked that
+way writes long text, so the closed-book answer comes from the reader's short-answer
+prompt (one more call, only for queries that do not retrieve). The paper fine-tunes the
+model to emit ``<RET>``; the packaged SmolLM2 is not fine-tuned, so its decisions here
+are a baseline.
 
 ``<RET>`` is not one token for BPE vocabularies (SmolLM2: ``<`` ``RET`` ``>``), so the
 ``threshold`` mode scores the whole marker: P(<RET>) is the product of each of its
@@ -37,7 +42,8 @@ class GateParams:
     llm: LLMRef = "smollm2-135m"  # adapt-llm and threshold
     threshold: float | None = None  # threshold: P(<RET>); popularity: the field's value
     field: str = "popularity"  # popularity: the numeric field of Query.meta
-    max_new_tokens: int = 24  # adapt-llm: the answer (or <RET>) it may write
+    max_new_tokens: int = 24  # adapt-llm: the closed-book (short) answer it may write
+    decision_tokens: int = 8  # adapt-llm: the start of the reply that must be <RET>
     prompt: str = ADAPT_PROMPT  # must contain {q}
 
     def __post_init__(self) -> None:
@@ -47,6 +53,8 @@ class GateParams:
             raise ConfigError(f"'threshold' is a probability in [0, 1], got {self.threshold}")
         if "{q}" not in self.prompt:
             raise ConfigError("parameter 'prompt' must contain {q} where the question goes")
+        if self.max_new_tokens < 1 or self.decision_tokens < 1:
+            raise ConfigError("'max_new_tokens' and 'decision_tokens' must be >= 1")
 
     @property
     def uses_llm(self) -> bool:
@@ -118,17 +126,23 @@ class GateStage:
 
     def _adapt(self, batch: list[QueryState]) -> list[QueryState]:
         prompts = [self._prompt(s) for s in batch]
-        outputs = self.llm.generate(prompts, max_new_tokens=self.params.max_new_tokens)
-        out = []
-        for s, p, o in zip(batch, prompts, outputs, strict=True):
-            retrieve = RET in o.text or o.text.strip().startswith("<RET")
+        outputs = self.llm.generate(prompts, max_new_tokens=self.params.decision_tokens)
+        out, answering = [], []
+        for i, (s, p, o) in enumerate(zip(batch, prompts, outputs, strict=True)):
+            retrieve = o.text.lstrip().startswith(RET)  # the reply begins with <RET>
             call = llm_call(self.llm.name, p, o, role="gate")
             data = {"mode": "adapt-llm", "output": o.text, "call": call}
-            state = self._decided(s, retrieve, data)
-            if not retrieve:  # the model answered: its answer stands, later stages skip
+            out.append(self._decided(s, retrieve, data))
+            if not retrieve:
+                answering.append(i)
+        if answering:  # closed-book short answers; they stand and later stages skip
+            asked = [self._reader.render(batch[i].query.text) for i in answering]
+            answers = self.llm.generate(asked, max_new_tokens=self.params.max_new_tokens)
+            for i, p, o in zip(answering, asked, answers, strict=True):
                 answer = self._reader.parse(o.text)
-                state = state.with_context(**{ANSWER: answer, FINAL: True})
-            out.append(state)
+                call = llm_call(self.llm.name, p, o, role="closed-book")
+                state = out[i].with_context(**{ANSWER: answer, FINAL: True})
+                out[i] = state.traced(self.name, "answered", answer=answer, call=call)
         return out
 
     def ret_probability(self, prompts: Sequence[ChatPrompt]) -> list[tuple[float, float]]:
