@@ -102,6 +102,11 @@ TEMPLATES: dict[str, ReaderTemplate] = {
             prefix="Answer:",
             answer_pattern=_OPTION_LETTER,
         ),
+        ReaderTemplate(  # arr's draft: long-form, so that it can serve as a query
+            "long-answer",
+            "Answer the question in two or three sentences, with the facts that support "
+            "the answer.",
+        ),
         ReaderTemplate(
             "revise",
             "A draft answer to the question is given with passages. Using the passages, "
