@@ -61,6 +61,20 @@ def as_chat(prompt: Prompt) -> ChatPrompt:
     return prompt if isinstance(prompt, ChatPrompt) else ChatPrompt.user(prompt)
 
 
+def token_pieces(text: str, offsets: Sequence[tuple[int, int]]) -> list[str]:
+    """``text`` cut after each token's end offset (a tokenizer's offset mapping): one
+    piece per token that adds text, joining back to ``text``."""
+    pieces: list[str] = []
+    start = 0
+    for _, end in offsets:
+        if end > start:
+            pieces.append(text[start:end])
+            start = end
+    if start < len(text):  # trailing text no offset covers stays with the last piece
+        pieces[-1:] = ["".join(pieces[-1:]) + text[start:]]
+    return pieces
+
+
 @dataclass(frozen=True, slots=True)
 class LLMOutput:
     """One generated completion. ``prefill_seconds`` is the time to the first token
@@ -133,6 +147,11 @@ class LLM(Protocol):
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """``text`` cut to at most ``max_tokens`` tokens (unchanged if shorter)."""
+        ...
+
+    def tokenize(self, text: str) -> list[str]:
+        """``text`` as the model's tokens (pieces joining back to ``text``); raise
+        :class:`TokenizationError` when the backend does not know its tokenizer."""
         ...
 
     def check_single_tokens(self, candidates: Sequence[str]) -> None:

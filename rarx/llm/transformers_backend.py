@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from rarx.errors import require
-from rarx.llm.base import ChatPrompt, LLMError, LLMOutput, Prompt, TokenizationError, as_chat
+from rarx.llm.base import (
+    ChatPrompt,
+    LLMError,
+    LLMOutput,
+    Prompt,
+    TokenizationError,
+    as_chat,
+    token_pieces,
+)
 from rarx.models.cache import causal_lm_dir
 from rarx.models.registry import hub_error, resolve_model
 
@@ -98,6 +106,10 @@ class TransformersLLM:
         if max_tokens <= 0:
             return ""
         return text[: enc["offset_mapping"][max_tokens - 1][1]]
+
+    def tokenize(self, text: str) -> list[str]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return token_pieces(text, enc["offset_mapping"])
 
     def token_id(self, candidate: str) -> int:
         ids = self.tokenizer.encode(candidate, add_special_tokens=False)

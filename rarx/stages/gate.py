@@ -62,18 +62,10 @@ class GateParams:
 
 
 def marker_tokens(llm: Any, marker: str = RET) -> list[str]:
-    """``marker`` split as the LLM's tokenizer splits it (via the protocol's truncate)."""
-    pieces: list[str] = []
-    taken = ""
-    n = 1
-    while taken != marker:
-        prefix = llm.truncate(marker, n)
-        if prefix == taken:  # a token that decodes to nothing new: take the rest whole
-            prefix = marker
-        pieces.append(prefix[len(taken) :])
-        taken = prefix
-        n += 1
-    return pieces
+    """``marker`` split as the LLM's tokenizer splits it. A backend that does not know its
+    tokenizer (the openai backend without ``tokenizer``) raises TokenizationError: pieces
+    guessed from characters are not tokens a server reports, so P(<RET>) would read 0."""
+    return list(llm.tokenize(marker))
 
 
 class GateStage:
@@ -87,7 +79,8 @@ class GateStage:
         self.params = params
         self.llm = llm
         self._reader = template("short-answer")
-        self._pieces: list[str] | None = None
+        # Split now, so a backend that cannot score the marker fails before any query.
+        self._pieces = marker_tokens(llm) if params.mode == "threshold" else None
 
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)
