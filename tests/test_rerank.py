@@ -155,10 +155,20 @@ def test_first_and_listwise_real_model_keep_every_candidate(smol: Any) -> None:
 
 
 def test_first_rejects_multi_token_identifiers(smol: Any) -> None:
-    cyrillic = ListwiseTemplate(**{**LISTWISE.__dict__, "identifiers": "ЖЩЮЯЭФЦЧШЪЫЬБГДИЛПЁЙ"})
+    cyrillic = ListwiseTemplate(**{**LISTWISE.__dict__, "identifiers": "ЖЩЮЯЭФЦЧШЪЫЬБГДИЛПЁЙ",
+                                   "pattern": r"\[([^\]])\]"})  # fmt: skip
     with pytest.raises(TokenizationError, match="single-token identifiers"):
         FirstReranker(smol, k=20, template=cyrillic)
-    ListwiseReranker(smol, k=20, template=cyrillic)  # generation does not need them
+    # Generation does not need single tokens: listwise ranks by the identifiers it reads
+    # back, here with SmolLM2's tokenizer (that rejects them for FIRST) doing the counting.
+    scripted = ScriptedLLM(reply="[Ю] > [Ж] > [Щ]", context_length=smol.context_length)
+    scripted.check_single_tokens = smol.check_single_tokens  # type: ignore[method-assign]
+    scripted.count_tokens = smol.count_tokens  # type: ignore[method-assign]
+    scripted.truncate = smol.truncate  # type: ignore[method-assign]
+    listwise = ListwiseReranker(scripted, k=20, template=cyrillic)
+    out = listwise.rerank([QUERY], [ranking(TEXTS[:3])])[0]
+    assert out.docids == ["d2", "d0", "d1"]
+    assert "[Ж] " + TEXTS[0] in scripted.calls[0].messages[-1][1]
 
 
 def test_passage_cap_and_split_with_real_tokenizer(smol: Any) -> None:
