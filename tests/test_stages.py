@@ -118,7 +118,7 @@ def _arr_llm() -> Any:
     def reply(prompt: Any) -> str:
         text = prompt.messages[-1][1]
         if text.startswith("Answer the question in two or three sentences"):
-            return " lava.\nMagma rises through the crust and erupts as lava.\n"
+            return ": lava.\nMagma rises through the crust and erupts as lava.\n"
         return " lava (revised)." if "Passages:" in text else " lava (closed book)."
 
     return ScriptedLLM(reply=reply)

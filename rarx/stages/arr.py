@@ -72,7 +72,8 @@ class ArrStage:
         p = self.params
         draft_prompts = [self._draft.render(s.query.text) for s in batch]
         drafts = self.draft_llm.generate(draft_prompts, max_new_tokens=p.draft_tokens)
-        texts = [" ".join(o.text.split()) for o in drafts]  # long-form: every line kept
+        # long-form: every line kept; without the ":" a reply to "The answer is" may open with
+        texts = [" ".join(o.text.split()).lstrip(":").strip() for o in drafts]
         wanted = [i for i, s in enumerate(batch) if s.context.get(RETRIEVE) is not False]
         queries = {i: self._query(batch[i], texts[i]) for i in wanted}
         found = search(self.index, list(queries.values()), p.k) if queries else []
