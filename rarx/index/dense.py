@@ -272,8 +272,10 @@ class _DocStore:
             g = int(np.searchsorted(self._starts, row, side="right")) - 1
             titles, texts, metas = self._group(g)
             i = row - int(self._starts[g])
-            meta = json.loads(metas[i]) if metas and metas[i] else None
-            found[row] = Document(self.docids[row], texts[i], titles[i], meta)
+            if metas and metas[i]:
+                found[row] = Document(self.docids[row], texts[i], titles[i], json.loads(metas[i]))
+            else:
+                found[row] = Document(self.docids[row], texts[i], titles[i])
         return found
 
 
