@@ -38,7 +38,10 @@ demo: install
 		--query "$(DEMO_QUERY)" --k 5
 	$(RARX) eval retrieval --dataset data/sciq --index indexes/sciq-bm25 \
 		--index indexes/sciq-minilm -m nDCG@10 -m R@10 -m R@100 --run-dir runs/sciq
-	$(RARX) index --corpus data/sciq/queries.jsonl --index indexes/sciq-qa-memory \
+	# QA memory and demonstration bank: ARC-Easy's questions, none of them SciQ's, so the
+	# SciQ questions the pipelines run on never find themselves (rarx eval qa checks it).
+	test -f data/arc-easy/manifest.json || $(RARX) datasets prepare arc-easy --out data/arc-easy
+	$(RARX) index --corpus data/arc-easy/queries.jsonl --index indexes/arc-easy-qa-memory \
 		--kind qa-memory --overwrite
 	$(RARX) pipeline validate pipelines/*.yaml
 	$(RARX) run pipelines/bm25-first.yaml --query "$(DEMO_QUERY)" --explain \

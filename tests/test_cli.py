@@ -116,7 +116,21 @@ def test_search_with_first_reranking(tmp_path: Path, tiny_bm25):
     import json
 
     (row,) = [json.loads(line) for line in out.stdout.splitlines()]
-    bm25 = tiny_bm25.search([__import__("rarx").Query("q1", "water sun earth cells")], k=4)[0]
     assert len(row["hits"]) == 3 and all(h["text"] for h in row["hits"])
-    # FIRST reorders the BM25 top 4; the hits are among those candidates.
-    assert {h["docid"] for h in row["hits"]} <= set(bm25.docids)
+    # FIRST orders the BM25 top 4 (one window) by the first-token logprobs of their
+    # identifiers after "[", computed here directly with the same model.
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.rerank import LISTWISE
+    from rarx.rerank.base import passage_text
+    from rarx.types import Query
+
+    query = "water sun earth cells"
+    (bm25,) = tiny_bm25.search([Query("q1", query)], k=4, with_docs=True)
+    llm = TransformersLLM("smollm2-135m", device="cpu")
+    ids = LISTWISE.ids(len(bm25.hits))
+    prompt = LISTWISE.build(query, [passage_text(h, None) for h in bm25.hits])
+    (logprobs,) = llm.next_token_logprobs([prompt], ids)
+    by_logprob = sorted(range(len(ids)), key=lambda i: -logprobs[ids[i]])
+    expected = [bm25.docids[i] for i in by_logprob][:3]
+    assert expected != bm25.docids[:3]  # the model's order is not BM25's: a real reorder
+    assert [h["docid"] for h in row["hits"]] == expected

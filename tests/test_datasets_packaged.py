@@ -85,6 +85,7 @@ EXPECTED = [
     ("boolq", 2938, 3270),
     ("squad", 803, 1000),
     ("arc-challenge", 4408, 1172),
+    ("arc-easy", 2094, 570),
     ("hellaswag", 40118, 10042),
     ("piqa", 3673, 1838),
     ("siqa", 4958, 1954),
@@ -129,3 +130,17 @@ def test_arc_and_winogrande_follow_rarb(tmp_path: Path) -> None:
     assert items[0].options == ("Sarah", "Maria") and items[0].label == 1
     assert items[0].instruction.startswith("Given the following sentence")
     assert load_beir(path).instruction == items[0].instruction
+
+
+def test_arc_easy_is_a_qa_bank_disjoint_from_sciq() -> None:
+    from rarx.eval.datasets import dataset_spec
+    from rarx.eval.qa import normalize_answer
+
+    arc, sciq = dataset_spec("arc-easy").build(), dataset_spec("sciq").build()
+    text = {d.docid: d.text for d in arc.corpus}
+    for q in arc.queries:  # the answer is the correct option, as the qrels say
+        (gold,) = arc.qrels[q.qid]
+        assert list(q.meta["answers"]) == [text[gold]]
+    # The pipelines' memories and demonstration banks: no SciQ question among them.
+    asked = {normalize_answer(q.text) for q in sciq.queries}
+    assert not asked & {normalize_answer(q.text) for q in arc.queries}

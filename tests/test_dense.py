@@ -112,6 +112,25 @@ def test_doc_and_with_docs(flat: DenseIndex) -> None:
     assert all(h.doc is not None and h.doc.docid == h.docid for h in ranking.hits)
 
 
+def test_meta_survives_build_doc_and_search(tmp_path: Path, encoder: Encoder) -> None:
+    import pyarrow.parquet as pq
+
+    meta = {"year": 2020, "tags": ["astronomy"], "source": {"url": "https://example.org/j"}}
+    docs = [Document("j", DOCS[9].text, "Jupiter", meta), *DOCS[:3]]
+    index = DenseIndex.build(docs, tmp_path / "idx", encoder=encoder, quiet=True)
+    assert dict(index.doc("j").meta) == meta and dict(index.doc("d01").meta) == {}
+    (r,) = index.search([QUERIES[0]], k=1, with_docs=True)
+    assert r.hits[0].docid == "j" and dict(r.hits[0].doc.meta) == meta
+    # An index built before the meta column still reads, with empty meta.
+    store = tmp_path / "idx" / "docstore.parquet"
+    pq.write_table(pq.read_table(store).drop(["meta"]), store)
+    old = DenseIndex.load(tmp_path / "idx", encoder=encoder)
+    assert old.doc("j") == Document("j", DOCS[9].text, "Jupiter") and old.doc("j").meta == {}
+    with pytest.raises(InputError, match="'bad': its meta cannot be stored as JSON"):
+        DenseIndex.build([Document("bad", "x", meta={"when": object()})], tmp_path / "bad",
+                         encoder=encoder, quiet=True)  # fmt: skip
+
+
 def test_k_larger_than_corpus_and_empty_queries(flat: DenseIndex) -> None:
     (ranking,) = flat.search([QUERIES[0]], k=100)
     assert sorted(ranking.docids) == sorted(d.docid for d in DOCS)

@@ -117,6 +117,7 @@ def test_single_token_check(smol: Any) -> None:
 class _Stub(BaseHTTPRequestHandler):
     calls: list[dict[str, Any]] = []
     fail_first = 0
+    top: Any = None  # prompt -> the top_logprobs it reports; None: B, A, " C"
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -129,13 +130,14 @@ class _Stub(BaseHTTPRequestHandler):
             self._send(503, {"error": {"message": "busy"}})
             return
         if body.get("max_tokens") == 1:
+            top = _Stub.top(body["prompt"]) if _Stub.top else {"B": -0.1, "A": -2.5, " C": -1.0}
+            text = max(top, key=top.get)
             logprobs = {
-                "tokens": ["B"],
-                "token_logprobs": [-0.1],
-                "top_logprobs": [{"B": -0.1, "A": -2.5, " C": -1.0}],
+                "tokens": [text],
+                "token_logprobs": [top[text]],
+                "top_logprobs": [top],
                 "text_offset": [0],
             }
-            text = "B"
         else:
             logprobs, text = None, "A] > [B]"
         self._send(200, {
@@ -158,6 +160,7 @@ class _Stub(BaseHTTPRequestHandler):
 def stub_url() -> Iterator[str]:
     _Stub.calls = []
     _Stub.fail_first = 0
+    _Stub.top = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -193,6 +196,57 @@ def test_openai_backend_errors_are_llm_errors(stub_url: str) -> None:
     dead = load_llm("openai:stub", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
     with pytest.raises(LLMError):
         dead.next_token_logprobs(["x"], ["A"])
+
+
+def _gate_states() -> list[Any]:
+    from rarx.types import Query, QueryState
+
+    return [QueryState(Query("a", "What is the capital of France?"))]
+
+
+def test_openai_without_tokenizer_cannot_score_the_gate_marker(stub_url: str) -> None:
+    pytest.importorskip("openai")
+    import rarx.pipeline  # noqa: F401 - the stage modules import through the pipeline
+    from rarx.stages.gate import GateParams, GateStage
+
+    llm = load_llm("openai:stub", base_url=stub_url, max_retries=0)
+    # Cut by characters, <RET> would be "<RE" + "T>": never a token the server reports,
+    # so P(<RET>) would read 0 for every query. Without a tokenizer it is an error.
+    with pytest.raises(TokenizationError, match="tokenizer=NAME_OR_PATH"):
+        GateStage(GateParams(mode="threshold", threshold=0.5), llm).run(_gate_states())
+    assert llm.tokenizer_name is None
+    with pytest.raises(TokenizationError, match="needs its tokenizer"):
+        llm.tokenize("<RET>")
+    # A candidate set the server reports none of cannot be scored without a tokenizer.
+    with pytest.raises(LLMError, match="reports none of"):
+        llm.next_token_logprobs(["q"], ["<RE"])
+    # Some reported: the others are below the server's top n.
+    assert llm.next_token_logprobs(["q"], ["A", "Z"])[0] == {"A": -2.5, "Z": -math.inf}
+
+
+@pytest.mark.slow
+def test_openai_with_tokenizer_scores_the_gate_marker(stub_url: str) -> None:
+    pytest.importorskip("openai")
+    import rarx.pipeline  # noqa: F401 - the stage modules import through the pipeline
+    from rarx.stages.gate import GateParams, GateStage
+
+    # The server's next tokens after "...<|im_start|>assistant\n", then after "<", "<RET".
+    steps = {"\n": {"<": -1.0, "Paris": -0.5}, "<": {"RET": -0.25, "div": -2.0},
+             "<RET": {">": -0.125, ">\n": -3.0}}  # fmt: skip
+    _Stub.top = lambda prompt: next(t for end, t in steps.items() if prompt.endswith(end))
+    llm = load_llm("openai:stub", base_url=stub_url, tokenizer="smollm2-135m", max_retries=0)
+    gate = GateStage(GateParams(mode="threshold", threshold=0.2), llm)
+    (state,) = gate.run(_gate_states())
+    decision = state.context["gate"]
+    assert decision["tokens"] == ["<", "RET", ">"]
+    assert math.isclose(decision["p_ret"], round(math.exp(-1.375), 6))
+    assert math.isclose(decision["p_first_token"], round(math.exp(-1.0), 6))
+    assert state.context["retrieve"] is True  # 0.253 >= 0.2
+    prompts = [c["prompt"] for c in _Stub.calls]
+    assert len(prompts) == 3  # one request per marker token, each after the ones before
+    assert prompts[1] == prompts[0] + "<" and prompts[2] == prompts[0] + "<RET"
+    with pytest.raises(TokenizationError, match="expected exactly one"):
+        llm.next_token_logprobs(["q"], ["zebra crossing"])
 
 
 # -- openai backend: a real server ------------------------------------------------------

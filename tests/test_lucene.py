@@ -132,3 +132,18 @@ def test_bm25_search_does_not_import_torch(tiny_bm25):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_meta_survives_build_doc_and_search(tmp_path):
+    meta = {"year": 2020, "tags": ["geology"], "source": {"url": "https://example.org/v"}}
+    corpus = write_jsonl(tmp_path / "c.jsonl", [
+        {"_id": "m1", "title": "Volcano", "text": "Lava flows downhill.", **meta},
+        {"_id": "m2", "text": "Rain falls from clouds."},
+    ])  # fmt: skip
+    index = LuceneIndex.build(Corpus(corpus), tmp_path / "idx", quiet=True)
+    assert dict(index.doc("m1").meta) == meta and index.doc("m1").title == "Volcano"
+    assert dict(index.doc("m2").meta) == {}
+    (r,) = index.search([Query("q", "lava")], k=1, with_docs=True)
+    assert r.hits[0].doc.text == "Lava flows downhill." and dict(r.hits[0].doc.meta) == meta
+    with pytest.raises(RarxError, match="'bad': its meta cannot be stored as JSON"):
+        LuceneIndex.build([Document("bad", "x", meta={"when": object()})], tmp_path / "bad")

@@ -284,11 +284,15 @@ def test_cli_run_writes_jsonl_and_explains(tiny_bm25: Any, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["qid"] for r in rows] == ["a", "b"]
-    assert rows[0]["ranking"][0] == {
-        "rank": 1,
-        "docid": "d4",
-        "score": rows[0]["ranking"][0]["score"],
-    }
+    # the written ranking is the index's own: same ids, order and BM25 scores
+    (direct,) = tiny_bm25.search([Query("a", "volcano lava")], k=2)
+    assert [(h["rank"], h["docid"]) for h in rows[0]["ranking"]] == [
+        (i, d) for i, d in enumerate(direct.docids, 1)
+    ]
+    assert direct.docids[0] == "d4"
+    assert [h["score"] for h in rows[0]["ranking"]] == pytest.approx(
+        [h.score for h in direct.hits], rel=1e-6
+    )
     assert rows[1]["ranking"][0]["docid"] == "d8" and rows[0]["trace"][0]["stage"] == "retrieve"
     assert "# a: volcano lava" in done.stdout and "retrieve   retrieved" in done.stdout
     bad = tmp_path / "bad.yaml"

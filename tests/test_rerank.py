@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from rarx.errors import ConfigError
-from rarx.llm import ChatPrompt, LLMError, LLMOutput, TokenizationError
+from rarx.llm import ChatPrompt, LLMError, TokenizationError
 from rarx.rerank import LISTWISE, ListwiseTemplate, RerankError, make_reranker, rerank
 from rarx.rerank.listwise import FirstReranker, ListwiseReranker
 from rarx.stages.base import Stage
 from rarx.stages.rerank import RerankStage
 from rarx.types import Document, Hit, Query, QueryState, Ranking
+from tests.fakes import ScriptedLLM, by_keyword, passages_in
 
 QUERY = Query("q1", "Where does the mitochondria produce energy for the cell?")
 TEXTS = [
@@ -40,62 +41,6 @@ def ranking(texts: Sequence[str] = TEXTS, qid: str = "q1", docs: bool = True) ->
         Hit(f"d{i}", 100.0 - i, Document(f"d{i}", t) if docs else None)
         for i, t in enumerate(texts)
     ))  # fmt: skip
-
-
-class ScriptedLLM:
-    """An LLM whose replies are scripted: fast tests of the window logic."""
-
-    name = "scripted"
-
-    def __init__(self, reply: Any = None, scores: Any = None, context_length: int = 100_000):
-        self.reply = reply  # str | Exception | callable(prompt) -> str
-        self.scores = scores  # callable(prompt, candidates) -> dict
-        self.context_length = context_length
-        self.calls: list[ChatPrompt] = []
-
-    def generate(
-        self, prompts: Sequence[Any], max_new_tokens: int = 128, stop: Any = ()
-    ) -> list[LLMOutput]:
-        self.calls.extend(prompts)
-        if isinstance(self.reply, Exception):
-            raise self.reply
-        texts = [self.reply(p) if callable(self.reply) else self.reply for p in prompts]
-        return [LLMOutput(t, 10, 5, 0.01) for t in texts]
-
-    def next_token_logprobs(
-        self, prompts: Sequence[Any], candidates: Sequence[str]
-    ) -> list[dict[str, float]]:
-        self.calls.extend(prompts)
-        if isinstance(self.scores, Exception):
-            raise self.scores
-        return [self.scores(p, candidates) for p in prompts]
-
-    def count_tokens(self, prompt: Any) -> int:
-        return sum(len(c.split()) for _, c in prompt.messages)
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        return " ".join(text.split()[:max_tokens])
-
-    def check_single_tokens(self, candidates: Sequence[str]) -> None:
-        pass
-
-    def render(self, prompt: Any) -> str:
-        return prompt.as_text()
-
-
-def passages_in(prompt: ChatPrompt) -> list[str]:
-    lines = prompt.messages[-1][1].splitlines()
-    return [line[4:] for line in lines if len(line) > 3 and line[0] == "[" and line[2] == "]"]
-
-
-def by_keyword(word: str):  # noqa: ANN201
-    """A FIRST scorer that prefers passages containing ``word``, else keeps order."""
-
-    def scores(prompt: ChatPrompt, candidates: Sequence[str]) -> dict[str, float]:
-        ps = passages_in(prompt)
-        return {c: (0.0 if word in p else -5.0) for c, p in zip(candidates, ps, strict=False)}
-
-    return scores
 
 
 # -- the real model -----------------------------------------------------------------------
@@ -155,10 +100,20 @@ def test_first_and_listwise_real_model_keep_every_candidate(smol: Any) -> None:
 
 
 def test_first_rejects_multi_token_identifiers(smol: Any) -> None:
-    cyrillic = ListwiseTemplate(**{**LISTWISE.__dict__, "identifiers": "ЖЩЮЯЭФЦЧШЪЫЬБГДИЛПЁЙ"})
+    cyrillic = ListwiseTemplate(**{**LISTWISE.__dict__, "identifiers": "ЖЩЮЯЭФЦЧШЪЫЬБГДИЛПЁЙ",
+                                   "pattern": r"\[([^\]])\]"})  # fmt: skip
     with pytest.raises(TokenizationError, match="single-token identifiers"):
         FirstReranker(smol, k=20, template=cyrillic)
-    ListwiseReranker(smol, k=20, template=cyrillic)  # generation does not need them
+    # Generation does not need single tokens: listwise ranks by the identifiers it reads
+    # back, here with SmolLM2's tokenizer (that rejects them for FIRST) doing the counting.
+    scripted = ScriptedLLM(reply="[Ю] > [Ж] > [Щ]", context_length=smol.context_length)
+    scripted.check_single_tokens = smol.check_single_tokens  # type: ignore[method-assign]
+    scripted.count_tokens = smol.count_tokens  # type: ignore[method-assign]
+    scripted.truncate = smol.truncate  # type: ignore[method-assign]
+    listwise = ListwiseReranker(scripted, k=20, template=cyrillic)
+    out = listwise.rerank([QUERY], [ranking(TEXTS[:3])])[0]
+    assert out.docids == ["d2", "d0", "d1"]
+    assert "[Ж] " + TEXTS[0] in scripted.calls[0].messages[-1][1]
 
 
 def test_passage_cap_and_split_with_real_tokenizer(smol: Any) -> None:

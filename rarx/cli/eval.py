@@ -219,13 +219,19 @@ def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: A
 )
 @click.option("--results", type=click.Path(path_type=Path), help="Write a results JSON.")
 @click.option("--strict", is_flag=True, help="Stop at the first stage error.")
+@click.option("--allow-memory-overlap", is_flag=True, help="Run even when a QA memory or "
+              "demonstration bank holds evaluated questions (an upper bound, not an "
+              "evaluation); a warning says how many.")  # fmt: skip
 @json_option
 @quiet_option
 def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int,
-           output: Path | None, results: Path | None, strict: bool, as_json: bool,
-           quiet: bool) -> None:  # fmt: skip
-    """Exact match, token F1 (SQuAD normalisation) and retrieval rate of a pipeline."""
-    from rarx.eval.qa_run import evaluate_pipeline, gold_answers
+           output: Path | None, results: Path | None, strict: bool,
+           allow_memory_overlap: bool, as_json: bool, quiet: bool) -> None:  # fmt: skip
+    """Exact match, token F1 (SQuAD normalisation) and retrieval rate of a pipeline.
+
+    Refuses a pipeline whose QA memory or demonstration bank holds evaluated questions
+    (same normalised text) unless --allow-memory-overlap is given."""
+    from rarx.eval.qa_run import check_memory_overlap, evaluate_pipeline, gold_answers
     from rarx.eval.results import envelope, write_results
     from rarx.eval.retrieval import resolve_dataset
     from rarx.pipeline.pipeline import Pipeline
@@ -236,6 +242,9 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     queries = list(data.queries)[:limit]
     for q in queries:
         gold_answers(q, str(data.path))
+    overlaps = check_memory_overlap(spec, queries, allow=allow_memory_overlap)
+    _warn([f"{o}; their answers come from memory: an upper bound, not an evaluation"
+           for o in overlaps])  # fmt: skip
     pipe = Pipeline.from_spec(spec, strict=strict)
     result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
     if output is not None:
@@ -247,7 +256,11 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     out = envelope(
         "qa",
         dataset={"name": dataset, "path": str(data.path), "queries": len(queries)},
-        system={"pipeline": str(pipeline_path), "name": spec.name},
+        system={
+            "pipeline": str(pipeline_path),
+            "name": spec.name,
+            "memory_overlap": [vars(o) for o in overlaps],
+        },
         figures=result.aggregate,
         seconds=result.seconds,
     )

@@ -1,11 +1,14 @@
 """Scoring a RAG pipeline on a QA dataset: exact match, token F1 and how often it
-retrieved, per query and on average."""
+retrieved, per query and on average; and the check that no QA memory or demonstration
+bank the pipeline reads holds the questions it is evaluated on."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rarx.errors import RarxError
@@ -30,6 +33,66 @@ def gold_answers(query: Query, where: str) -> list[str]:
             f"QA evaluation needs a dataset with answers (e.g. sciq, squad, boolq)"
         )
     return [str(a) for a in answers]
+
+
+@dataclass(frozen=True)
+class MemoryOverlap:
+    """Evaluated questions that a qa-memory index (a memory or a demonstration bank) of
+    the pipeline holds, matched by normalised text (SQuAD answer normalisation)."""
+
+    stage: str  # e.g. "stage 2 (qa_memory)"
+    index: str
+    found: int  # evaluated questions stored in the index
+    questions: int  # evaluated questions
+    stored: int  # questions in the index
+
+    def __str__(self) -> str:
+        return (
+            f"{self.stage}: {self.index} holds {self.found} of the {self.questions} evaluated "
+            f"questions ({self.stored:,} stored)"
+        )
+
+
+def memory_overlap(spec: Any, queries: Sequence[Query]) -> list[MemoryOverlap]:
+    """For each qa-memory index that a stage of ``spec`` (a PipelineSpec) reads, how many
+    of ``queries`` it stores; indexes that hold none are left out. Reads manifests and
+    stored questions only, no model."""
+    from rarx.eval.qa import normalize_answer
+    from rarx.index.base import MANIFEST_NAME
+    from rarx.index.qa_memory import ANSWERS_FILE, read_pairs
+
+    asked = [normalize_answer(q.text) for q in queries]
+    found = []
+    for stage in spec.stages:
+        path = getattr(stage.params, "index", None)
+        if not isinstance(path, str) or not (Path(path) / MANIFEST_NAME).is_file():
+            continue  # no index there yet: building the pipeline says so
+        manifest = json.loads((Path(path) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if manifest.get("kind") != "qa-memory":
+            continue
+        stored = {normalize_answer(p.question) for p in read_pairs(Path(path) / ANSWERS_FILE)}
+        n = sum(1 for a in asked if a in stored)
+        if n:
+            found.append(MemoryOverlap(stage.where, path, n, len(queries), len(stored)))
+    return found
+
+
+def check_memory_overlap(
+    spec: Any, queries: Sequence[Query], allow: bool = False
+) -> list[MemoryOverlap]:
+    """Raise when a memory or demonstration bank of the pipeline holds evaluated
+    questions (each would find itself and its gold answer), unless ``allow``; return the
+    overlaps so a caller that allows them can warn and record them."""
+    overlaps = memory_overlap(spec, queries)
+    if overlaps and not allow:
+        raise RarxError(
+            "; ".join(str(o) for o in overlaps) + ": those questions are stored with their "
+            "gold answers where the pipeline looks them up. Build memories and "
+            "demonstration banks from a split disjoint from the evaluated one (see "
+            "pipelines/README.md), or pass --allow-memory-overlap to measure that upper "
+            "bound knowingly"
+        )
+    return overlaps
 
 
 def score_states(states: Sequence[QueryState], golds: Sequence[list[str]]) -> QAEvaluation:

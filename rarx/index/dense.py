@@ -5,7 +5,9 @@ An index directory holds
 - ``embeddings.f32``: the L2-normalised float32 document embeddings, row-major, no
   header (read with ``np.memmap``; shape from the manifest), so evaluation can reuse
   them without re-encoding;
-- ``docstore.parquet``: ``docid``, ``title``, ``text`` in the same row order;
+- ``docstore.parquet``: ``docid``, ``title``, ``text`` and ``meta`` (the document's
+  metadata as JSON, null when empty; older indexes lack the column) in the same row
+  order;
 - ``faiss.index``: the faiss index over those rows (row id = docstore row);
 - ``rarx_index.json``: the manifest (model, dim, prefixes, faiss kind and parameters).
 
@@ -15,6 +17,7 @@ memory; only the faiss index itself and the list of docids live in RAM.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -225,7 +228,8 @@ def _encode_and_store(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string())])
+    schema = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string()),
+                        ("meta", pa.string())])  # fmt: skip
     seen: set[str] = set()  # ids only: a duplicate would make doc() ambiguous
     with (
         open(directory / EMBEDDINGS_FILE, "wb") as emb_file,
@@ -238,9 +242,22 @@ def _encode_and_store(
                 seen.add(d.docid)
             emb = encoder.encode_docs([d.contents for d in chunk], batch_size=batch_size)
             emb_file.write(emb.tobytes())
-            columns = [[d.docid for d in chunk], [d.title for d in chunk], [d.text for d in chunk]]
+            columns = [[d.docid for d in chunk], [d.title for d in chunk], [d.text for d in chunk],
+                       [_meta_json(d) for d in chunk]]  # fmt: skip
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
             done(len(chunk))  # progress counts documents encoded, not merely read
+
+
+def _meta_json(doc: Document) -> str | None:
+    if not doc.meta:
+        return None
+    try:
+        return json.dumps(dict(doc.meta), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"document {doc.docid!r}: its meta cannot be stored as JSON ({exc}); keep meta "
+            "to strings, numbers, booleans, lists and mappings"
+        ) from None
 
 
 # -- the docstore --------------------------------------------------------------------
@@ -260,19 +277,21 @@ class _DocStore:
         self._starts = np.cumsum([0, *sizes])
         self.docids: list[str] = self._file.read(columns=["docid"]).column("docid").to_pylist()
         self._rows: dict[str, int] | None = None
-        self._groups: OrderedDict[int, tuple[list[str], list[str]]] = OrderedDict()
+        self._groups: OrderedDict[int, tuple[list[str], list[str], list[Any]]] = OrderedDict()
+        self._columns = [c for c in ("title", "text", "meta") if c in self._file.schema_arrow.names]
 
     def row_of(self, docid: str) -> int | None:
         if self._rows is None:
             self._rows = {d: i for i, d in enumerate(self.docids)}
         return self._rows.get(docid)
 
-    def _group(self, g: int) -> tuple[list[str], list[str]]:
+    def _group(self, g: int) -> tuple[list[str], list[str], list[Any]]:
         if g in self._groups:
             self._groups.move_to_end(g)
             return self._groups[g]
-        table = self._file.read_row_group(g, columns=["title", "text"])
-        value = (table.column("title").to_pylist(), table.column("text").to_pylist())
+        table = self._file.read_row_group(g, columns=self._columns)
+        metas = table.column("meta").to_pylist() if "meta" in self._columns else []
+        value = (table.column("title").to_pylist(), table.column("text").to_pylist(), metas)
         self._groups[g] = value
         if len(self._groups) > self.CACHED_GROUPS:
             self._groups.popitem(last=False)
@@ -282,9 +301,12 @@ class _DocStore:
         found: dict[int, Document] = {}
         for row in sorted(set(rows)):  # sorted: each row group is decoded once
             g = int(np.searchsorted(self._starts, row, side="right")) - 1
-            titles, texts = self._group(g)
+            titles, texts, metas = self._group(g)
             i = row - int(self._starts[g])
-            found[row] = Document(self.docids[row], texts[i], titles[i])
+            if metas and metas[i]:
+                found[row] = Document(self.docids[row], texts[i], titles[i], json.loads(metas[i]))
+            else:
+                found[row] = Document(self.docids[row], texts[i], titles[i])
         return found
 
 

@@ -61,10 +61,19 @@ def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> Non
     try:
         for i, d in enumerate(docs):
             row: dict[str, Any] = {"id": d.docid, "contents": d.contents}
-            if d.title:
-                # Nested, so Anserini stores it in the raw JSON but does not index it.
-                row["rarx"] = {"title": d.title}
-            files[i % shards].write(json.dumps(row, ensure_ascii=False) + "\n")
+            # Title and meta nested, so Anserini stores them in the raw JSON but does not
+            # index them.
+            kept = {"title": d.title, "meta": dict(d.meta)}
+            if d.title or d.meta:
+                row["rarx"] = {key: value for key, value in kept.items() if value}
+            try:
+                line = json.dumps(row, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise RarxError(
+                    f"document {d.docid!r}: its meta cannot be stored as JSON ({exc}); keep "
+                    "meta to strings, numbers, booleans, lists and mappings"
+                ) from None
+            files[i % shards].write(line + "\n")
     finally:
         for f in files:
             f.close()
@@ -73,9 +82,10 @@ def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> Non
 def _document_from_raw(raw: str) -> Document:
     obj = json.loads(raw)
     contents = obj.get("contents", "")
-    title = (obj.get("rarx") or {}).get("title", "")
+    kept = obj.get("rarx") or {}
+    title = kept.get("title", "")
     text = contents[len(title) + 1 :] if title and contents.startswith(title + "\n") else contents
-    return Document(str(obj["id"]), text, title)
+    return Document(str(obj["id"]), text, title, kept.get("meta") or {})
 
 
 class LuceneIndex:

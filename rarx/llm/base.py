@@ -70,6 +70,20 @@ def truncate_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
     return text[: enc["offset_mapping"][max_tokens - 1][1]] if max_tokens > 0 else ""
 
 
+def token_pieces(text: str, offsets: Sequence[tuple[int, int]]) -> list[str]:
+    """``text`` cut after each token's end offset (a tokenizer's offset mapping): one
+    piece per token that adds text, joining back to ``text``."""
+    pieces: list[str] = []
+    start = 0
+    for _, end in offsets:
+        if end > start:
+            pieces.append(text[start:end])
+            start = end
+    if start < len(text):  # trailing text no offset covers stays with the last piece
+        pieces[-1:] = ["".join(pieces[-1:]) + text[start:]]
+    return pieces
+
+
 @dataclass(frozen=True, slots=True)
 class LLMOutput:
     """One generated completion. ``prefill_seconds`` is the time to the first token
@@ -147,6 +161,11 @@ class LLM(Protocol):
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """``text`` cut to at most ``max_tokens`` tokens (unchanged if shorter)."""
+        ...
+
+    def tokenize(self, text: str) -> list[str]:
+        """``text`` as the model's tokens (pieces joining back to ``text``); raise
+        :class:`TokenizationError` when the backend does not know its tokenizer."""
         ...
 
     def check_single_tokens(self, candidates: Sequence[str]) -> None:

@@ -9,6 +9,15 @@ Two request shapes:
 - ``api="chat"`` sends messages to ``/v1/chat/completions``. A ``ChatPrompt.prefix``
   is sent as a final assistant message with vLLM's ``continue_final_message``.
 
+Tokenisation is explicit: ``tokenizer`` names the served model's tokenizer (an HF name
+or path, or a rarx model name), or is None. With one, token counts, truncation and
+token splits are exact and a logprob candidate must be one token. Without one, counts
+and truncation are estimates (3 characters a token), text cannot be split into the
+server's tokens (``tokenize`` raises, so the gate's threshold mode says to pass a
+tokenizer instead of scoring character pieces the server never reports), and a
+``next_token_logprobs`` call none of whose candidates the server reports among its top
+tokens is an error, not a row of ``-inf``.
+
 The API key comes only from the environment (``api_key_env``, default
 ``OPENAI_API_KEY``); local servers that need none get a placeholder. Timeouts and
 retries with exponential backoff are the openai client's own.
@@ -24,7 +33,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from rarx.errors import ConfigError, require
-from rarx.llm.base import LLMError, LLMOutput, Prompt, TokenizationError, as_chat, truncate_tokens
+from rarx.llm.base import (
+    LLMError,
+    LLMOutput,
+    Prompt,
+    TokenizationError,
+    as_chat,
+    token_pieces,
+    truncate_tokens,
+)
 
 # Without a tokenizer, token counts are estimated at this many characters per token
 # (low on purpose: over-counting splits a window early, under-counting overflows it).
@@ -69,6 +86,7 @@ class OpenAILLM:
             max_retries=max_retries,
         )
         self._openai = openai
+        self.tokenizer_name = tokenizer  # None: counts and truncation are estimates
         self._tok = _load_tokenizer(tokenizer) if tokenizer else None
 
     # -- rendering and tokens -------------------------------------------------------
@@ -94,9 +112,21 @@ class OpenAILLM:
             return text[: int(max_tokens * _CHARS_PER_TOKEN)]
         return truncate_tokens(self._tok, text, max_tokens)
 
+    def tokenize(self, text: str) -> list[str]:
+        if self._tok is None:
+            raise TokenizationError(
+                f"splitting {text!r} into {self.name}'s tokens needs its tokenizer, and this "
+                f"openai backend has none: pass tokenizer=NAME_OR_PATH (the served model's "
+                f"Hugging Face tokenizer or a rarx model name, e.g. llm: {{model: "
+                f"{self.name}, backend: openai, tokenizer: ...}})"
+            )
+        enc = self._tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        return token_pieces(text, enc["offset_mapping"])
+
     def check_single_tokens(self, candidates: Sequence[str]) -> None:
-        """Exact with a tokenizer; without one the server's answers are trusted and a
-        candidate it never returns scores ``-inf``."""
+        """Exact with a tokenizer; without one the server's answers are trusted: a
+        candidate it does not report scores ``-inf`` and a call where it reports none
+        of them is an error."""
         if self._tok is None:
             return
         for c in candidates:
@@ -167,6 +197,7 @@ class OpenAILLM:
         self, prompts: Sequence[Prompt], candidates: Sequence[str]
     ) -> list[dict[str, float]]:
         n = max(self.top_logprobs, len(candidates))
+        self.check_single_tokens(candidates)  # with a tokenizer: each is one token
 
         def one(prompt: Prompt) -> dict[str, float]:
             resp, _ = self._request(prompt, max_tokens=1, logprobs=n)
@@ -176,7 +207,17 @@ class OpenAILLM:
                     f"{self.base_url} returned no logprobs for {self.name}; FIRST needs a "
                     f"server that supports logprobs/top_logprobs"
                 )
-            # Exact token text only, as the local backend scores it (" A" is another token).
+            if self._tok is None and candidates and not any(c in top for c in candidates):
+                # Below the top n, or not a token of this model at all: no tokenizer here
+                # to tell which, so no score can be given.
+                raise LLMError(
+                    f"{self.base_url} ({self.name}) reports none of {list(candidates)} among "
+                    f"its top {n} next tokens ({sorted(top)[:5]}...): without a tokenizer "
+                    f"they cannot be scored; pass tokenizer=NAME_OR_PATH so candidates are "
+                    f"checked to be tokens, or raise top_logprobs"
+                )
+            # Exact token text only, as the local backend scores it (" A" is another token);
+            # a token below the server's top n scores -inf.
             return {c: float(top.get(c, -math.inf)) for c in candidates}
 
         return self._map(one, prompts)

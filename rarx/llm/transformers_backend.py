@@ -18,6 +18,7 @@ from rarx.llm.base import (
     Prompt,
     TokenizationError,
     as_chat,
+    token_pieces,
     truncate_tokens,
 )
 from rarx.models.cache import causal_lm_dir
@@ -101,6 +102,10 @@ class TransformersLLM:
 
     def truncate(self, text: str, max_tokens: int) -> str:
         return truncate_tokens(self.tokenizer, text, max_tokens)
+
+    def tokenize(self, text: str) -> list[str]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return token_pieces(text, enc["offset_mapping"])
 
     def token_id(self, candidate: str) -> int:
         ids = self.tokenizer.encode(candidate, add_special_tokens=False)

@@ -70,6 +70,10 @@ class SerializedLLM:
         with self._lock:
             return self.inner.truncate(text, max_tokens)
 
+    def tokenize(self, text: str) -> list[str]:
+        with self._lock:
+            return self.inner.tokenize(text)
+
     def check_single_tokens(self, candidates: Sequence[str]) -> None:
         with self._lock:
             self.inner.check_single_tokens(candidates)

@@ -1,10 +1,15 @@
 """The ``arr`` stage: adapt-retrieve-revise (Zhang et al., 2023).
 
-A draft model answers the question closed-book; the draft (by default with the
-question) becomes the retrieval query, so retrieval looks for evidence about the
+A draft model answers the question closed-book in a few sentences (a long-form draft,
+as in the paper); the draft becomes the retrieval query (``query: draft``, the default;
+``query+draft`` puts the question in front), so retrieval looks for evidence about the
 answer rather than only the question's words; a revise model then reads the draft and
-the evidence and writes the final answer. Draft and revise models are separate
+the evidence and writes the final short answer. Draft and revise models are separate
 settings: the paper pairs a small domain-adapted model with a stronger one.
+
+When an earlier ``gate`` decided not to retrieve (``retrieve`` is False), nothing is
+retrieved: the revise model writes the short answer from the question and the draft
+alone (the reader's short-answer prompt), so the answer has the same form either way.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from rarx.errors import ConfigError
 from rarx.index.base import Index
 from rarx.llm import LLM, LLMRef
 from rarx.stages.base import Resources
-from rarx.stages.common import ANSWER, DRAFT, RANKING, hit_summary, llm_call, run_active
+from rarx.stages.common import ANSWER, DRAFT, RANKING, RETRIEVE, hit_summary, llm_call, run_active
 from rarx.stages.generate import cut
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.stages.retrieve import RetrieveParams, search
@@ -31,13 +36,16 @@ class ArrParams:
     draft_llm: LLMRef = "smollm2-135m"
     revise_llm: LLMRef = "smollm2-135m"
     k: int = 3  # passages retrieved and shown to the revise model
-    query: Literal["draft", "query+draft"] = "query+draft"
+    query: Literal["draft", "query+draft"] = "draft"  # the retrieval query
     passage_tokens: int = 150
-    max_new_tokens: int = 24
+    draft_tokens: int = 128  # the long-form draft (retrieval query, shown to revise)
+    max_new_tokens: int = 24  # the final short answer
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.passage_tokens < 1 or self.max_new_tokens < 1:
-            raise ConfigError("'k', 'passage_tokens' and 'max_new_tokens' must be >= 1")
+        if min(self.k, self.passage_tokens, self.draft_tokens, self.max_new_tokens) < 1:
+            raise ConfigError(
+                "'k', 'passage_tokens', 'draft_tokens' and 'max_new_tokens' must be >= 1"
+            )
 
 
 @stage_kind("arr", ArrParams, "adapt-retrieve-revise: draft, retrieve with it, revise",
@@ -51,8 +59,9 @@ class ArrStage(KindStage[ArrParams]):
         self.draft_llm = draft_llm
         self.revise_llm = revise_llm
         self.params = params
-        self._draft = template("short-answer")
+        self._draft = template("long-answer")
         self._revise = template("revise")
+        self._closed = template("short-answer")  # no retrieval: the draft alone
 
     @classmethod
     def from_params(cls, p: ArrParams, resources: Resources) -> ArrStage:
@@ -62,40 +71,55 @@ class ArrStage(KindStage[ArrParams]):
     def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
         return run_active(self.name, batch, self._run)
 
+    def _query(self, state: QueryState, draft: str) -> Query:
+        q = state.query
+        if self.params.query == "query+draft":
+            return Query(q.qid, f"{q.text} {draft}".strip(), q.meta)
+        return Query(q.qid, draft or q.text, q.meta)  # an empty draft: the question
+
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         p = self.params
         draft_prompts = [self._draft.render(s.query.text) for s in batch]
-        drafts = self.draft_llm.generate(draft_prompts, max_new_tokens=p.max_new_tokens)
-        draft_answers = [self._draft.parse(o.text) for o in drafts]
-        queries = [
-            Query(s.query.qid, d if p.query == "draft" else f"{s.query.text} {d}", s.query.meta)
-            for s, d in zip(batch, draft_answers, strict=True)
-        ]
-        rankings = search(self.index, queries, RetrieveParams(p.index, p.k))
-        revise_prompts = [
-            self._revise.render(
-                s.query.text,
-                cut(
-                    self.revise_llm, [h.doc for h in r.hits if h.doc is not None], p.passage_tokens
-                ),
-                draft=d,
-            )
-            for s, r, d in zip(batch, rankings, draft_answers, strict=True)
-        ]
-        revised = self.revise_llm.generate(revise_prompts, max_new_tokens=p.max_new_tokens)
+        drafts = self.draft_llm.generate(draft_prompts, max_new_tokens=p.draft_tokens)
+        # long-form: every line kept; without the ":" a reply to "The answer is" may open with
+        texts = [" ".join(o.text.split()).lstrip(":").strip() for o in drafts]
+        wanted = [i for i, s in enumerate(batch) if s.context.get(RETRIEVE) is not False]
+        queries = {i: self._query(batch[i], texts[i]) for i in wanted}
+        found = (
+            search(self.index, list(queries.values()), RetrieveParams(p.index, p.k))
+            if queries
+            else []
+        )
+        rankings = dict(zip(wanted, found, strict=True))
+        readers, prompts = [], []
+        for i, s in enumerate(batch):
+            r = rankings.get(i)
+            if r is None:
+                readers.append(self._closed)
+                prompts.append(self._closed.render(s.query.text, draft=texts[i]))
+            else:
+                docs = cut(self.revise_llm, [h.doc for h in r.hits if h.doc is not None],
+                           p.passage_tokens)  # fmt: skip
+                readers.append(self._revise)
+                prompts.append(self._revise.render(s.query.text, docs, draft=texts[i]))
+        revised = self.revise_llm.generate(prompts, max_new_tokens=p.max_new_tokens)
         out = []
         for i, s in enumerate(batch):
-            answer = self._revise.parse(revised[i].text)
-            state = s.with_ranking(rankings[i]).with_context(
-                **{DRAFT: draft_answers[i], ANSWER: answer}
-            )
-            state = state.traced(self.name, "drafted", draft=draft_answers[i],
+            answer = readers[i].parse(revised[i].text)
+            state = s.with_context(**{DRAFT: texts[i], ANSWER: answer})
+            state = state.traced(self.name, "drafted", draft=texts[i],
                                  call=llm_call(self.draft_llm.name, draft_prompts[i], drafts[i],
                                                role="draft"))  # fmt: skip
-            state = state.traced(self.name, "retrieved", query=queries[i].text,
-                                 top=hit_summary(rankings[i].hits, 3))  # fmt: skip
+            if i in rankings:
+                state = state.with_ranking(rankings[i]).traced(
+                    self.name, "retrieved", query=queries[i].text,
+                    top=hit_summary(rankings[i].hits, 3),
+                )  # fmt: skip
+            else:
+                state = state.traced(self.name, "retrieval_skipped",
+                                     reason="gate decided no retrieval")  # fmt: skip
             state = state.traced(self.name, "revised", answer=answer,
-                                 call=llm_call(self.revise_llm.name, revise_prompts[i], revised[i],
+                                 call=llm_call(self.revise_llm.name, prompts[i], revised[i],
                                                role="revise"))  # fmt: skip
             out.append(state)
         return out

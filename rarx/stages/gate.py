@@ -1,9 +1,14 @@
 """The ``gate`` stage: decide per query whether to retrieve (Adapt-LLM and baselines).
 
 Adapt-LLM (Labruna et al., 2024) prompts the model with "Answer the question Q. If you
-need help answer <RET> to get the context."; a model that emits ``<RET>`` goes on to
-retrieval, otherwise its own answer stands. The paper fine-tunes the model to emit
-``<RET>``; the packaged SmolLM2 is not fine-tuned, so its decisions here are a baseline.
+need help answer <RET> to get the context."; a model whose reply *begins* with ``<RET>``
+goes on to retrieval (the decision is the first generated tokens, so a ``<RET>`` written
+after some answer text is not a request), otherwise it answers closed-book. The paper's
+fine-tuned model writes its short answer in that same reply; an untuned model asked that
+way writes long text, so the closed-book answer comes from the reader's short-answer
+prompt (one more call, only for queries that do not retrieve). The paper fine-tunes the
+model to emit ``<RET>``; the packaged SmolLM2 is not fine-tuned, so its decisions here
+are a baseline.
 
 ``<RET>`` is not one token for BPE vocabularies (SmolLM2: ``<`` ``RET`` ``>``), so the
 ``threshold`` mode scores the whole marker: P(<RET>) is the product of each of its
@@ -39,7 +44,8 @@ class GateParams:
     llm: LLMRef = "smollm2-135m"  # adapt-llm and threshold
     threshold: float | None = None  # threshold: P(<RET>); popularity: the field's value
     field: str = "popularity"  # popularity: the numeric field of Query.meta
-    max_new_tokens: int = 24  # adapt-llm: the answer (or <RET>) it may write
+    max_new_tokens: int = 24  # adapt-llm: the closed-book (short) answer it may write
+    decision_tokens: int = 8  # adapt-llm: the start of the reply that must be <RET>
     prompt: str = ADAPT_PROMPT  # must contain {q}
 
     def __post_init__(self) -> None:
@@ -49,6 +55,8 @@ class GateParams:
             raise ConfigError(f"'threshold' is a probability in [0, 1], got {self.threshold}")
         if "{q}" not in self.prompt:
             raise ConfigError("parameter 'prompt' must contain {q} where the question goes")
+        if self.max_new_tokens < 1 or self.decision_tokens < 1:
+            raise ConfigError("'max_new_tokens' and 'decision_tokens' must be >= 1")
 
     @property
     def uses_llm(self) -> bool:
@@ -56,18 +64,10 @@ class GateParams:
 
 
 def marker_tokens(llm: Any, marker: str = RET) -> list[str]:
-    """``marker`` split as the LLM's tokenizer splits it (via the protocol's truncate)."""
-    pieces: list[str] = []
-    taken = ""
-    n = 1
-    while taken != marker:
-        prefix = llm.truncate(marker, n)
-        if prefix == taken:  # a token that decodes to nothing new: take the rest whole
-            prefix = marker
-        pieces.append(prefix[len(taken) :])
-        taken = prefix
-        n += 1
-    return pieces
+    """``marker`` split as the LLM's tokenizer splits it. A backend that does not know its
+    tokenizer (the openai backend without ``tokenizer``) raises TokenizationError: pieces
+    guessed from characters are not tokens a server reports, so P(<RET>) would read 0."""
+    return list(llm.tokenize(marker))
 
 
 def _gate_provides(p: GateParams) -> set[str]:
@@ -90,7 +90,8 @@ class GateStage(KindStage[GateParams]):
         self.params = params
         self.llm = llm
         self._reader = template("short-answer")
-        self._pieces: list[str] | None = None
+        # Split now, so a backend that cannot score the marker fails before any query.
+        self._pieces = marker_tokens(llm) if params.mode == "threshold" else None
 
     @classmethod
     def from_params(cls, p: GateParams, resources: Resources) -> GateStage:
@@ -138,17 +139,23 @@ class GateStage(KindStage[GateParams]):
 
     def _adapt(self, batch: list[QueryState]) -> list[QueryState]:
         prompts = [self._prompt(s) for s in batch]
-        outputs = self._model.generate(prompts, max_new_tokens=self.params.max_new_tokens)
-        out = []
-        for s, p, o in zip(batch, prompts, outputs, strict=True):
-            retrieve = RET in o.text or o.text.strip().startswith("<RET")
+        outputs = self._model.generate(prompts, max_new_tokens=self.params.decision_tokens)
+        out, answering = [], []
+        for i, (s, p, o) in enumerate(zip(batch, prompts, outputs, strict=True)):
+            retrieve = o.text.lstrip().startswith(RET)  # the reply begins with <RET>
             call = llm_call(self._model.name, p, o, role="gate")
             data = {"mode": "adapt-llm", "output": o.text, "call": call}
-            state = self._decided(s, retrieve, data)
-            if not retrieve:  # the model answered: its answer stands, later stages skip
+            out.append(self._decided(s, retrieve, data))
+            if not retrieve:
+                answering.append(i)
+        if answering:  # closed-book short answers; they stand and later stages skip
+            asked = [self._reader.render(batch[i].query.text) for i in answering]
+            answers = self._model.generate(asked, max_new_tokens=self.params.max_new_tokens)
+            for i, p, o in zip(answering, asked, answers, strict=True):
                 answer = self._reader.parse(o.text)
-                state = state.with_context(**{ANSWER: answer, FINAL: True})
-            out.append(state)
+                call = llm_call(self._model.name, p, o, role="closed-book")
+                state = out[i].with_context(**{ANSWER: answer, FINAL: True})
+                out[i] = state.traced(self.name, "answered", answer=answer, call=call)
         return out
 
     def ret_probability(self, prompts: Sequence[ChatPrompt]) -> list[tuple[float, float]]:

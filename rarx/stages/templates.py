@@ -26,7 +26,8 @@ class ReaderTemplate:
     # The start of the reader's reply, written for it: a 135M model that is made to
     # begin "The answer is" answers; asked openly, it mostly repeats the question.
     prefix: str = "The answer is"
-    # A regex whose first group is the answer; when it does not match, the first line is.
+    # A regex whose first matching group is the answer (alternatives may each have one);
+    # when it does not match, the first line is.
     answer_pattern: str = ""
 
     def __post_init__(self) -> None:
@@ -67,7 +68,7 @@ class ReaderTemplate:
         if self.answer_pattern:
             m = re.search(self.answer_pattern, text)
             if m:
-                return m.group(1).strip()
+                return next((g for g in m.groups() if g is not None), m.group(0)).strip()
         for line in text.strip().splitlines():
             line = line.strip().lstrip(":").strip()
             line = _LABEL.sub("", line)  # an echoed "Answer:" / "Draft answer:" label
@@ -77,6 +78,16 @@ class ReaderTemplate:
                 return line
         return ""
 
+
+# An option letter, not the article "A": "(B)" anywhere, "answer is C" / "Answer: C" /
+# "option C", or a letter that starts a line: B-E alone or before a word, A only alone or
+# before "." ")" ":" "," (so "A plant needs light" is not read as option A).
+_OPTION_LETTER = (
+    r"(?m)\(([A-E])\)"
+    r"|\b(?i:answer|option|choice)(?:\s+(?i:is))?\s*[:=]?\s*\(?([A-E])\b"
+    r"|^[\s*\"'`]*([B-E])\b"
+    r"|^[\s*\"'`]*(A)(?=[.):,]|[\s*\"'`]*$)"
+)
 
 TEMPLATES: dict[str, ReaderTemplate] = {
     t.name: t
@@ -89,7 +100,12 @@ TEMPLATES: dict[str, ReaderTemplate] = {
             "multiple-choice",
             "Answer the multiple-choice question with the letter of the correct option only.",
             prefix="Answer:",
-            answer_pattern=r"\b([A-E])\b",
+            answer_pattern=_OPTION_LETTER,
+        ),
+        ReaderTemplate(  # arr's draft: long-form, so that it can serve as a query
+            "long-answer",
+            "Answer the question in two or three sentences, with the facts that support "
+            "the answer.",
         ),
         ReaderTemplate(
             "revise",

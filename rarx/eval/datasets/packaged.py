@@ -8,13 +8,16 @@ Each also gets its items in RAR-b's MCR layout. Instructions are RAR-b's own.
 
 QA sets (``sciq``, ``boolq``, ``squad``) pair questions with the passage that answers
 them and keep the answers in each query's metadata, so RAG pipelines can be scored.
+``arc-easy`` is a Full set that also keeps each question's correct option as its answer:
+its ``queries.jsonl`` is a bank of science question-answer pairs disjoint from SciQ, for
+QA memories and demonstrations (``rarx index --kind qa-memory``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rarx.eval.datasets.base import Built, DatasetSpec, McrItem
 from rarx.eval.datasets.olmo import read_arrow, read_requests
@@ -26,6 +29,7 @@ HELLASWAG = "hf_datasets/hellaswag/none/validation/data-00000-of-00001.arrow"
 PIQA = "hf_datasets/piqa/plain_text/validation/data-00000-of-00001.arrow"
 SIQA = "hf_datasets/social_i_qa/none/validation/data-00000-of-00001.arrow"
 WINOGRANDE = "hf_datasets/winogrande/winogrande_xl/validation/data-00000-of-00001.arrow"
+ARC_EASY = "hf_datasets/ai2_arc/ARC-Easy/validation/data-00000-of-00001.arrow"
 ARC_TEST = "oe_eval_tasks/arc_challenge/test_rc_5shot/requests.jsonl.gz"
 HUMANEVAL = "oe_eval_tasks/codex_humaneval/gold_bpb_0shot/requests.jsonl.gz"
 MBPP = "oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz"
@@ -38,6 +42,7 @@ SQUAD = "oe_eval_tasks/squad/bpb_5shot/requests.jsonl.gz"
 # RAR-b's instructions (full/<task>/instruction.txt and the MCR files' first column).
 INSTRUCTIONS = {
     "arc-challenge": "Retrieve the answer to the question.",
+    "arc-easy": "Retrieve the answer to the question.",
     "hellaswag": "Given the following unfinished context, retrieve the most plausible ending "
     "to finish it.",
     "piqa": "Given the following goal, retrieve a possible solution.",
@@ -141,6 +146,22 @@ def build_arc_challenge() -> Built:
         [ARC_TEST],
         "ARC-Challenge test; query ids are ARC's own question ids.",
     )
+
+
+def build_arc_easy() -> Built:
+    """ARC-Easy validation (570 questions): question → pooled options, each query keeping
+    its correct option as ``answers`` (a QA bank with no SciQ question in it)."""
+    items = [
+        _Choice(r["id"], r["question"].strip(), tuple(r["choices"]["text"]),
+                r["choices"]["label"].index(r["answerKey"]))
+        for r in read_arrow(ARC_EASY)
+    ]  # fmt: skip
+    built = _full("arc-easy", items, [ARC_EASY],
+                  "ARC-Easy validation; query ids are ARC's own question ids; each query's "
+                  "answers hold its correct option.")  # fmt: skip
+    queries = [Query(q.qid, q.text, {"answers": [it.options[it.label].strip()]})
+               for q, it in zip(built.queries, items, strict=True)]  # fmt: skip
+    return replace(built, queries=queries)
 
 
 def _code_items() -> Iterable[tuple[str, str, str]]:
@@ -283,6 +304,12 @@ SPECS: tuple[DatasetSpec, ...] = (
         "full",
         "ARC-Challenge test: question → pooled options",
         build_arc_challenge,
+    ),
+    DatasetSpec(
+        "arc-easy",
+        "full",
+        "ARC-Easy validation: question → pooled options (answers kept: a QA bank)",
+        build_arc_easy,
     ),
     DatasetSpec(
         "hellaswag", "full", "HellaSwag validation: context → pooled endings", build_hellaswag
