@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from rarx.pipeline.resources import Resources
 
 _TINY = [  # (id, title, text)
     ("d1", "Photosynthesis", "Plants use sunlight, water and carbon dioxide to make glucose."),
@@ -41,3 +44,23 @@ def tiny_bm25(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - Lucen
     rows = [{"_id": d["id"], "title": d["title"], "text": d["text"]} for d in TINY_DOCS]
     corpus = write_jsonl(root / "corpus.jsonl", rows)
     return LuceneIndex.build(Corpus(corpus), root / "index", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def resources() -> Resources:
+    """Models and indexes shared by every test that runs a pipeline: each loads once."""
+    return Resources(llm_options={"device": "cpu", "batch_size": 4})
+
+
+@pytest.fixture(scope="session")
+def smol(resources: Resources) -> Any:
+    """The packaged SmolLM2 (transformers backend), the same model the pipelines use."""
+    return resources.llm("smollm2-135m").inner  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The packaged MiniLM encoder."""
+    from rarx.models.encoder import Encoder
+
+    return Encoder(model="minilm", device="cpu")

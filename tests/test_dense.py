@@ -10,14 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("faiss")
-pytest.importorskip("sentence_transformers")
-
-from rarx.errors import ConfigError, IndexExistsError, InputError  # noqa: E402
-from rarx.index.base import MANIFEST_NAME, load_index  # noqa: E402
-from rarx.index.dense import DenseIndex  # noqa: E402
-from rarx.models.encoder import Encoder  # noqa: E402
-from rarx.types import Document, Query  # noqa: E402
+from rarx.errors import ConfigError, IndexExistsError, InputError
+from rarx.index.base import MANIFEST_NAME, load_index
+from rarx.index.dense import DenseIndex
+from rarx.models.encoder import Encoder
+from rarx.types import Document, Query
 
 DOCS = [
     Document("d01", "The cat sat on the mat and purred while the kitten slept.", "Cats"),
@@ -44,8 +41,8 @@ EXPECTED = {"q1": "d10", "q2": "d02", "q3": "d07"}
 
 
 @pytest.fixture(scope="module")
-def encoder() -> Encoder:
-    return Encoder(model="minilm", device="cpu")
+def encoder(minilm: Encoder) -> Encoder:
+    return minilm
 
 
 @pytest.fixture(scope="module")

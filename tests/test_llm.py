@@ -17,15 +17,6 @@ import pytest
 from rarx.errors import ConfigError
 from rarx.llm import ChatPrompt, LLMError, LLMSpec, TokenizationError, load_llm
 
-
-@pytest.fixture(scope="module")
-def smol() -> Any:
-    pytest.importorskip("transformers")
-    from rarx.llm.transformers_backend import TransformersLLM
-
-    return TransformersLLM("smollm2-135m", device="cpu", batch_size=4)
-
-
 # -- factory ---------------------------------------------------------------------------
 
 

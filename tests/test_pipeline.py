@@ -120,11 +120,6 @@ def tiny_dense(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return DenseIndex.build(Corpus(corpus), root / "index", quiet=True)
 
 
-@pytest.fixture(scope="module")
-def resources() -> Resources:
-    return Resources()
-
-
 def test_retrieve_pipeline_matches_the_index(tiny_bm25: Any, resources: Resources) -> None:
     pipe = Pipeline.from_dict({"stages": [{"retrieve": {"index": str(tiny_bm25.path), "k": 3}}]},
                               resources=resources)  # fmt: skip

@@ -46,14 +46,6 @@ def ranking(texts: Sequence[str] = TEXTS, qid: str = "q1", docs: bool = True) ->
 # -- the real model -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def smol() -> Any:
-    pytest.importorskip("transformers")
-    from rarx.llm.transformers_backend import TransformersLLM
-
-    return TransformersLLM("smollm2-135m", device="cpu")
-
-
 @pytest.mark.slow
 def test_first_ordering_equals_plain_transformers_logits(smol: Any) -> None:
     """FIRST exactness: the order is that of the first-token logits of A..J, computed

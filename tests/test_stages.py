@@ -27,12 +27,6 @@ PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def resources() -> Resources:
-    pytest.importorskip("transformers")
-    return Resources(llm_options={"device": "cpu", "batch_size": 4})
-
-
-@pytest.fixture(scope="module")
 def memory(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("faiss")
     from rarx.index.qa_memory import QAMemoryIndex
