@@ -14,7 +14,6 @@ alone (the reader's short-answer prompt), so the answer has the same form either
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +21,7 @@ from rarx.errors import ConfigError
 from rarx.index.base import Index
 from rarx.llm import LLM, LLMRef
 from rarx.stages.base import Resources
-from rarx.stages.common import ANSWER, DRAFT, RANKING, RETRIEVE, hit_summary, llm_call, run_active
+from rarx.stages.common import ANSWER, DRAFT, RANKING, RETRIEVE, hit_summary, llm_call
 from rarx.stages.generate import cut
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.stages.retrieve import RetrieveParams, search
@@ -67,9 +66,6 @@ class ArrStage(KindStage[ArrParams]):
     def from_params(cls, p: ArrParams, resources: Resources) -> ArrStage:
         return cls(resources.index(p.index), resources.llm(p.draft_llm),
                    resources.llm(p.revise_llm), p)  # fmt: skip
-
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run)
 
     def _query(self, state: QueryState, draft: str) -> Query:
         q = state.query

@@ -6,14 +6,13 @@ with the query's id or the same question text is left out."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rarx.errors import ConfigError
 from rarx.index.registry import has_capability
 from rarx.stages.base import Resources
-from rarx.stages.common import DEMOS, run_active
+from rarx.stages.common import DEMOS
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.text import normalize_answer
 from rarx.types import QueryState
@@ -58,9 +57,6 @@ class DemosStage(KindStage[DemosParams]):
     @classmethod
     def from_params(cls, p: DemosParams, resources: Resources) -> DemosStage:
         return cls(resources.index(p.index), p)
-
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run)
 
     def _keep(self, s: QueryState, pair: Any) -> bool:
         return pair.id != s.query.qid and not _same(pair.question, s.query.text)

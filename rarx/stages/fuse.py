@@ -10,7 +10,7 @@ from rarx.errors import ConfigError
 from rarx.index.base import Index
 from rarx.index.fusion import RRF_K, rrf
 from rarx.stages.base import Resources
-from rarx.stages.common import RANKING, hit_summary, run_active
+from rarx.stages.common import RANKING, hit_summary
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.stages.retrieve import RetrieveParams, search
 from rarx.types import QueryState
@@ -51,8 +51,7 @@ class FuseStage(KindStage[FuseParams]):
     def from_params(cls, p: FuseParams, resources: Resources) -> FuseStage:
         return cls([(resources.index(s.index), s) for s in p.retrieve], p.k, p.rrf_k)
 
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run, retrieval=True)
+    retrieval = True  # skipped where the gate decided against retrieval
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         queries = [s.query for s in batch]

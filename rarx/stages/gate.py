@@ -28,7 +28,7 @@ from rarx.errors import ConfigError
 from rarx.llm import LLM, LLMRef
 from rarx.llm.base import ChatPrompt
 from rarx.stages.base import Resources
-from rarx.stages.common import ANSWER, FINAL, GATE, RETRIEVE, llm_call, run_active
+from rarx.stages.common import ANSWER, FINAL, GATE, RETRIEVE, llm_call
 from rarx.stages.registry import KindStage, stage_kind
 from rarx.stages.templates import template
 from rarx.types import QueryState
@@ -101,9 +101,6 @@ class GateStage(KindStage[GateParams]):
     def _model(self) -> LLM:
         assert self.llm is not None, "checked in __init__ for the modes that call it"
         return self.llm
-
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run)
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         mode = self.params.mode

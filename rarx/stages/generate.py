@@ -10,7 +10,7 @@ from typing import Literal
 from rarx.errors import ConfigError
 from rarx.llm import LLM, LLMRef, Prompt
 from rarx.stages.base import Resources
-from rarx.stages.common import ANSWER, DEMOS, MEMORY, RANKING, llm_call, passages, run_active
+from rarx.stages.common import ANSWER, DEMOS, MEMORY, RANKING, llm_call, passages
 from rarx.stages.registry import KindStage, stage_kind
 from rarx.stages.templates import TEMPLATES, ReaderTemplate, template
 from rarx.types import Document, QueryState
@@ -56,9 +56,6 @@ class GenerateStage(KindStage[GenerateParams]):
     @classmethod
     def from_params(cls, p: GenerateParams, resources: Resources) -> GenerateStage:
         return cls(resources.llm(p.llm), p)
-
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run)
 
     def prompt(self, state: QueryState) -> Prompt:
         p = self.params

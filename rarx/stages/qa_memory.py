@@ -10,14 +10,13 @@ the rest of the pipeline, carrying the top pairs (``memory`` in the context) tha
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rarx.errors import ConfigError
 from rarx.index.registry import has_capability
 from rarx.stages.base import Resources
-from rarx.stages.common import ANSWER, FINAL, MEMORY, run_active
+from rarx.stages.common import ANSWER, FINAL, MEMORY
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.types import QueryState
 
@@ -56,9 +55,6 @@ class QAMemoryStage(KindStage[QAMemoryParams]):
     @classmethod
     def from_params(cls, p: QAMemoryParams, resources: Resources) -> QAMemoryStage:
         return cls(resources.index(p.index), p)
-
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run)
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         p = self.params

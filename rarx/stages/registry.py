@@ -6,6 +6,8 @@
 class GenerateStage(KindStage[GenerateParams]):
     @classmethod
     def from_params(cls, params, resources): ...
+
+    def _run(self, batch): ...  # the states the skip rules leave to it
 ```
 
 The declaration carries the kind's name (as pipeline files use it), its frozen params
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rarx.errors import ConfigError
 from rarx.stages.base import Resources, Stage
+from rarx.stages.common import run_active
+from rarx.types import QueryState
 
 P = TypeVar("P")
 Keys = Iterable[str] | Callable[[Any], Iterable[str]]
@@ -63,11 +67,19 @@ def _keys(keys: Keys) -> Callable[[Any], frozenset[str]]:
 
 class KindStage(Generic[P]):
     """Base of registered stage classes: ``name``, ``needs`` and ``provides`` come from
-    the class's :class:`StageKind` and the instance's ``params``."""
+    the class's :class:`StageKind` and the instance's ``params``. ``run`` applies the
+    skip rules (:func:`run_active`) and hands the rest of the batch to ``_run``."""
 
     kind: ClassVar[StageKind[Any]]
     name: ClassVar[str]
+    retrieval: ClassVar[bool] = False  # a retrieval stage also skips on the gate's "no"
     params: P | None = None
+
+    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
+        return run_active(self.name, batch, self._run, retrieval=self.retrieval)
+
+    def _run(self, batch: list[QueryState]) -> list[QueryState]:
+        raise NotImplementedError(f"{type(self).__name__} must define _run")
 
     @property
     def needs(self) -> frozenset[str]:

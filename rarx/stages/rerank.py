@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +9,7 @@ from rarx.errors import ConfigError
 from rarx.llm import LLMRef, llm_name
 from rarx.rerank import Reranker, make_reranker
 from rarx.stages.base import Resources
-from rarx.stages.common import RANKING, run_active
+from rarx.stages.common import RANKING
 from rarx.stages.registry import KindStage, stage_kind
 from rarx.types import QueryState
 
@@ -56,8 +55,7 @@ class RerankStage(KindStage[RerankParams]):
         )  # fmt: skip
         return cls(reranker, p)
 
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run, retrieval=True)
+    retrieval = True  # skipped where the gate decided against retrieval
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         missing = [s.query.qid for s in batch if s.ranking is None]

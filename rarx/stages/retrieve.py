@@ -10,7 +10,7 @@ from rarx.errors import ConfigError
 from rarx.index.base import Index
 from rarx.index.registry import search as search_index
 from rarx.stages.base import Resources
-from rarx.stages.common import RANKING, hit_summary, run_active
+from rarx.stages.common import RANKING, hit_summary
 from rarx.stages.registry import IndexUse, KindStage, stage_kind
 from rarx.types import Query, QueryState, Ranking
 
@@ -59,8 +59,7 @@ class RetrieveStage(KindStage[RetrieveParams]):
     def from_params(cls, p: RetrieveParams, resources: Resources) -> RetrieveStage:
         return cls(resources.index(p.index), p.k, p.instruction, threads=p.threads, docs=p.docs)
 
-    def run(self, batch: Sequence[QueryState]) -> list[QueryState]:
-        return run_active(self.name, batch, self._run, retrieval=True)
+    retrieval = True  # skipped where the gate decided against retrieval
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         start = time.perf_counter()
