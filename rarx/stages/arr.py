@@ -23,7 +23,7 @@ from rarx.llm import LLM, LLMRef
 from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, DRAFT, RANKING, RETRIEVE, hit_summary, llm_call
 from rarx.stages.generate import cut
-from rarx.stages.registry import IndexUse, KindStage, stage_kind
+from rarx.stages.registry import KindStage, index_param, stage_kind
 from rarx.stages.retrieve import RetrieveParams, search
 from rarx.stages.templates import template
 from rarx.types import Query, QueryState
@@ -49,7 +49,7 @@ class ArrParams:
 
 @stage_kind("arr", ArrParams, "adapt-retrieve-revise: draft, retrieve with it, revise",
             provides={RANKING, DRAFT, ANSWER},
-            indexes=lambda p: [IndexUse(p.index, "ranked_search")])  # fmt: skip
+            indexes=index_param("ranked_search"))  # fmt: skip
 class ArrStage(KindStage[ArrParams]):
     params: ArrParams
 

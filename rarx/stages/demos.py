@@ -13,7 +13,7 @@ from rarx.errors import ConfigError
 from rarx.index.registry import has_capability
 from rarx.stages.base import Resources
 from rarx.stages.common import DEMOS
-from rarx.stages.registry import IndexUse, KindStage, stage_kind
+from rarx.stages.registry import KindStage, index_param, stage_kind
 from rarx.text import normalize_answer
 from rarx.types import QueryState
 
@@ -40,7 +40,7 @@ def _same(a: str, b: str) -> bool:
     DemosParams,
     "retrieve few-shot demonstrations from a labelled bank",
     provides={DEMOS},
-    indexes=lambda p: [IndexUse(p.index, "qa_pairs")],
+    indexes=index_param("qa_pairs"),
 )
 class DemosStage(KindStage[DemosParams]):
     params: DemosParams

@@ -17,7 +17,7 @@ from rarx.errors import ConfigError
 from rarx.index.registry import has_capability
 from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, FINAL, MEMORY
-from rarx.stages.registry import IndexUse, KindStage, stage_kind
+from rarx.stages.registry import KindStage, index_param, stage_kind
 from rarx.types import QueryState
 
 
@@ -39,7 +39,7 @@ class QAMemoryParams:
 
 @stage_kind("qa_memory", QAMemoryParams, "answer from stored question-answer pairs (RePAQ)",
             provides={MEMORY, ANSWER, FINAL},
-            indexes=lambda p: [IndexUse(p.index, "qa_pairs")])  # fmt: skip
+            indexes=index_param("qa_pairs"))  # fmt: skip
 class QAMemoryStage(KindStage[QAMemoryParams]):
     params: QAMemoryParams
 

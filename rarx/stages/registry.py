@@ -44,6 +44,11 @@ class IndexUse:
     capability: str
 
 
+def index_param(capability: str) -> Callable[[Any], list[IndexUse]]:
+    """``indexes=`` for a kind whose params name one index in ``index``."""
+    return lambda p: [IndexUse(p.index, capability)]
+
+
 @dataclass(frozen=True)
 class StageKind(Generic[P]):
     name: str

@@ -11,7 +11,7 @@ from rarx.index.base import Index
 from rarx.index.registry import search as search_index
 from rarx.stages.base import Resources
 from rarx.stages.common import RANKING, hit_summary
-from rarx.stages.registry import IndexUse, KindStage, stage_kind
+from rarx.stages.registry import KindStage, index_param, stage_kind
 from rarx.types import Query, QueryState, Ranking
 
 
@@ -44,7 +44,7 @@ def search(index: Index, queries: Sequence[Query], p: RetrieveParams) -> list[Ra
     RetrieveParams,
     "search an index (BM25, dense, ...)",
     provides={RANKING},
-    indexes=lambda p: [IndexUse(p.index, "ranked_search")],
+    indexes=index_param("ranked_search"),
 )
 class RetrieveStage(KindStage[RetrieveParams]):
     params: RetrieveParams
