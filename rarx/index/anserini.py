@@ -1,0 +1,206 @@
+"""Anserini's BM25 search with its hits fetched as arrays, not one Java call per hit.
+
+``SimpleSearcher.search`` returns one Java object per hit and loads every hit's stored
+document just to read its id; reading ``docid`` and ``score`` from each object through
+pyjnius then costs two more Java calls per hit. Here the same Lucene search runs
+(Anserini's query generator and analyzer, its similarity, its sort that breaks score
+ties by docid), and the hits come back as text in one call (Jackson, from the Anserini
+jar): ``[[score, lucene_docid], ...]``. Lucene ids map to collection docids through a
+table filled once per document (as Anserini reads them: the stored ``id`` field), and
+Anserini's score-tie adjustment is applied to the score array. The result is
+identical to ``SimpleSearcher.search``, docids, scores and order.
+
+RM3 and indexes from Lucene 8 take Anserini's own pipeline (its reranker cascade),
+still read back as whole arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rarx.errors import RarxError
+from rarx.index.java import jclass
+
+CONTENTS = "contents"  # Anserini's indexed field
+_PREFIX = '{"scoreDocs":['
+_TIE_GAP = np.float32(1e-4)  # ScoreTiesAdjusterReranker's constants, as Java floats
+_TIE_STEP = np.float32(1e-6)
+_TIE_PASSES = 8
+
+Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # docids (object), scores (f32), lucene ids
+
+
+def adjust_score_ties(scores: np.ndarray) -> np.ndarray:
+    """Anserini's ``ScoreTiesAdjusterReranker`` on a float32 array: round each score to 4
+    decimals; within a run of scores no more than 1e-4 below the previous (adjusted)
+    one, subtract 1e-6 times the position in the run. Java float arithmetic throughout."""
+    x = np.asarray(scores, dtype=np.float32).astype(np.float64) * 10000.0
+    rounded = np.floor(x)
+    rounded += (x - rounded) >= 0.5  # Math.round: floor(x + 0.5), without the addition's error
+    r = (rounded / 10000.0).astype(np.float32)
+    n = r.shape[0]
+    if n < 2:
+        return r
+    # Each hit's tie test reads the previous *adjusted* score. Guess the ties from the
+    # rounded scores, then test the guess against the scores it adjusts: a guess that
+    # passes is the answer (right up to hit i means hit i+1 is tested right), and a
+    # failing test corrects at least the first wrong guess. Few passes; else walk in order.
+    tie = np.zeros(n, dtype=bool)
+    tie[1:] = ~((r[:-1] - r[1:]) > _TIE_GAP)
+    for _ in range(_TIE_PASSES):
+        adjusted = _apply_ties(r, tie)
+        tested = ~((adjusted[:-1] - r[1:]) > _TIE_GAP)
+        if np.array_equal(tested, tie[1:]):
+            return adjusted
+        tie[1:] = tested
+    out, run = r.copy(), 0
+    for i in range(1, n):
+        if (out[i - 1] - r[i]) > _TIE_GAP:
+            run = 0
+        else:
+            run += 1
+            out[i] = r[i] - _TIE_STEP * np.float32(run)
+    return out
+
+
+def _apply_ties(r: np.ndarray, tie: np.ndarray) -> np.ndarray:
+    idx = np.arange(r.shape[0])
+    run = idx - np.maximum.accumulate(np.where(tie, 0, idx))  # position within a tie run
+    return np.where(tie, r - _TIE_STEP * run.astype(np.float32), r)
+
+
+def _top_docs_mapper() -> Any:
+    """A Jackson mapper writing a TopDocs as ``{"scoreDocs":[[score, doc], ...]}``."""
+    accessor = jclass("com.fasterxml.jackson.annotation.PropertyAccessor")
+    visibility = jclass("com.fasterxml.jackson.annotation.JsonAutoDetect$Visibility")
+    fmt = jclass("com.fasterxml.jackson.annotation.JsonFormat$Value")
+    shape = jclass("com.fasterxml.jackson.annotation.JsonFormat$Shape")
+    ignore = jclass("com.fasterxml.jackson.annotation.JsonIgnoreProperties$Value")
+    mapper = jclass("com.fasterxml.jackson.databind.ObjectMapper")()
+    mapper.setVisibility(accessor.ALL, visibility.NONE)
+    mapper.setVisibility(accessor.FIELD, visibility.PUBLIC_ONLY)
+    for name in ("ScoreDoc", "FieldDoc"):
+        override = mapper.configOverride(jclass(f"org.apache.lucene.search.{name}"))
+        override.setFormat(fmt.forShape(shape.ARRAY))
+        override.setIgnorals(ignore.forIgnoredProperties("shardIndex", "fields"))
+    for name in ("TopDocs", "TopFieldDocs"):
+        override = mapper.configOverride(jclass(f"org.apache.lucene.search.{name}"))
+        override.setIgnorals(ignore.forIgnoredProperties("totalHits", "fields"))
+    probe = jclass("org.apache.lucene.search.TopDocs")(
+        jclass("org.apache.lucene.search.TotalHits")(
+            1, jclass("org.apache.lucene.search.TotalHits$Relation").EQUAL_TO
+        ),
+        [jclass("org.apache.lucene.search.ScoreDoc")(7, 2.5)],
+    )
+    if (text := mapper.writeValueAsString(probe)) != _PREFIX + "[2.5,7]]}":
+        raise RarxError(
+            f"the Anserini jar's Jackson wrote {text!r} for a test hit, not the expected "
+            "layout; reinstall 'rarx[lucene]' (pyserini 1.6.0)"
+        )
+    return mapper
+
+
+class AnseriniHits:
+    """Searches one Anserini ``SimpleSearcher`` as it would search itself (after
+    ``set_bm25``/``set_rm3``), returning ``(docids, scores, lucene_ids)`` arrays per query.
+
+    Holds a table from Lucene ids to docids, filled as documents are first returned
+    (one pointer per document in the index)."""
+
+    def __init__(self, searcher: Any):
+        self._simple = searcher
+        self._reader = searcher.reader
+        self._analyzer = searcher.analyzer
+        self._generator = jclass("io.anserini.search.query.BagOfWordsQueryGenerator")()
+        self._sort = jclass("io.anserini.search.SimpleSearcher").BREAK_SCORE_TIES_BY_DOCID
+        # Anserini's own IndexSearcher is created lazily on its first search; this one
+        # is the same: the reader and the similarity set by set_bm25.
+        self._searcher = jclass("org.apache.lucene.search.IndexSearcher")(self._reader)
+        self._searcher.setSimilarity(searcher.get_similarity())
+        self._cascade_only = bool(searcher.use_rm3() or searcher.backwardsCompatibilityLucene8)
+        self._mapper = None if self._cascade_only else _top_docs_mapper()
+        self._ids: np.ndarray | None = None
+        self._ids_lock = threading.Lock()
+        self._id_of = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
+
+    def search(self, text: str, k: int) -> Hits:
+        if self._cascade_only:
+            return self._search_cascade(text, k)
+        query = self._generator.buildQuery(CONTENTS, self._analyzer, text)
+        top = self._searcher.search(query, k, self._sort, True)
+        body = self._mapper.writeValueAsString(top)[len(_PREFIX) : -2]
+        if not body:
+            return np.empty(0, dtype=object), np.empty(0, dtype=np.float32), np.empty(0, np.int64)
+        # Shortest round-trip decimals (Java's Float.toString): float32 parses them exactly.
+        pairs = np.fromstring(body.replace("[", "").replace("]", ""), sep=",")
+        scores = pairs[0::2].astype(np.float32)
+        lucene = pairs[1::2].astype(np.int64)
+        return self._docids(lucene), adjust_score_ties(scores), lucene
+
+    def _search_cascade(self, text: str, k: int) -> Hits:
+        """``SimpleSearcher._search`` step by step, reading its final ScoredDocs' arrays."""
+        query = self._generator.buildQuery(CONTENTS, self._analyzer, text)
+        tokens = jclass("io.anserini.analysis.AnalyzerUtils").analyze(self._analyzer, text)
+        args = jclass("io.anserini.search.SearchCollection$Args")()
+        args.arbitraryScoreTieBreak = bool(self._simple.backwardsCompatibilityLucene8)
+        args.hits = k
+        depth = args.rerankcutoff if self._simple.use_rm3() else k
+        if args.arbitraryScoreTieBreak:
+            top = self._searcher.search(query, depth)
+        else:
+            top = self._searcher.search(query, depth, self._sort, True)
+        context = jclass("io.anserini.rerank.RerankerContext")(
+            self._searcher, None, query, None, text, tokens, None, args
+        )
+        scored = jclass("io.anserini.search.ScoredDocs").fromTopDocs(top, self._searcher)
+        scored = self._simple.cascade.run(scored, context)
+        docids = np.array(scored.docids, dtype=object).reshape(-1)
+        return (
+            docids,
+            np.array(scored.scores, dtype=np.float32).reshape(-1),
+            np.array(scored.lucene_docids, dtype=np.int64).reshape(-1),
+        )
+
+    def _docids(self, lucene: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            with self._ids_lock:
+                if self._ids is None:
+                    self._ids = np.full(int(self._reader.maxDoc()), None, dtype=object)
+        table = self._ids
+        names = table[lucene]
+        for i in np.flatnonzero(np.equal(names, None)).tolist():
+            row = int(lucene[i])
+            table[row] = names[i] = self._id_of(self._reader, row)
+        return names
+
+    def search_many(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Hits]:
+        """One result per text; with ``threads`` > 1, Python threads share the texts (the
+        Java calls release the GIL)."""
+        if threads <= 1 or len(texts) < 2:
+            return [self.search(t, k) for t in texts]
+        from jnius import detach
+
+        results: list[Hits | None] = [None] * len(texts)
+        errors: list[BaseException] = []
+
+        def work(start: int) -> None:
+            try:
+                for i in range(start, len(texts), threads):
+                    results[i] = self.search(texts[i], k)
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+            finally:
+                detach()  # a thread that touched the JVM must leave it before it ends
+
+        workers = [threading.Thread(target=work, args=(s,)) for s in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if errors:
+            raise errors[0]
+        return [r for r in results if r is not None]
