@@ -135,13 +135,25 @@ class Ranking:
         scores: np.ndarray,
         docs: Sequence[Document | None] | None = None,
     ) -> Ranking:
-        """:meth:`from_arrays` without copies or per-query checks, for index code that
-        checked a whole batch at once: ``docids`` a 1-d object array of str, ``scores`` a
-        1-d float64 array of the same length in descending order, neither written to
-        afterwards (both are marked read-only here)."""
-        ranking = cls.__new__(cls)
-        docs = tuple(docs) if docs is not None and any(d is not None for d in docs) else None
-        ranking._set(qid, docids, scores, docs, None, check_order=False)
+        """:meth:`from_arrays` without copies or order checks, for index code that checked
+        a whole batch at once: ``docids`` a 1-d object array of str, ``scores`` a 1-d
+        float64 array of the same length in descending order, both read-only (rows of a
+        read-only 2-d array are)."""
+        _check_id("Ranking.qid", qid)
+        if docids.flags.writeable or scores.flags.writeable:
+            raise ValueError(
+                f"Ranking {qid!r}: from_checked_arrays takes read-only arrays "
+                "(set arr.flags.writeable = False first), or use from_arrays, which copies"
+            )
+        if docs is not None:
+            docs = tuple(docs) if any(d is not None for d in docs) else None
+        ranking = object.__new__(cls)
+        init = object.__setattr__
+        init(ranking, "qid", qid)
+        init(ranking, "_docids", docids)
+        init(ranking, "_scores", scores)
+        init(ranking, "_docs", docs)
+        init(ranking, "_hits", None)
         return ranking
 
     def _set(

@@ -500,10 +500,11 @@ class DenseIndex:
         """faiss's (n, k) arrays as Rankings, checked once for the whole batch; each
         Ranking holds a row of one shared read-only docid array (no Hit objects)."""
         found = rows >= 0  # faiss pads with -1 when fewer than k documents are reachable
+        complete = bool(found.all())
         docs = self._docstore.documents(rows[found].tolist()) if with_docs else {}
-        names = self._docstore.docid_array[np.where(found, rows, 0)]
+        names = self._docstore.docid_array[rows if complete else np.where(found, rows, 0)]
         values = scores.astype(np.float64)
-        if not found.all():  # rare (approximate indexes): a checked copy per query
+        if not complete:  # rare (approximate indexes): a checked copy per query
             return [
                 Ranking.from_arrays(qid, names[i][keep], values[i][keep],
                                     [docs[r] for r in rows[i][keep].tolist()] if docs else None)
@@ -511,10 +512,13 @@ class DenseIndex:
             ]  # fmt: skip
         if values.shape[1] > 1 and bool((values[:, 1:] > values[:, :-1]).any()):
             raise RarxError("faiss returned hits out of score order; the index may be corrupt")
-        names.flags.writeable = values.flags.writeable = False
-        return [
-            Ranking.from_checked_arrays(
-                qid, names[i], values[i], [docs[r] for r in rows[i].tolist()] if docs else None
-            )
-            for i, qid in enumerate(qids)
-        ]
+        names.flags.writeable = values.flags.writeable = False  # and so each row of them
+        if docs:
+            return [
+                Ranking.from_checked_arrays(qid, ids, row_scores, [docs[r] for r in row_ids])
+                for qid, ids, row_scores, row_ids in zip(
+                    qids, names, values, rows.tolist(), strict=True
+                )
+            ]
+        checked = Ranking.from_checked_arrays
+        return [checked(qid, ids, sc) for qid, ids, sc in zip(qids, names, values, strict=True)]
