@@ -107,9 +107,12 @@ def test_array_backed_ranking_is_immutable():
 def test_checked_arrays_are_shared_read_only():
     names = np.array([["a", "b"], ["c", "d"]], dtype=object)
     values = np.array([[2.0, 1.0], [4.0, 3.0]])
+    with pytest.raises(ValueError, match="read-only"):
+        Ranking.from_checked_arrays("p", names[0], values[0])
+    names.flags.writeable = values.flags.writeable = False
     rows = [Ranking.from_checked_arrays(q, names[i], values[i]) for i, q in enumerate("pq")]
     assert rows[1] == Ranking.from_arrays("q", ["c", "d"], [4.0, 3.0])
-    assert rows[0].scores.base is values and not rows[0].scores.flags.writeable
+    assert rows[0].scores.base is values  # a view: no copy per query
 
 
 def test_ranking_pickles_to_an_equal_frozen_value():
