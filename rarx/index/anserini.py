@@ -123,7 +123,8 @@ class AnseriniHits:
         self._searcher.setSimilarity(searcher.get_similarity())
         self._cascade_only = bool(searcher.use_rm3() or searcher.backwardsCompatibilityLucene8)
         self._mapper = None if self._cascade_only else _top_docs_mapper()
-        self._ids: np.ndarray | None = None
+        self._ids: np.ndarray | None = None  # Lucene id -> docid, filled on first sight
+        self._known = np.zeros(0, dtype=bool)
         self._ids_lock = threading.Lock()
         self._id_of = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
 
@@ -169,13 +170,15 @@ class AnseriniHits:
         if self._ids is None:
             with self._ids_lock:
                 if self._ids is None:
-                    self._ids = np.full(int(self._reader.maxDoc()), None, dtype=object)
-        table = self._ids
-        names = table[lucene]
-        for i in np.flatnonzero(np.equal(names, None)).tolist():
-            row = int(lucene[i])
-            table[row] = names[i] = self._id_of(self._reader, row)
-        return names
+                    size = int(self._reader.maxDoc())
+                    self._known = np.zeros(size, dtype=bool)
+                    self._ids = np.full(size, None, dtype=object)
+        table, known = self._ids, self._known
+        missing = np.flatnonzero(~known[lucene])
+        for row in np.unique(lucene[missing]).tolist():
+            table[row] = self._id_of(self._reader, row)  # the stored id, as Anserini reads it
+            known[row] = True
+        return table[lucene]
 
     def search_many(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Hits]:
         """One result per text; with ``threads`` > 1, Python threads share the texts (the
