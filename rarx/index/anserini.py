@@ -4,14 +4,15 @@
 document just to read its id; reading ``docid`` and ``score`` from each object through
 pyjnius then costs two more Java calls per hit. Here the same Lucene search runs
 (Anserini's query generator and analyzer, its similarity, its sort that breaks score
-ties by docid), and the hits come back as text in one call (Jackson, from the Anserini
-jar): ``[[score, lucene_docid], ...]``. Lucene ids map to collection docids through a
-table filled once per document (as Anserini reads them: the stored ``id`` field), and
-Anserini's score-tie adjustment is applied to the score array. The result is
-identical to ``SimpleSearcher.search``, docids, scores and order.
+ties by docid), and the hits of a whole batch of queries come back as text in one call
+(Jackson, from the Anserini jar): ``[{"scoreDocs":[[score, lucene_id], ...]}, ...]``.
+Lucene ids map to collection docids through a table filled once per document (as
+Anserini reads them: the stored ``id`` field), and Anserini's score-tie adjustment is
+applied to the score array. The result is identical to ``SimpleSearcher.search``:
+docids, scores and order.
 
 RM3 and indexes from Lucene 8 take Anserini's own pipeline (its reranker cascade),
-still read back as whole arrays.
+still read back as whole arrays, one query at a time.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rarx.errors import RarxError
 from rarx.index.java import jclass
 
 CONTENTS = "contents"  # Anserini's indexed field
-_PREFIX = '{"scoreDocs":['
+_OPEN, _NEXT, _CLOSE = '[{"scoreDocs":[', ']},{"scoreDocs":[', "]}]"  # a list of TopDocs
 _TIE_GAP = np.float32(1e-4)  # ScoreTiesAdjusterReranker's constants, as Java floats
 _TIE_STEP = np.float32(1e-6)
 _TIE_PASSES = 8
@@ -34,10 +35,11 @@ _TIE_PASSES = 8
 Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # docids (object), scores (f32), lucene ids
 
 
-def adjust_score_ties(scores: np.ndarray) -> np.ndarray:
+def adjust_score_ties(scores: np.ndarray, starts: Sequence[int] | np.ndarray = (0,)) -> np.ndarray:
     """Anserini's ``ScoreTiesAdjusterReranker`` on a float32 array: round each score to 4
     decimals; within a run of scores no more than 1e-4 below the previous (adjusted)
-    one, subtract 1e-6 times the position in the run. Java float arithmetic throughout."""
+    one, subtract 1e-6 times the position in the run. Java float arithmetic throughout.
+    ``starts``: where each query's hits begin, for several queries in one array."""
     x = np.asarray(scores, dtype=np.float32).astype(np.float64) * 10000.0
     rounded = np.floor(x)
     rounded += (x - rounded) >= 0.5  # Math.round: floor(x + 0.5), without the addition's error
@@ -45,21 +47,24 @@ def adjust_score_ties(scores: np.ndarray) -> np.ndarray:
     n = r.shape[0]
     if n < 2:
         return r
+    first = np.zeros(n, dtype=bool)
+    first[np.asarray(starts, dtype=np.int64)[np.asarray(starts) < n]] = True
+    first[0] = True
     # Each hit's tie test reads the previous *adjusted* score. Guess the ties from the
     # rounded scores, then test the guess against the scores it adjusts: a guess that
     # passes is the answer (right up to hit i means hit i+1 is tested right), and a
     # failing test corrects at least the first wrong guess. Few passes; else walk in order.
-    tie = np.zeros(n, dtype=bool)
-    tie[1:] = ~((r[:-1] - r[1:]) > _TIE_GAP)
+    tie = ~first
+    tie[1:] &= ~((r[:-1] - r[1:]) > _TIE_GAP)
     for _ in range(_TIE_PASSES):
         adjusted = _apply_ties(r, tie)
-        tested = ~((adjusted[:-1] - r[1:]) > _TIE_GAP)
+        tested = ~first[1:] & ~((adjusted[:-1] - r[1:]) > _TIE_GAP)
         if np.array_equal(tested, tie[1:]):
             return adjusted
         tie[1:] = tested
     out, run = r.copy(), 0
     for i in range(1, n):
-        if (out[i - 1] - r[i]) > _TIE_GAP:
+        if first[i] or (out[i - 1] - r[i]) > _TIE_GAP:
             run = 0
         else:
             run += 1
@@ -74,7 +79,8 @@ def _apply_ties(r: np.ndarray, tie: np.ndarray) -> np.ndarray:
 
 
 def _top_docs_mapper() -> Any:
-    """A Jackson mapper writing a TopDocs as ``{"scoreDocs":[[score, doc], ...]}``."""
+    """A Jackson mapper writing TopDocs as ``{"scoreDocs":[[score, doc], ...]}`` (a Python
+    list of them, passed as a Java array, as a JSON array)."""
     accessor = jclass("com.fasterxml.jackson.annotation.PropertyAccessor")
     visibility = jclass("com.fasterxml.jackson.annotation.JsonAutoDetect$Visibility")
     fmt = jclass("com.fasterxml.jackson.annotation.JsonFormat$Value")
@@ -90,16 +96,18 @@ def _top_docs_mapper() -> Any:
     for name in ("TopDocs", "TopFieldDocs"):
         override = mapper.configOverride(jclass(f"org.apache.lucene.search.{name}"))
         override.setIgnorals(ignore.forIgnoredProperties("totalHits", "fields"))
-    probe = jclass("org.apache.lucene.search.TopDocs")(
-        jclass("org.apache.lucene.search.TotalHits")(
-            1, jclass("org.apache.lucene.search.TotalHits$Relation").EQUAL_TO
-        ),
-        [jclass("org.apache.lucene.search.ScoreDoc")(7, 2.5)],
-    )
-    if (text := mapper.writeValueAsString(probe)) != _PREFIX + "[2.5,7]]}":
+    top_docs = jclass("org.apache.lucene.search.TopDocs")
+    total = jclass("org.apache.lucene.search.TotalHits")
+    none = total(0, jclass("org.apache.lucene.search.TotalHits$Relation").EQUAL_TO)
+    probe = [
+        top_docs(none, [jclass("org.apache.lucene.search.ScoreDoc")(7, 2.5)]),
+        top_docs(none, []),
+    ]
+    expected = f"{_OPEN}[2.5,7]{_NEXT}{_CLOSE}"
+    if (text := mapper.writeValueAsString(probe)) != expected:
         raise RarxError(
-            f"the Anserini jar's Jackson wrote {text!r} for a test hit, not the expected "
-            "layout; reinstall 'rarx[lucene]' (pyserini 1.6.0)"
+            f"the Anserini jar's Jackson wrote {text!r} for test hits, not {expected!r}; "
+            "reinstall 'rarx[lucene]' (pyserini 1.6.0)"
         )
     return mapper
 
@@ -128,22 +136,29 @@ class AnseriniHits:
         self._ids_lock = threading.Lock()
         self._id_of = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
 
-    def search(self, text: str, k: int) -> Hits:
-        if self._cascade_only:
-            return self._search_cascade(text, k)
-        query = self._generator.buildQuery(CONTENTS, self._analyzer, text)
-        top = self._searcher.search(query, k, self._sort, True)
-        body = self._mapper.writeValueAsString(top)[len(_PREFIX) : -2]
-        if not body:
-            return np.empty(0, dtype=object), np.empty(0, dtype=np.float32), np.empty(0, np.int64)
+    def _search_batch(self, texts: Sequence[str], k: int) -> list[Hits]:
+        """The fast path: one Java call per query to search, one to fetch all hits."""
+        # Only calls on shared Java objects: pyjnius binds a method to its object in
+        # state shared by all objects of a class, so threads must not mix objects.
+        build, search = self._generator.buildQuery, self._searcher.search
+        tops = [search(build(CONTENTS, self._analyzer, t), k, self._sort, True) for t in texts]
+        chunks = self._mapper.writeValueAsString(tops)[len(_OPEN) : -len(_CLOSE)].split(_NEXT)
+        sizes = np.array([c.count("[") for c in chunks], dtype=np.int64)
+        flat = ",".join(c for c in chunks if c).replace("[", "").replace("]", "")
         # Shortest round-trip decimals (Java's Float.toString): float32 parses them exactly.
-        pairs = np.fromstring(body.replace("[", "").replace("]", ""), sep=",")
-        scores = pairs[0::2].astype(np.float32)
+        pairs = np.fromstring(flat, sep=",") if flat else np.empty(0)
+        starts = np.cumsum(sizes) - sizes
+        scores = adjust_score_ties(pairs[0::2].astype(np.float32), starts)
         lucene = pairs[1::2].astype(np.int64)
-        return self._docids(lucene), adjust_score_ties(scores), lucene
+        docids = self._docids(lucene)
+        cuts = starts[1:]
+        return list(
+            zip(np.split(docids, cuts), np.split(scores, cuts), np.split(lucene, cuts), strict=True)
+        )
 
     def _search_cascade(self, text: str, k: int) -> Hits:
-        """``SimpleSearcher._search`` step by step, reading its final ScoredDocs' arrays."""
+        """``SimpleSearcher._search`` step by step, reading its final ScoredDocs' arrays.
+        Objects made here get only constructors and field access (safe from threads)."""
         query = self._generator.buildQuery(CONTENTS, self._analyzer, text)
         tokens = jclass("io.anserini.analysis.AnalyzerUtils").analyze(self._analyzer, text)
         args = jclass("io.anserini.search.SearchCollection$Args")()
@@ -183,27 +198,37 @@ class AnseriniHits:
     def search_many(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Hits]:
         """One result per text; with ``threads`` > 1, Python threads share the texts (the
         Java calls release the GIL)."""
-        if threads <= 1 or len(texts) < 2:
-            return [self.search(t, k) for t in texts]
+        if not texts:
+            return []
+
+        def run(part: Sequence[str]) -> list[Hits]:
+            if self._cascade_only:
+                return [self._search_cascade(t, k) for t in part]
+            return self._search_batch(part, k)
+
+        threads = max(1, min(threads, len(texts)))
+        if threads == 1:
+            return run(texts)
         from jnius import detach
 
-        results: list[Hits | None] = [None] * len(texts)
+        size = -(-len(texts) // threads)
+        parts = [texts[i : i + size] for i in range(0, len(texts), size)]
+        results: list[list[Hits]] = [[] for _ in parts]
         errors: list[BaseException] = []
 
-        def work(start: int) -> None:
+        def work(i: int) -> None:
             try:
-                for i in range(start, len(texts), threads):
-                    results[i] = self.search(texts[i], k)
+                results[i] = run(parts[i])
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
             finally:
                 detach()  # a thread that touched the JVM must leave it before it ends
 
-        workers = [threading.Thread(target=work, args=(s,)) for s in range(threads)]
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(len(parts))]
         for w in workers:
             w.start()
         for w in workers:
             w.join()
         if errors:
             raise errors[0]
-        return [r for r in results if r is not None]
+        return [hits for part in results for hits in part]
