@@ -200,3 +200,12 @@ def test_score_tie_adjustment_is_anserinis(monkeypatch, passes: int):
         base = rng.choice([0.5, 7.25, 12.0, 100.0])
         scores = np.sort((base - steps * 1e-4 + jitter).astype(np.float32))[::-1]
         assert np.array_equal(anserini.adjust_score_ties(scores), _java_ties(scores))
+
+
+def test_score_ties_of_a_batch_restart_at_each_query():
+    a = np.array([5.0, 5.0, 4.9999], dtype=np.float32)
+    b = np.array([4.9999, 4.9999], dtype=np.float32)  # would continue a's run if not split
+    batch = anserini.adjust_score_ties(np.concatenate([a, b, a]), starts=[0, 3, 3, 5])
+    alone = [anserini.adjust_score_ties(x) for x in (a, b, a)]
+    assert np.array_equal(batch, np.concatenate(alone))
+    assert batch[3] == np.float32(4.9999)  # first hit of a query: rounded, not stepped down
