@@ -209,3 +209,22 @@ def test_score_ties_of_a_batch_restart_at_each_query():
     alone = [anserini.adjust_score_ties(x) for x in (a, b, a)]
     assert np.array_equal(batch, np.concatenate(alone))
     assert batch[3] == np.float32(4.9999)  # first hit of a query: rounded, not stepped down
+
+
+def test_a_batch_too_big_for_one_fetch_is_split(monkeypatch, ties_bm25: LuceneIndex):
+    queries = [Query(f"q{i}", t) for i, t in enumerate(["lava", "slowly", "glaciers", "volcano"])]
+    whole = ties_bm25.search(queries, k=3)
+    monkeypatch.setattr(anserini, "_BATCH_HITS", 7)  # two queries of 3 hits per Java call
+    batches: list[int] = []
+    fetch = anserini.AnseriniHits._search_batch
+    monkeypatch.setattr(
+        anserini.AnseriniHits,
+        "_search_batch",
+        lambda self, texts, k: batches.append(len(texts)) or fetch(self, texts, k),
+    )
+    assert ties_bm25.search(queries, k=3) == whole and batches == [2, 2]
+    assert [r.docids for r in whole] == [_anserini_ids(ties_bm25, q.text, 3) for q in queries]
+
+
+def _anserini_ids(index: LuceneIndex, text: str, k: int) -> list[str]:
+    return [docid for docid, _ in _anserini(index, text, k)]

@@ -31,6 +31,7 @@ _OPEN, _NEXT, _CLOSE = '[{"scoreDocs":[', ']},{"scoreDocs":[', "]}]"  # a list o
 _TIE_GAP = np.float32(1e-4)  # ScoreTiesAdjusterReranker's constants, as Java floats
 _TIE_STEP = np.float32(1e-6)
 _TIE_PASSES = 8
+_BATCH_HITS = 200_000  # hits fetched per Java call (about 20 bytes of text each)
 
 Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # docids (object), scores (f32), lucene ids
 
@@ -47,8 +48,9 @@ def adjust_score_ties(scores: np.ndarray, starts: Sequence[int] | np.ndarray = (
     n = r.shape[0]
     if n < 2:
         return r
-    first = np.zeros(n, dtype=bool)
-    first[np.asarray(starts, dtype=np.int64)[np.asarray(starts) < n]] = True
+    first = np.zeros(n, dtype=bool)  # where a query's hits begin (a tie run cannot span two)
+    begins = np.asarray(starts, dtype=np.int64)
+    first[begins[begins < n]] = True
     first[0] = True
     # Each hit's tie test reads the previous *adjusted* score. Guess the ties from the
     # rounded scores, then test the guess against the scores it adjusts: a guess that
@@ -204,7 +206,12 @@ class AnseriniHits:
         def run(part: Sequence[str]) -> list[Hits]:
             if self._cascade_only:
                 return [self._search_cascade(t, k) for t in part]
-            return self._search_batch(part, k)
+            step = max(1, _BATCH_HITS // k)  # bounds the text Java writes at once
+            return [
+                h
+                for i in range(0, len(part), step)
+                for h in self._search_batch(part[i : i + step], k)
+            ]
 
         threads = max(1, min(threads, len(texts)))
         if threads == 1:
