@@ -148,12 +148,7 @@ class Ranking:
         if docs is not None:
             docs = tuple(docs) if any(d is not None for d in docs) else None
         ranking = object.__new__(cls)
-        init = object.__setattr__
-        init(ranking, "qid", qid)
-        init(ranking, "_docids", docids)
-        init(ranking, "_scores", scores)
-        init(ranking, "_docs", docs)
-        init(ranking, "_hits", None)
+        ranking._fill(qid, docids, scores, docs, None)
         return ranking
 
     def _set(
@@ -170,9 +165,22 @@ class Ranking:
             raise ValueError(f"Ranking {qid!r}: hits must be sorted by descending score")
         docids.flags.writeable = False
         scores.flags.writeable = False
-        for name, value in (("qid", qid), ("_docids", docids), ("_scores", scores),
-                            ("_docs", docs), ("_hits", hits)):  # fmt: skip
-            object.__setattr__(self, name, value)
+        self._fill(qid, docids, scores, docs, hits)
+
+    def _fill(
+        self,
+        qid: str,
+        docids: np.ndarray,
+        scores: np.ndarray,
+        docs: tuple[Document | None, ...] | None,
+        hits: tuple[Hit, ...] | None,
+    ) -> None:
+        init = object.__setattr__  # past the frozen __setattr__, once, while building
+        init(self, "qid", qid)
+        init(self, "_docids", docids)
+        init(self, "_scores", scores)
+        init(self, "_docs", docs)
+        init(self, "_hits", hits)
 
     # -- reading -------------------------------------------------------------------
 
@@ -231,7 +239,7 @@ class Ranking:
         )
 
     def __hash__(self) -> int:
-        return hash((self.qid, tuple(self._docids.tolist()), self._scores.tobytes()))
+        return hash((self.qid, tuple(self._docids.tolist()), tuple(self._scores.tolist())))
 
     def __repr__(self) -> str:
         return f"Ranking(qid={self.qid!r}, hits={self.hits!r})"
