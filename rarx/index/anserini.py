@@ -28,6 +28,7 @@ from rarx.index.java import jclass
 
 CONTENTS = "contents"  # Anserini's indexed field
 _OPEN, _NEXT, _CLOSE = '[{"scoreDocs":[', ']},{"scoreDocs":[', "]}]"  # a list of TopDocs
+_HIT_END = ",{}]]"  # after a hit's score: its (omitted) docid bytes
 _TIE_GAP = np.float32(1e-4)  # ScoreTiesAdjusterReranker's constants, as Java floats
 _TIE_STEP = np.float32(1e-6)
 _TIE_PASSES = 8
@@ -81,31 +82,36 @@ def _apply_ties(r: np.ndarray, tie: np.ndarray) -> np.ndarray:
 
 
 def _top_docs_mapper() -> Any:
-    """A Jackson mapper writing TopDocs as ``{"scoreDocs":[[score, doc], ...]}`` (a Python
-    list of them, passed as a Java array, as a JSON array)."""
-    accessor = jclass("com.fasterxml.jackson.annotation.PropertyAccessor")
-    visibility = jclass("com.fasterxml.jackson.annotation.JsonAutoDetect$Visibility")
+    """A Jackson mapper writing a list of sorted TopDocs (a Python list, passed as a Java
+    array) as ``[{"scoreDocs":[[doc,[score,{}]], ...]}, ...]``: each hit's Lucene id and
+    its sort values (the score, then the docid's bytes, left out)."""
+    search = "org.apache.lucene.search"
     fmt = jclass("com.fasterxml.jackson.annotation.JsonFormat$Value")
-    shape = jclass("com.fasterxml.jackson.annotation.JsonFormat$Shape")
     ignore = jclass("com.fasterxml.jackson.annotation.JsonIgnoreProperties$Value")
+    visibility = jclass("com.fasterxml.jackson.annotation.JsonAutoDetect$Visibility")
+    accessor = jclass("com.fasterxml.jackson.annotation.PropertyAccessor")
     mapper = jclass("com.fasterxml.jackson.databind.ObjectMapper")()
     mapper.setVisibility(accessor.ALL, visibility.NONE)
     mapper.setVisibility(accessor.FIELD, visibility.PUBLIC_ONLY)
-    for name in ("ScoreDoc", "FieldDoc"):
-        override = mapper.configOverride(jclass(f"org.apache.lucene.search.{name}"))
-        override.setFormat(fmt.forShape(shape.ARRAY))
-        override.setIgnorals(ignore.forIgnoredProperties("shardIndex", "fields"))
-    for name in ("TopDocs", "TopFieldDocs"):
-        override = mapper.configOverride(jclass(f"org.apache.lucene.search.{name}"))
-        override.setIgnorals(ignore.forIgnoredProperties("totalHits", "fields"))
-    top_docs = jclass("org.apache.lucene.search.TopDocs")
-    total = jclass("org.apache.lucene.search.TotalHits")
-    none = total(0, jclass("org.apache.lucene.search.TotalHits$Relation").EQUAL_TO)
-    probe = [
-        top_docs(none, [jclass("org.apache.lucene.search.ScoreDoc")(7, 2.5)]),
-        top_docs(none, []),
-    ]
-    expected = f"{_OPEN}[2.5,7]{_NEXT}{_CLOSE}"
+    mapper.disable(
+        jclass("com.fasterxml.jackson.databind.SerializationFeature").FAIL_ON_EMPTY_BEANS
+    )
+    hit = mapper.configOverride(jclass(f"{search}.FieldDoc"))
+    hit.setFormat(fmt.forShape(jclass("com.fasterxml.jackson.annotation.JsonFormat$Shape").ARRAY))
+    hit.setIgnorals(ignore.forIgnoredProperties("score", "shardIndex"))
+    mapper.configOverride(jclass("org.apache.lucene.util.BytesRef")).setIgnorals(
+        ignore.forIgnoredProperties("bytes", "offset", "length")
+    )
+    mapper.configOverride(jclass(f"{search}.TopFieldDocs")).setIgnorals(
+        ignore.forIgnoredProperties("totalHits", "fields")
+    )
+    top_docs, float_ = jclass(f"{search}.TopFieldDocs"), jclass("java.lang.Float")
+    none = jclass(f"{search}.TotalHits")(0, jclass(f"{search}.TotalHits$Relation").EQUAL_TO)
+    hit = jclass(f"{search}.FieldDoc")(
+        7, float("nan"), [float_(2.5), jclass("org.apache.lucene.util.BytesRef")()]
+    )
+    probe = [top_docs(none, [hit], []), top_docs(none, [], [])]
+    expected = f"{_OPEN}[7,[2.5{_HIT_END}{_NEXT}{_CLOSE}"
     if (text := mapper.writeValueAsString(probe)) != expected:
         raise RarxError(
             f"the Anserini jar's Jackson wrote {text!r} for test hits, not {expected!r}; "
@@ -132,6 +138,10 @@ class AnseriniHits:
         self._searcher = jclass("org.apache.lucene.search.IndexSearcher")(self._reader)
         self._searcher.setSimilarity(searcher.get_similarity())
         self._cascade_only = bool(searcher.use_rm3() or searcher.backwardsCompatibilityLucene8)
+        # pyjnius keeps a method's target object in state shared by every proxy of its
+        # class, and a new proxy resets it: threads call methods only on these proxies,
+        # made once, never on objects (or fresh proxies of objects) made per call.
+        self._cascade = searcher.cascade
         self._mapper = None if self._cascade_only else _top_docs_mapper()
         self._ids: np.ndarray | None = None  # Lucene id -> docid, filled on first sight
         self._known = np.zeros(0, dtype=bool)
@@ -139,19 +149,24 @@ class AnseriniHits:
         self._id_of = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
 
     def _search_batch(self, texts: Sequence[str], k: int) -> list[Hits]:
-        """The fast path: one Java call per query to search, one to fetch all hits."""
-        # Only calls on shared Java objects: pyjnius binds a method to its object in
-        # state shared by all objects of a class, so threads must not mix objects.
+        """The fast path: one Java call per query to search, one to fetch all hits.
+
+        Anserini has Lucene score its hits a second time after sorting them (``doDocScores``)
+        and reports that score. The sort's own first value is the same number (every Lucene
+        scorer sums a document's clause scores in double, then rounds once), so it is read
+        from there instead, saving that pass; the tests compare with SimpleSearcher."""
+        # Methods of the proxies made in __init__ only (see there): safe from threads.
         build, search = self._generator.buildQuery, self._searcher.search
-        tops = [search(build(CONTENTS, self._analyzer, t), k, self._sort, True) for t in texts]
+        tops = [search(build(CONTENTS, self._analyzer, t), k, self._sort, False) for t in texts]
         chunks = self._mapper.writeValueAsString(tops)[len(_OPEN) : -len(_CLOSE)].split(_NEXT)
-        sizes = np.array([c.count("[") for c in chunks], dtype=np.int64)
-        flat = ",".join(c for c in chunks if c).replace("[", "").replace("]", "")
-        # Shortest round-trip decimals (Java's Float.toString): float32 parses them exactly.
-        pairs = np.fromstring(flat, sep=",") if flat else np.empty(0)
+        sizes = np.array([c.count(_HIT_END) for c in chunks], dtype=np.int64)
+        flat = ",".join(c for c in chunks if c).replace(_HIT_END, "")
+        # [doc,[score pairs; scores are shortest round-trip decimals (Float.toString), which
+        # float32 parses exactly
+        pairs = np.fromstring(flat.replace("[", ""), sep=",") if flat else np.empty(0)
         starts = np.cumsum(sizes) - sizes
-        scores = adjust_score_ties(pairs[0::2].astype(np.float32), starts)
-        lucene = pairs[1::2].astype(np.int64)
+        scores = adjust_score_ties(pairs[1::2].astype(np.float32), starts)
+        lucene = pairs[0::2].astype(np.int64)
         docids = self._docids(lucene)
         cuts = starts[1:]
         return list(
@@ -175,7 +190,7 @@ class AnseriniHits:
             self._searcher, None, query, None, text, tokens, None, args
         )
         scored = jclass("io.anserini.search.ScoredDocs").fromTopDocs(top, self._searcher)
-        scored = self._simple.cascade.run(scored, context)
+        scored = self._cascade.run(scored, context)
         docids = np.array(scored.docids, dtype=object).reshape(-1)
         return (
             docids,
