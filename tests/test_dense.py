@@ -99,6 +99,26 @@ def test_search_vectors_matches_text_search(flat: DenseIndex, encoder: Encoder) 
     assert by_vector == flat.search(QUERIES, k=5)
 
 
+def test_rankings_are_faiss_arrays_as_they_came(flat: DenseIndex, encoder: Encoder) -> None:
+    vectors = encoder.encode_queries([q.text for q in QUERIES])
+    scores, rows = flat._index.search(vectors, 4)  # what faiss itself answers
+    rankings = flat.search_vectors([q.qid for q in QUERIES], vectors, k=4)
+    for r, row_scores, row_ids in zip(rankings, scores.tolist(), rows.tolist(), strict=True):
+        assert r.docids == [DOCS[i].docid for i in row_ids]
+        assert r.scores.tolist() == row_scores  # float32 values, exactly
+        assert not r.scores.flags.writeable and not r.docid_array.flags.writeable
+
+
+def test_padding_from_faiss_is_dropped(flat: DenseIndex) -> None:
+    # Approximate indexes pad a row with id -1 when fewer than k documents are reachable.
+    scores = np.array([[0.9, 0.5, -3.4e38], [0.7, 0.6, 0.1]], dtype=np.float32)
+    rows = np.array([[3, 1, -1], [0, 2, 5]])
+    padded, full = flat._rankings(["a", "b"], scores, rows, with_docs=True)
+    assert padded.docids == ["d04", "d02"] and padded.docs == (DOCS[3], DOCS[1])
+    assert padded.scores.tolist() == scores[0, :2].tolist()
+    assert full.docids == ["d01", "d03", "d06"] and full.docs == (DOCS[0], DOCS[2], DOCS[5])
+
+
 def test_doc_and_with_docs(flat: DenseIndex) -> None:
     d = flat.doc("d07")
     assert d == DOCS[6] and d.title == "Baking" and d.text.startswith("Bread is baked")

@@ -167,3 +167,11 @@ def test_run_roundtrip_and_qrels(tmp_path: Path):
     (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 x tag\n")
     with pytest.raises(InputError, match=r"bad\.trec:1: score is not a number"):
         read_run(tmp_path / "bad.trec")
+
+
+def test_read_run_sorts_by_score_and_keeps_file_order_among_ties(tmp_path: Path):
+    lines = ["q1 Q0 b 1 2.0 t", "q1 Q0 a 2 5.0 t", "q2 Q0 x 1 1.0 t", "q1 Q0 c 3 2.0 t"]
+    (tmp_path / "run.trec").write_text("\n".join(lines) + "\n")
+    q1, q2 = read_run(tmp_path / "run.trec")
+    assert (q1.qid, q1.docids, q1.scores.tolist()) == ("q1", ["a", "b", "c"], [5.0, 2.0, 2.0])
+    assert q2.docids == ["x"]

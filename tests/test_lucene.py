@@ -3,10 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from rarx.errors import IndexExistsError, IndexFormatError, InputError, RarxError
+from rarx.errors import ConfigError, IndexExistsError, IndexFormatError, InputError, RarxError
+from rarx.index import anserini
 from rarx.index.base import MANIFEST_NAME, load_index
+from rarx.index.java import jclass
 from rarx.index.lucene import LuceneIndex
 from rarx.io.corpus import Corpus
 from rarx.types import Document, Query
@@ -147,3 +150,96 @@ def test_meta_survives_build_doc_and_search(tmp_path):
     assert r.hits[0].doc.text == "Lava flows downhill." and dict(r.hits[0].doc.meta) == meta
     with pytest.raises(RarxError, match="'bad': its meta cannot be stored as JSON"):
         LuceneIndex.build([Document("bad", "x", meta={"when": object()})], tmp_path / "bad")
+
+
+# -- rankings read back as arrays are Anserini's own ------------------------------------
+
+_TIES = [  # same text under ids out of Lucene's (insertion) order: ties broken by docid
+    *({"id": f"tie-{c}", "contents": "lava flows from the volcano"} for c in "cab"),
+    {"id": "near-1", "contents": "lava flows from the volcano, slowly"},
+    {"id": "near-0", "contents": "lava flows from a volcano slowly"},
+    {"id": "other", "contents": "glaciers carve valleys"},
+]
+
+
+@pytest.fixture(scope="module")
+def ties_bm25(tmp_path_factory: pytest.TempPathFactory) -> LuceneIndex:
+    root = tmp_path_factory.mktemp("ties")
+    corpus = write_jsonl(root / "corpus.jsonl", _TIES)
+    return LuceneIndex.build(Corpus(corpus), root / "idx", threads=1, quiet=True)
+
+
+def _anserini(index: LuceneIndex, text: str, k: int) -> list[tuple[str, float]]:
+    """What Anserini's SimpleSearcher returns itself, one Java object per hit."""
+    return [(h.docid, h.score) for h in index._searcher.search(text, k)]
+
+
+@pytest.mark.parametrize("rm3", [False, True])
+def test_rankings_are_anserinis_to_the_last_tie(ties_bm25: LuceneIndex, rm3: bool):
+    index = LuceneIndex.load(ties_bm25.path, rm3=rm3)
+    texts = ["lava volcano", "volcano slowly flows", "glaciers", "nothing matches this"]
+    queries = [Query(f"q{i}", t) for i, t in enumerate(texts)]
+    for k in (1, 2, 4, 100):
+        for threads in (1, 2):
+            got = index.search(queries, k, threads=threads)
+            expected = [_anserini(index, t, k) for t in texts]
+            assert [list(zip(r.docids, r.scores.tolist(), strict=True)) for r in got] == expected
+    first = index.search(queries[:1], 4)[0]
+    if not rm3:
+        assert first.docids[:3] == ["tie-a", "tie-b", "tie-c"]  # docid order among equals
+        assert first.scores[0] > first.scores[1] > first.scores[2]  # Anserini's 1e-6 steps
+
+
+def test_search_rejects_a_k_below_one(tiny_bm25):
+    with pytest.raises(ConfigError, match="k must be at least 1"):
+        tiny_bm25.search([Query("q", "lava")], k=0)
+
+
+def _java_ties(scores: np.ndarray) -> np.ndarray:
+    """Anserini's ScoreTiesAdjusterReranker run on the scores (ScoredDocs built by Jackson)."""
+    mapper = jclass("com.fasterxml.jackson.databind.ObjectMapper")()
+    text = json.dumps({"scores": scores.tolist(), "lucene_documents": [None] * len(scores)})
+    docs = mapper.readValue(text, jclass("io.anserini.search.ScoredDocs"))
+    adjusted = jclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")().rerank(docs, None)
+    return np.array(adjusted.scores, dtype=np.float32)
+
+
+@pytest.mark.parametrize("passes", [anserini._TIE_PASSES, 0])  # 0: the in-order walk only
+def test_score_tie_adjustment_is_anserinis(monkeypatch, passes: int):
+    monkeypatch.setattr(anserini, "_TIE_PASSES", passes)
+    rng = np.random.default_rng(0)
+    for _ in range(60):  # runs of equal scores and steps of about 1e-4, Anserini's edge
+        n = int(rng.integers(1, 80))
+        steps = rng.choice([0, 1, 2, 30], size=n, p=[0.4, 0.4, 0.1, 0.1]).cumsum()
+        jitter = rng.choice([0.0, 1e-6, -2e-7, 4e-5], size=n)
+        base = rng.choice([0.5, 7.25, 12.0, 100.0])
+        scores = np.sort((base - steps * 1e-4 + jitter).astype(np.float32))[::-1]
+        assert np.array_equal(anserini.adjust_score_ties(scores), _java_ties(scores))
+
+
+def test_score_ties_of_a_batch_restart_at_each_query():
+    a = np.array([5.0, 5.0, 4.9999], dtype=np.float32)
+    b = np.array([4.9999, 4.9999], dtype=np.float32)  # would continue a's run if not split
+    batch = anserini.adjust_score_ties(np.concatenate([a, b, a]), starts=[0, 3, 3, 5])
+    alone = [anserini.adjust_score_ties(x) for x in (a, b, a)]
+    assert np.array_equal(batch, np.concatenate(alone))
+    assert batch[3] == np.float32(4.9999)  # first hit of a query: rounded, not stepped down
+
+
+def test_a_batch_too_big_for_one_fetch_is_split(monkeypatch, ties_bm25: LuceneIndex):
+    queries = [Query(f"q{i}", t) for i, t in enumerate(["lava", "slowly", "glaciers", "volcano"])]
+    whole = ties_bm25.search(queries, k=3)
+    monkeypatch.setattr(anserini, "_BATCH_HITS", 7)  # two queries of 3 hits per Java call
+    batches: list[int] = []
+    fetch = anserini.AnseriniHits._search_batch
+    monkeypatch.setattr(
+        anserini.AnseriniHits,
+        "_search_batch",
+        lambda self, texts, k: batches.append(len(texts)) or fetch(self, texts, k),
+    )
+    assert ties_bm25.search(queries, k=3) == whole and batches == [2, 2]
+    assert [r.docids for r in whole] == [_anserini_ids(ties_bm25, q.text, 3) for q in queries]
+
+
+def _anserini_ids(index: LuceneIndex, text: str, k: int) -> list[str]:
+    return [docid for docid, _ in _anserini(index, text, k)]

@@ -36,7 +36,7 @@ from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.registry import IndexKind, param
 from rarx.models.encoder import Encoder, EncoderConfig
 from rarx.progress import progress, progress_bar
-from rarx.types import Document, Hit, Query, Ranking
+from rarx.types import Document, Query, Ranking
 
 EMBEDDINGS_FILE = "embeddings.f32"
 DOCSTORE_FILE = "docstore.parquet"
@@ -277,8 +277,19 @@ class _DocStore:
         self._starts = np.cumsum([0, *sizes])
         self.docids: list[str] = self._file.read(columns=["docid"]).column("docid").to_pylist()
         self._rows: dict[str, int] | None = None
+        self._docid_array: np.ndarray | None = None
         self._groups: OrderedDict[int, tuple[list[str], list[str], list[Any]]] = OrderedDict()
         self._columns = [c for c in ("title", "text", "meta") if c in self._file.schema_arrow.names]
+
+    @property
+    def docid_array(self) -> np.ndarray:
+        """The docids as a read-only object array: rankings index it with faiss's rows."""
+        if self._docid_array is None:
+            table = np.empty(len(self.docids), dtype=object)
+            table[:] = self.docids
+            table.flags.writeable = False
+            self._docid_array = table
+        return self._docid_array
 
     def row_of(self, docid: str) -> int | None:
         if self._rows is None:
@@ -532,15 +543,38 @@ class DenseIndex:
         if not qids:
             return []
         scores, rows = self._index.search(np.ascontiguousarray(vectors), min(k, len(self)))
-        docids = self._docstore.docids
-        found = self._docstore.documents(rows[rows >= 0].tolist()) if with_docs else {}
-        rankings = []
-        for qid, row_scores, row_ids in zip(qids, scores.tolist(), rows.tolist(), strict=True):
-            # faiss pads with -1 when fewer than k documents are reachable
-            pairs = zip(row_scores, row_ids, strict=True)
-            hits = tuple([Hit(docids[r], s, found.get(r)) for s, r in pairs if r >= 0])
-            rankings.append(Ranking(qid, hits))
-        return rankings
+        return self._rankings(qids, scores, rows, with_docs)
+
+    def _rankings(
+        self, qids: Sequence[str], scores: np.ndarray, rows: np.ndarray, with_docs: bool
+    ) -> list[Ranking]:
+        """faiss's (n, k) arrays as Rankings, checked once for the whole batch; each
+        Ranking holds a row of one shared read-only docid array (no Hit objects)."""
+        found = rows >= 0  # faiss pads with -1 when fewer than k documents are reachable
+        complete = bool(found.all())
+        docs = self._docstore.documents(rows[found].tolist()) if with_docs else {}
+        names = self._docstore.docid_array[rows if complete else np.where(found, rows, 0)]
+        values = scores.astype(np.float64)
+        if not complete:  # rare (approximate indexes): a checked copy per query
+            return [
+                Ranking.from_arrays(qid, names[i][keep], values[i][keep],
+                                    [docs[r] for r in rows[i][keep].tolist()] if docs else None)
+                for i, (qid, keep) in enumerate(zip(qids, found, strict=True))
+            ]  # fmt: skip
+        if values.shape[1] > 1 and bool((values[:, 1:] > values[:, :-1]).any()):
+            raise IndexFormatError(
+                "faiss returned hits out of score order; the index may be corrupt"
+            )
+        names.flags.writeable = values.flags.writeable = False  # and so each row of them
+        if docs:
+            return [
+                Ranking.from_checked_arrays(qid, ids, row_scores, [docs[r] for r in row_ids])
+                for qid, ids, row_scores, row_ids in zip(
+                    qids, names, values, rows.tolist(), strict=True
+                )
+            ]
+        checked = Ranking.from_checked_arrays
+        return [checked(qid, ids, sc) for qid, ids, sc in zip(qids, names, values, strict=True)]
 
 
 KIND = IndexKind(

@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 
 from rarx import __version__
 from rarx.errors import ConfigError, RarxError
+from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.java import jclass
 from rarx.index.registry import IndexKind, param
 from rarx.progress import progress
-from rarx.types import Document, Hit, Query, Ranking
+from rarx.types import Document, Query, Ranking
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class LuceneIndex:
         self.manifest = manifest
         self._searcher = searcher
         self.settings = settings
+        self._hits = AnseriniHits(searcher)  # after set_bm25/set_rm3: it reads that setup
 
     # -- building -----------------------------------------------------------------
 
@@ -198,30 +200,21 @@ class LuceneIndex:
     def search(
         self, queries: Sequence[Query], k: int = 10, threads: int = 1, with_docs: bool = False
     ) -> list[Ranking]:
+        """Anserini's BM25 (or RM3) rankings, read back as arrays (see rarx.index.anserini)."""
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
         if not queries:
             return []
-        if len(queries) == 1:
-            results = {queries[0].qid: self._searcher.search(queries[0].text, int(k))}
-        else:
-            jlist = jclass("java.util.ArrayList")
-            texts, qids = jlist(), jlist()
-            for q in queries:
-                texts.add(q.text)
-                qids.add(q.qid)
-            results = self._searcher.batch_search(texts, qids, int(k), int(threads))
+        results = self._hits.search_many([q.text for q in queries], int(k), int(threads))
         rankings = []
-        for q in queries:
-            hits = results.get(q.qid) if len(queries) > 1 else results[q.qid]
-            rankings.append(
-                Ranking(
-                    q.qid,
-                    tuple(
-                        Hit(h.docid, h.score, self.doc(h.docid) if with_docs else None)
-                        for h in (hits or ())
-                    ),
-                )
-            )
+        for q, (docids, scores, lucene_ids) in zip(queries, results, strict=True):
+            docs = [self._doc_at(int(i)) for i in lucene_ids.tolist()] if with_docs else None
+            rankings.append(Ranking.from_arrays(q.qid, docids, scores, docs))
         return rankings
+
+    def _doc_at(self, lucene_id: int) -> Document | None:
+        raw = self._searcher.doc_raw(lucene_id)  # by Lucene id: no lookup of the docid term
+        return None if raw is None else _document_from_raw(raw)
 
     def doc(self, docid: str) -> Document | None:
         raw = self._searcher.doc_raw(docid)

@@ -21,7 +21,7 @@ from rarx.errors import ConfigError, InputError
 from rarx.index.base import Manifest, now_iso, staged_build
 from rarx.index.registry import IndexKind, param
 from rarx.io.jsonl import read_jsonl
-from rarx.types import Document, Hit, Query, Ranking
+from rarx.types import Document, Query, Ranking
 
 DENSE_DIR = "dense"
 ANSWERS_FILE = "answers.jsonl"
@@ -128,13 +128,14 @@ class QAMemoryIndex:
         if not with_docs:
             return list(rankings)
         return [
-            Ranking(r.qid, tuple(Hit(h.docid, h.score, self.doc(h.docid)) for h in r.hits))
+            Ranking.from_arrays(r.qid, r.docid_array, r.scores, [self.doc(d) for d in r.docids])
             for r in rankings
         ]
 
     def nearest(self, queries: Sequence[Query], k: int) -> list[list[tuple[QAPair, float]]]:
         return [
-            [(self.pairs[h.docid], h.score) for h in r.hits] for r in self.dense.search(queries, k)
+            [(self.pairs[d], s) for d, s in zip(r.docids, r.scores.tolist(), strict=True)]
+            for r in self.dense.search(queries, k)
         ]
 
     def doc(self, docid: str) -> Document | None:

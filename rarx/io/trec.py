@@ -6,10 +6,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from rarx.errors import InputError
 from rarx.io.atomic import atomic_write
 from rarx.io.jsonl import open_text
-from rarx.types import Hit, Ranking
+from rarx.types import Ranking
 
 Qrels = dict[str, dict[str, int]]
 
@@ -35,17 +37,26 @@ def iter_run(path: str | Path) -> Iterator[tuple[str, str, float]]:
 
 
 def read_run(path: str | Path) -> list[Ranking]:
-    scores: dict[str, list[Hit]] = defaultdict(list)
+    runs: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
     for qid, docid, score in iter_run(path):
-        scores[qid].append(Hit(docid, score))
-    # Stable sort keeps file order among ties, as trec_eval's input order would.
-    return [Ranking(q, tuple(sorted(h, key=lambda x: -x.score))) for q, h in scores.items()]
+        docids, scores = runs[qid]
+        docids.append(docid)
+        scores.append(score)
+    rankings = []
+    for qid, (docids, scores) in runs.items():
+        values = np.array(scores, dtype=np.float64)
+        # Stable sort keeps file order among ties, as trec_eval's input order would.
+        order = np.argsort(-values, kind="stable")
+        rankings.append(
+            Ranking.from_arrays(qid, np.array(docids, dtype=object)[order], values[order])
+        )
+    return rankings
 
 
 def format_run(rankings: Iterable[Ranking], tag: str = "rarx") -> Iterable[str]:
     for r in rankings:
-        for rank, hit in enumerate(r.hits, 1):
-            yield f"{r.qid} Q0 {hit.docid} {rank} {hit.score:.6f} {tag}\n"
+        for rank, (docid, score) in enumerate(zip(r.docids, r.scores.tolist(), strict=True), 1):
+            yield f"{r.qid} Q0 {docid} {rank} {score:.6f} {tag}\n"
 
 
 def write_run(path: str | Path, rankings: Iterable[Ranking], tag: str = "rarx") -> None:
