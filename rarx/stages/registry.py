@@ -96,6 +96,7 @@ class KindStage(Generic[P]):
 
 
 _KINDS: dict[str, StageKind[Any]] = {}
+_discovered = False
 _C = TypeVar("_C")
 
 
@@ -137,11 +138,14 @@ def stage_kind(
 
 def stage_kinds() -> dict[str, StageKind[Any]]:
     """Every registered stage kind, by name (the modules of :mod:`rarx.stages` are
-    imported once to register theirs)."""
-    import rarx.stages
+    imported on the first call to register theirs)."""
+    global _discovered
+    if not _discovered:
+        import rarx.stages
 
-    for module in pkgutil.iter_modules(rarx.stages.__path__):
-        importlib.import_module(f"rarx.stages.{module.name}")
+        for module in pkgutil.iter_modules(rarx.stages.__path__):
+            importlib.import_module(f"rarx.stages.{module.name}")
+        _discovered = True
     return dict(sorted(_KINDS.items()))
 
 
