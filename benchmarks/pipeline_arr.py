@@ -34,6 +34,8 @@ def main() -> None:
     configs = {
         "retrieve-then-generate": [{"retrieve": {"index": index, "k": args.k}},
                                    {"generate": {"top_docs": args.k, **budget}}],
+        # the paper's setting (and the stage's default): retrieve with the long-form draft
+        "arr (draft)": [{"arr": {"index": index, "k": args.k, "query": "draft", **budget}}],
         "arr (query+draft)": [{"arr": {"index": index, "k": args.k, "query": "query+draft",
                                        **budget}}],
     }  # fmt: skip
