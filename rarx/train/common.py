@@ -1,0 +1,209 @@
+"""What every training objective shares: options, seeding, device, the time limit,
+checkpoints and resuming, and the model card.
+
+Each objective module (encoder, cross_encoder, first, gate, ...) builds its model,
+data and trainer (sentence-transformers' or transformers' ``Trainer``, never a
+hand-written optimiser loop), then calls :func:`fit` and :func:`write_card`. Trainers
+here are transformers ``Trainer`` subclasses, so one callback and one set of
+``TrainingArguments`` serve them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError
+from rarx.models.card import DataRef, ModelCard
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"  # under the output directory; the model itself is saved at its root
+
+
+@dataclass
+class TrainOptions:
+    """The flags every ``rarx train`` command takes."""
+
+    data: str
+    base: str
+    out: Path
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 2e-5
+    batch_size: int = 16
+    seed: int = 42
+    device: str = "cpu"  # cpu | cuda | auto
+    max_minutes: float | None = None  # stop cleanly after this long, keeping a checkpoint
+    resume: bool = False
+    lora: bool = False  # LoRA adapters (peft) instead of full fine-tuning, for LLMs
+    save_steps: int = 500
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # objective-specific settings
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ConfigError(f"--max-minutes must be positive, got {self.max_minutes}")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ConfigError("give --epochs > 0 or --max-steps > 0")
+
+    def card_options(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        for k in ("quiet", "resume", "data", "base"):
+            d.pop(k)
+        return d
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch seeds, and deterministic torch kernels where they exist."""
+    from transformers import set_seed
+
+    set_seed(seed, deterministic=False)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no GPU; use --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
+    return device
+
+
+def last_checkpoint(out: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` under ``out/checkpoints``, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(out) / CHECKPOINTS
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def training_arguments(opts: TrainOptions, cls: type | None = None, **overrides: Any) -> Any:
+    """``TrainingArguments`` (or a subclass, e.g. sentence-transformers') with the shared
+    settings: seeds and data order fixed, checkpoints under ``out/checkpoints`` (only the
+    newest kept), no external loggers, the CPU unless a GPU is asked for."""
+    if cls is None:
+        from transformers import TrainingArguments as cls  # noqa: N813
+    device = resolve_device(opts.device)
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(opts.out / CHECKPOINTS),
+        num_train_epochs=opts.epochs,
+        max_steps=opts.max_steps if opts.max_steps > 0 else -1,
+        learning_rate=opts.lr,
+        per_device_train_batch_size=opts.batch_size,
+        seed=opts.seed,
+        data_seed=opts.seed,
+        use_cpu=device == "cpu",
+        save_strategy="steps",
+        save_steps=opts.save_steps,
+        save_total_limit=1,
+        logging_steps=10,
+        report_to=[],
+        disable_tqdm=opts.quiet,
+        dataloader_num_workers=0,
+    )
+    kwargs.update(overrides)
+    return cls(**kwargs)
+
+
+def time_limit_callback(minutes: float) -> Any:
+    """A callback that stops training once ``minutes`` have passed since the first step,
+    saving a checkpoint at that step, so ``--max-minutes`` never loses the work done."""
+    from transformers import TrainerCallback
+
+    class StopAfter(TrainerCallback):
+        def __init__(self) -> None:
+            self.deadline: float | None = None
+            self.fired = False
+
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+            self.deadline = time.monotonic() + minutes * 60
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.fired = True
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    return StopAfter()
+
+
+@dataclass
+class FitResult:
+    steps: int
+    epochs: float
+    seconds: float
+    started: str
+    stopped_early: bool
+    loss_history: list[float]
+
+
+def fit(trainer: Any, opts: TrainOptions) -> FitResult:
+    """Run ``trainer`` with the time limit and resume rules, and return what happened."""
+    stopper = None
+    if opts.max_minutes is not None:
+        stopper = time_limit_callback(opts.max_minutes)
+        trainer.add_callback(stopper)
+    resume_from = None
+    if opts.resume:
+        resume_from = last_checkpoint(opts.out)
+        if resume_from is None:
+            raise ConfigError(
+                f"--resume: no checkpoint under {opts.out / CHECKPOINTS}; "
+                "run without --resume to start from the base model"
+            )
+        log.info("resuming from %s", resume_from)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - t0
+    state = trainer.state
+    losses = [float(e["loss"]) for e in state.log_history if "loss" in e]
+    return FitResult(
+        steps=int(state.global_step),
+        epochs=float(state.epoch or 0.0),
+        seconds=round(seconds, 1),
+        started=started,
+        stopped_early=bool(stopper is not None and stopper.fired),
+        loss_history=losses,
+    )
+
+
+def write_card(
+    opts: TrainOptions,
+    objective: str,
+    data: list[DataRef],
+    result: FitResult,
+    metrics: dict[str, float] | None = None,
+    overlap: dict[str, float] | None = None,
+    **options: Any,
+) -> ModelCard:
+    """Write ``rarx_model.json`` into the output directory (after the model is saved)."""
+    card = ModelCard(
+        base=opts.base,
+        objective=objective,
+        data=data,
+        seed=opts.seed,
+        steps=result.steps,
+        epochs=round(result.epochs, 4),
+        started=result.started,
+        seconds=result.seconds,
+        stopped_early=result.stopped_early,
+        metrics=dict(metrics or {}),
+        overlap=dict(overlap or {}),
+        options={**opts.card_options(), **opts.extra, **options},
+    )
+    card.write(opts.out)
+    return card
