@@ -24,16 +24,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("rarx.cli.eval:eval_", "Score runs, retrieval systems, MCR and QA."),
     "run": ("rarx.cli.run:run", "Run a pipeline file over queries (answers, rankings, traces)."),
     "pipeline": ("rarx.cli.pipeline:pipeline", "Check pipeline files without loading models."),
+    "train": ("rarx.cli.train:train", "Train encoders, cross-encoders, FIRST rerankers, gates."),
 }
 
 
 class LazyGroup(click.Group):
+    """A group whose subcommands live in modules imported only when invoked; an entry
+    whose module is absent is not offered."""
+
+    commands_table: dict[str, tuple[str, str]] = COMMANDS
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self._available())
 
     def _available(self) -> dict[str, tuple[str, str]]:
         available = {}
-        for name, (target, help_) in COMMANDS.items():
+        for name, (target, help_) in self.commands_table.items():
             module = target.split(":")[0]
             if importlib.util.find_spec(module) is not None:
                 available[name] = (target, help_)
