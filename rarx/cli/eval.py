@@ -87,7 +87,9 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
 
 @eval_.command("retrieval")
 @click.option(
-    "--dataset", required=True, help="Packaged dataset name or a BEIR / RAR-b full/ folder."
+    "--dataset",
+    required=True,
+    help="Packaged dataset name, a BEIR / RAR-b Full folder, or a downloaded rarb/TASK.",
 )
 @click.option("--split", default="test", show_default=True, help="Qrels split.")
 @click.option(
