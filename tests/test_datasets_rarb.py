@@ -56,9 +56,23 @@ def test_published_layout_evaluates_with_the_task_instruction(
     assert data.instruction == PIQA  # from the loading script's name: no instruction.txt
     assert data.warnings == ()
 
-    args = ["eval", "retrieval", "--dataset", str(folder), "--model", "minilm", "--instructions",
-            "-m", "nDCG@10", "-k", "4", "--work-dir", str(tmp_path / "w"), "--json",
-            "-q"]  # fmt: skip
+    args = [
+        "eval",
+        "retrieval",
+        "--dataset",
+        str(folder),
+        "--model",
+        "minilm",
+        "--instructions",
+        "-m",
+        "nDCG@10",
+        "-k",
+        "4",
+        "--work-dir",
+        str(tmp_path / "w"),
+        "--json",
+        "-q",
+    ]
     cli.main(args, standalone_mode=False)
     out = json.loads(capsys.readouterr().out)
     assert out["dataset"]["queries"] == 2 and out["dataset"]["instruction"] == PIQA
@@ -103,8 +117,9 @@ def test_download_writes_the_folder_whole(tmp_path: Path, monkeypatch: pytest.Mo
 
     def info(self, repo, revision=None):  # noqa: ANN001, ANN202
         calls["info"] = (repo, revision)
-        return SimpleNamespace(sha="c0ffee", siblings=[SimpleNamespace(rfilename=f)
-                                                       for f in hub_files])  # fmt: skip
+        return SimpleNamespace(
+            sha="c0ffee", siblings=[SimpleNamespace(rfilename=f) for f in hub_files]
+        )
 
     def snapshot(repo, **kw):  # noqa: ANN001, ANN003, ANN202
         calls["snapshot"] = (repo, kw["revision"], kw["allow_patterns"])
@@ -119,8 +134,13 @@ def test_download_writes_the_folder_whole(tmp_path: Path, monkeypatch: pytest.Mo
     repo, revision, patterns = calls["snapshot"]
     assert (repo, revision) == ("RAR-b/piqa", "c0ffee") and "piqa.py" not in patterns
     assert sorted(p.name for p in target.iterdir()) == [
-        "README.md", "corpus.jsonl", "instruction.txt", "qrels", "queries.jsonl",
-        "rarx_source.json"]  # fmt: skip
+        "README.md",
+        "corpus.jsonl",
+        "instruction.txt",
+        "qrels",
+        "queries.jsonl",
+        "rarx_source.json",
+    ]
     assert json.loads((target / "rarx_source.json").read_text())["revision"] == "c0ffee"
     assert load_beir(target).instruction == PIQA
     assert [p.name for p in tmp_path.iterdir()] == ["got"]  # no staging folder left
