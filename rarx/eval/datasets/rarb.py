@@ -93,7 +93,7 @@ def _offline_error(task: RarbTask, target: Path, exc: BaseException) -> RarxErro
     from rarx.eval.datasets.beir import LAYOUT
 
     repo = f"{HF_ORG}/{task.name}"
-    at = f" at revision {task.revision}" if task.revision else ""
+    at = f" and `git checkout {task.revision}` in it" if task.revision else ""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return RarxError(
         f"cannot download {repo} from the Hugging Face hub ({reason}). Offline? On a machine "
