@@ -322,13 +322,15 @@ def _header(t: Table) -> list[str]:
 
 
 def _note(t: Table, alpha: float) -> str:
-    if not t.baselines:
-        return "No paired tests in these results." if t.section != "qa" else ""
-    against = t.baselines[0] if len(t.baselines) == 1 else "each task's first system"
-    return f"\\* p < {alpha:g}, paired t-test against {against}. Bold: best per task."
-
-
-# --- pages -----------------------------------------------------------------------------
+    parts = []
+    if t.baselines:
+        against = t.baselines[0] if len(t.baselines) == 1 else "each task's first system"
+        parts.append(f"\\* p < {alpha:g}, paired t-test against {against}.")
+    elif t.section != "qa":
+        parts.append("No paired tests in these results.")
+    if len(t.rows) > 1:
+        parts.append("Bold: best per task.")
+    return " ".join(parts)
 
 
 def _md_row(cells: Sequence[str]) -> str:

@@ -97,12 +97,21 @@ def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float
     if baselines:
         against = baselines[0] if len(baselines) == 1 else "each task's first system"
         handles.append(Patch(color="none", label=f"* p < {alpha:g} vs {against}"))
-    fig.legend(
-        handles=handles,
-        loc="outside upper center",
-        ncols=min(len(handles), 4),
-        fontsize=8,
-        frameon=False,
-    )
+    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
+               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
     fig.savefig(path)
     return path
+
+
+def _legend_columns(labels: Sequence[str], width: float) -> int:
+    """The most columns whose entries (8 pt text, about 0.065 in a character, plus the
+    swatch) fit in the figure's width, so the legend is never cut off."""
+    for n in range(len(labels), 1, -1):
+        rows, tall = divmod(len(labels), n)  # matplotlib: the first `tall` columns get one more
+        sizes = [rows + 1] * tall + [rows] * (n - tall)
+        starts = [sum(sizes[:i]) for i in range(n)]
+        cols = [labels[a : a + k] for a, k in zip(starts, sizes, strict=True)]
+        need = sum(0.55 + 0.065 * max(len(x) for x in col) for col in cols)
+        if need <= width * 0.95:
+            return n
+    return 1
