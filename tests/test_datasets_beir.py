@@ -89,5 +89,5 @@ def test_offline_download_says_where_to_put_the_folder(
 def test_download_specs() -> None:
     with pytest.raises(RarxError, match="unknown download 'beir/nosuch'; known: beir/scifact"):
         download_dataset("beir/nosuch")
-    with pytest.raises(RarxError, match=r"clone https://github.com/gowitheflow-1998/RAR-b"):
-        download_dataset("rarb/hellaswag")
+    with pytest.raises(RarxError, match=r"unknown RAR-b task 'nosuch'; RAR-b's Full sets are"):
+        download_dataset("rarb/nosuch")

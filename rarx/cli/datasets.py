@@ -101,10 +101,11 @@ def prepare(name: str, out: Path | None, overwrite: bool) -> None:
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Target folder (default: data/beir/NAME).",
+    help="Target folder (default: data/beir/NAME or data/rarb/TASK).",
 )
 def download(spec: str, out: Path | None) -> None:
-    """Fetch a public benchmark folder (e.g. beir/scifact), verifying its checksum."""
+    """Fetch a public benchmark folder: beir/NAME (e.g. beir/scifact, checksum verified)
+    or RAR-b's Full set rarb/TASK (e.g. rarb/ARC-Challenge, from the Hugging Face hub)."""
     from rarx.eval.datasets.download import download_dataset
 
     click.echo(f"downloaded {spec} to {download_dataset(spec, out)}")

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def resolve_dataset(name_or_path: str, split: str = "test") -> BeirDataset:
-    """A BEIR folder (or RAR-b ``full/<task>/`` folder) by path, or a packaged dataset by
-    name (prepared into ``data/<name>`` on first use)."""
+    """A BEIR folder (or RAR-b Full folder) by path, a packaged dataset by name (prepared
+    into ``data/<name>`` on first use), or a download (``rarb/<task>``, ``beir/<name>``)
+    in its default folder."""
     path = Path(name_or_path)
     if path.is_dir():
         return load_beir(path, split)
@@ -38,6 +39,17 @@ def resolve_dataset(name_or_path: str, split: str = "test") -> BeirDataset:
         if not is_beir_folder(target):
             prepare_dataset(name_or_path, target)
         return load_beir(target, split)
+    source, _, name = name_or_path.partition("/")
+    if source in ("rarb", "beir") and name:  # a download's spec: its default folder
+        from rarx.eval.datasets.rarb import default_target, rarb_task
+
+        target = default_target(rarb_task(name)) if source == "rarb" else Path("data/beir") / name
+        if is_beir_folder(target):
+            return load_beir(target, split)
+        raise RarxError(
+            f"{name_or_path} is not downloaded ({target} is missing); run "
+            f"`rarx datasets download {name_or_path}` or pass --dataset FOLDER"
+        )
     raise RarxError(
         f"{name_or_path!r} is neither a dataset folder nor a packaged dataset "
         f"({', '.join(DATASETS)}); a folder needs corpus.jsonl, queries.jsonl and "

@@ -17,7 +17,7 @@ from rarx.types import Document, Query
 LAYOUT = (
     "a BEIR folder holds corpus.jsonl ({_id, title, text} per line), queries.jsonl "
     "({_id, text} per line) and qrels/<split>.tsv (query-id, corpus-id, score); "
-    "RAR-b Full folders add instruction.txt"
+    "RAR-b Full folders may add instruction.txt"
 )
 
 
@@ -72,9 +72,13 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
     if missing_docs:
         warnings.append(f"{qrels_path}: {missing_docs} judged documents are not in corpus.jsonl")
     instruction_file = path / "instruction.txt"
-    instruction = (
-        instruction_file.read_text(encoding="utf-8").strip() if instruction_file.is_file() else ""
-    )
+    if instruction_file.is_file():
+        instruction = instruction_file.read_text(encoding="utf-8").strip()
+    else:  # a RAR-b Full folder as cloned from the hub: RAR-b's instruction for its task
+        from rarx.eval.datasets.rarb import identify_task
+
+        task = identify_task(path)
+        instruction = task.instruction if task is not None else ""
     return BeirDataset(path, corpus, queries, qrels, split, instruction, tuple(warnings))
 
 

@@ -1,5 +1,6 @@
 """Downloads of public benchmark folders, only when the user asks (``rarx datasets
-download``). Archives are verified against their published checksums before use.
+download``). BEIR archives are verified against their published checksums before use;
+RAR-b's Full sets come from the Hugging Face hub (:mod:`rarx.eval.datasets.rarb`).
 Offline, the error says where to put a folder fetched by other means."""
 
 from __future__ import annotations
@@ -25,21 +26,19 @@ BEIR_MD5 = {
     "trec-covid": "ce62140cb23feb9becf6270d0d1fe6d1",
     "scidocs": "38121350fc3a4d2f48850f6aff52e4a9",
 }
-RARB_REPO = "https://github.com/gowitheflow-1998/RAR-b"
 
 
 def download_dataset(spec: str, out: Path | None = None, timeout: float = 60.0) -> Path:
-    """Fetch ``beir/<name>`` into ``out`` (default ``data/beir/<name>``)."""
+    """Fetch ``beir/<name>`` into ``out`` (default ``data/beir/<name>``), or RAR-b's
+    Full set ``rarb/<task>`` from the Hugging Face hub (default ``data/rarb/<task>``)."""
     source, _, name = spec.partition("/")
     if source == "rarb":
-        raise RarxError(
-            f"RAR-b data is not downloaded by rarx; clone {RARB_REPO} and pass its "
-            f"full/{name or '<task>'}/ folder to --dataset (BEIR layout plus instruction.txt) "
-            "or its mcr/ folder to 'rarx eval mcr --data'"
-        )
+        from rarx.eval.datasets.rarb import download_rarb
+
+        return download_rarb(name, out)
     if source != "beir" or name not in BEIR_MD5:
         known = ", ".join(f"beir/{n}" for n in BEIR_MD5)
-        raise RarxError(f"unknown download {spec!r}; known: {known}")
+        raise RarxError(f"unknown download {spec!r}; known: {known}, rarb/<task> (RAR-b Full)")
     target = Path(out) if out is not None else Path("data") / "beir" / name
     if is_beir_folder(target):
         return target

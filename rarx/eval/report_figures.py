@@ -1,0 +1,117 @@
+"""The report's figures: one PNG per section, drawn with matplotlib's Agg backend
+(imported here only, so nothing else in rarx pays for matplotlib)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rarx.eval.report import Score, ordered, significant
+
+COLORS = (
+    "#4C72B0",
+    "#DD8452",
+    "#55A868",
+    "#C44E52",
+    "#8172B3",
+    "#937860",
+    "#DA8BC3",
+    "#8C8C8C",
+    "#CCB974",
+    "#64B5CD",
+)
+
+
+def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float) -> Path:
+    """One PNG: a panel per metric; per task, each system's bars side by side (the
+    with-instruction variant hatched, next to the one without); ``*`` marks p < alpha."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    mine = [s for s in scores if s.section == section]
+    metrics = ordered(s.metric for s in mine)
+    tasks = ordered(s.task for s in mine)
+    systems = ordered(s.system for s in mine)
+    bars = ordered((s.system, s.instructions) for s in mine)  # one bar slot per variant
+    bars.sort(key=lambda b: (systems.index(b[0]), b[1] is True))
+    width = min(0.8 / len(bars), 0.3)
+    upright = len(bars) * len(tasks) <= 8  # few wide bars: labels fit horizontally
+    fig_w = max(6.0, min(18.0, 1.2 + len(tasks) * (0.45 * len(bars) + 0.5)))
+    fig = Figure(figsize=(fig_w, 0.6 + 3.0 * len(metrics)), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    small = 7 if len(bars) * len(tasks) <= 24 else 6
+    for ax, metric in zip(axes, metrics, strict=True):
+        cell = {(s.system, s.instructions, s.task): s for s in mine if s.metric == metric}
+        top = max((s.value for s in cell.values()), default=1.0)
+        for b, (system, inst) in enumerate(bars):
+            color = COLORS[systems.index(system) % len(COLORS)]
+            for x, task in enumerate(tasks):
+                s = cell.get((system, inst, task))
+                if s is None:
+                    continue
+                pos = x + width * (b + 0.5 - len(bars) / 2)
+                ax.bar(
+                    pos,
+                    s.value,
+                    width * 0.92,
+                    color=color,
+                    edgecolor="white" if not inst else color,
+                    hatch="////" if inst else None,
+                    alpha=0.55 if inst else 1.0,
+                    linewidth=0.6,
+                )
+                mark = "*" if significant(s, alpha) else ""
+                ax.text(
+                    pos,
+                    s.value + top * 0.015,
+                    f"{s.value:.3f}{mark}",
+                    ha="center",
+                    va="bottom",
+                    rotation=0 if upright else 90,
+                    fontsize=small + 1 if upright else small,
+                )
+        ax.set_xticks(range(len(tasks)), tasks, fontsize=9)
+        ax.set_xlim(-0.5, len(tasks) - 0.5)
+        ax.set_ylim(0, top * (1.15 if upright else 1.3) + 0.02)
+        if top <= 1:  # scores no higher than 1: no ticks past 1 (room for labels only)
+            limit = min(1.0, ax.get_ylim()[1]) + 1e-9
+            ax.set_yticks([t for t in ax.get_yticks() if t <= limit])
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    handles = [Patch(color=COLORS[i % len(COLORS)], label=s) for i, s in enumerate(systems)]
+    if any(inst for _, inst in bars):
+        handles.append(
+            Patch(
+                facecolor="white",
+                edgecolor="black",
+                hatch="////",
+                label="with instructions (hatched)",
+            )
+        )
+    baselines = ordered(s.baseline for s in mine if s.baseline)
+    if baselines:
+        against = baselines[0] if len(baselines) == 1 else "each task's first system"
+        handles.append(Patch(color="none", label=f"* p < {alpha:g} vs {against}"))
+    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
+               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
+    fig.savefig(path)
+    return path
+
+
+def _legend_columns(labels: Sequence[str], width: float) -> int:
+    """The most columns whose entries (8 pt text, about 0.065 in a character, plus the
+    swatch) fit in the figure's width, so the legend is never cut off."""
+    for n in range(len(labels), 1, -1):
+        rows, tall = divmod(len(labels), n)  # matplotlib: the first `tall` columns get one more
+        sizes = [rows + 1] * tall + [rows] * (n - tall)
+        starts = [sum(sizes[:i]) for i in range(n)]
+        cols = [labels[a : a + k] for a, k in zip(starts, sizes, strict=True)]
+        need = sum(0.55 + 0.065 * max(len(x) for x in col) for col in cols)
+        if need <= width * 0.95:
+            return n
+    return 1
