@@ -175,3 +175,19 @@ def test_read_run_sorts_by_score_and_keeps_file_order_among_ties(tmp_path: Path)
     q1, q2 = read_run(tmp_path / "run.trec")
     assert (q1.qid, q1.docids, q1.scores.tolist()) == ("q1", ["a", "b", "c"], [5.0, 2.0, 2.0])
     assert q2.docids == ["x"]
+
+
+def test_atomic_write_gives_the_mode_of_any_new_file(tmp_path):
+    import os
+
+    from rarx.io.atomic import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "report.html") as f:
+            f.write("<p>x</p>")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.html").read_text() == "<p>x</p>"
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
