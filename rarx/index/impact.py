@@ -9,11 +9,10 @@ indexes each term with its impact as the term frequency. The documents themselve
 JSON pretty-printed, vector included, several times the size of the postings.
 
 A query is encoded with the same model and quantisation, and searched as Anserini's
-``SimpleImpactSearcher`` searches it: a bag of terms boosted by their query impacts,
-scored with its ``ImpactSimilarity`` (score = sum of query impact x document impact),
-ties broken by docid. Anserini's ONNX path hands the query to its bag-of-words generator
-as pre-tokenised text, each term repeated impact times; so does rarx, which lets the
-BM25 kind's batch reader (:mod:`rarx.index.anserini`) fetch the hits as arrays.
+``SimpleImpactSearcher.search(Map)`` searches it: a bag of terms boosted by their query
+impacts, scored with its ``ImpactSimilarity`` (score = sum of query impact x document
+impact), ties broken by docid; the BM25 kind's batch reader (:mod:`rarx.index.anserini`)
+builds those queries and fetches the hits as arrays.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ class SpladeBuildParams:
     quantization: float = param(
         100.0, "SPLADE weights are multiplied by this and rounded to integer impacts."
     )
-    batch_size: int = param(32, "Encoding batch size.")
+    batch_size: int = param(16, "Encoding batch size.")  # logits: batch x 512 x 30522 floats
     max_seq_length: int | None = param(None, "Encoder token limit (default: the model's).")
     device: str | None = param(None, "Encoding device, e.g. cuda:0 (default: automatic).")
     threads: int = param(1, "Indexing threads (and corpus shards).")
@@ -82,12 +81,6 @@ def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield chunk
 
 
-def _pretokenized(impacts: Mapping[str, int]) -> str:
-    """A query as Anserini's impact searcher hands it to its query generator: each term
-    repeated impact times, so the whitespace analyzer counts the impact back."""
-    return "".join((term + " ") * int(n) for term, n in impacts.items() if n > 0)
-
-
 class ImpactIndex:
     """Documents as SPLADE term impacts in Lucene, searched with Anserini's impact scoring."""
 
@@ -106,7 +99,7 @@ class ImpactIndex:
         self.manifest = manifest
         self._searcher = searcher
         self._docstore = docstore
-        self._hits = AnseriniHits(searcher)
+        self._hits = AnseriniHits(searcher, weighted=True)
         self._encoder_config = encoder_config
         self._encoder = encoder
         self.quantization = float(manifest.params["quantization"])
@@ -269,7 +262,7 @@ class ImpactIndex:
             raise InputError(f"got {len(qids)} qids but {len(impacts)} query impact maps")
         if not qids:
             return []
-        texts = [_pretokenized(m) for m in impacts]
+        texts = [json.dumps(dict(m), ensure_ascii=False) for m in impacts]  # read by Jackson
         results = self._hits.search_many(texts, int(k), int(threads))
         rankings = []
         for qid, (docids, scores, _) in zip(qids, results, strict=True):
