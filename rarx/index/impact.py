@@ -150,8 +150,7 @@ class ImpactIndex:
                 "-threads", str(threads),
                 "-memoryBuffer", str(memory_buffer_mb),
                 "-impact",
-                "-pretokenized",
-                "-storeRaw",
+                "-pretokenized",  # no -storeRaw: the documents are in the docstore
                 "-optimize",
                 "-quiet",
             ]  # fmt: skip
