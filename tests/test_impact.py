@@ -78,6 +78,8 @@ def test_documents_are_found_and_come_back_whole(splade: Any) -> None:
     assert splade.doc("d7") == Document("d7", TINY_DOCS[6]["text"], "")
     assert splade.doc("missing") is None
     assert splade.search([], k=3) == []
+    empty, unknown = splade.search_impacts(["e", "u"], [{}, {"no-such-term": 7}], k=3)
+    assert (empty.qid, empty.hits, unknown.hits) == ("e", (), ())
 
 
 def test_scores_are_query_impacts_times_document_impacts(splade: Any, encoder: Any) -> None:
