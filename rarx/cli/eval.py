@@ -97,7 +97,7 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
     "indexes",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="A built rarx index; repeatable.",
+    help="A built rarx index (any kind: bm25, dense, splade, ...); repeatable.",
 )
 @click.option(
     "--pipeline",
@@ -113,7 +113,14 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
     multiple=True,
     help="Dense model (e.g. minilm) over the dataset's corpus; repeatable.",
 )
-@click.option("--hybrid", is_flag=True, help="Also RRF of BM25 and each dense model.")
+@click.option(
+    "--splade",
+    "splade_models",
+    multiple=True,
+    help="SPLADE model (e.g. splade-tiny) over the dataset's corpus, an impact index kept "
+    "in --work-dir; repeatable. A built splade index goes to --index.",
+)
+@click.option("--hybrid", is_flag=True, help="Also RRF of BM25 and each dense or SPLADE model.")
 @click.option(
     "--instructions",
     is_flag=True,
@@ -127,7 +134,7 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
     type=click.Path(path_type=Path),
     default=Path("indexes/eval"),
     show_default=True,
-    help="Where BM25 indexes and document embeddings are kept.",
+    help="Where BM25 and SPLADE indexes and document embeddings are kept.",
 )
 @click.option(
     "--run-dir",
@@ -150,6 +157,7 @@ def retrieval_cmd(
     pipelines: tuple[Path, ...],
     bm25: bool,
     models: tuple[str, ...],
+    splade_models: tuple[str, ...],
     hybrid: bool,
     instructions: bool,
     measures: tuple[str, ...],
@@ -165,7 +173,9 @@ def retrieval_cmd(
     from rarx.eval.retrieval import RetrievalSystems, evaluate_retrieval
     from rarx.io.trec import write_run
 
-    systems = RetrievalSystems(indexes, pipelines, bm25, models, hybrid, instructions)
+    systems = RetrievalSystems(
+        indexes, pipelines, bm25, models, hybrid, instructions, splade=splade_models
+    )
     names = measures or DEFAULT_MEASURES
     result = evaluate_retrieval(
         dataset, systems, split=split, measures=names, depth=depth, work_dir=work_dir, quiet=quiet

@@ -85,6 +85,7 @@ def index(
     Examples:
       rarx index --corpus data/sciq --index indexes/sciq-bm25 --kind bm25
       rarx index --corpus data/sciq --index indexes/sciq-minilm --kind dense --model minilm
+      rarx index --corpus data/sciq --index indexes/sciq-splade --kind splade --quantization 100
       rarx index --corpus pairs.jsonl --index indexes/sciq-qa-memory --kind qa-memory
     """
     start = time.perf_counter()

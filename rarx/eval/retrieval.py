@@ -98,23 +98,28 @@ def compare(runs: Sequence[SystemRun], qrels: dict, measures: Sequence[str]) -> 
 @dataclass(frozen=True)
 class RetrievalSystems:
     """Which systems to evaluate: built indexes, pipeline files, and systems built over
-    the dataset's corpus (BM25, dense models, with instructions, RRF hybrids)."""
+    the dataset's corpus (BM25, dense models, with instructions, SPLADE models, RRF
+    hybrids)."""
 
     indexes: tuple[Path, ...] = ()
     pipelines: tuple[Path, ...] = ()
     bm25: bool = False
     models: tuple[str, ...] = ()
-    hybrid: bool = False  # RRF of BM25 and each dense run
+    hybrid: bool = False  # RRF of BM25 and each dense or SPLADE run
     instructions: bool = False  # each dense model also with the dataset's instruction
+    splade: tuple[str, ...] = ()  # SPLADE models (impact indexes over the corpus)
 
     def check(self) -> None:
-        if not (self.indexes or self.pipelines or self.bm25 or self.models):
+        if not (self.indexes or self.pipelines or self.bm25 or self.models or self.splade):
             raise RarxError(
-                "nothing to evaluate: pass --index PATH, --pipeline FILE, --bm25 and/or "
-                "--model NAME"
+                "nothing to evaluate: pass --index PATH, --pipeline FILE, --bm25, --model NAME "
+                "and/or --splade NAME"
             )
-        if self.hybrid and not (self.bm25 and self.models):
-            raise RarxError("--hybrid fuses BM25 with a dense model: pass --bm25 and --model")
+        if self.hybrid and not (self.bm25 and (self.models or self.splade)):
+            raise RarxError(
+                "--hybrid fuses BM25 with a dense or SPLADE model: pass --bm25 and --model "
+                "or --splade"
+            )
 
 
 @dataclass
@@ -155,8 +160,15 @@ def evaluate_retrieval(
 ) -> RetrievalEvaluation:  # fmt: skip
     """Run each system over the dataset's judged queries and score it, with paired
     t-tests against the first. Everything is checked before any index or model loads;
-    BM25 indexes and dense document embeddings are kept in ``work_dir`` for reuse."""
-    from rarx.eval.systems import DenseModel, bm25_run, hybrid_run, index_run, pipeline_run
+    BM25 and SPLADE indexes and dense document embeddings are kept in ``work_dir``."""
+    from rarx.eval.systems import (
+        DenseModel,
+        bm25_run,
+        hybrid_run,
+        index_run,
+        pipeline_run,
+        splade_run,
+    )
 
     names = tuple(measures)
     parse_measures(names)
@@ -185,4 +197,8 @@ def evaluate_retrieval(
         runs.extend(variants)
         if systems.hybrid and bm25_result:
             runs.extend(hybrid_run([bm25_result, v], depth) for v in variants)
+    for model in systems.splade:
+        runs.append(splade_run(data, queries, depth, work_dir, model, quiet))
+        if systems.hybrid and bm25_result:
+            runs.append(hybrid_run([bm25_result, runs[-1]], depth))
     return RetrievalEvaluation(dataset, data, split, depth, names, compare(runs, data.qrels, names))

