@@ -268,15 +268,12 @@ def dev_gate_metrics(model_dir: Path, questions: Path, device: str = "cpu") -> d
     retrieves = adapt_decisions(llm, texts, 16, quiet=True)
     failed = [not r["correct"] for r in dev]
 
-    def mean(xs: list[float]) -> float:
-        return round(sum(xs) / len(xs), 4) if xs else float("nan")
-
-    out = {
-        "dev_questions": float(len(dev)),
-        "dev_retrieval_rate": mean([float(x) for x in retrieves]),
-        "dev_p_ret_failed": mean([x for x, f in zip(p, failed, strict=True) if f]),
-        "dev_p_ret_correct": mean([x for x, f in zip(p, failed, strict=True) if not f]),
-    }
+    out = {"dev_questions": float(len(dev)),
+           "dev_retrieval_rate": round(sum(retrieves) / len(dev), 4)}  # fmt: skip
+    for name, want in (("failed", True), ("correct", False)):  # a class may be empty
+        xs = [x for x, f in zip(p, failed, strict=True) if f is want]
+        if xs:
+            out[f"dev_p_ret_{name}"] = round(sum(xs) / len(xs), 4)
     auc = roc_auc(p, failed)
     if auc is not None:
         out["dev_auc_p_ret"] = round(auc, 4)

@@ -10,7 +10,7 @@ from rarx.cli.train.options import options_from, train_options
 
 
 @click.command("gate")
-@train_options(base="smollm2-135m", lr=5e-5, batch_size=8, lora=True)
+@train_options(base="smollm2-135m", lr=5e-5, batch_size=4, lora=True)
 @click.option("--limit", type=click.IntRange(min=1),
               help="When --data names sources: training questions per source.")  # fmt: skip
 @click.option("--dev-limit", type=click.IntRange(min=1),
