@@ -101,7 +101,6 @@ def test_leakage_finds_planted_overlaps(tmp_path: Path) -> None:
 def test_leakage_checks_packaged_sets() -> None:
     from rarx.eval.datasets import dataset_spec
     from rarx.eval.leakage import overlap_report
-
     from rarx.text import normalize_answer
 
     piqa = dataset_spec("piqa").build().mcr
@@ -143,7 +142,7 @@ def test_cross_encoder_learns_and_loads_as_a_model(
 
     data = _write_data(tmp_path / "mc.jsonl", _items())
     out = tmp_path / "ce"
-    card = train_cross_encoder(
+    train_cross_encoder(
         _opts(data, tiny_bert, out), CrossEncoderSettings(loss=loss, logging_steps=1)
     )
     first, last = _first_last(_losses(out))
@@ -203,3 +202,15 @@ def test_encoder_learns_resumes_and_stops_on_time(tmp_path: Path, tiny_bert: Pat
     assert stopped.stopped_early and stopped.steps < 50
     assert last_checkpoint(late).endswith(f"checkpoint-{stopped.steps}")
     assert ModelCard.read(late).stopped_early
+    # rarx eval mcr warns when the model's training data holds evaluated questions.
+    from click.testing import CliRunner
+
+    from rarx.cli.main import cli
+    from rarx.eval.mcr import write_mcr_csv
+
+    seen, csv = _items()[0], tmp_path / "toy-test.csv"
+    new = McrItem("", "which answer is new", ("the sun answer", "not the sun"), 0)
+    write_mcr_csv(csv, [McrItem("", seen.query, seen.options, seen.label), new])
+    res = CliRunner().invoke(cli, ["eval", "mcr", "--data", str(csv), "--model", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "warning: model" in res.stderr and "measured now: 50.0%" in res.stderr

@@ -199,3 +199,22 @@ def model_warnings(
                 f"{directory}/rarx_model.json); its score here is not a held-out evaluation"
             )
     return out
+
+
+def spec_models(spec: object) -> list[str]:
+    """Every string parameter of a pipeline spec's stages (model names and paths among
+    them), for :func:`model_warnings`, which keeps those that are trained models."""
+    import dataclasses
+
+    out = []
+    for stage in getattr(spec, "stages", ()):
+        params = stage.params
+        values = (
+            [getattr(params, f.name) for f in dataclasses.fields(params)]
+            if dataclasses.is_dataclass(params)
+            else list(vars(params).values())
+            if hasattr(params, "__dict__")
+            else []
+        )
+        out.extend(v for v in values if isinstance(v, str) and v)
+    return out
