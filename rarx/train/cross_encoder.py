@@ -36,6 +36,7 @@ from rarx.train.mc_data import (
     read_teacher_scores,
     resolve_data,
     split_items,
+    spread,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class CrossEncoderSettings:
     max_length: int = 256
     sources: tuple[str, ...] = ()  # only these sources of the data (all when empty)
     logging_steps: int = 10
+    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -157,6 +159,7 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
     path = resolve_data(opts.data)
     items = filter_sources(read_mc(path), settings.sources)
     train, dev = split_items(items)
+    dev = spread(dev, settings.dev_limit)
     if not train:
         raise InputError("the data has no training items (split 'train')", path)
     seed_everything(opts.seed)  # before the model: the fresh head's weights are seeded

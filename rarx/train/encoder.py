@@ -32,6 +32,7 @@ from rarx.train.mc_data import (
     read_mc,
     resolve_data,
     split_items,
+    spread,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class EncoderSettings:
     max_length: int = 256
     sources: tuple[str, ...] | None = None  # None: DEFAULT_SOURCES that the data has
     logging_steps: int = 10
+    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
 
     def __post_init__(self) -> None:
         if self.negatives < 1:
@@ -105,6 +107,7 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
     path = resolve_data(opts.data)
     items = _select(read_mc(path), settings.sources)
     train, dev = split_items(items)
+    dev = spread(dev, settings.dev_limit)
     if not train:
         raise InputError("the data has no training items (split 'train')", path)
     seed_everything(opts.seed)

@@ -323,13 +323,14 @@ def split_items(items: Sequence[McExample]) -> tuple[list[McExample], list[McExa
 
 def card_data(path: Path, items: Sequence[McExample]) -> tuple[list[Any], dict[str, float]]:
     """The card's data reference and overlap: from the manifest when it describes this
-    very file (same checksum), else measured now."""
+    very file (same checksum) and every item of it was used, else measured now."""
     from rarx.eval.leakage import overlap_report
     from rarx.models.card import DataRef
 
     refs = [DataRef.of(path, len(items))]
-    manifest = read_manifest(path)
-    if manifest and manifest.get("file_sha256") == refs[0].checksum and "overlap" in manifest:
+    manifest = read_manifest(path) or {}
+    whole = sum(manifest.get("counts", {}).values()) in (0, len(items))  # no --sources cut
+    if manifest.get("file_sha256") == refs[0].checksum and "overlap" in manifest and whole:
         return refs, dict(manifest["overlap"])
     overlap = overlap_report(
         [t for it in items for t in (it.question, it.query)],
@@ -367,3 +368,12 @@ def mc_accuracy(items: Sequence[McExample], scores: Sequence[Sequence[float]]) -
     for src, v in sorted(hits.items()):
         out[f"accuracy/{src}"] = round(sum(v) / len(v), 6)
     return out
+
+
+def spread(items: Sequence[McExample], limit: int | None) -> list[McExample]:
+    """At most ``limit`` items taken evenly through the list (so every source keeps its
+    share); all of them when ``limit`` is None."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    step = len(items) / limit
+    return [items[int(i * step)] for i in range(limit)]

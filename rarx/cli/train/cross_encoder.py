@@ -40,6 +40,12 @@ from rarx.cli.train.report import print_card
     help="Temperature of the teacher's softmax.",
 )
 @click.option(
+    "--dev-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Score at most this many dev questions (spread over the split).",
+)
+@click.option(
     "--max-length",
     type=click.IntRange(min=8),
     default=256,

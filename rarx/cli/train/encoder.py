@@ -17,6 +17,12 @@ from rarx.cli.train.report import print_card
     show_default=True,
     help="Wrong options per row as hard negatives (repeated when fewer).",
 )
+@click.option(
+    "--dev-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Score at most this many dev questions (spread over the split).",
+)
 @click.option("--max-length", type=click.IntRange(min=8), default=256, show_default=True)
 @click.option(
     "--sources",

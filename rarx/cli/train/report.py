@@ -13,7 +13,8 @@ def print_card(card: Any, out: Path) -> None:
     click.echo(f"{out}: {card.objective} from {card.base}, {card.steps} steps, "
                f"{card.epochs:g} epochs, {card.seconds:g} s{stop}")  # fmt: skip
     for k, v in sorted(card.metrics.items()):
-        click.echo(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+        shown = f"{v:.4f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
+        click.echo(f"  {k}: {shown}")
     leaks = {k: v for k, v in card.overlap.items() if v > 0 and "+" not in k}
     if leaks:
         said = ", ".join(f"{k} {v:.0%}" for k, v in sorted(leaks.items()))
