@@ -153,6 +153,10 @@ class FitResult:
 
 def fit(trainer: Any, opts: TrainOptions) -> FitResult:
     """Run ``trainer`` with the time limit and resume rules, and return what happened."""
+    if opts.quiet:  # without tqdm the trainer prints each log dict to stdout instead
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     stopper = None
     if opts.max_minutes is not None:
         stopper = time_limit_callback(opts.max_minutes)
