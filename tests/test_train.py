@@ -214,3 +214,30 @@ def test_encoder_learns_resumes_and_stops_on_time(tmp_path: Path, tiny_bert: Pat
     res = CliRunner().invoke(cli, ["eval", "mcr", "--data", str(csv), "--model", str(out)])
     assert res.exit_code == 0, res.output
     assert "warning: model" in res.stderr and "measured now: 50.0%" in res.stderr
+
+
+def test_option_loss_is_cross_entropy_over_each_questions_options() -> None:
+    import math
+
+    import torch
+
+    from rarx.train.option_loss import OptionSoftmaxLoss
+
+    scores = {("q1", "a"): 2.0, ("q1", "b"): 0.0, ("q1", "c"): 0.0, ("q2", "x"): 1.0,
+              ("q2", "y"): 1.0}  # fmt: skip
+
+    class Fixed:  # a 1-output "cross-encoder" with fixed pair scores
+        num_labels, device = 1, torch.device("cpu")
+
+        def preprocess(self, pairs, prompt=None, task=None):  # noqa: ANN001, ANN201
+            return {"s": torch.tensor([scores[p] for p in pairs])}
+
+        def __call__(self, tokens):  # noqa: ANN001, ANN204
+            return {"scores": tokens["s"]}
+
+    loss = OptionSoftmaxLoss(Fixed())
+    inputs = [["q1", "q2"], [["a", "b", "c"], ["x", "y"]]]
+    got = loss(inputs, [torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.5, 0.5])])
+    q1 = -math.log(math.exp(2) / (math.exp(2) + 2))  # one-hot on the first option
+    q2 = -math.log(0.5)  # two equal scores against a uniform target
+    assert float(got) == pytest.approx((q1 + q2) / 2, rel=1e-6)
