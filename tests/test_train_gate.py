@@ -165,17 +165,16 @@ def tiny_question(i: int) -> str:
 
 
 def gate_dir(root: Path) -> Path:
+    """The same 8 questions as train and dev data (a test of fitting, not of generalising)."""
     root.mkdir()
     rows, questions = [], []
     for i in range(8):
         item = QAItem("tiny", f"t{i}", tiny_question(i), (WORDS[i],))
-        if i % 2 == 0:
-            rows.append(gate_data.instances_for(item, True, None)[0])
-        else:
-            rows.append(gate_data.instances_for(item, False, None)[0])
-        questions.append({"source": "tiny", "qid": item.qid, "split": "dev",
+        rows.extend(gate_data.instances_for(item, i % 2 == 0, None))
+        questions.extend({"source": "tiny", "qid": item.qid, "split": split,
                           "question": item.question, "answers": [WORDS[i]],
-                          "closed_book": "", "correct": i % 2 == 0})  # fmt: skip
+                          "closed_book": "", "correct": i % 2 == 0}
+                         for split in ("train", "dev"))  # fmt: skip
     for name, data in (("train.jsonl", rows), ("dev.jsonl", rows),
                        ("questions.jsonl", questions)):  # fmt: skip
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in data))
@@ -198,16 +197,21 @@ def mean_loss(model_dir: Path, rows: list[dict[str, Any]]) -> float:
 
 
 @pytest.mark.slow
-def test_train_gate_learns_ret_as_one_token(tmp_path: Path) -> None:
+def test_train_gate_learns_ret_as_one_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
     from transformers import AutoTokenizer
 
     from rarx.cli.main import cli
+    from rarx.eval import leakage
     from rarx.llm import load_llm
     from rarx.models.card import ModelCard
 
     base = tiny_base(tmp_path / "base")
     data = gate_dir(tmp_path / "data")
+    evals = [leakage.EvalSet("tiny-eval", (leakage.question_key(tiny_question(1)), "other"))]
+    monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: evals)
     before = AutoTokenizer.from_pretrained(base).encode(RET, add_special_tokens=False)
     assert len(before) > 1  # not a token of the base vocabulary
     out = tmp_path / "gate"
@@ -224,6 +228,7 @@ def test_train_gate_learns_ret_as_one_token(tmp_path: Path) -> None:
     card = ModelCard.read(out)
     assert card is not None and card.objective == "gate" and card.steps == 60
     assert card.options["ret_token_id"] == ret_id and card.data[0].rows == 8
+    assert card.overlap == {"tiny-eval": 0.5}  # one of its two questions is trained on
     assert card.metrics["dev_auc_p_ret"] == 1.0  # P(<RET>) separates the two kinds
 
     # the directory is an LLM the adapt-llm gate reads the token of
@@ -237,13 +242,17 @@ def test_train_gate_learns_ret_as_one_token(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(tmp_path: Path) -> None:
+def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from rarx.eval import leakage
     from rarx.train.common import TrainOptions, seed_everything
     from rarx.train.gate import GateTrainSettings, add_ret_token, load_base, train_gate
 
+    monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: [])  # no packaged sets
     base = tiny_base(tmp_path / "base")
     data = gate_dir(tmp_path / "data")
     opts = TrainOptions(data=str(data), base=str(base), out=tmp_path / "lora", max_steps=4,
