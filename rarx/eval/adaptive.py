@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rarx.errors import ConfigError
+from rarx.errors import ConfigError, RarxError
 from rarx.eval.qa import contains_answer, exact_match, token_f1
 from rarx.eval.qa_run import evaluate_pipeline, gold_answers
 from rarx.eval.significance import bootstrap_ci, mean_ci, paired_t_test
@@ -251,6 +251,7 @@ def run_adaptive(
     llms = {"gate": resources.llm(config.gate_llm), "base": resources.llm(config.base_llm)}
     queries = list(data.queries)
     where = str(data.path)
+    leakage = training_overlap(config.gate_llm, select(queries, source, "test"))
     dev = outcomes(config, select(queries, source, "dev", limit=config.dev_limit), where, pipes,
                    llms, quiet)  # fmt: skip
     test = outcomes(config, select(queries, source, "test", limit=config.limit), where, pipes,
@@ -295,6 +296,7 @@ def run_adaptive(
                     for k, s in systems.items()},
         "auc_p_ret_closed_book_failure": auc,
         "closed_book_failure_rate": round(sum(failed) / max(n, 1), 4),
+        "test_vs_training": leakage,
         "seconds": {"dev": dev.seconds, "test": test.seconds},
         "per_query": per_query,
     }  # fmt: skip
@@ -302,6 +304,32 @@ def run_adaptive(
         result["check"] = _check(pipes["Adapt"], test, systems["Adapt"], config, where, quiet)
     result["seconds"]["total"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def training_overlap(gate_llm: str, queries: Sequence[Query]) -> dict[str, Any] | None:
+    """How many evaluated questions the gate model was trained on (same normalised text),
+    read from the training data its card names; raises when any is. None when the model
+    has no card or its data is not on this machine."""
+    import json
+
+    from rarx.eval.qa import normalize_answer
+    from rarx.models.card import ModelCard
+
+    card = ModelCard.read(gate_llm) if Path(gate_llm).is_dir() else None
+    data = card.options.get("data_dir") if card is not None else None
+    path = Path(str(data)) / "questions.jsonl" if data else None
+    if path is None or not path.is_file():
+        return None
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    trained = {normalize_answer(r["question"]) for r in rows if r["split"] == "train"}
+    found = [q.qid for q in queries if normalize_answer(q.text) in trained]
+    if found:
+        raise RarxError(
+            f"{gate_llm} was trained on {len(found)} of the evaluated questions "
+            f"({', '.join(found[:5])}); evaluate on the test split of the same sources, "
+            f"which `rarx train data gate` never trains on"
+        )
+    return {"training_data": str(path), "training_questions": len(trained), "evaluated_found": 0}
 
 
 def _check(pipe: Any, test: Outcomes, adapt: dict[str, Any], config: AdaptiveConfig, where: str,
