@@ -275,8 +275,9 @@ def run_adaptive(
     auc = {"trained": auc_with_ci(test.p_gate, failed, config.resamples, config.seed),
            "base": auc_with_ci(test.p_base, failed, config.resamples, config.seed)}  # fmt: skip
     per_query = [
-        {"qid": q.qid, "gold": g, "nr": a, "ar": b, "adapt_retrieves": r, "p_ret": round(pg, 6),
-         "p_ret_base": round(pb, 6), "nr_correct": x, "ar_correct": y}
+        {"qid": q.qid, "gold": g, "nr": a, "ar": b, "adapt_retrieves": r,
+         "p_ret": float(f"{pg:.4g}"), "p_ret_base": float(f"{pb:.4g}"), "nr_correct": x,
+         "ar_correct": y}
         for q, g, a, b, r, pg, pb, x, y in zip(test.queries, test.golds, test.nr, test.ar,
                                                test.adapt, test.p_gate, test.p_base, nr_ok,
                                                ar_ok, strict=True)
