@@ -125,6 +125,20 @@ def test_roc_auc_and_dev_calibration() -> None:
     assert t == 0.8 and info["dev_retrieval_rate"] == 0.4 and info["dev_accuracy"] == 0.8
 
 
+def test_a_gate_takes_the_retrieval_answer_only_where_it_retrieves() -> None:
+    from rarx.eval.adaptive import Outcomes, score_system
+
+    o = Outcomes([Query(f"q{i}", "x") for i in range(4)], [["red"], ["blue"], ["cat"], ["sun"]])
+    o.nr = ["red", "no", "no", "sun"]  # closed-book: right on q0 and q3
+    o.ar = ["no", "blue", "cat", "sun"]  # with retrieval: wrong on q0
+    ar_ok = o.correct(o.ar)
+    s = score_system(o, [False, True, True, False], ar_ok, resamples=200, seed=0)
+    assert s["accuracy"] == 1.0 and s["retrieval_rate"] == 0.5
+    assert s["accuracy_minus_AR"] == 0.25 and s["_answers"] == ["red", "blue", "cat", "sun"]
+    low, high = s["accuracy_minus_AR_ci"]
+    assert 0.0 <= low <= 0.25 <= high <= 1.0
+
+
 # -- training on a tiny causal LM --------------------------------------------------------
 
 
