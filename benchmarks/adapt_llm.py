@@ -47,11 +47,11 @@ def main() -> None:
     ap.add_argument("--data-dev-limit", type=int, default=50, help="dev questions per source")
     ap.add_argument("--max-minutes", type=float, default=20.0)
     ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--limit", type=int, default=150, help="test questions per dataset")
-    ap.add_argument("--dev-limit", type=int, default=60, help="dev questions for calibration")
-    ap.add_argument("--check", type=int, default=16, help="questions run as a real pipeline")
+    ap.add_argument("--dev-limit", type=int, default=50, help="dev questions for calibration")
+    ap.add_argument("--check", type=int, default=8, help="questions run as a real pipeline")
     args = ap.parse_args()
 
     data, model = OUT / "gate-data", OUT / "gate-model"
