@@ -224,7 +224,7 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     summary = read_summary(data)
     card = write_card(
         opts, "gate", refs, result, metrics=metrics, overlap=training_overlap(data),
-        ret_token=RET, ret_token_id=ret_id, data_dir=str(data),
+        ret_token=RET, ret_token_id=ret_id, data_dir=str(data.resolve()),
         data_llm=summary.llm if summary else None,
         lora={"r": settings.lora_r, "alpha": settings.lora_alpha, "merged": True}
         if opts.lora else None,
