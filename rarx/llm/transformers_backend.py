@@ -32,6 +32,19 @@ def _batches(n: int, size: int) -> list[range]:
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
+    """The text a causal LM with this tokenizer reads for ``prompt``: the chat template
+    applied (messages joined as plain text without one), the assistant prefix added.
+    Trainers render with it too, so a model is trained on exactly what it reads."""
+    chat = as_chat(prompt)
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": r, "content": c} for r, c in chat.messages]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = "\n\n".join(c for _, c in chat.messages) + "\n"
+    return text + chat.prefix
+
+
 class TransformersLLM:
     """A causal LM on CPU or CUDA. Plain-text prompts become one user message when the
     tokenizer has a chat template; without one, messages are joined as plain text."""
@@ -75,20 +88,16 @@ class TransformersLLM:
         gen.do_sample = False
         gen.temperature = gen.top_p = gen.top_k = None
         self._eos_ids = self._eos_token_ids()
+        self._control_ids = self._eos_ids | {
+            i for i in (getattr(self.tokenizer, f"{k}_token_id", None)
+                        for k in ("bos", "pad", "unk", "sep", "cls", "mask")) if i is not None
+        }  # fmt: skip
 
     # -- rendering and tokens -------------------------------------------------------
 
     def render(self, prompt: Prompt) -> str:
         """The exact text the model reads: chat template applied, assistant prefix added."""
-        chat = as_chat(prompt)
-        if self.templated:
-            messages = [{"role": r, "content": c} for r, c in chat.messages]
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        else:
-            text = "\n\n".join(c for _, c in chat.messages) + "\n"
-        return text + chat.prefix
+        return render_prompt(self.tokenizer, prompt)
 
     def _encode(self, texts: list[str]) -> Any:
         # A rendered chat template already holds its special tokens.
@@ -171,7 +180,9 @@ class TransformersLLM:
             if tok in self._eos_ids:
                 new, finish = new[: j + 1], "stop"
                 break
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        # Control tokens (end, padding, ...) are dropped; other special tokens are words
+        # a model was taught, such as the gate's <RET>, and stay in the text.
+        text = self.tokenizer.decode([t for t in new if t not in self._control_ids])
         for s in stop:
             if s and s in text:
                 text, finish = text[: text.index(s)], "stop"
@@ -218,4 +229,4 @@ class _FirstCallTimer:
         return scores
 
 
-__all__ = ["ChatPrompt", "TransformersLLM"]
+__all__ = ["ChatPrompt", "TransformersLLM", "render_prompt"]

@@ -10,6 +10,12 @@ prompt (one more call, only for queries that do not retrieve). The paper fine-tu
 model to emit ``<RET>``; the packaged SmolLM2 is not fine-tuned, so its decisions here
 are a baseline.
 
+A model trained by ``rarx train gate`` has ``<RET>`` as one special token, so its
+decision is the first generated token alone (one decoding step); the transformers
+backend keeps such tokens in the decoded text (it drops only the tokenizer's control
+tokens), so the reply reads ``<RET>``. A server must do the same (vLLM drops special
+tokens unless asked with ``skip_special_tokens: false``).
+
 ``<RET>`` is not one token for BPE vocabularies (SmolLM2: ``<`` ``RET`` ``>``), so the
 ``threshold`` mode scores the whole marker: P(<RET>) is the product of each of its
 tokens' next-token probabilities, each read with the tokens before it already in the
@@ -26,7 +32,7 @@ from typing import Any, Literal
 
 from rarx.errors import ConfigError
 from rarx.llm import LLM, LLMRef
-from rarx.llm.base import ChatPrompt
+from rarx.llm.base import ChatPrompt, TokenizationError
 from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, FINAL, GATE, RETRIEVE, llm_call
 from rarx.stages.registry import KindStage, stage_kind
@@ -70,6 +76,17 @@ def marker_tokens(llm: Any, marker: str = RET) -> list[str]:
     return list(llm.tokenize(marker))
 
 
+def single_token_marker(llm: Any, marker: str = RET) -> bool:
+    """True when ``marker`` is one token of the LLM's vocabulary (a model trained with
+    ``rarx train gate``); False when it is several, or the backend cannot tell."""
+    if not callable(getattr(llm, "tokenize", None)):
+        return False
+    try:
+        return len(marker_tokens(llm, marker)) == 1
+    except TokenizationError:
+        return False
+
+
 def _gate_provides(p: GateParams) -> set[str]:
     # adapt-llm: a model that answers instead of asking for retrieval ends the query there
     return {RETRIEVE, GATE, ANSWER, FINAL} if p.mode == "adapt-llm" else {RETRIEVE, GATE}
@@ -92,6 +109,8 @@ class GateStage(KindStage[GateParams]):
         self._reader = template("short-answer")
         # Split now, so a backend that cannot score the marker fails before any query.
         self._pieces = marker_tokens(llm) if params.mode == "threshold" else None
+        # adapt-llm: with a one-token <RET> the first generated token is the decision
+        self._single = params.mode == "adapt-llm" and single_token_marker(llm)
 
     @classmethod
     def from_params(cls, p: GateParams, resources: Resources) -> GateStage:
@@ -132,16 +151,26 @@ class GateStage(KindStage[GateParams]):
         )
 
     def _prompt(self, s: QueryState) -> ChatPrompt:
-        return ChatPrompt.user(self.params.prompt.format(q=s.query.text))
+        return self.prompt_for(s.query.text)
+
+    def prompt_for(self, question: str) -> ChatPrompt:
+        """The Adapt-LLM prompt (decision and P(<RET>)) for one question."""
+        return ChatPrompt.user(self.params.prompt.format(q=question))
+
+    def decide(self, prompts: list[ChatPrompt]) -> list[tuple[bool, dict[str, Any]]]:
+        """adapt-llm: per prompt, does the greedy reply begin with <RET>, and the record."""
+        tokens = 1 if self._single else self.params.decision_tokens
+        outputs = self._model.generate(prompts, max_new_tokens=tokens)
+        return [(o.text.lstrip().startswith(RET),  # the reply begins with <RET>
+                 {"mode": "adapt-llm", "output": o.text,
+                  "call": llm_call(self._model.name, p, o, role="gate")})
+                for p, o in zip(prompts, outputs, strict=True)]  # fmt: skip
 
     def _adapt(self, batch: list[QueryState]) -> list[QueryState]:
         prompts = [self._prompt(s) for s in batch]
-        outputs = self._model.generate(prompts, max_new_tokens=self.params.decision_tokens)
         out, answering = [], []
-        for i, (s, p, o) in enumerate(zip(batch, prompts, outputs, strict=True)):
-            retrieve = o.text.lstrip().startswith(RET)  # the reply begins with <RET>
-            call = llm_call(self._model.name, p, o, role="gate")
-            data = {"mode": "adapt-llm", "output": o.text, "call": call}
+        for i, (s, (retrieve, data)) in enumerate(zip(batch, self.decide(prompts),
+                                                      strict=True)):  # fmt: skip
             out.append(self._decided(s, retrieve, data))
             if not retrieve:
                 answering.append(i)

@@ -1,0 +1,126 @@
+"""Adapt-LLM (Labruna et al., "When to Retrieve") with the packaged SmolLM2-135M on CPU:
+build the gate data, train the <RET> gate (time-limited), and evaluate NR / AR / Adapt and
+dev-calibrated threshold gates on held-out SciQ and SQuAD questions, each with its own
+corpus as the retrieval source.
+
+    nice -n 10 .venv/bin/python benchmarks/adapt_llm.py [--limit 150] [--max-minutes 20]
+
+Every step is the real command line (printed before it runs), and a step whose output
+exists is reused (delete benchmarks/work/adapt_llm/ to start over):
+
+1. ``rarx train data gate --questions sciq,squad``: the base model answers the train and
+   dev questions closed-book (train: at most --train-limit per source).
+2. ``rarx train gate``: full fine-tuning, stopped by --max-minutes.
+3. ``rarx eval adaptive`` per dataset on the test split (never trained on), thresholds
+   calibrated on the dev split.
+
+Untrained reference: pipeline_gating.py (the packaged model never writes <RET>).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from common import WORK, rarx_cli, table, write_result
+
+OUT = WORK / "adapt_llm"
+
+
+def step(args: list[str], done: bool) -> float:
+    """Run one rarx command unless its output exists; its wall time (0 when reused)."""
+    print(("reusing: " if done else "$ ") + "rarx " + " ".join(args), flush=True)
+    if done:
+        return 0.0
+    t = time.perf_counter()
+    rarx_cli(*args)
+    return round(time.perf_counter() - t, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default="smollm2-135m")
+    ap.add_argument("--sources", default="sciq,squad")
+    ap.add_argument("--datasets", default="sciq,squad")
+    ap.add_argument("--train-limit", type=int, default=300, help="train questions per source")
+    ap.add_argument("--data-dev-limit", type=int, default=50, help="dev questions per source")
+    ap.add_argument("--max-minutes", type=float, default=20.0)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--limit", type=int, default=150, help="test questions per dataset")
+    ap.add_argument("--dev-limit", type=int, default=50, help="dev questions for calibration")
+    ap.add_argument("--check", type=int, default=8, help="questions run as a real pipeline")
+    args = ap.parse_args()
+
+    data, model = OUT / "gate-data", OUT / "gate-model"
+    seconds = {}
+    seconds["data"] = step(
+        ["train", "data", "gate", "--llm", args.base, "--questions", args.sources,
+         "--limit", str(args.train_limit), "--dev-limit", str(args.data_dev_limit),
+         "--out", str(data)],
+        (data / "gate_data.json").is_file(),
+    )  # fmt: skip
+    seconds["train"] = step(
+        ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
+         "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
+         str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "50"],
+        (model / "rarx_model.json").is_file(),
+    )  # fmt: skip
+    results = {}
+    for ds in args.datasets.split(","):
+        path = OUT / f"eval-{ds}.json"
+        seconds[f"eval_{ds}"] = step(
+            ["eval", "adaptive", "--dataset", ds, "--gate-llm", str(model), "--base-llm",
+             args.base, "--limit", str(args.limit), "--dev-limit", str(args.dev_limit),
+             "--check", str(args.check), "--work-dir", str(OUT / "indexes"),
+             "--results", str(path)],
+            path.is_file(),
+        )  # fmt: skip
+        results[ds] = json.loads(path.read_text())
+
+    card = json.loads((model / "rarx_model.json").read_text())
+    summary = json.loads((data / "gate_data.json").read_text())
+    rows, goals = [], {}
+    for ds, r in results.items():
+        sysm = r["systems"]
+        for name, s in sysm.items():
+            rows.append([ds, name, f"{s['accuracy']:.3f} {s['accuracy_ci']}", f"{s['EM']:.3f}",
+                         f"{s['F1']:.3f}", f"{s['retrieval_rate']:.3f}",
+                         f"{s['accuracy_minus_AR']:+.3f} {s['accuracy_minus_AR_ci']}"])  # fmt: skip
+        auc = r["auc_p_ret_closed_book_failure"]
+        adapt, ar = sysm["Adapt"], sysm["AR"]
+        goals[ds] = {
+            "adapt_within_1pt_of_ar": adapt["accuracy"] >= ar["accuracy"] - 0.01,
+            "retrieval_rate_10pt_lower": adapt["retrieval_rate"] <= ar["retrieval_rate"] - 0.10,
+            "auc_above_untrained": (auc["trained"]["auc"] or 0) > (auc["base"]["auc"] or 0),
+            "auc_trained": auc["trained"], "auc_base": auc["base"],
+            "check": r.get("check"),
+        }  # fmt: skip
+    print(table(["dataset", "system", "accuracy [95% CI]", "EM", "F1", "retrieved",
+                 "acc - AR [95% CI]"], rows))  # fmt: skip
+    for ds, g in goals.items():
+        met = {k: v for k, v in g.items() if isinstance(v, bool)}
+        print(f"{ds}: AUC of P(<RET>) for closed-book failure: trained {g['auc_trained']}, "
+              f"untrained {g['auc_base']}; goals {met}")  # fmt: skip
+    write_result("adapt_llm", {
+        "setup": {
+            "base": args.base, "device": "cpu", "sources": args.sources,
+            "train_limit": args.train_limit, "data_dev_limit": args.data_dev_limit,
+            "max_minutes": args.max_minutes, "lr": args.lr, "batch_size": args.batch_size,
+            "epochs": args.epochs, "test_limit": args.limit, "dev_limit": args.dev_limit,
+            "seed": card.get("seed"), "bootstrap": "1000 resamples, seed 0, percentile 95%",
+            "note": "2 shared CPU cores, other work ran concurrently: times are noisy",
+        },
+        "seconds": seconds,
+        "data": summary,
+        "card": card,
+        "goals": goals,
+        "results": {ds: {k: v for k, v in r.items() if k != "per_query"}
+                    for ds, r in results.items()},
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""``rarx train gate``: teach a causal LM to ask for retrieval with ``<RET>`` (Adapt-LLM).
+
+``<RET>`` becomes one new special token (embeddings resized, saved with the tokenizer).
+The loss is the causal-LM loss on the target only (the rendered prompt is masked), with
+transformers' ``Trainer`` through :mod:`rarx.train.common`. Full fine-tuning by default;
+``--lora`` trains LoRA adapters on every linear layer plus the ``<RET>`` row of the
+embedding (peft's trainable tokens, which follows a tied output head) and merges them
+on save, so the output is always a plain model directory: ``llm: DIR`` in any pipeline,
+where the adapt-llm gate reads the ``<RET>`` token (:mod:`rarx.stages.gate`).
+
+After training, the saved model is loaded back as rarx loads any LLM and scored on the
+data's dev questions: P(<RET>) from the gate stage's own code, its AUC for predicting a
+closed-book failure, and how often it would retrieve. Those go into the model card.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError
+from rarx.llm.base import ChatPrompt
+from rarx.models.card import DataRef, ModelCard
+from rarx.stages.gate import RET
+from rarx.train.common import TrainOptions, fit, seed_everything, training_arguments, write_card
+from rarx.train.gate_data import (
+    QUESTIONS_FILE,
+    build_gate_data,
+    default_dir,
+    parse_sources,
+    read_instances,
+    read_summary,
+)
+
+log = logging.getLogger(__name__)
+IGNORE = -100  # label of a position the loss skips (transformers' convention)
+
+
+@dataclass(frozen=True)
+class GateTrainSettings:
+    """What ``rarx train gate`` adds to the shared options."""
+
+    limit: int | None = None  # --data NAMES: training questions per source
+    dev_limit: int | None = None
+    max_length: int = 512  # prompt + target tokens; longer prompts lose their start
+    lora_r: int = 16
+    lora_alpha: int = 32
+    dev_eval: bool = True  # score P(<RET>) on the dev questions after training
+
+
+# -- data -----------------------------------------------------------------------------
+
+
+def resolve_data(opts: TrainOptions, settings: GateTrainSettings) -> Path:
+    """``--data``: a folder written by ``rarx train data gate``, or source names
+    (``sciq``, ``sciq,squad``) whose data is built on first use with the base model."""
+    path = Path(opts.data)
+    if path.is_dir():
+        if not (path / "train.jsonl").is_file():
+            raise ConfigError(
+                f"--data {path}: no train.jsonl; build it with `rarx train data gate`"
+            )
+        return path
+    if path.suffix == ".jsonl" or path.exists():
+        raise ConfigError(f"--data {path}: expected a folder from `rarx train data gate` "
+                          "(train.jsonl, dev.jsonl, questions.jsonl) or source names")  # fmt: skip
+    sources = parse_sources(opts.data)
+    target = default_dir(opts.base, sources, settings.limit)
+    if read_summary(target) is None:
+        from rarx.llm import load_llm
+        from rarx.train.common import resolve_device
+
+        log.info("building gate data for %s into %s (once)", ",".join(sources), target)
+        llm = load_llm(opts.base, device=resolve_device(opts.device), batch_size=16)
+        build_gate_data(llm, sources, target, settings.limit, settings.dev_limit, quiet=opts.quiet)
+    return target
+
+
+def add_ret_token(tokenizer: Any, model: Any) -> int:
+    """``<RET>`` as one special token (added unless the vocabulary has it whole), the
+    embeddings resized to the vocabulary; returns its id."""
+    ids = tokenizer.encode(RET, add_special_tokens=False)
+    if tokenizer.convert_ids_to_tokens(ids) != [RET]:  # several tokens, or the unknown one
+        new = {"additional_special_tokens": [RET]}
+        try:  # keep the tokenizer's other extra special tokens (transformers 5 / 4 names)
+            tokenizer.add_special_tokens(new, replace_extra_special_tokens=False)
+        except TypeError:
+            tokenizer.add_special_tokens(new, replace_additional_special_tokens=False)
+        ids = tokenizer.encode(RET, add_special_tokens=False)
+    if tokenizer.convert_ids_to_tokens(ids) != [RET]:
+        raise ConfigError(f"{RET} is still {len(ids)} tokens after adding it to the tokenizer")
+    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    return int(ids[0])
+
+
+def encode(tokenizer: Any, row: dict[str, Any], max_length: int) -> dict[str, list[int]]:
+    """One instance as token ids, with labels only on the target and the end token."""
+    from rarx.llm.transformers_backend import render_prompt
+
+    prompt = ChatPrompt(tuple(tuple(m) for m in row["messages"]), row.get("prefix", ""))
+    templated = bool(getattr(tokenizer, "chat_template", None))
+    # A rendered chat template already holds its special tokens (as TransformersLLM reads).
+    p_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=not templated)
+    t_ids = tokenizer(row["target"], add_special_tokens=False)["input_ids"]
+    t_ids = [*t_ids, tokenizer.eos_token_id]
+    p_ids = p_ids["input_ids"][-max(1, max_length - len(t_ids)) :]
+    return {"input_ids": p_ids + t_ids, "labels": [IGNORE] * len(p_ids) + t_ids}
+
+
+def collator(pad_id: int):  # noqa: ANN201 - a callable the Trainer batches with
+    def collate(features: Sequence[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        ids, labels, mask = [], [], []
+        for f in features:
+            pad = width - len(f["input_ids"])
+            ids.append(f["input_ids"] + [pad_id] * pad)
+            labels.append(f["labels"] + [IGNORE] * pad)
+            mask.append([1] * len(f["input_ids"]) + [0] * pad)
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "attention_mask": torch.tensor(mask)}  # fmt: skip
+
+    return collate
+
+
+# -- model ------------------------------------------------------------------------------
+
+
+def load_base(base: str) -> tuple[Any, Any]:
+    """Tokenizer and float32 model of a rarx model name, a local directory or a hub name."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rarx.models.cache import causal_lm_dir
+    from rarx.models.registry import hub_error, resolve_model
+
+    source = causal_lm_dir(resolve_model(base, kind="llm"), quiet=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    except OSError as exc:
+        raise hub_error(base, exc) from exc
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"{base}: the tokenizer has no end-of-sequence token to end targets")
+    return tokenizer, model
+
+
+def with_lora(model: Any, ret_id: int, settings: GateTrainSettings) -> Any:
+    """LoRA on every linear layer; the ``<RET>`` embedding row trained as well (with a
+    tied output head it follows; an untied head is trained whole, modules_to_save)."""
+    from peft import LoraConfig, get_peft_model
+
+    emb = model.get_input_embeddings()
+    names = {m: n for n, m in model.named_modules()}
+    out = model.get_output_embeddings()
+    tied = out is not None and out.weight is emb.weight
+    config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+        trainable_token_indices={names[emb].split(".")[-1]: [ret_id]},
+        modules_to_save=None if tied or out is None else [names[out].split(".")[-1]],
+    )
+    return get_peft_model(model, config)
+
+
+@dataclass
+class GateTrainResult:
+    out: Path
+    card: ModelCard
+    ret_id: int
+
+
+def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) -> GateTrainResult:
+    """Train, save the model (merged when LoRA) with its tokenizer, score it on the dev
+    questions, and write the card."""
+    from transformers import Trainer
+
+    settings = settings or GateTrainSettings()
+    data = resolve_data(opts, settings)
+    train_rows = read_instances(data / "train.jsonl")
+    dev_path = data / "dev.jsonl"
+    dev_rows = read_instances(dev_path) if dev_path.is_file() else []
+    if not train_rows:
+        raise ConfigError(f"{data / 'train.jsonl'} holds no instances")
+    seed_everything(opts.seed)
+    tokenizer, model = load_base(opts.base)
+    ret_id = add_ret_token(tokenizer, model)
+    train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
+    model.config.use_cache = False
+    trained = with_lora(model, ret_id, settings) if opts.lora else model
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    args = training_arguments(
+        opts, remove_unused_columns=False, train_sampling_strategy="group_by_length",
+        warmup_steps=0, weight_decay=0.0,
+    )  # fmt: skip
+    trainer = Trainer(model=trained, args=args, train_dataset=train_set,
+                      data_collator=collator(pad_id), processing_class=tokenizer)  # fmt: skip
+    result = fit(trainer, opts)
+    metrics: dict[str, float] = {}
+    if dev_rows:
+        dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
+        ev = trainer.evaluate(eval_dataset=dev_set)
+        metrics["dev_loss"] = round(float(ev["eval_loss"]), 4)
+    final = trained.merge_and_unload() if opts.lora else trained
+    final.config.use_cache = True
+    opts.out.mkdir(parents=True, exist_ok=True)
+    final.save_pretrained(opts.out)
+    tokenizer.save_pretrained(opts.out)
+    if settings.dev_eval and (data / QUESTIONS_FILE).is_file():
+        metrics.update(dev_gate_metrics(opts.out, data / QUESTIONS_FILE, opts.device))
+    refs = [DataRef.of(data / "train.jsonl", len(train_rows))]
+    if dev_rows:
+        refs.append(DataRef.of(dev_path, len(dev_rows)))
+    summary = read_summary(data)
+    card = write_card(
+        opts, "gate", refs, result, metrics=metrics, overlap=training_overlap(data),
+        ret_token=RET, ret_token_id=ret_id, data_dir=str(data.resolve()),
+        data_llm=summary.llm if summary else None,
+        lora={"r": settings.lora_r, "alpha": settings.lora_alpha, "merged": True}
+        if opts.lora else None,
+        max_length=settings.max_length,
+    )  # fmt: skip
+    return GateTrainResult(opts.out, card, ret_id)
+
+
+def training_overlap(data: Path) -> dict[str, float]:
+    """The share of every evaluation set rarx knows found among the training questions
+    (a packaged set the data was split from shows its train share: evaluate on its test
+    split, as ``rarx eval adaptive`` does)."""
+    import json
+
+    from rarx.eval.leakage import overlap_report
+
+    path = data / QUESTIONS_FILE
+    if not path.is_file():
+        return {}
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return overlap_report([r["question"] for r in rows if r["split"] == "train"])
+
+
+def dev_gate_metrics(model_dir: Path, questions: Path, device: str = "cpu") -> dict[str, float]:
+    """The saved model, loaded as a pipeline loads it, on the dev questions: how often the
+    adapt-llm gate retrieves, and the AUC of P(<RET>) for predicting the base model's
+    closed-book failure (with the mean P(<RET>) of each class)."""
+    import json
+
+    from rarx.eval.adaptive import adapt_decisions, p_ret, roc_auc
+    from rarx.llm import load_llm
+    from rarx.train.common import resolve_device
+
+    rows = [json.loads(x) for x in questions.read_text(encoding="utf-8").splitlines() if x]
+    dev = [r for r in rows if r["split"] == "dev"]
+    if not dev:
+        return {}
+    llm = load_llm(str(model_dir), device=resolve_device(device), batch_size=16)
+    texts = [r["question"] for r in dev]
+    p = p_ret(llm, texts, 16, quiet=True, desc="P(<RET>)")
+    retrieves = adapt_decisions(llm, texts, 16, quiet=True)
+    failed = [not r["correct"] for r in dev]
+
+    out = {"dev_questions": float(len(dev)),
+           "dev_retrieval_rate": round(sum(retrieves) / len(dev), 4)}  # fmt: skip
+    for name, want in (("failed", True), ("correct", False)):  # a class may be empty
+        xs = [x for x, f in zip(p, failed, strict=True) if f is want]
+        if xs:
+            out[f"dev_p_ret_{name}"] = round(sum(xs) / len(xs), 4)
+    auc = roc_auc(p, failed)
+    if auc is not None:
+        out["dev_auc_p_ret"] = round(auc, 4)
+    return out
