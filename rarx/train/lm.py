@@ -1,0 +1,165 @@
+"""``rarx train lm``: continued pre-training of a causal LM on a corpus (ARR's domain
+adaptation of its drafter).
+
+Every document of the corpus (any format :mod:`rarx.io.corpus` reads; title and text)
+is tokenised and followed by the end-of-text token, the token stream is packed into
+blocks of ``block_size`` tokens (the last, partial block is dropped), and the model is
+trained on the causal LM loss with transformers' ``Trainer`` and
+``DataCollatorForLanguageModeling(mlm=False)``. A seeded share of the blocks is held
+out: the card records the held-out loss before and after training. The output is a
+plain transformers model directory (LoRA adapters merged), usable as ``llm:`` or
+``draft_llm:`` anywhere.
+
+When the tokenizer pads with its end-of-text token, the collator also masks the
+separators between documents from the loss; the model then never learns to predict a
+document's end, which continued pre-training does not need.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from rarx.errors import ConfigError, InputError
+from rarx.io.corpus import Corpus, corpus_checksum, corpus_files
+from rarx.models.card import DataRef, ModelCard
+from rarx.train.common import TrainOptions, fit, seed_everything, training_arguments, write_card
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "lm"
+
+
+@dataclass(frozen=True)
+class Blocks:
+    train: list[list[int]]
+    dev: list[list[int]]
+    documents: int
+    tokens: int
+
+
+def document_text(title: str, text: str) -> str:
+    return f"{title}\n{text}" if title else text
+
+
+def pack(token_lists: list[list[int]], eos_id: int | None, block_size: int) -> list[list[int]]:
+    """Concatenate the documents' tokens (each followed by ``eos_id``) and cut the stream
+    into blocks of exactly ``block_size`` tokens; the remainder is dropped."""
+    if block_size < 2:
+        raise ConfigError(f"--block-size must be at least 2, got {block_size}")
+    stream: list[int] = []
+    for ids in token_lists:
+        stream.extend(ids)
+        if eos_id is not None:
+            stream.append(eos_id)
+    return [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def corpus_blocks(
+    corpus: str, tokenizer: Any, block_size: int, dev_fraction: float, seed: int,
+    limit: int | None = None,
+) -> Blocks:  # fmt: skip
+    docs = []
+    for i, d in enumerate(Corpus(corpus)):
+        if limit is not None and i >= limit:
+            break
+        docs.append(document_text(d.title, d.text))
+    if not docs:
+        raise InputError("no documents", corpus)
+    ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
+    blocks = pack(ids, tokenizer.eos_token_id, block_size)
+    tokens = sum(len(x) for x in ids)
+    if len(blocks) < 2:
+        raise InputError(
+            f"{len(docs)} documents make {tokens} tokens, fewer than two blocks of "
+            f"{block_size}; give a larger corpus or a smaller --block-size", corpus
+        )  # fmt: skip
+    order = list(range(len(blocks)))
+    random.Random(seed).shuffle(order)
+    n_dev = max(1, round(len(blocks) * dev_fraction)) if dev_fraction > 0 else 0
+    n_dev = min(n_dev, len(blocks) - 1)
+    dev = [blocks[i] for i in sorted(order[:n_dev])]
+    train = [blocks[i] for i in sorted(order[n_dev:])]
+    return Blocks(train, dev, len(docs), tokens)
+
+
+def _load(base: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rarx.models.cache import causal_lm_dir
+    from rarx.models.registry import hub_error, resolve_model
+
+    source = causal_lm_dir(resolve_model(base, kind="llm"), quiet=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source)
+    except OSError as exc:
+        raise hub_error(base, exc) from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model
+
+
+def _with_lora(model: Any) -> Any:
+    from rarx.errors import require
+
+    require("peft", "train")
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
+                        target_modules="all-linear")  # fmt: skip
+    return get_peft_model(model, config)
+
+
+def train_lm(
+    opts: TrainOptions, block_size: int = 256, dev_fraction: float = 0.05,
+    limit: int | None = None,
+) -> ModelCard:  # fmt: skip
+    """Continue pre-training ``opts.base`` on the corpus ``opts.data``; returns the card."""
+    from rarx.errors import require
+
+    require("transformers", "train")
+    from transformers import DataCollatorForLanguageModeling, Trainer
+
+    if not corpus_files(opts.data):
+        raise InputError("no corpus files", opts.data)
+    if not 0.0 <= dev_fraction < 1.0:
+        raise ConfigError(f"--dev-fraction must be in [0, 1), got {dev_fraction}")
+    seed_everything(opts.seed)
+    tokenizer, model = _load(opts.base)
+    blocks = corpus_blocks(opts.data, tokenizer, block_size, dev_fraction, opts.seed, limit)
+    log.info("%d documents, %d tokens: %d training and %d held-out blocks of %d tokens",
+             blocks.documents, blocks.tokens, len(blocks.train), len(blocks.dev),
+             block_size)  # fmt: skip
+    if opts.lora:
+        model = _with_lora(model)
+    args = training_arguments(opts, per_device_eval_batch_size=opts.batch_size,
+                              remove_unused_columns=False)  # fmt: skip
+    trainer = Trainer(
+        model=model, args=args,
+        train_dataset=[{"input_ids": b} for b in blocks.train],
+        eval_dataset=[{"input_ids": b} for b in blocks.dev] or None,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+    )  # fmt: skip
+    metrics: dict[str, float] = {}
+    if blocks.dev:
+        metrics["dev_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
+    result = fit(trainer, opts)
+    if blocks.dev:
+        loss = float(trainer.evaluate()["eval_loss"])
+        metrics["dev_loss"] = round(loss, 4)
+        metrics["dev_perplexity"] = round(math.exp(min(loss, 50.0)), 3)
+    if result.loss_history:
+        metrics["train_loss_last"] = round(result.loss_history[-1], 4)
+    final = trainer.model.merge_and_unload() if opts.lora else trainer.model
+    final.save_pretrained(opts.out)
+    tokenizer.save_pretrained(opts.out)
+    data = [DataRef(opts.data, corpus_checksum(opts.data), blocks.documents)]
+    return write_card(
+        opts, OBJECTIVE, data, result, metrics, block_size=block_size,
+        dev_fraction=dev_fraction, limit=limit, train_blocks=len(blocks.train),
+        dev_blocks=len(blocks.dev), corpus_tokens=blocks.tokens,
+    )  # fmt: skip
