@@ -75,7 +75,7 @@ def _scorers(args: argparse.Namespace) -> dict[str, Any]:
         return once("llm", lambda: load_llm(args.llm, batch_size=args.batch_size, **options))
 
     def likelihood(norm: str) -> Any:
-        base = once("likelihood", lambda: load_scorer("llm-likelihood", llm(),
+        base = once("likelihood", lambda: load_scorer("llm-likelihood", llm(), quiet=False,
                                                       batch_size=args.batch_size))  # fmt: skip
         return base.with_normalize(norm)
 
@@ -84,7 +84,7 @@ def _scorers(args: argparse.Namespace) -> dict[str, Any]:
             "bi", lambda: load_scorer("bi-encoder", "minilm", device=args.device)
         ),  # fmt: skip
         **{f"llm-likelihood-{n}": (lambda n=n: likelihood(n)) for n in ("sum", "mean", "pmi")},
-        "llm-choice": lambda: once("choice", lambda: load_scorer("llm-choice", llm())),
+        "llm-choice": lambda: once("choice", lambda: load_scorer("llm-choice", llm(), quiet=False)),
     }
     if args.cross_encoder:
         makers["cross-encoder"] = lambda: once("ce", lambda: load_scorer(

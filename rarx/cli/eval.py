@@ -320,6 +320,7 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
 @click.option(
     "--results", type=click.Path(path_type=Path), default=None, help="Write a results JSON."
 )
+@quiet_option
 @json_option
 def mcr_cmd(
     data_path: Path,
@@ -331,6 +332,7 @@ def mcr_cmd(
     instructions: bool,
     per_question: bool | None,
     results: Path | None,
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """MCR accuracy per file (RAR-b's multiple-choice setting): each option of a question
@@ -341,8 +343,10 @@ def mcr_cmd(
     from rarx.io.table import table
 
     sets = load_mcr(data_path)  # every file is checked before a model loads
+    options = {"quiet": quiet} if scorer.startswith("llm-") else {}
     scoring = load_scorer(scorer, model, normalize=normalize, device=device,
-                          batch_size=batch_size, per_question=per_question or None)  # fmt: skip
+                          batch_size=batch_size, per_question=per_question or None,
+                          **options)  # fmt: skip
     rows = [run_scorer(s.path, s.items, scoring, instructions,
                        s.kind.name if s.kind else None) for s in sets]  # fmt: skip
     settings = scoring.settings()

@@ -22,6 +22,7 @@ from typing import Any
 
 from rarx.errors import ConfigError, require
 from rarx.llm.base import LLMError
+from rarx.progress import progress
 
 
 def raw_model(llm: Any) -> Any:
@@ -53,7 +54,10 @@ def _select(cache: Any, rows: Any) -> Any:
 
 
 def continuation_logprobs(
-    llm: Any, pairs: Sequence[tuple[str, str]], batch_size: int | None = None
+    llm: Any,
+    pairs: Sequence[tuple[str, str]],
+    batch_size: int | None = None,
+    quiet: bool = True,
 ) -> list[list[float]]:
     """Per-token log-probabilities of each continuation after its context.
 
@@ -96,7 +100,8 @@ def continuation_logprobs(
         except (RuntimeError, ValueError) as exc:
             raise LLMError(f"{getattr(inner, 'name', '?')}: forward pass failed: {exc}") from exc
 
-    for start in range(0, len(order), size):
+    starts = range(0, len(order), size)
+    for start in progress(starts, "contexts", unit="batch", quiet=quiet or len(starts) < 2):
         batch = order[start : start + size]
         width = max(len(contexts[c]) for c in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)

@@ -17,8 +17,10 @@ from rarx.errors import ConfigError
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr_scorers._llm import scorer_llm
 from rarx.llm.base import ChatPrompt
+from rarx.progress import progress
 
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+CHUNK = 256  # prompts per LLM call (the backend batches inside it), one progress step
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class ChoicePrompt:
 
 class ChoiceScorer:
     name: ClassVar[str] = "llm-choice"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"device", "batch_size", "prompt"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"device", "batch_size", "prompt", "quiet"})
 
     def __init__(
         self,
@@ -55,8 +57,10 @@ class ChoiceScorer:
         device: str | None = None,
         batch_size: int | None = None,
         prompt: ChoicePrompt | None = None,
+        quiet: bool = True,
     ):
         self.prompt = prompt or ChoicePrompt()
+        self.quiet = quiet
         self.model_name, self.llm = scorer_llm(model, device, batch_size)
 
     def scores(self, items: Sequence[McrItem], with_instructions: bool) -> list[np.ndarray]:
@@ -73,10 +77,13 @@ class ChoiceScorer:
         prompts = [self.prompt.build(it, with_instructions) for it in items]
         # Similar lengths share a batch (less padding); results go back in item order.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].messages[-1][1]))
-        rows = self.llm.next_token_logprobs([prompts[i] for i in order], labels)
         by_item: list[dict[str, float]] = [{} for _ in items]
-        for i, row in zip(order, rows, strict=True):
-            by_item[i] = row
+        starts = range(0, len(order), CHUNK)
+        for at in progress(starts, "questions", unit="chunk", quiet=self.quiet or len(starts) < 2):
+            chunk = order[at : at + CHUNK]
+            rows = self.llm.next_token_logprobs([prompts[i] for i in chunk], labels)
+            for i, row in zip(chunk, rows, strict=True):
+                by_item[i] = row
         return [np.asarray([by_item[i].get(lab, -math.inf) for lab in labels[: len(it.options)]],
                            dtype=np.float64) for i, it in enumerate(items)]  # fmt: skip
 

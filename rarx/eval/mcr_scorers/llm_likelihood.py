@@ -49,7 +49,9 @@ class LikelihoodPrompt:
 
 class LikelihoodScorer:
     name: ClassVar[str] = "llm-likelihood"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"device", "batch_size", "normalize", "prompt"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"device", "batch_size", "normalize", "prompt", "quiet"}
+    )
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class LikelihoodScorer:
         batch_size: int | None = None,
         normalize: str = "sum",
         prompt: LikelihoodPrompt | None = None,
+        quiet: bool = True,
     ):
         if normalize not in NORMALIZE:
             raise ConfigError(
@@ -69,6 +72,7 @@ class LikelihoodScorer:
         self.model_name, self.llm = scorer_llm(model, device, batch_size)
         raw_model(self.llm)  # fail now, not mid-run, for a backend without logits
         self.batch_size = batch_size
+        self.quiet = quiet
         # (context, continuation) -> token log-probabilities, shared with the scorers
         # made by with_normalize, so sum, mean and pmi of one model cost one pass.
         self._memo: dict[tuple[str, str], list[float]] = {}
@@ -87,7 +91,7 @@ class LikelihoodScorer:
     def _logprobs(self, pairs: list[tuple[str, str]]) -> list[list[float]]:
         todo = list(dict.fromkeys(p for p in pairs if p not in self._memo))
         if todo:
-            got = continuation_logprobs(self.llm, todo, self.batch_size)
+            got = continuation_logprobs(self.llm, todo, self.batch_size, self.quiet)
             self._memo.update(zip(todo, got, strict=True))
         return [self._memo[p] for p in pairs]
 
