@@ -121,10 +121,18 @@ def main() -> None:
     done = {(e["set"], e["scorer"], e["instructions"]) for e in entries}
     settings: dict[str, Any] = {}
 
+    card = None  # a trained cross-encoder's rarx_model.json: what it was trained on
+    if args.cross_encoder and (Path(args.cross_encoder) / "rarx_model.json").is_file():
+        full = json.loads((Path(args.cross_encoder) / "rarx_model.json").read_text())
+        card = {k: full.get(k) for k in ("base", "objective", "steps", "data", "metrics")}
+        card["overlap"] = {k: v for k, v in (full.get("overlap") or {}).items()
+                           if k.split("+")[0] in sets}  # fmt: skip
+
     def save() -> None:
         write_results(args.out, envelope(
             "mcr_scorers", data=str(data_dir() / "rarb-mcr"), llm=args.llm,
-            cross_encoder=args.cross_encoder, limit=args.limit, rarb_kinds_read=kinds,
+            cross_encoder=args.cross_encoder, cross_encoder_card=card, limit=args.limit,
+            rarb_kinds_read=kinds,
             settings=settings,
             expected={"|".join(map(str, k)): v for k, v in EXPECTED.items()},
             entries=entries))  # fmt: skip

@@ -159,7 +159,11 @@ def _naive_logprob(llm: Any, context: str, continuation: str) -> list[float]:
     return [lps[len(a) - 1 + j, t].item() for j, t in enumerate(b)]
 
 
-def test_llm_likelihood_sum_mean_pmi_batched(smol: Any) -> None:
+def test_llm_likelihood_sum_mean_pmi_batched(smol: Any, resources: Any) -> None:
+    from rarx.llm.likelihood import raw_model
+
+    # the pipelines' shared (lock-wrapped) LLM gives its transformers model
+    assert raw_model(resources.llm("smollm2-135m")) is smol
     items = ITEMS[:2] + [McrItem("", "Two plus two is", ("four", "four"), 1)]
     batched = load_scorer("llm-likelihood", smol, batch_size=4)
     single = load_scorer("llm-likelihood", smol, batch_size=1)
