@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "dense_scale": ([], ["--sizes", "2000"]),
     "eval_agreement": ([], []),
     "mcr_rarb": ([], []),
+    "mcr_scorers": ([], ["--limit", "20", "--out", "work/mcr_scorers_quick.json"]),
     "baselines": ([], ["sciq"]),
     "cross_encoder_throughput": ([], ["--queries", "2", "--repeats", "2"]),
     "first_vs_listwise": ([], ["--queries", "3"]),

@@ -305,14 +305,37 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     "data_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="An MCR CSV, a folder of them (RAR-b's mcr/), or a prepared dataset folder.",
+    help="An MCR CSV, a folder of them (RAR-b's mcr/), a prepared dataset folder, or C-STS's "
+    "csts_validation.csv (read as csts-easy and csts-hard).",
 )
-@click.option("--model", default="minilm", show_default=True, help="Bi-encoder to score with.")
+@click.option(
+    "--scorer",
+    type=click.Choice(["bi-encoder", "cross-encoder", "llm-likelihood", "llm-choice"]),
+    default="bi-encoder",
+    show_default=True,
+    help="How options are scored (the first maximum wins).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Model name or path: bi-encoder minilm, LLM scorers smollm2-135m by default; "
+    "cross-encoder needs one.",
+)
+@click.option(
+    "--normalize",
+    type=click.Choice(["sum", "mean", "pmi"]),
+    default=None,
+    help="llm-likelihood: option log-probability summed, per token, or minus its "
+    "log-probability after 'Answer:' (default sum).",
+)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per batch.")
 @click.option("--instructions", is_flag=True, help="Score with instructions as well as without.")
 @click.option(
     "--per-question",
     is_flag=True,
-    help="Encode one question at a time, exactly as RAR-b's loop does (slower).",
+    default=None,
+    help="bi-encoder: encode one question at a time, exactly as RAR-b's loop does (slower).",
 )
 @click.option(
     "--results", type=click.Path(path_type=Path), default=None, help="Write a results JSON."
@@ -320,34 +343,39 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
 @json_option
 def mcr_cmd(
     data_path: Path,
-    model: str,
+    scorer: str,
+    model: str | None,
+    normalize: str | None,
+    device: str | None,
+    batch_size: int | None,
     instructions: bool,
-    per_question: bool,
+    per_question: bool | None,
     results: Path | None,
     as_json: bool,
 ) -> None:
-    """MCR accuracy per file, scored as RAR-b scores it (cosine, first maximum wins)."""
-    from rarx.eval.mcr import mcr_encoder, mcr_files, read_mcr_csv, run_mcr
+    """MCR accuracy per file (RAR-b's multiple-choice setting): each option of a question
+    is scored, and the question counts when its correct option scores highest."""
+    from rarx.eval.mcr_kinds import load_mcr
+    from rarx.eval.mcr_scorers import load_scorer, run_scorer
     from rarx.eval.results import envelope, write_results
     from rarx.io.table import table
 
-    files = mcr_files(data_path)
-    loaded = [(f, read_mcr_csv(f)) for f in files]  # every file is checked before encoding
+    sets = load_mcr(data_path)  # every file is checked before a model loads
     from rarx.eval.leakage import model_warnings
 
-    for f, items in loaded:
-        _warn(model_warnings([model], [f.name, f.parent.name], [it.query for it in items]))
-    encoder = mcr_encoder(model)
-    rows = [run_mcr(f, items, encoder, instructions, per_question) for f, items in loaded]
+    for s in sets:
+        names = [s.path.name, s.path.parent.name, s.kind.name if s.kind else ""]
+        _warn(model_warnings([model] if model else [], names, [it.query for it in s.items]))
+    scoring = load_scorer(scorer, model, normalize=normalize, device=device,
+                          batch_size=batch_size, per_question=per_question or None)  # fmt: skip
+    rows = [run_scorer(s.path, s.items, scoring, instructions,
+                       s.kind.name if s.kind else None) for s in sets]  # fmt: skip
+    settings = scoring.settings()
     out = envelope(
         "mcr",
-        model=model,
-        settings={
-            "max_seq_length": int(encoder.model.max_seq_length),
-            "similarity": "cosine",
-            "ties": "first option",
-            "per_question": per_question,
-        },
+        model=settings["model"],
+        scorer=scorer,
+        settings=settings,
         files=[r.as_dict() for r in rows],
     )
     if results is not None:
@@ -355,12 +383,14 @@ def mcr_cmd(
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    header = ["file", "questions", "acc w/o inst"] + (["acc w/ inst"] if instructions else [])
+    header = ["file", "kind", "questions", "acc w/o inst"] + (
+        ["acc w/ inst"] if instructions else []
+    )
     click.echo(
         table(
             header,
             [
-                [Path(r.file).name, r.questions, r.accuracy_without]
+                [Path(r.file).name, r.kind or "-", r.questions, r.accuracy_without]
                 + ([r.accuracy_with] if instructions else [])
                 for r in rows
             ],

@@ -114,15 +114,25 @@ def rarb_query(query: str, instruction: str | None) -> str:
     return (instruction + " " + query).strip()
 
 
-def predict(query_vecs: np.ndarray, option_vecs: Sequence[np.ndarray]) -> list[int]:
-    """First index of the highest cosine similarity for each question."""
+def first_max(scores: Sequence[float] | np.ndarray) -> int:
+    """The prediction from one question's option scores: the first index of the maximum,
+    so tied options go to the earlier one (every MCR scorer decides this way)."""
+    return int(np.argmax(np.asarray(scores)))  # argmax returns the first maximum
+
+
+def cosine_scores(query_vecs: np.ndarray, option_vecs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Cosine similarity of each question's vector to each of its options (float64)."""
     out = []
     for q, opts in zip(query_vecs, option_vecs, strict=True):
         q = q.astype(np.float64)
         o = opts.astype(np.float64)
-        sims = (o @ q) / (np.linalg.norm(o, axis=1) * np.linalg.norm(q))
-        out.append(int(np.argmax(sims)))  # argmax returns the first maximum
+        out.append((o @ q) / (np.linalg.norm(o, axis=1) * np.linalg.norm(q)))
     return out
+
+
+def predict(query_vecs: np.ndarray, option_vecs: Sequence[np.ndarray]) -> list[int]:
+    """First index of the highest cosine similarity for each question."""
+    return [first_max(s) for s in cosine_scores(query_vecs, option_vecs)]
 
 
 @dataclass
@@ -132,10 +142,12 @@ class McrResult:
     accuracy_without: float | None = None
     accuracy_with: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    kind: str | None = None  # RAR-b's file kind, when the file is one of its
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
+            "kind": self.kind,
             "questions": self.questions,
             "accuracy_without_instructions": self.accuracy_without,
             "accuracy_with_instructions": self.accuracy_with,
@@ -148,15 +160,16 @@ def rarb_max_seq_length(model: str) -> int | None:
     return None if "bge" in model else RARB_MAX_SEQ_LENGTH
 
 
-def score_mcr(
+def bi_encoder_scores(
     items: Sequence[McrItem],
     encoder: Any,
     with_instructions: bool,
     batch_size: int = 64,
     option_cache: dict[str, np.ndarray] | None = None,
     per_question: bool = False,
-) -> tuple[float, list[int]]:
-    """Accuracy of a bi-encoder (``encoder.encode(texts, batch_size=...) -> rows``).
+) -> list[np.ndarray]:
+    """Cosine similarity of each question to each of its options, for a bi-encoder
+    (``encoder.encode(texts, batch_size=...) -> rows``).
 
     By default each distinct text is encoded once, in large batches; options are the
     same with and without instructions, so pass one ``option_cache`` to both runs.
@@ -167,25 +180,45 @@ def score_mcr(
         raise RarxError("no MCR items to score")
     texts = [rarb_query(it.query, it.instruction if with_instructions else None) for it in items]
     if per_question:
-        preds = []
+        scores = []
         for text, it in zip(texts, items, strict=True):
             q = encoder.encode([text], batch_size=1)
             o = encoder.encode(list(it.options), batch_size=32)
-            preds.extend(predict(q, [o]))
-    else:
-        cache = option_cache if option_cache is not None else {}
-        todo = list(dict.fromkeys(o for it in items for o in it.options if o not in cache))
-        if todo:
-            for text, vec in zip(todo, encoder.encode(todo, batch_size=batch_size), strict=True):
-                cache[text] = vec
-        unique = list(dict.fromkeys(texts))
-        vecs = dict(zip(unique, encoder.encode(unique, batch_size=batch_size), strict=True))
-        preds = predict(
-            np.stack([vecs[t] for t in texts]),
-            [np.stack([cache[o] for o in it.options]) for it in items],
-        )
-    correct = sum(p == it.label for p, it in zip(preds, items, strict=True))
-    return correct / len(items), preds
+            scores.extend(cosine_scores(q, [o]))
+        return scores
+    cache = option_cache if option_cache is not None else {}
+    todo = list(dict.fromkeys(o for it in items for o in it.options if o not in cache))
+    if todo:
+        for text, vec in zip(todo, encoder.encode(todo, batch_size=batch_size), strict=True):
+            cache[text] = vec
+    unique = list(dict.fromkeys(texts))
+    vecs = dict(zip(unique, encoder.encode(unique, batch_size=batch_size), strict=True))
+    return cosine_scores(
+        np.stack([vecs[t] for t in texts]),
+        [np.stack([cache[o] for o in it.options]) for it in items],
+    )
+
+
+def accuracy(items: Sequence[McrItem], predictions: Sequence[int]) -> float:
+    """Correct predictions / questions."""
+    correct = sum(p == it.label for p, it in zip(predictions, items, strict=True))
+    return correct / len(items)
+
+
+def score_mcr(
+    items: Sequence[McrItem],
+    encoder: Any,
+    with_instructions: bool,
+    batch_size: int = 64,
+    option_cache: dict[str, np.ndarray] | None = None,
+    per_question: bool = False,
+) -> tuple[float, list[int]]:
+    """Accuracy and predictions of a bi-encoder (see :func:`bi_encoder_scores`)."""
+    scores = bi_encoder_scores(
+        items, encoder, with_instructions, batch_size, option_cache, per_question
+    )
+    preds = [first_max(s) for s in scores]
+    return accuracy(items, preds), preds
 
 
 def mcr_encoder(model: str, device: str | None = None) -> Any:
@@ -198,29 +231,3 @@ def mcr_encoder(model: str, device: str | None = None) -> Any:
             model=model, max_seq_length=rarb_max_seq_length(model), normalize=False, device=device
         )
     )
-
-
-def run_mcr(
-    path: str | Path,
-    items: Sequence[McrItem],
-    encoder: Any,
-    instructions: bool,
-    per_question: bool = False,
-) -> McrResult:
-    """Accuracy without (and optionally with) instructions for one file's items."""
-    import time
-
-    result = McrResult(str(path), len(items))
-    cache: dict[str, np.ndarray] = {}
-    t = time.perf_counter()
-    result.accuracy_without = score_mcr(
-        items, encoder, False, option_cache=cache, per_question=per_question
-    )[0]
-    result.seconds["without"] = time.perf_counter() - t
-    if instructions:
-        t = time.perf_counter()
-        result.accuracy_with = score_mcr(
-            items, encoder, True, option_cache=cache, per_question=per_question
-        )[0]
-        result.seconds["with"] = time.perf_counter() - t
-    return result

@@ -1,0 +1,21 @@
+"""Loading the LLM an MCR scorer reads, through rarx's LLM layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_LLM = "smollm2-135m"
+
+
+def scorer_llm(model: Any, device: str | None, batch_size: int | None) -> tuple[str, Any]:
+    """``(name, llm)``: ``model`` loaded with :func:`rarx.llm.load_llm` (``BACKEND:MODEL``
+    names work; CUDA is used when present unless ``device`` says otherwise), or an
+    already loaded LLM used as it is."""
+    if model is None:
+        model = DEFAULT_LLM
+    if not isinstance(model, str):
+        return str(getattr(model, "name", type(model).__name__)), model
+    from rarx.llm import load_llm
+
+    options = {k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v}
+    return model, load_llm(model, **options)

@@ -1,0 +1,98 @@
+"""``llm-choice``: FIRST's single-token idea applied to MCR. The options, labelled A, B,
+C, ..., go into one prompt (a user message, chat template applied when the model has
+one); each option's score is the log-probability of its label as the first token of the
+reply. One forward pass per question; any LLM backend that gives next-token
+log-probabilities works. At most 26 options per question."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rarx.errors import ConfigError
+from rarx.eval.datasets.base import McrItem
+from rarx.eval.mcr_scorers._llm import scorer_llm
+from rarx.llm.base import ChatPrompt
+
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class ChoicePrompt:
+    """``str.format`` templates; ``instruction`` opens the message when instructions are
+    used, ``option`` is repeated per option, ``prefix`` opens the reply."""
+
+    instruction: str = "{instruction}\n"
+    question: str = "Question: {query}\n"
+    option: str = "{label}. {text}\n"
+    footer: str = "Answer with the letter of the correct option."
+    prefix: str = ""
+    system: str = ""
+    labels: str = LABELS
+
+    def build(self, item: McrItem, with_instructions: bool) -> ChatPrompt:
+        head = ""
+        if with_instructions and item.instruction:
+            head = self.instruction.format(instruction=item.instruction)
+        body = "".join(self.option.format(label=lab, text=text)
+                       for lab, text in zip(self.labels, item.options, strict=False))  # fmt: skip
+        user = head + self.question.format(query=item.query) + body + self.footer
+        return ChatPrompt.user(user, system=self.system or None, prefix=self.prefix)
+
+
+class ChoiceScorer:
+    name: ClassVar[str] = "llm-choice"
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"device", "batch_size", "prompt"})
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        device: str | None = None,
+        batch_size: int | None = None,
+        prompt: ChoicePrompt | None = None,
+    ):
+        self.prompt = prompt or ChoicePrompt()
+        self.model_name, self.llm = scorer_llm(model, device, batch_size)
+
+    def scores(self, items: Sequence[McrItem], with_instructions: bool) -> list[np.ndarray]:
+        most = max(len(it.options) for it in items)
+        if most > len(self.prompt.labels):
+            over = sum(len(it.options) > len(self.prompt.labels) for it in items)
+            raise ConfigError(
+                f"llm-choice labels options {self.prompt.labels[0]}..{self.prompt.labels[-1]} "
+                f"({len(self.prompt.labels)} at most); {over} question(s) here have more "
+                f"(up to {most}): score them with llm-likelihood"
+            )
+        labels = list(self.prompt.labels[:most])
+        self.llm.check_single_tokens(labels)
+        prompts = [self.prompt.build(it, with_instructions) for it in items]
+        # Similar lengths share a batch (less padding); results go back in item order.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].messages[-1][1]))
+        rows = self.llm.next_token_logprobs([prompts[i] for i in order], labels)
+        by_item: list[dict[str, float]] = [{} for _ in items]
+        for i, row in zip(order, rows, strict=True):
+            by_item[i] = row
+        return [np.asarray([by_item[i].get(lab, -math.inf) for lab in labels[: len(it.options)]],
+                           dtype=np.float64) for i, it in enumerate(items)]  # fmt: skip
+
+    def settings(self) -> dict[str, Any]:
+        p = self.prompt
+        return {
+            "scorer": self.name,
+            "model": self.model_name,
+            "prompt": {
+                "instruction": p.instruction,
+                "question": p.question,
+                "option": p.option,
+                "footer": p.footer,
+                "prefix": p.prefix,
+                "system": p.system,
+            },
+            "labels": p.labels,
+            "ties": "first option",
+        }
