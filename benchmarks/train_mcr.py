@@ -18,6 +18,18 @@ system on the same ones). Systems:
   trains on those;
 - ``encoder``: ``rarx train encoder`` (MNRL, wrong options as hard negatives).
 
+The runs reported for issue 12 (2 CPU cores shared with other work; RAR-b's mcr/ files
+copied into benchmarks/work/rarb-mcr):
+
+    export RARX_DATA=/work/shared/data
+    nice -n 10 python benchmarks/train_mcr.py --files ARC-Challenge-test.csv \
+        --systems minilm,ce-listwise --minutes 15 --tag arc
+    nice -n 10 python benchmarks/train_mcr.py --limit 300 --systems minilm,ce-listwise \
+        --files physicaliqa-test.csv,socialiqa-test.csv,alphanli-test.csv,winogrande-test.csv \
+        --tag others-300
+    nice -n 10 python benchmarks/train_mcr.py --files ARC-Challenge-test.csv \
+        --systems minilm,ce-listwise,ce-distill --teacher-questions 40 --minutes 8 --tag distill
+
 Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
 missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
 """
