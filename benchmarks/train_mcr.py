@@ -13,9 +13,22 @@ system on the same ones). Systems:
 - ``minilm``: the untrained bi-encoder (RAR-b's scoring: cosine, first maximum);
 - ``ce-listwise``: ``rarx train cross-encoder --loss listwise`` from MiniLM;
 - ``ce-distill``: the same, distilling SmolLM2-135M's PMI option scores (log p(option |
-  question) - log p(option | "Answer:")), computed here on the first ``--teacher-questions``
-  training questions only and kept as a training file; the student trains on those;
+  question) - log p(option | "Answer:")), made by ``rarx train data teacher`` on the first
+  ``--teacher-questions`` training questions only and kept as a training file; the student
+  trains on those;
 - ``encoder``: ``rarx train encoder`` (MNRL, wrong options as hard negatives).
+
+The runs reported for issue 12 (2 CPU cores shared with other work; RAR-b's mcr/ files
+copied into benchmarks/work/rarb-mcr):
+
+    export RARX_DATA=/work/shared/data
+    nice -n 10 python benchmarks/train_mcr.py --files ARC-Challenge-test.csv \
+        --systems minilm,ce-listwise --minutes 15 --tag arc
+    nice -n 10 python benchmarks/train_mcr.py --limit 300 --systems minilm,ce-listwise \
+        --files physicaliqa-test.csv,socialiqa-test.csv,alphanli-test.csv,winogrande-test.csv \
+        --tag others-300
+    nice -n 10 python benchmarks/train_mcr.py --files ARC-Challenge-test.csv \
+        --systems minilm,ce-listwise,ce-distill --teacher-questions 40 --minutes 8 --tag distill
 
 Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
 missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
@@ -92,12 +105,6 @@ def score_file(system: str, file: Path, limit: int | None, scorer: Any) -> list[
     return correct
 
 
-def first_max_correct(items: list, scores: list) -> list[int]:
-    import numpy as np
-
-    return [int(int(np.argmax(s)) == it.label) for it, s in zip(items, scores, strict=True)]
-
-
 def bi_encoder_scorer(model: str) -> Any:
     from rarx.eval.mcr import mcr_encoder, score_mcr
 
@@ -111,18 +118,14 @@ def bi_encoder_scorer(model: str) -> Any:
 
 
 def cross_encoder_scorer(model: Path) -> Any:
-    from sentence_transformers.cross_encoder import CrossEncoder
+    """rarx's MCR cross-encoder scorer (RAR-b's: the query alone, 512 tokens)."""
+    from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer
 
-    ce = CrossEncoder(str(model), max_length=512)
+    scorer = load_scorer("cross-encoder", str(model))
 
     def score(items: list) -> list[int]:
-        pairs = [(it.query, o) for it in items for o in it.options]
-        flat = ce.predict(pairs, batch_size=32, show_progress_bar=False).tolist()
-        scores, i = [], 0
-        for it in items:
-            scores.append(flat[i : i + len(it.options)])
-            i += len(it.options)
-        return first_max_correct(items, scores)
+        preds = evaluate_mcr(scorer, items).predictions
+        return [int(p == it.label) for p, it in zip(preds, items, strict=True)]
 
     return score
 
@@ -130,64 +133,15 @@ def cross_encoder_scorer(model: Path) -> Any:
 # ---- teacher -------------------------------------------------------------------------
 
 
-def teacher_scores(data: Path, n: int) -> tuple[Path, Path]:
-    """SmolLM2-135M PMI scores of the first ``n`` training questions' options; a data
-    file with only those training questions (and the dev split) beside it."""
-    from rarx.train.mc_data import read_manifest, read_mc, split_items, write_mc
-
-    scores_file = HERE / f"teacher-smollm2-pmi-{n}.jsonl"
-    subset = HERE / f"reasoning-mc-teacher-{n}.jsonl"
-    train, dev = split_items(read_mc(data))
-    train = train[:n]
-    if not subset.is_file():
-        write_mc(subset, [*train, *dev], {**(read_manifest(data) or {}), "subset_of": str(data)})
-    if scores_file.is_file():
-        return subset, scores_file
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rarx.models.cache import causal_lm_dir
-    from rarx.models.registry import resolve_model
-
-    src = causal_lm_dir(resolve_model("smollm2-135m"))
-    tok = AutoTokenizer.from_pretrained(src)
-    lm = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
-
-    @torch.no_grad()
-    def logprob(prefix: str, options: list[str]) -> list[float]:
-        """Sum of log p(option tokens | prefix), one batch per question."""
-        pre = tok(prefix)["input_ids"]
-        seqs = [pre + tok(" " + o)["input_ids"] for o in options]
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), tok.pad_token_id or 0)
-        mask = torch.zeros_like(ids)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = torch.tensor(s)
-            mask[r, : len(s)] = 1
-        logp = torch.log_softmax(lm(input_ids=ids, attention_mask=mask).logits.float(), -1)
-        out = []
-        for r, s in enumerate(seqs):
-            pos = range(len(pre), len(s))
-            out.append(float(sum(logp[r, p - 1, s[p]] for p in pos)))
-        return out
-
-    t = time.perf_counter()
-    uncond: dict[str, float] = {}
-    rows = []
-    for k, it in enumerate(train):
-        cond = logprob(f"Question: {it.query}\nAnswer:", list(it.options))
-        todo = [o for o in it.options if o not in uncond]
-        if todo:
-            uncond.update(zip(todo, logprob("Answer:", todo), strict=True))
-        rows.append({"id": it.id, "scores": [c - uncond[o] for c, o in
-                                             zip(cond, it.options, strict=True)]})  # fmt: skip
-        if k % 50 == 0:
-            print(f"  teacher {k}/{len(train)} ({time.perf_counter() - t:.0f} s)", flush=True)
-    scores_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    acc = sum(int(max(range(len(r["scores"])), key=r["scores"].__getitem__) == it.label)
-              for r, it in zip(rows, train, strict=True)) / len(train)  # fmt: skip
-    print(f"  teacher accuracy on its {len(train)} training questions: {acc:.4f}", flush=True)
-    return subset, scores_file
+def teacher_scores(data: Path, n: int) -> Path:
+    """SmolLM2-135M PMI scores of the first ``n`` training questions' options (the
+    ``llm-likelihood`` scorer), kept as a training file."""
+    out = HERE / f"teacher-smollm2-pmi-{n}.jsonl"
+    if not out.is_file():
+        rarx("train", "data", "teacher", "--data", str(data), "--out", str(out),
+             "--scorer", "llm-likelihood", "--model", "smollm2-135m", "--normalize", "pmi",
+             "--limit", str(n), "--device", "cpu")  # fmt: skip
+    return out
 
 
 # ---- statistics ----------------------------------------------------------------------
@@ -242,8 +196,8 @@ def main() -> None:
                 if system == "ce-listwise":
                     rarx("train", "cross-encoder", "--data", str(data), "--out", str(out), *common)
                 elif system == "ce-distill":
-                    subset, teacher = teacher_scores(data, args.teacher_questions)
-                    rarx("train", "cross-encoder", "--data", str(subset), "--out", str(out),
+                    teacher = teacher_scores(data, args.teacher_questions)
+                    rarx("train", "cross-encoder", "--data", str(data), "--out", str(out),
                          "--teacher-scores", str(teacher), "--alpha", "0.5", "--epochs", "3",
                          *common)  # fmt: skip
                 elif system == "encoder":

@@ -8,7 +8,8 @@ Built on sentence-transformers' ``CrossEncoderTrainer``. Losses:
   (:class:`rarx.train.option_loss.OptionSoftmaxLoss`). With ``teacher_scores`` (one
   score per option from a stronger model, e.g. an LLM's log-likelihoods, computed on the
   training questions only) the target is ``(1 - alpha) * one-hot + alpha *
-  softmax(teacher / T)``: distillation by KL divergence over the options.
+  softmax(teacher / T)``: distillation by KL divergence over the options, on the
+  training questions the teacher scored (``rarx train data teacher`` makes the file).
 
 A bi-encoder base (e.g. ``minilm``) gets a fresh one-output classification head, seeded.
 The output directory is a CrossEncoder directory with a ``rarx_model.json`` card whose
@@ -98,7 +99,9 @@ def targets(
     return out
 
 
-def _dataset(items: Sequence[McExample], settings: CrossEncoderSettings) -> Any:
+def _dataset(
+    items: Sequence[McExample], settings: CrossEncoderSettings, teacher: dict | None
+) -> Any:
     """The training rows the chosen loss reads."""
     from datasets import Dataset
 
@@ -110,7 +113,6 @@ def _dataset(items: Sequence[McExample], settings: CrossEncoderSettings) -> Any:
                 rows["option"].append(o)
                 rows["label"].append(float(i == it.label))
         return Dataset.from_dict(rows)
-    teacher = read_teacher_scores(settings.teacher_scores) if settings.teacher_scores else None
     return Dataset.from_dict({
         "query": [it.query for it in items],
         "options": [list(it.options) for it in items],
@@ -162,6 +164,17 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
     dev = spread(dev, settings.dev_limit)
     if not train:
         raise InputError("the data has no training items (split 'train')", path)
+    teacher = None
+    if settings.teacher_scores is not None:
+        # The student learns from the questions the teacher scored (all, or a first part).
+        teacher = read_teacher_scores(settings.teacher_scores)
+        train = [it for it in train if it.id in teacher]
+        if not train:
+            raise InputError(
+                "no training item of the data has a teacher score; make the scores from "
+                "this data ('rarx train data teacher --data ...')",
+                settings.teacher_scores,
+            )
     seed_everything(opts.seed)  # before the model: the fresh head's weights are seeded
     device = resolve_device(opts.device)
     try:
@@ -169,7 +182,7 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
                              max_length=settings.max_length, device=device)  # fmt: skip
     except OSError as exc:
         raise hub_error(opts.base, exc) from exc
-    dataset = _dataset(train, settings)
+    dataset = _dataset(train, settings, teacher)
     args = training_arguments(opts, cls=CrossEncoderTrainingArguments,
                               logging_steps=settings.logging_steps)  # fmt: skip
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset,

@@ -8,6 +8,7 @@ from rarx.cli.main import LazyGroup
 
 DATA_COMMANDS: dict[str, tuple[str, str]] = {
     "mc": ("rarx.cli.train.data_mc:mc", "Multiple-choice reasoning pairs (not RAR-b test data)."),
+    "teacher": ("rarx.cli.train.data_teacher:teacher", "A teacher's option scores on MC data."),
     "ranking": ("rarx.cli.train.data_ranking:ranking", "Ranking windows with a teacher order."),
     "gate": ("rarx.cli.train.data_gate:gate", "Adapt-LLM <RET> instances (closed-book answers)."),
     "reader": ("rarx.cli.train.data_reader:reader", "Demonstration-augmented reader instances."),
