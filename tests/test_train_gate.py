@@ -195,19 +195,17 @@ def gate_dir(root: Path) -> Path:
     return root
 
 
-def mean_loss(model_dir: Path, rows: list[dict[str, Any]]) -> float:
+def loss_of(model_dir: Path, rows: list[dict[str, Any]]) -> float:
     """The answer-only loss of a saved model on ``rows`` (with <RET> in its vocabulary)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rarx.train.gate import add_ret_token, collator, encode
+    from rarx.train.gate import add_ret_token, collator, encode, mean_loss
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     add_ret_token(tokenizer, model)
-    batch = collator(tokenizer.pad_token_id)([encode(tokenizer, r, 128) for r in rows])
-    with torch.no_grad():
-        return float(model(**batch).loss)
+    encoded = [encode(tokenizer, r, 128) for r in rows]
+    return mean_loss(model, encoded, collator(tokenizer.pad_token_id))
 
 
 @pytest.mark.slow
@@ -234,13 +232,16 @@ def test_train_gate_learns_ret_as_one_token(
                                       "--batch-size", "8", "--quiet"])  # fmt: skip
     assert result.exit_code == 0, result.output
 
-    rows = read_instances(data / "train.jsonl")
-    assert mean_loss(out, rows) < 0.5 * mean_loss(base, rows)
+    card = ModelCard.read(out)
+    assert card is not None
+    rows = read_instances(data / "train.jsonl")  # the dev rows are the same 8
+    trained_loss = loss_of(out, rows)
+    assert trained_loss < 0.5 * loss_of(base, rows)
+    assert card.metrics["dev_loss"] == pytest.approx(trained_loss, rel=1e-4)
     tokenizer = AutoTokenizer.from_pretrained(out)  # saved and loaded back
     (ret_id,) = tokenizer.encode(RET, add_special_tokens=False)
     assert tokenizer.convert_ids_to_tokens(ret_id) == RET and RET in tokenizer.all_special_tokens
-    card = ModelCard.read(out)
-    assert card is not None and card.objective == "gate" and card.steps == 60
+    assert card.objective == "gate" and card.steps == 60
     assert card.options["ret_token_id"] == ret_id and card.data[0].rows == 8
     assert card.overlap == {"tiny-eval": 0.5}  # one of its two questions is trained on
     assert card.metrics["dev_auc_p_ret"] == 1.0  # P(<RET>) separates the two kinds

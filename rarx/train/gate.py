@@ -128,6 +128,23 @@ def collator(pad_id: int):  # noqa: ANN201 - a callable the Trainer batches with
     return collate
 
 
+def mean_loss(model: Any, rows: Sequence[dict[str, list[int]]], collate: Any,
+              batch_size: int = 8) -> float:  # fmt: skip
+    """The answer-only loss over ``rows``, averaged over target tokens."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            batch = collate(rows[i : i + batch_size])
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())  # positions the loss reads
+            total += float(model(**batch).loss) * n
+            count += n
+    return total / max(count, 1)
+
+
 # -- model ------------------------------------------------------------------------------
 
 
@@ -206,16 +223,15 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     trainer = Trainer(model=trained, args=args, train_dataset=train_set,
                       data_collator=collator(pad_id), processing_class=tokenizer)  # fmt: skip
     result = fit(trainer, opts)
-    metrics: dict[str, float] = {}
-    if dev_rows:
-        dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
-        ev = trainer.evaluate(eval_dataset=dev_set)
-        metrics["dev_loss"] = round(float(ev["eval_loss"]), 4)
+    opts.out.mkdir(parents=True, exist_ok=True)
     final = trained.merge_and_unload() if opts.lora else trained
     final.config.use_cache = True
-    opts.out.mkdir(parents=True, exist_ok=True)
     final.save_pretrained(opts.out)
     tokenizer.save_pretrained(opts.out)
+    metrics: dict[str, float] = {}
+    if dev_rows:  # after saving: an interrupted evaluation keeps the trained model
+        dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
+        metrics["dev_loss"] = round(mean_loss(final, dev_set, collator(pad_id)), 4)
     if settings.dev_eval and (data / QUESTIONS_FILE).is_file():
         metrics.update(dev_gate_metrics(opts.out, data / QUESTIONS_FILE, opts.device))
     refs = [DataRef.of(data / "train.jsonl", len(train_rows))]
