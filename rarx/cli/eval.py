@@ -171,6 +171,7 @@ def retrieval_cmd(
     if run_dir is not None:
         for i, s in enumerate(result.systems):
             write_run(run_dir / f"{i:02d}.trec", s.run.rankings, tag=f"s{i}")
+    _warn(_leaks([*models, *_pipeline_models(pipelines)], result.data, dataset))
     out = result.as_dict()
     if results is not None:
         write_results(results, out)
@@ -178,6 +179,22 @@ def retrieval_cmd(
         click.echo(json.dumps(out, indent=2, default=str))
         return
     _print_systems(result.systems, result.queries, str(result.data.path))
+
+
+def _pipeline_models(paths: tuple[Path, ...]) -> list[str]:
+    from rarx.eval.leakage import spec_models
+    from rarx.pipeline.spec import load_spec
+
+    return [m for p in paths for m in spec_models(load_spec(p))]
+
+
+def _leaks(models: list[str], data, dataset: str) -> list[str]:  # noqa: ANN001 - BeirDataset
+    """Warnings for trained models (with a card) whose training data overlaps the set."""
+    from rarx.eval.datasets import read_manifest
+    from rarx.eval.leakage import model_warnings
+
+    names = [dataset, Path(data.path).name, (read_manifest(data.path) or {}).get("name", "")]
+    return model_warnings(models, names, [q.text for q in data.queries])
 
 
 def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: ANN001
@@ -243,6 +260,9 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     for q in queries:
         gold_answers(q, str(data.path))
     overlaps = check_memory_overlap(spec, queries, allow=allow_memory_overlap)
+    from rarx.eval.leakage import spec_models
+
+    _warn(_leaks(spec_models(spec), data, dataset))
     _warn([f"{o}; their answers come from memory: an upper bound, not an evaluation"
            for o in overlaps])  # fmt: skip
     pipe = Pipeline.from_spec(spec, strict=strict)
@@ -313,6 +333,10 @@ def mcr_cmd(
 
     files = mcr_files(data_path)
     loaded = [(f, read_mcr_csv(f)) for f in files]  # every file is checked before encoding
+    from rarx.eval.leakage import model_warnings
+
+    for f, items in loaded:
+        _warn(model_warnings([model], [f.name, f.parent.name], [it.query for it in items]))
     encoder = mcr_encoder(model)
     rows = [run_mcr(f, items, encoder, instructions, per_question) for f, items in loaded]
     out = envelope(

