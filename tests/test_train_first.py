@@ -120,7 +120,23 @@ def test_evaluation_sets_are_refused_as_training_data(tmp_path: Path):
         build_ranking_data("piqa", tmp_path / "w.jsonl")
 
 
-def test_data_ranking_cli_builds_windows_from_an_index(tmp_path: Path, tiny_bm25: Any):
+@pytest.fixture
+def toy_eval_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leakage check against one toy evaluation set (not every packaged one), which
+    holds one question of the tests' data among three."""
+    from rarx.eval import leakage
+
+    keys = tuple(
+        leakage.question_key(q)
+        for q in ("magma lava water cells?", "question 0 about Photosynthesis", "unseen")
+    )
+    toy = [leakage.EvalSet("toy-eval", keys)]
+    monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: toy)
+
+
+def test_data_ranking_cli_builds_windows_from_an_index(
+    tmp_path: Path, tiny_bm25: Any, toy_eval_sets: None
+):
     from click.testing import CliRunner
 
     from rarx.cli.main import cli
@@ -165,6 +181,11 @@ def test_data_ranking_cli_builds_windows_from_an_index(tmp_path: Path, tiny_bm25
     assert windows["q1"].docids[windows["q1"].order[0]] == "d4"
     assert windows["q2"].docids[windows["q2"].order[0]] == "d6"
     assert all(len(w.docids) == 4 for w in windows.values())
+    # The overlap with evaluation sets is measured and kept beside the file.
+    assert "toy-eval 33.3%" in res.output
+    manifest = json.loads((tmp_path / "windows.manifest.json").read_text())
+    assert manifest["overlap"] == {"toy-eval": pytest.approx(1 / 3, abs=1e-6)}
+    assert manifest["teacher"] == "qrels" and manifest["counts"]["windows"] == 2
 
 
 # -- a tiny causal LM ---------------------------------------------------------------
@@ -287,7 +308,7 @@ def test_training_prompt_is_the_first_rerankers_prompt(tiny_lm: Path, one_thread
 
 
 def test_train_first_learns_writes_a_card_and_loads_as_a_first_reranker(
-    tiny_lm: Path, tmp_path: Path, one_thread: None
+    tiny_lm: Path, tmp_path: Path, one_thread: None, toy_eval_sets: None
 ):
     from click.testing import CliRunner
 
@@ -330,6 +351,7 @@ def test_train_first_learns_writes_a_card_and_loads_as_a_first_reranker(
     assert card is not None and card.objective == "first" and card.steps == 25
     assert card.base == str(tiny_lm) and card.data[0].rows == 10
     assert card.data[0].checksum.startswith("sha256:")
+    assert card.overlap == {"toy-eval": pytest.approx(1 / 3, abs=1e-6)}  # measured: no manifest
     losses = card.options["loss_history"]
     assert len(losses) == 25 and sum(losses[-5:]) < 0.75 * sum(losses[:5])
     assert card.options["train_windows"] == 8 and card.options["dev"] == 2
@@ -352,8 +374,11 @@ def test_train_first_learns_writes_a_card_and_loads_as_a_first_reranker(
 
 
 def test_train_first_stops_at_max_minutes_and_resume_continues(
-    tiny_lm: Path, tmp_path: Path, one_thread: None
+    tiny_lm: Path, tmp_path: Path, one_thread: None, toy_eval_sets: None
 ):
+    """Also: --train-layers 1 leaves the lower layer as it was."""
+    from safetensors.torch import load_file
+
     from rarx.train.common import TrainOptions, last_checkpoint
     from rarx.train.first import train_first
 
@@ -373,7 +398,7 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
             **kw,
         )
 
-    first = train_first(opts(max_minutes=1e-6), passage_tokens=12, dev=0)
+    first = train_first(opts(max_minutes=1e-6), passage_tokens=12, dev=0, train_layers=1)
     assert first.stopped_early and first.steps == 1
     checkpoint = last_checkpoint(tmp_path / "m")
     assert checkpoint is not None and checkpoint.endswith("checkpoint-1")
@@ -383,7 +408,13 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     state["log_history"][0]["loss"] = 123.0
     state_file.write_text(json.dumps(state))
 
-    resumed = train_first(opts(resume=True), passage_tokens=12, dev=0)
+    resumed = train_first(opts(resume=True), passage_tokens=12, dev=0, train_layers=1)
     assert resumed.steps == 6 and not resumed.stopped_early
     assert resumed.options["loss_history"][0] == 123.0
     assert len(resumed.options["loss_history"]) == 6
+
+    base = load_file(tiny_lm / "model.safetensors")
+    trained = load_file(tmp_path / "m" / "model.safetensors")
+    for name, tensor in base.items():
+        changed = not bool((trained[name] == tensor).all())
+        assert changed == name.startswith(("model.layers.1.", "model.norm.")), name

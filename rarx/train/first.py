@@ -31,7 +31,8 @@ from rarx.train.ranking_data import RankingWindow
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # target of a position that carries no loss
-DEFAULTS = {"lm_weight": 1.0, "rank_weight": 10.0, "passage_tokens": 300, "dev": 32, "lora_r": 16}
+DEFAULTS = {"lm_weight": 1.0, "rank_weight": 10.0, "passage_tokens": 300, "dev": 32,
+            "lora_r": 16, "train_layers": 0}  # fmt: skip
 
 
 # -- the loss -------------------------------------------------------------------------
@@ -327,17 +328,21 @@ def train_first(
     rank_weight: float = DEFAULTS["rank_weight"],
     dev: int = DEFAULTS["dev"],
     lora_r: int = DEFAULTS["lora_r"],
+    train_layers: int = DEFAULTS["train_layers"],
     template: ListwiseTemplate = LISTWISE,
 ) -> Any:
     """Train ``opts.base`` on ranking windows; write the model, its tokenizer and its
     card to ``opts.out``; return the card. ``dev`` windows (a seeded sample, at most a
-    fifth) are held out and scored before and after training."""
+    fifth) are held out and scored before and after training. ``train_layers`` > 0
+    trains only the top that many decoder layers (with ``opts.lora``: puts adapters
+    only there): the layers below run without gradients, so a step costs little more
+    than a forward pass, which is what makes CPU training of a 135M model practical."""
     from functools import partial
 
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.models.card import DataRef
     from rarx.train.common import fit, seed_everything, training_arguments, write_card
-    from rarx.train.ranking_data import read_windows
+    from rarx.train.ranking_data import data_overlap, read_windows
 
     if lm_weight < 0 or rank_weight < 0 or lm_weight + rank_weight == 0:
         raise ConfigError(
@@ -373,7 +378,7 @@ def train_first(
         opts,
         remove_unused_columns=False,
         label_names=["targets"],
-        logging_steps=1 if 0 < opts.max_steps <= 50 else 10,
+        logging_steps=1 if 0 < opts.max_steps <= 50 else 5,
         bf16=_bf16(opts.device),
     )
     device = args.device
@@ -382,19 +387,7 @@ def train_first(
     if dev_rows:
         base = dev_metrics(model.to(device), dev_rows, id_tokens, pad_id, device)
         metrics.update({f"base_{k}": v for k, v in base.items() if k != "dev_windows"})
-    if opts.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=lora_r,
-                lora_alpha=2 * lora_r,
-                lora_dropout=0.05,
-                target_modules="all-linear",
-                task_type="CAUSAL_LM",
-            ),
-        )
+    model = _trainable(model, opts.lora, lora_r, train_layers)
     trainer = _trainer_class()(
         model=model,
         args=args,
@@ -416,16 +409,49 @@ def train_first(
         [DataRef.of(data_path, len(windows))],
         result,
         metrics,
-        overlap=None,
+        overlap=data_overlap(data_path, windows),
         passage_tokens=passage_tokens,
         lm_weight=lm_weight,
         rank_weight=rank_weight,
         dev=len(dev_rows),
         train_windows=len(train_rows),
         lora_r=lora_r if opts.lora else None,
+        train_layers=train_layers,
         template="listwise",
         loss_history=result.loss_history,
     )
+
+
+def _trainable(model: Any, lora: bool, lora_r: int, train_layers: int) -> Any:
+    """The model as it trains: all weights, LoRA adapters (peft) on every linear layer,
+    or either restricted to the top ``train_layers`` decoder layers."""
+    top = None
+    if train_layers:
+        layers = getattr(getattr(model, "model", None), "layers", None)
+        if layers is None:
+            raise ConfigError(
+                f"--train-layers needs a decoder whose layers are model.model.layers "
+                f"(Llama, Qwen, Mistral, ...); {type(model).__name__} has none: drop the flag"
+            )
+        if train_layers > len(layers):
+            raise ConfigError(f"--train-layers {train_layers}: the model has {len(layers)}")
+        top = list(range(len(layers) - train_layers, len(layers)))
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, target_modules="all-linear",
+            task_type="CAUSAL_LM", layers_to_transform=top,
+            layers_pattern="layers" if top else None,
+        )  # fmt: skip
+        return get_peft_model(model, config)
+    if top is not None:
+        model.requires_grad_(False)
+        for i in top:
+            model.model.layers[i].requires_grad_(True)
+        if getattr(model.model, "norm", None) is not None:
+            model.model.norm.requires_grad_(True)
+    return model
 
 
 def _bf16(device: str) -> bool:

@@ -130,6 +130,7 @@ class BuildStats:
     inserted_relevant: int = 0  # ... and one was put in place of the last candidate
     shuffled: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
+    overlap: dict[str, float] = field(default_factory=dict)  # evaluation set -> share
 
 
 def make_windows(
@@ -282,7 +283,55 @@ def build_ranking_data(
         raise ConfigError(f"no window has two candidates: {dataset} gave nothing to train on")
     write_windows(out, windows)
     stats.notes = {"first_stage": run.name, **run.settings}
-    log.info(
-        "%d ranking windows from %d queries of %s -> %s", stats.windows, stats.queries, dataset, out
-    )
+    stats.overlap = windows_overlap(windows)
+    write_manifest(out, {
+        "name": "ranking", "dataset": name, "path": str(data.path), "split": split,
+        "teacher": "run" if teacher_run is not None else "qrels",
+        "teacher_run": str(teacher_run) if teacher_run is not None else None,
+        "index": str(index) if index is not None else None, "window": window,
+        "limit": limit, "shuffle": shuffle, "insert_relevant": insert_relevant, "seed": seed,
+        "counts": {k: v for k, v in asdict(stats).items() if isinstance(v, int)},
+        "first_stage": stats.notes, "overlap": stats.overlap,
+    })  # fmt: skip
+    log.info("%d ranking windows from %d queries of %s -> %s", stats.windows, stats.queries,
+             dataset, out)  # fmt: skip
     return stats
+
+
+def windows_overlap(windows: Sequence[RankingWindow]) -> dict[str, float]:
+    """Share of each evaluation set rarx knows whose questions are among the windows'
+    queries (:func:`rarx.eval.leakage.overlap_report`)."""
+    from rarx.eval.leakage import overlap_report
+
+    return overlap_report(w.query for w in windows)
+
+
+def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
+    """``windows.jsonl`` -> ``windows.manifest.json`` beside it, with the file's checksum,
+    as the other training data builders write theirs."""
+    import json
+    from datetime import UTC, datetime
+
+    from rarx.io.atomic import atomic_write
+    from rarx.io.hashing import file_checksum
+    from rarx.train.mc_data import manifest_path
+
+    target = manifest_path(path)
+    built = datetime.now(UTC).replace(microsecond=0).isoformat()
+    with atomic_write(target) as f:
+        json.dump({**manifest, "built_at": built, "file_sha256": file_checksum(path)}, f,
+                  indent=2, ensure_ascii=False)  # fmt: skip
+        f.write("\n")
+    return target
+
+
+def data_overlap(path: str | Path, windows: Sequence[RankingWindow]) -> dict[str, float]:
+    """The overlap recorded in the file's manifest when it describes this very file,
+    else measured now."""
+    from rarx.io.hashing import file_checksum
+    from rarx.train.mc_data import read_manifest
+
+    manifest = read_manifest(path) or {}
+    if "overlap" in manifest and manifest.get("file_sha256") == file_checksum(path):
+        return dict(manifest["overlap"])
+    return windows_overlap(windows)

@@ -109,3 +109,7 @@ def ranking(
         f"wrote {stats.windows} windows ({teacher} order, {stats.shuffled} shuffled) "
         f"from {stats.queries} queries to {out}{extra}"
     )
+    seen = {k: v for k, v in stats.overlap.items() if v > 0}
+    if seen:
+        shares = ", ".join(f"{k} {v:.1%}" for k, v in sorted(seen.items()))
+        click.echo(f"overlap with evaluation sets (share of their questions): {shares}")

@@ -7,9 +7,7 @@ from typing import Any
 import click
 
 from rarx.cli.train.options import options_from, train_options
-
-# Kept here (not imported from rarx.train.first) so `--help` loads nothing heavy.
-_DEFAULTS = {"lm_weight": 1.0, "rank_weight": 10.0, "passage_tokens": 300, "dev": 32, "lora_r": 16}
+from rarx.train.first import DEFAULTS as _DEFAULTS  # a light module: no torch at import
 
 
 @click.command()
@@ -48,6 +46,13 @@ _DEFAULTS = {"lm_weight": 1.0, "rank_weight": 10.0, "passage_tokens": 300, "dev"
     default=_DEFAULTS["lora_r"],
     show_default=True,
     help="LoRA rank (with --lora).",
+)
+@click.option(
+    "--train-layers",
+    type=click.IntRange(min=0),
+    default=_DEFAULTS["train_layers"],
+    show_default=True,
+    help="Train only the top N decoder layers (0: all); much cheaper per step on a CPU.",
 )
 def first(**kwargs: Any) -> None:
     """Train an LLM as a FIRST reranker on ranking windows.
