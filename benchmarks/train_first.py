@@ -87,8 +87,10 @@ def rerank_all(reranker: Any, queries: list[Query], rankings: list[Ranking], lab
         out.append(reranker.rerank([q], [r])[0])
         seconds.append(time.perf_counter() - t)
         if (i + 1) % 10 == 0:
-            print(f"  {label}: {i + 1}/{len(queries)} ({statistics.median(seconds):.1f}s/query)",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {label}: {i + 1}/{len(queries)} ({statistics.median(seconds):.1f}s/query)",
+                flush=True,
+            )
     return out, seconds
 
 
@@ -99,8 +101,14 @@ def compare(base: dict[str, float], other: dict[str, float]) -> dict[str, Any]:
     diffs = [other[q] - base[q] for q in qids]
     p, n = paired_t_test(base, other)
     m, lo, hi = mean_ci(diffs)
-    return {"n": n, "mean_diff": m, "ci95": [lo, hi], "p": p,
-            "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}  # fmt: skip
+    return {
+        "n": n,
+        "mean_diff": m,
+        "ci95": [lo, hi],
+        "p": p,
+        "wins": sum(d > 0 for d in diffs),
+        "losses": sum(d < 0 for d in diffs),
+    }
 
 
 def speed(llm: Any, queries: list[Query], rankings: list[Ranking], k: int, tokens: int) -> dict:
@@ -120,10 +128,13 @@ def speed(llm: Any, queries: list[Query], rankings: list[Ranking], k: int, token
             res = rr.rerank_detailed([q], [r])[0]
             (tf if name == "f" else tl).append(time.perf_counter() - t)
             failed += name == "l" and any(e == "window_failed" for e, _ in res.events)
-    return {"queries": len(tf), "median_first_s": statistics.median(tf),
-            "median_listwise_s": statistics.median(tl),
-            "listwise_over_first": statistics.median(tl) / statistics.median(tf),
-            "listwise_failed_windows": failed}  # fmt: skip
+    return {
+        "queries": len(tf),
+        "median_first_s": statistics.median(tf),
+        "median_listwise_s": statistics.median(tl),
+        "listwise_over_first": statistics.median(tl) / statistics.median(tf),
+        "listwise_failed_windows": failed,
+    }
 
 
 def main() -> None:
@@ -133,10 +144,11 @@ def main() -> None:
     ap.add_argument("--eval-queries", type=int, default=50)
     ap.add_argument("--train-queries", type=int, default=None, help="default: all of SciQ")
     ap.add_argument("--k", type=int, default=10, help="candidates per query = FIRST window")
-    ap.add_argument("--passage-tokens", type=int, default=64)
+    ap.add_argument("--passage-tokens", type=int, default=48)
     ap.add_argument("--max-minutes", type=float, default=20.0)
     ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--train-layers", type=int, default=4, help="0: all (slow on a CPU)")
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--full", action="store_true", help="all weights instead of LoRA")
     ap.add_argument("--seed", type=int, default=42)
@@ -159,9 +171,22 @@ def main() -> None:
     windows = WORK / "first" / f"{TRAIN_SET}-k{args.k}.jsonl"
     t0 = time.perf_counter()
     if not (args.reuse_model and ModelCard.read(args.out)):
-        build = ["train", "data", "ranking", "--dataset", str(WORK / "data" / TRAIN_SET),
-                 "--out", str(windows), "--window", str(args.k), "--seed", str(args.seed),
-                 "--work-dir", str(WORK / "indexes"), "-q"]  # fmt: skip
+        build = [
+            "train",
+            "data",
+            "ranking",
+            "--dataset",
+            str(WORK / "data" / TRAIN_SET),
+            "--out",
+            str(windows),
+            "--window",
+            str(args.k),
+            "--seed",
+            str(args.seed),
+            "--work-dir",
+            str(WORK / "indexes"),
+            "-q",
+        ]
         if not (WORK / "data" / TRAIN_SET / "corpus.jsonl").is_file():
             from rarx.eval.datasets import prepare_dataset
 
@@ -169,12 +194,36 @@ def main() -> None:
         if args.train_queries:
             build += ["--queries", str(args.train_queries)]
         rarx_cli(*build)
-        train = ["train", "first", "--data", str(windows), "--base", args.base,
-                 "--out", str(args.out), "--max-minutes", str(args.max_minutes),
-                 "--epochs", str(args.epochs), "--lr", str(args.lr),
-                 "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-                 "--passage-tokens", str(args.passage_tokens), "--device", args.device,
-                 "--dev", "0", "--save-steps", "50"]  # fmt: skip
+        train = [
+            "train",
+            "first",
+            "--data",
+            str(windows),
+            "--base",
+            args.base,
+            "--out",
+            str(args.out),
+            "--max-minutes",
+            str(args.max_minutes),
+            "--epochs",
+            str(args.epochs),
+            "--lr",
+            str(args.lr),
+            "--batch-size",
+            str(args.batch_size),
+            "--seed",
+            str(args.seed),
+            "--passage-tokens",
+            str(args.passage_tokens),
+            "--device",
+            args.device,
+            "--dev",
+            "0",
+            "--save-steps",
+            "50",
+            "--train-layers",
+            str(args.train_layers),
+        ]
         rarx_cli(*train, *([] if args.full else ["--lora"]))
     card = ModelCard.read(args.out)
     assert card is not None
@@ -191,39 +240,71 @@ def main() -> None:
         per: dict[str, dict[str, float]] = {"bm25": ndcg_per_query(rankings, qrels)}
         secs: dict[str, float] = {}
         for label, llm in llms.items():
-            rr = FirstReranker(llm, k=args.k, window=args.k, stride=args.k // 2,
-                               passage_tokens=args.passage_tokens)  # fmt: skip
+            rr = FirstReranker(
+                llm, k=args.k, window=args.k, stride=args.k // 2, passage_tokens=args.passage_tokens
+            )
             out, seconds = rerank_all(rr, queries, rankings, f"{name} FIRST {label}")
             per[f"first_{label}"] = ndcg_per_query(out, qrels)
             secs[f"first_{label}"] = statistics.median(seconds)
-        summary = {sys_: dict(zip(("mean", "ci_lo", "ci_hi"), mean_ci(list(v.values()))))
-                   for sys_, v in per.items()}  # fmt: skip
+        summary = {
+            sys_: dict(zip(("mean", "ci_lo", "ci_hi"), mean_ci(list(v.values())), strict=True))
+            for sys_, v in per.items()
+        }
         tests = {
             "trained_vs_bm25": compare(per["bm25"], per["first_trained"]),
             "trained_vs_untrained": compare(per["first_untrained"], per["first_trained"]),
             "untrained_vs_bm25": compare(per["bm25"], per["first_untrained"]),
         }
-        results[name] = {"queries": len(queries), "ndcg@10": summary, "tests": tests,
-                         "median_rerank_s": secs, "per_query": per}  # fmt: skip
+        results[name] = {
+            "queries": len(queries),
+            "ndcg@10": summary,
+            "tests": tests,
+            "median_rerank_s": secs,
+            "per_query": per,
+        }
         for sys_, s in summary.items():
-            rows.append([name, sys_, len(queries), f"{s['mean']:.4f}",
-                         f"[{s['ci_lo']:.3f}, {s['ci_hi']:.3f}]"])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    sys_,
+                    len(queries),
+                    f"{s['mean']:.4f}",
+                    f"[{s['ci_lo']:.3f}, {s['ci_hi']:.3f}]",
+                ]
+            )
         for t_name, t in tests.items():
             p = "n/a" if t["p"] is None else f"{t['p']:.3g}"
-            rows.append([name, t_name, t["n"], f"{t['mean_diff']:+.4f}",
-                         f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] p={p} "
-                         f"W/L {t['wins']}/{t['losses']}"])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    t_name,
+                    t["n"],
+                    f"{t['mean_diff']:+.4f}",
+                    f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] p={p} "
+                    f"W/L {t['wins']}/{t['losses']}",
+                ]
+            )
     # Held-out mean over the sets, paired over all their queries.
-    pooled = {sys_: {f"{s}:{q}": v for s in results for q, v in results[s]["per_query"][sys_].items()}
-              for sys_ in ("bm25", "first_untrained", "first_trained")}  # fmt: skip
+    systems = ("bm25", "first_untrained", "first_trained")
+    pooled = {
+        x: {f"{s}:{q}": v for s in results for q, v in results[s]["per_query"][x].items()}
+        for x in systems
+    }
     pooled_tests = {
         "trained_vs_bm25": compare(pooled["bm25"], pooled["first_trained"]),
         "trained_vs_untrained": compare(pooled["first_untrained"], pooled["first_trained"]),
     }
     for t_name, t in pooled_tests.items():
         p = "n/a" if t["p"] is None else f"{t['p']:.3g}"
-        rows.append(["all", t_name, t["n"], f"{t['mean_diff']:+.4f}",
-                     f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] p={p}"])  # fmt: skip
+        rows.append(
+            [
+                "all",
+                t_name,
+                t["n"],
+                f"{t['mean_diff']:+.4f}",
+                f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] p={p}",
+            ]
+        )
 
     first_name = args.eval_sets.split(",")[0]
     q_s, r_s, _ = first_stage(first_name, args.speed_queries, args.k, args.seed + 1)
@@ -231,27 +312,48 @@ def main() -> None:
 
     print()
     print(table(["set", "system / test", "n", "nDCG@10 / diff", "95% CI"], rows))
-    print(f"\nspeed (trained model, {first_name}, {spd['queries']} queries): FIRST "
-          f"{spd['median_first_s']:.2f}s, listwise {spd['median_listwise_s']:.2f}s, "
-          f"ratio {spd['listwise_over_first']:.2f}")  # fmt: skip
-    write_result(args.name, {
-        "setup": {
-            "base": args.base, "train_set": TRAIN_SET, "eval_sets": args.eval_sets.split(","),
-            "eval_queries": args.eval_queries, "k": args.k, "window": args.k,
-            "passage_tokens": args.passage_tokens, "device": args.device,
-            "threads": args.threads, "lora": not args.full, "lr": args.lr,
-            "batch_size": args.batch_size, "max_minutes": args.max_minutes,
-            "seed": args.seed, "significance": "paired t-test (rarx.eval.significance)",
-            "note": "CPU shared with other work: timings are noisy",
+    print(
+        f"\nspeed (trained model, {first_name}, {spd['queries']} queries): FIRST "
+        f"{spd['median_first_s']:.2f}s, listwise {spd['median_listwise_s']:.2f}s, "
+        f"ratio {spd['listwise_over_first']:.2f}"
+    )
+    write_result(
+        args.name,
+        {
+            "setup": {
+                "base": args.base,
+                "train_set": TRAIN_SET,
+                "eval_sets": args.eval_sets.split(","),
+                "eval_queries": args.eval_queries,
+                "k": args.k,
+                "window": args.k,
+                "passage_tokens": args.passage_tokens,
+                "device": args.device,
+                "threads": args.threads,
+                "lora": not args.full,
+                "lr": args.lr,
+                "train_layers": args.train_layers,
+                "batch_size": args.batch_size,
+                "max_minutes": args.max_minutes,
+                "seed": args.seed,
+                "significance": "paired t-test (rarx.eval.significance)",
+                "note": "CPU shared with other work: timings are noisy",
+            },
+            "training": {
+                "steps": card.steps,
+                "epochs": card.epochs,
+                "seconds": card.seconds,
+                "stopped_early": card.stopped_early,
+                "windows": card.data[0].rows,
+                "loss_history": card.options.get("loss_history"),
+                "overlap": card.overlap,
+                "wall_seconds": train_seconds,
+            },
+            "results": results,
+            "pooled": pooled_tests,
+            "speed": spd,
         },
-        "training": {"steps": card.steps, "epochs": card.epochs, "seconds": card.seconds,
-                     "stopped_early": card.stopped_early, "windows": card.data[0].rows,
-                     "loss_history": card.options.get("loss_history"),
-                     "overlap": card.overlap, "wall_seconds": train_seconds},
-        "results": results,
-        "pooled": pooled_tests,
-        "speed": spd,
-    })  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

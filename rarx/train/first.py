@@ -439,8 +439,16 @@ def _trainable(model: Any, lora: bool, lora_r: int, train_layers: int) -> Any:
     if lora:
         from peft import LoraConfig, get_peft_model
 
+        targets: Any = "all-linear"
+        if top is not None:  # peft wants module names when it is given layers
+            import torch
+
+            linear = model.model.layers.named_modules()
+            targets = sorted(
+                {n.rsplit(".", 1)[-1] for n, m in linear if isinstance(m, torch.nn.Linear)}
+            )
         config = LoraConfig(
-            r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, target_modules="all-linear",
+            r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, target_modules=targets,
             task_type="CAUSAL_LM", layers_to_transform=top,
             layers_pattern="layers" if top else None,
         )  # fmt: skip
