@@ -156,25 +156,8 @@ def test_data_ranking_cli_builds_windows_from_an_index(
     )
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td4\t1\nq2\td6\t1\n")
     out = tmp_path / "windows.jsonl"
-    res = CliRunner().invoke(
-        cli,
-        [
-            "train",
-            "data",
-            "ranking",
-            "--dataset",
-            str(folder),
-            "--index",
-            str(tiny_bm25.path),
-            "--out",
-            str(out),
-            "--window",
-            "4",
-            "--shuffle",
-            "0",
-            "-q",
-        ],
-    )
+    build = f"train data ranking --dataset {folder} --index {tiny_bm25.path} --window 4 -q"
+    res = CliRunner().invoke(cli, [*build.split(), "--out", str(out), "--shuffle", "0"])
     assert res.exit_code == 0, res.output
     assert "wrote 2 windows" in res.output
     windows = {w.qid: w for w in read_windows(out)}
@@ -186,6 +169,23 @@ def test_data_ranking_cli_builds_windows_from_an_index(
     manifest = json.loads((tmp_path / "windows.manifest.json").read_text())
     assert manifest["overlap"] == {"toy-eval": pytest.approx(1 / 3, abs=1e-6)}
     assert manifest["teacher"] == "qrels" and manifest["counts"]["windows"] == 2
+
+    # A teacher reranker's run orders the same candidates instead of the qrels.
+    a, b, c = windows["q1"].docids[2], windows["q1"].docids[1], windows["q2"].docids[3]
+    run = tmp_path / "teacher.run"
+    run.write_text(f"q1 Q0 {a} 1 9.0 t\nq1 Q0 {b} 2 8.0 t\nq2 Q0 {c} 1 5.0 t\n")
+    res = CliRunner().invoke(
+        cli, [*build.split(), "--out", str(out), "--shuffle", "0", "--teacher-run", str(run)]
+    )
+    assert res.exit_code == 0, res.output
+    by_run = {w.qid: w for w in read_windows(out)}
+    assert by_run["q1"].teacher == "run" and by_run["q1"].docids == windows["q1"].docids
+    assert [by_run["q1"].docids[i] for i in by_run["q1"].order] == [
+        a,
+        b,
+        *windows["q1"].docids[::3],
+    ]
+    assert by_run["q2"].docids[by_run["q2"].order[0]] == c
 
 
 # -- a tiny causal LM ---------------------------------------------------------------
