@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from rarx.cli.train.options import options_from, train_options
+from rarx.cli.train.report import print_card
 from rarx.train.first import DEFAULTS as _DEFAULTS  # a light module: no torch at import
 
 
@@ -65,10 +66,4 @@ def first(**kwargs: Any) -> None:
     from rarx.train.first import train_first
 
     opts = options_from(kwargs)
-    card = train_first(opts, **kwargs)
-    stop = " (stopped at --max-minutes)" if card.stopped_early else ""
-    metrics = ", ".join(f"{k} {v:g}" for k, v in card.metrics.items())
-    click.echo(
-        f"trained {opts.out}: {card.steps} steps in {card.seconds:.0f}s{stop}"
-        + (f"; {metrics}" if metrics else "")
-    )
+    print_card(train_first(opts, **kwargs), opts.out)
