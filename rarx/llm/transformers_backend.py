@@ -105,9 +105,14 @@ class TransformersLLM:
             texts, return_tensors="pt", padding=True, add_special_tokens=not self.templated
         ).to(self.device)
 
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """The token ids the model reads for ``prompt`` (what FIRST training feeds it)."""
+        return self.tokenizer(self.render(prompt), add_special_tokens=not self.templated)[
+            "input_ids"
+        ]
+
     def count_tokens(self, prompt: Prompt) -> int:
-        ids = self.tokenizer(self.render(prompt), add_special_tokens=not self.templated)
-        return len(ids["input_ids"])
+        return len(self.prompt_ids(prompt))
 
     def truncate(self, text: str, max_tokens: int) -> str:
         return truncate_tokens(self.tokenizer, text, max_tokens)

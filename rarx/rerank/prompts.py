@@ -29,6 +29,8 @@ class ListwiseTemplate:
     prefix: str  # opens the assistant reply
     identifiers: str = ALPHABET  # one character each; A..T covers a window of 20
     pattern: str = r"\[([A-Z])\]"  # one identifier in the reply
+    ranking: str = "[{id}]"  # how the reply writes one identifier ...
+    separator: str = " > "  # ... and what goes between two
 
     def ids(self, n: int) -> list[str]:
         if n > len(self.identifiers):
@@ -46,6 +48,23 @@ class ListwiseTemplate:
         user = self.header.format(n=n, query=query) + body + self.footer.format(n=n, query=query)
         return ChatPrompt(((("system", self.system),) if self.system else ()) + (("user", user),),
                           self.prefix)  # fmt: skip
+
+    def reply_parts(self, ids: Sequence[str]) -> list[str]:
+        """The reply naming ``ids`` best first, as written after ``prefix``, in pieces:
+        identifiers at even positions, the text after each at odd ones
+        (``["C", "] > [", "A", "]"]``). Joined, it is what listwise generation should
+        write and what FIRST training teaches; the first identifier comes first, since
+        FIRST reads it as the reply's first token."""
+        head, _, tail = self.ranking.partition("{id}")
+        if head != self.prefix:
+            raise ConfigError(
+                f"the reply prefix {self.prefix!r} must open an identifier as written in "
+                f"ranking {self.ranking!r}, so the first token after it is an identifier"
+            )
+        parts: list[str] = []
+        for j, i in enumerate(ids):
+            parts += [i, tail + (self.separator + head if j < len(ids) - 1 else "")]
+        return parts
 
     def parse(self, reply: str, n: int) -> list[int]:
         """Window positions in the order the reply names them (``prefix`` + reply is
