@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("rarx.cli.eval:eval_", "Score runs, retrieval systems, MCR and QA."),
     "run": ("rarx.cli.run:run", "Run a pipeline file over queries (answers, rankings, traces)."),
     "pipeline": ("rarx.cli.pipeline:pipeline", "Check pipeline files without loading models."),
+    "serve": ("rarx.cli.serve:serve", "Serve named indexes and pipelines over HTTP."),
 }
 
 

@@ -59,6 +59,9 @@ def start_jvm() -> None:
             # Not get_classpath(): it imports jnius, which starts the JVM.
             jnius_config.add_classpath(_anserini_jar())
             jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")
+            # Python owns the signals: without -Xrs the JVM takes over SIGTERM and SIGINT
+            # and exits the process at once (no graceful server shutdown, no KeyboardInterrupt).
+            jnius_config.add_options("-Xrs")
         _quiet_java_logging()
         _started = True
 
