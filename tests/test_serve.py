@@ -495,3 +495,25 @@ def test_a_real_server_answers_and_stops_gracefully_on_sigterm(bm25: Path, tmp_p
     assert answer["r"].json()["rankings"][0]["hits"][0]["docid"] == "d8"
     assert code == 0, output
     assert "stopped" in output
+
+
+@pytest.mark.slow
+def test_the_app_mounts_in_another_and_loads_on_first_use(bm25: Path, resources: Resources) -> None:
+    from fastapi import FastAPI
+
+    inner = app_for(resources, indexes={"bm25": bm25})
+    outer = FastAPI(lifespan=inner.router.lifespan_context)
+    outer.mount("/search", inner)
+
+    async def go() -> tuple[int, int, dict[str, Any]]:
+        transport = httpx.ASGITransport(app=outer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rarx") as c:
+            before = (await c.get("/search/readyz")).status_code  # begins loading
+            await inner.state.rarx.start()
+            after = (await c.get("/search/readyz")).status_code
+            r = await c.post("/search/v1/search", json={"index": "bm25", "query": "DNA", "k": 1})
+            return before, after, r.json()
+
+    before, after, body = call(go())
+    assert (before, after) == (503, 200)
+    assert body["rankings"][0]["hits"][0]["docid"] == "d8"
