@@ -152,6 +152,31 @@ def test_a_pipeline_runs_by_name_with_explain(bm25: Path, tmp_path: Path,
     assert missing.status_code == 404 and "tiny" in missing.json()["detail"]
 
 
+@pytest.mark.slow
+def test_rerank_as_configured_equals_the_library_with_the_same_llm(
+    bm25: Path, resources: Resources, smol: Any
+) -> None:
+    from rarx.stages.rerank import RerankParams
+
+    rerank = RerankParams("first", "smollm2-135m", k=3, window=3, stride=1, passage_tokens=30)
+    app = app_for(resources, indexes={"bm25": bm25}, rerank=rerank)
+    batch = [{"qid": q.qid, "text": q.text} for q in QUERIES[:2]]
+
+    async def go() -> dict[str, Any]:
+        async with await started(app) as c:
+            body = {"index": "bm25", "queries": batch, "k": 3, "rerank": True}
+            r = await c.post("/v1/search", json=body)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+    got = call(go())
+    # The reranking LLM comes from the shared resources: the server loads no second copy.
+    options = SearchOptions(k=3, rerank=rerank)
+    want = search_pipeline([opened(bm25)], options, resources).run(QUERIES[:2])
+    assert_same(got, [s.ranking.top(3) for s in want])
+    assert resources.llm("smollm2-135m").inner is smol
+
+
 # -- batching -------------------------------------------------------------------------
 
 

@@ -114,6 +114,14 @@ def _loopback(host: str) -> bool:
     metavar="ORIGIN",
     help="Allow browser requests from ORIGIN (repeatable); no CORS without it.",
 )
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(min=1),
+    default=75,
+    show_default=True,
+    help="Seconds an idle connection stays open; above a client's (or proxy's) own, so the "
+    "server never closes a connection the client is about to reuse.",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @quiet_option
 def serve(
@@ -121,7 +129,8 @@ def serve(
     max_batch_size: int, max_wait_ms: float, max_concurrency: int, max_queue: int,
     timeout: float, rerank: str | None, rerank_llm: str, rerank_k: int, rerank_window: int,
     rerank_stride: int, max_k: int, max_queries: int, max_query_chars: int,
-    max_body_bytes: int, cors_origins: tuple[str, ...], access_log: bool, quiet: bool,
+    max_body_bytes: int, cors_origins: tuple[str, ...], keep_alive: int, access_log: bool,
+    quiet: bool,
 ) -> None:  # fmt: skip
     """Serve indexes and pipelines over HTTP until SIGTERM or Ctrl-C.
 
@@ -169,6 +178,6 @@ def serve(
         uvicorn.Config(
             app, host=host, port=port, lifespan="on", access_log=access_log,
             log_level="warning" if quiet else "info", server_header=False,
-            timeout_graceful_shutdown=int(timeout) + 5,
+            timeout_graceful_shutdown=int(timeout) + 5, timeout_keep_alive=keep_alive,
         )
     ).run()  # fmt: skip

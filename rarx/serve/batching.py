@@ -52,8 +52,11 @@ class Admission:
         self._on_change(self.active, self.waiting)
         try:
             await self._free.acquire()
-        finally:
+        except BaseException:  # cancelled while waiting (the request timed out)
             self.waiting -= 1
+            self._on_change(self.active, self.waiting)
+            raise
+        self.waiting -= 1
         self.active += 1
         self._on_change(self.active, self.waiting)
         try:
@@ -103,6 +106,11 @@ class Batcher(Generic[T, R]):
     @property
     def idle(self) -> bool:
         return self._worker is None and not self._pending
+
+    def cancel(self) -> None:
+        """Stop (at shutdown): the waiting requests are cancelled."""
+        if self._worker is not None:
+            self._worker.cancel()
 
     async def submit(self, items: Sequence[T]) -> list[R]:
         if not items:

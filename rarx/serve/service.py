@@ -99,6 +99,13 @@ class Service:
         log.info("rarx serve: ready (%s)", ", ".join([*self.indexes, *self.pipelines]))
 
     def _load_all(self) -> None:
+        from rarx.index.java import leave_signals_to_python
+
+        if not leave_signals_to_python():
+            log.warning(
+                "rarx serve: Java started before the server, with its own signal handlers: "
+                "SIGTERM will end the process without finishing requests in flight"
+            )
         for name, path in self.config.indexes.items():
             index = self.resources.index(path)
             index.search([Query("warm-up", "warm up")], 1)  # lazy parts (encoder, JVM) load now
@@ -110,9 +117,7 @@ class Service:
 
     async def close(self) -> None:
         for batcher in list(self._batchers.values()):
-            worker = batcher._worker
-            if worker is not None:
-                worker.cancel()
+            batcher.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- what the endpoints call ---------------------------------------------------------
