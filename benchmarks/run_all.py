@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "pipeline_memory": ([], ["--n", "10", "--latency-n", "4"]),
     "pipeline_demos": ([], ["--n", "5"]),
     "pipeline_arr": ([], ["--n", "5"]),
+    "serve_load": ([], ["--quick"]),
 }
 NEEDS = {"openai_first_http": "llama_cpp"}  # optional packages, skipped when absent
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("rarx.cli.pipeline:pipeline", "Check pipeline files without loading models."),
     "qa-memory": ("rarx.cli.qa_memory:qa_memory", "Calibrate a QA memory's answer threshold."),
     "train": ("rarx.cli.train:train", "Train encoders, cross-encoders, FIRST rerankers, gates."),
+    "serve": ("rarx.cli.serve:serve", "Serve named indexes and pipelines over HTTP."),
 }
 
 

@@ -19,6 +19,7 @@ from rarx.errors import MissingDependencyError, RarxError
 
 _lock = threading.Lock()
 _started = False
+_python_signals = False
 VECTOR_MODULE_OPTION = "--add-modules=jdk.incubator.vector"
 
 
@@ -32,6 +33,20 @@ def _anserini_jar() -> str:
     if not jars:
         raise RarxError("pyserini is installed without its Anserini jar; reinstall 'rarx[lucene]'")
     return max(jars, key=os.path.getmtime)
+
+
+def leave_signals_to_python() -> bool:
+    """Have the JVM, when it starts, leave SIGTERM and SIGINT to Python (``-Xrs``), as a
+    server needs for a graceful shutdown; by default the JVM takes them and ends the
+    process at once (which also stops a long Java call, such as an index build, on
+    Ctrl-C). False when the JVM already runs, too late to change."""
+    global _python_signals
+    _python_signals = True
+    try:
+        import jnius_config  # reads settings only: importing it starts no JVM
+    except ImportError:
+        return True  # no JVM can start here
+    return not jnius_config.vm_running
 
 
 def start_jvm() -> None:
@@ -59,6 +74,8 @@ def start_jvm() -> None:
             # Not get_classpath(): it imports jnius, which starts the JVM.
             jnius_config.add_classpath(_anserini_jar())
             jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")
+            if _python_signals:
+                jnius_config.add_options("-Xrs")
         _quiet_java_logging()
         _started = True
 

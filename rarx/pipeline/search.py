@@ -13,6 +13,7 @@ from rarx.index.fusion import RRF_K
 from rarx.index.registry import has_capability
 from rarx.llm import llm_name
 from rarx.pipeline.pipeline import Pipeline
+from rarx.pipeline.resources import Resources
 from rarx.rerank import Reranker, make_reranker
 from rarx.stages.base import Stage
 from rarx.stages.fuse import FuseStage
@@ -32,9 +33,13 @@ class SearchOptions:
     strict: bool = False  # a reranking window that fails is an error, not kept in order
 
 
-def search_pipeline(indexes: Sequence[Index], options: SearchOptions | None = None) -> Pipeline:
+def search_pipeline(
+    indexes: Sequence[Index], options: SearchOptions | None = None,
+    resources: Resources | None = None,
+) -> Pipeline:  # fmt: skip
     """Stages for ``indexes`` (already open, with their load options). The pipeline is
-    strict: a failing query fails the call, as a search should."""
+    strict: a failing query fails the call, as a search should. With ``resources``, a
+    reranking LLM comes from there (loaded once, shared under its policy), not loaded anew."""
     o = options or SearchOptions()
     if not indexes:
         raise ValueError("search_pipeline needs at least one index")
@@ -56,15 +61,17 @@ def search_pipeline(indexes: Sequence[Index], options: SearchOptions | None = No
         sources = [(ix, params(ix, max(depth, o.fusion_depth))) for ix in indexes]
         stages = [FuseStage(sources, depth, o.rrf_k)]
     if o.rerank is not None:
-        stages.append(RerankStage(_reranker(o.rerank, o.strict), o.rerank))
+        stages.append(RerankStage(_reranker(o.rerank, o.strict, resources), o.rerank))
     return Pipeline(stages, strict=True)
 
 
-def _reranker(r: RerankParams, strict: bool) -> Reranker:
+def _reranker(r: RerankParams, strict: bool, resources: Resources | None = None) -> Reranker:
     if r.method == "cross-encoder":
         return make_reranker(r.method, llm_name(r.llm), r.k)
     extra: dict[str, Any] = {"passage_tokens": r.passage_tokens}
-    if not isinstance(r.llm, str):  # {model, backend, ...backend options}
+    if resources is not None:
+        extra["llm"] = resources.llm(r.llm)
+    elif not isinstance(r.llm, str):  # {model, backend, ...backend options}
         options = dict(r.llm)
         options.pop("model", None)
         extra.update(backend=options.pop("backend", "transformers"), llm_options=options)
