@@ -363,8 +363,13 @@ def main() -> None:
 
     first_set = args.eval_sets.split(",")[0]
     q_s, r_s, _ = first_stage(first_set, args.speed_queries, args.k, args.seed + 1)
-    trained_llm = first(str(args.out)).llm
-    spd = speed(trained_llm, q_s, r_s, args.k, args.passage_tokens)
+    speed_key = (
+        f"speed|{systems['first_trained'][0]}|{first_set}|n{len(q_s)}|pt{args.passage_tokens}"
+    )
+    spd = cache.get(speed_key)
+    if spd is None:
+        spd = speed(first(str(args.out)).llm, q_s, r_s, args.k, args.passage_tokens)
+        cache.put(speed_key, spd)
 
     print()
     print(
