@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=150, help="test questions per dataset")
     ap.add_argument("--dev-limit", type=int, default=50, help="dev questions for calibration")
     ap.add_argument("--check", type=int, default=8, help="questions run as a real pipeline")
+    ap.add_argument("--lora", action="store_true", help="LoRA (merged) instead of full FT")
     args = ap.parse_args()
 
     data, model = OUT / "gate-data", OUT / "gate-model"
@@ -65,7 +66,8 @@ def main() -> None:
     seconds["train"] = step(
         ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
          "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
-         str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "50"],
+         str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "50",
+         *(["--lora"] if args.lora else [])],
         (model / "rarx_model.json").is_file(),
     )  # fmt: skip
     results = {}
@@ -85,7 +87,7 @@ def main() -> None:
     rows, goals = [], {}
     for ds, r in results.items():
         sysm = r["systems"]
-        for name, s in sysm.items():
+        for name, s in {**sysm, **r["ceilings"]}.items():
             rows.append([ds, name, f"{s['accuracy']:.3f} {s['accuracy_ci']}", f"{s['EM']:.3f}",
                          f"{s['F1']:.3f}", f"{s['retrieval_rate']:.3f}",
                          f"{s['accuracy_minus_AR']:+.3f} {s['accuracy_minus_AR_ci']}"])  # fmt: skip
@@ -109,7 +111,8 @@ def main() -> None:
             "base": args.base, "device": "cpu", "sources": args.sources,
             "train_limit": args.train_limit, "data_dev_limit": args.data_dev_limit,
             "max_minutes": args.max_minutes, "lr": args.lr, "batch_size": args.batch_size,
-            "epochs": args.epochs, "test_limit": args.limit, "dev_limit": args.dev_limit,
+            "epochs": args.epochs, "lora": args.lora, "test_limit": args.limit,
+            "dev_limit": args.dev_limit,
             "seed": card.get("seed"), "bootstrap": "1000 resamples, seed 0, percentile 95%",
             "note": "2 shared CPU cores, other work ran concurrently: times are noisy",
         },

@@ -17,7 +17,9 @@ in the paper (one model decides and answers).
 
 Figures: accuracy (a gold answer contained in the output), EM and F1 (SQuAD), retrieval
 rate, each with a bootstrap interval; paired accuracy differences against AR; the AUC of
-P(<RET>) for predicting the reader's closed-book failure.
+P(<RET>) for predicting the reader's closed-book failure. Two oracle gates (retrieve
+exactly where closed-book fails; exactly where retrieval helps) show what any gate
+could reach on these questions.
 """
 
 from __future__ import annotations
@@ -272,6 +274,11 @@ def run_adaptive(
     systems = {k: score_system(test, r, ar_ok, config.resamples, config.seed)
                for k, r in gates.items()}  # fmt: skip
     failed = [not x for x in nr_ok]
+    # Not gates anyone can run: what a gate that knew the answers could reach.
+    ceilings = {
+        "oracle: retrieve iff closed-book wrong": failed,
+        "oracle: retrieve iff retrieval helps": [a > b for a, b in zip(ar_ok, nr_ok, strict=True)],
+    }
     auc = {"trained": auc_with_ci(test.p_gate, failed, config.resamples, config.seed),
            "base": auc_with_ci(test.p_base, failed, config.resamples, config.seed)}  # fmt: skip
     per_query = [
@@ -295,6 +302,9 @@ def run_adaptive(
         },
         "systems": {k: {m: v for m, v in s.items() if not m.startswith("_")}
                     for k, s in systems.items()},
+        "ceilings": {k: {m: v for m, v in score_system(test, r, ar_ok, config.resamples,
+                                                        config.seed).items()
+                         if not m.startswith("_")} for k, r in ceilings.items()},
         "auc_p_ret_closed_book_failure": auc,
         "closed_book_failure_rate": round(sum(failed) / max(n, 1), 4),
         "test_vs_training": leakage,
