@@ -300,8 +300,8 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
         with RayPipeline(spec, ray, strict=strict) as pipe:
             result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
     else:
-        local = Pipeline.from_spec(spec, strict=strict)
-        result = evaluate_pipeline(local, queries, str(data.path), batch_size, quiet)
+        pipe = Pipeline.from_spec(spec, strict=strict)
+        result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
     if output is not None:
         from rarx.io.atomic import atomic_write
 

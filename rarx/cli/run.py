@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -65,7 +64,6 @@ def run(
         queries = [Query(f"q{i}", t) for i, t in enumerate(texts, 1)]
     ray = ray_engine(engine, workers, ray_address)
     start = time.perf_counter()
-    pipe: Any  # a Pipeline, or a RayPipeline: both have run_batches
     if ray is not None:
         from rarx.distributed.pipeline import RayPipeline
 

@@ -55,8 +55,7 @@ def build_bm25(
     (each with Anserini on its CPUs) and merged by the driver."""
     placement = engine.connect()
     refs = read_blocks(source, placement.workers, split=True)
-    # CPUs only: Lucene has no use for a GPU share
-    task = ray().remote(build_shard).options(num_cpus=placement.cpus, max_retries=MAX_RETRIES)
+    task = ray().remote(build_shard).options(**placement.options(max_retries=MAX_RETRIES))
 
     def indexer(docs: Iterable[Document], lucene_dir: Path) -> None:
         shards = lucene_dir.parent / SHARDS_DIR
