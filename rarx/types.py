@@ -35,9 +35,6 @@ class Query:
         _check_id("Query.qid", self.qid)
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
 
-    def __reduce__(self) -> tuple[Any, ...]:  # mappingproxy does not pickle; a dict does
-        return (Query, (self.qid, self.text, dict(self.meta)))
-
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -49,9 +46,6 @@ class Document:
     def __post_init__(self) -> None:
         _check_id("Document.docid", self.docid)
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Document, (self.docid, self.text, self.title, dict(self.meta)))
 
     @property
     def contents(self) -> str:
@@ -305,9 +299,6 @@ class TraceEvent:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _frozen_mapping(self.data))
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (TraceEvent, (self.stage, self.event, dict(self.data)))
-
 
 @dataclass(frozen=True, slots=True)
 class QueryState:
@@ -321,9 +312,6 @@ class QueryState:
     def __post_init__(self) -> None:
         object.__setattr__(self, "context", _frozen_mapping(self.context))
         object.__setattr__(self, "trace", tuple(self.trace))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (QueryState, (self.query, self.ranking, dict(self.context), self.trace))
 
     def with_ranking(self, ranking: Ranking) -> QueryState:
         return replace(self, ranking=ranking)
