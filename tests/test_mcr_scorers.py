@@ -164,25 +164,29 @@ def test_llm_likelihood_sum_mean_pmi_batched(smol: Any, resources: Any) -> None:
 
     # the pipelines' shared (lock-wrapped) LLM gives its transformers model
     assert raw_model(resources.llm("smollm2-135m")) is smol
-    items = ITEMS[:2] + [McrItem("", "Two plus two is", ("four", "four"), 1)]
-    batched = load_scorer("llm-likelihood", smol, batch_size=4)
-    single = load_scorer("llm-likelihood", smol, batch_size=1)
-    for inst in (False, True):
-        got = evaluate_mcr(batched, items, inst)
-        one = evaluate_mcr(single, items, inst)
-        assert one.scores == [pytest.approx(r, abs=1e-4) for r in got.scores]
-        assert one.predictions == got.predictions
-        assert got.predictions[2] == 0  # identical options tie: the first wins
-    # sum is log P(" option" | "Question: q\nAnswer:"), as one unpadded pass computes it
+    items = [
+        McrItem("Answer the question.", "What do bees make?",
+                ("sweet honey", "cold milk and bread"), 0),
+        McrItem("", "Two plus two is", ("four", "four"), 1),
+    ]  # fmt: skip
+    # contexts of two lengths (left padding), options of 1 to 4 tokens (right padding)
+    got = evaluate_mcr(load_scorer("llm-likelihood", smol, batch_size=4), items, True)
+    one = evaluate_mcr(load_scorer("llm-likelihood", smol, batch_size=1), items, True)
+    assert one.scores == [pytest.approx(r, abs=1e-4) for r in got.scores]
+    assert got.predictions[1] == one.predictions[1] == 0  # identical options: the first wins
+    # sum is log P(" option" | "{instruction}\nQuestion: q\nAnswer:"), as one unpadded pass
+    # over context + option computes it; mean divides by its tokens; pmi subtracts the
+    # option's log-probability after "Answer:"
     it = items[0]
     context = f"{it.instruction}\nQuestion: {it.query}\nAnswer:"
     lps = [_naive_logprob(smol, context, f" {o}") for o in it.options]
-    assert evaluate_mcr(batched, items, True).scores[0] == pytest.approx(
-        [sum(x) for x in lps], abs=1e-3)  # fmt: skip
-    mean = evaluate_mcr(batched.with_normalize("mean"), items, True).scores[0]
-    assert mean == pytest.approx([sum(x) / len(x) for x in lps], abs=1e-3)
+    assert [len(x) for x in lps] == [2, 4]
+    assert got.scores[0] == pytest.approx([sum(x) for x in lps], abs=1e-3)
+    scorer = load_scorer("llm-likelihood", smol, batch_size=4, normalize="mean")
+    assert evaluate_mcr(scorer, items[:1], True).scores[0] == pytest.approx(
+        [sum(x) / len(x) for x in lps], abs=1e-3)  # fmt: skip
     neutral = [sum(_naive_logprob(smol, "Answer:", f" {o}")) for o in it.options]
-    pmi = evaluate_mcr(batched.with_normalize("pmi"), items, True).scores[0]
+    pmi = evaluate_mcr(scorer.with_normalize("pmi"), items[:1], True).scores[0]
     assert pmi == pytest.approx([sum(x) - n for x, n in zip(lps, neutral, strict=True)], abs=1e-3)
 
 
@@ -193,11 +197,9 @@ def test_llm_choice_reads_label_logprobs(smol: Any) -> None:
     user = prompt.messages[-1][1]
     assert user.startswith("Pick the ending.\nQuestion: The sun rises in the\nA. east\nB. west\n")
     assert user.endswith("D. sea\nAnswer with the letter of the correct option.")
-    want = smol.next_token_logprobs([prompt], ["A", "B", "C", "D"])[0]
+    want = smol.next_token_logprobs([prompt], ["A", "B", "C", "D"])[0]  # alone: unbatched
     assert got.scores[2] == pytest.approx([want[c] for c in "ABCD"], abs=1e-4)
-    # one prompt per question, batched or not
-    one = load_scorer("llm-choice", smol, batch_size=1)
-    assert evaluate_mcr(one, ITEMS, True).predictions == got.predictions
+    assert got.predictions[2] == int(np.argmax([want[c] for c in "ABCD"]))
     many = [McrItem("", "Pick one", tuple(f"o{i}" for i in range(27)), 0)]
     with pytest.raises(ConfigError, match="1 question.s. here have more .up to 27.: score them"):
         scorer.scores(many, False)
