@@ -66,7 +66,7 @@ def main() -> None:
     seconds["train"] = step(
         ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
          "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
-         str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "50",
+         str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "25",
          *(["--lora"] if args.lora else [])],
         (model / "rarx_model.json").is_file(),
     )  # fmt: skip

@@ -103,10 +103,6 @@ class Batcher(Generic[T, R]):
         self._full = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
-    @property
-    def idle(self) -> bool:
-        return self._worker is None and not self._pending
-
     def cancel(self) -> None:
         """Stop (at shutdown): the waiting requests are cancelled."""
         if self._worker is not None:
