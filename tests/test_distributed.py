@@ -75,7 +75,11 @@ def test_ray_flags_need_the_ray_engine() -> None:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from rarx.distributed.cluster import init_ray
+
+    # After the Lucene tests, this process runs a JVM: init_ray keeps Ray's signal
+    # handler out of it (with ray.init alone the BM25 merge test dies with SIGSEGV).
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -11,6 +11,7 @@ is restarted and its calls are run again), every task with ``max_retries``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +24,23 @@ MAX_TASK_RETRIES = 3  # calls of a restarted actor run again, up to this often
 MAX_RETRIES = 3  # tasks (BM25 shards) run again after their worker died
 CPUS_PER_DEFAULT_WORKER = 4  # without GPUs and --workers: one worker per 4 cores
 
+# The JVM (Lucene, through pyjnius) raises SIGSEGV on purpose and handles it itself;
+# Ray's failure signal handler, installed over the JVM's, turns each one into a crash of
+# the process. Drivers and workers of rarx jobs run without it.
+NO_SIGNAL_HANDLER = {"RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
+
 
 def ray() -> Any:
     return require("ray", "ray")
+
+
+def init_ray(**kwargs: Any) -> Any:
+    """``ray.init(**kwargs)`` for processes that also run a JVM (see
+    ``NO_SIGNAL_HANDLER``): this driver and every worker of the job."""
+    os.environ.update(NO_SIGNAL_HANDLER)
+    runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+    runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **NO_SIGNAL_HANDLER}
+    return ray().init(runtime_env=runtime_env, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,7 @@ class RayEngine:
         if not r.is_initialized():
             # Worker output would land on our stdout (results go there): keep it in
             # Ray's logs; errors come back as exceptions.
-            r.init(
+            init_ray(
                 address=self.address,
                 include_dashboard=False,
                 log_to_driver=False,
