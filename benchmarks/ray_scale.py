@@ -170,12 +170,11 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
 
-    import ray
-
     from rarx.distributed import RayEngine
+    from rarx.distributed.cluster import ray
 
     RayEngine(max(workers)).connect()  # one local Ray instance for every build
-    cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    cluster = {k: v for k, v in ray().cluster_resources().items() if k in ("CPU", "GPU")}
     result: dict[str, Any] = {"cluster": cluster, "workers": workers}
     if "dense" not in args.skip:
         d = dense(args.dense_passages, workers, args.model, args.batch_size)

@@ -10,6 +10,8 @@ import os
 import pickle
 import random
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,17 +71,64 @@ def test_ray_flags_need_the_ray_engine() -> None:
     assert ray_engine("ray", 2, "10.0.0.1:6379").address == "10.0.0.1:6379"
 
 
+SIGSEGV_HANDLER = """
+import ctypes, signal, sys
+
+class Sigaction(ctypes.Structure):
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+def handler():
+    got = Sigaction()
+    ctypes.CDLL(None).sigaction(signal.SIGSEGV, None, ctypes.byref(got))
+    return got.handler
+
+from rarx.index.java import jclass
+
+jclass("java.lang.String")  # the JVM starts and installs its handler
+before = handler()
+if sys.argv[1] == "rarx":
+    from rarx.distributed.cluster import init_ray
+    init_ray(num_cpus=1, include_dashboard=False, log_to_driver=False)
+else:
+    import ray
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+print("same" if handler() == before else "replaced")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads sigaction (Linux)")
+def test_ray_started_by_rarx_leaves_the_sigsegv_handler_to_the_jvm() -> None:
+    """The JVM handles its own SIGSEGVs; Ray's failure handler over it crashed the tests."""
+    pytest.importorskip("ray")
+    pytest.importorskip("jnius")
+
+    def run(how: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        done = subprocess.run([sys.executable, "-c", SIGSEGV_HANDLER, how], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.split()[-1]
+
+    assert run("plain") == "replaced"  # what the check detects
+    assert run("rarx") == "same"
+
+
 # -- fixtures -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed")
     from rarx.distributed.cluster import init_ray
 
-    # After the Lucene tests, this process runs a JVM: init_ray keeps Ray's signal
-    # handler out of it (with ray.init alone the BM25 merge test dies with SIGSEGV).
+    # After the Lucene tests this process runs a JVM. Importing Ray through rarx keeps
+    # Ray's signal handler out of it (with a plain `import ray; ray.init()` the BM25 merge
+    # test dies with SIGSEGV).
     init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    import ray
+
     yield ray
     ray.shutdown()
 

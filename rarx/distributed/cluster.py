@@ -26,21 +26,23 @@ CPUS_PER_DEFAULT_WORKER = 4  # without GPUs and --workers: one worker per 4 core
 
 # The JVM (Lucene, through pyjnius) raises SIGSEGV on purpose and handles it itself;
 # Ray's failure signal handler, installed over the JVM's, turns each one into a crash of
-# the process. Drivers and workers of rarx jobs run without it.
+# the process. Ray decides whether to install it when it is first imported, so rarx sets
+# this before that import (``ray()``) and for every worker of its jobs (``init_ray``).
 NO_SIGNAL_HANDLER = {"RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
 
 
 def ray() -> Any:
+    os.environ.update(NO_SIGNAL_HANDLER)
     return require("ray", "ray")
 
 
 def init_ray(**kwargs: Any) -> Any:
-    """``ray.init(**kwargs)`` for processes that also run a JVM (see
-    ``NO_SIGNAL_HANDLER``): this driver and every worker of the job."""
-    os.environ.update(NO_SIGNAL_HANDLER)
+    """``ray.init(**kwargs)``, with Ray's failure signal handler left out of this driver
+    (unless Ray was imported before rarx) and of every worker of the job."""
+    r = ray()
     runtime_env = dict(kwargs.pop("runtime_env", None) or {})
     runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **NO_SIGNAL_HANDLER}
-    return ray().init(runtime_env=runtime_env, **kwargs)
+    return r.init(runtime_env=runtime_env, **kwargs)
 
 
 @dataclass(frozen=True)
