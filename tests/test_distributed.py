@@ -100,8 +100,10 @@ print("same" if handler() == before else "replaced")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads sigaction (Linux)")
 def test_ray_started_by_rarx_leaves_the_sigsegv_handler_to_the_jvm() -> None:
     """The JVM handles its own SIGSEGVs; Ray's failure handler over it crashed the tests."""
-    pytest.importorskip("ray")
-    pytest.importorskip("jnius")
+    # Not importorskip: importing Ray here, before rarx does, would install its handler
+    # in this process, which runs the JVM for other tests.
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("jnius") is None:
+        pytest.skip("needs ray and pyjnius")
 
     def run(how: str) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
