@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bm25_scale": ([], ["--sizes", "20000"]),
     "dense_overhead": ([], ["--repeats", "1"]),
     "dense_scale": ([], ["--sizes", "2000"]),
+    "ray_scale": ([], ["--quick"]),
     "eval_agreement": ([], []),
     "mcr_rarb": ([], []),
     "mcr_scorers": ([], ["--limit", "20", "--out", "work/mcr_scorers_quick.json"]),

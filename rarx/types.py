@@ -35,6 +35,9 @@ class Query:
         _check_id("Query.qid", self.qid)
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # mappingproxy does not pickle; a dict does
+        return (Query, (self.qid, self.text, dict(self.meta)))
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -46,6 +49,9 @@ class Document:
     def __post_init__(self) -> None:
         _check_id("Document.docid", self.docid)
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Document, (self.docid, self.text, self.title, dict(self.meta)))
 
     @property
     def contents(self) -> str:
@@ -299,6 +305,9 @@ class TraceEvent:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _frozen_mapping(self.data))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TraceEvent, (self.stage, self.event, dict(self.data)))
+
 
 @dataclass(frozen=True, slots=True)
 class QueryState:
@@ -312,6 +321,9 @@ class QueryState:
     def __post_init__(self) -> None:
         object.__setattr__(self, "context", _frozen_mapping(self.context))
         object.__setattr__(self, "trace", tuple(self.trace))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (QueryState, (self.query, self.ranking, dict(self.context), self.trace))
 
     def with_ranking(self, ranking: Ranking) -> QueryState:
         return replace(self, ranking=ranking)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rarx.cli.options import json_option, quiet_option
+from rarx.cli.options import engine_options, json_option, quiet_option, ray_engine
 from rarx.eval.metrics import DEFAULT_MEASURES
 
 
@@ -149,6 +149,7 @@ def _measures_option(f):  # noqa: ANN001, ANN202 - a click decorator
     help="Write a results JSON (dataset, systems, settings, versions, figures).",
 )
 @json_option
+@engine_options
 @quiet_option
 def retrieval_cmd(
     dataset: str,
@@ -166,9 +167,15 @@ def retrieval_cmd(
     run_dir: Path | None,
     results: Path | None,
     as_json: bool,
+    engine: str,
+    workers: int | None,
+    ray_address: str | None,
     quiet: bool,
 ) -> None:
-    """Evaluate systems side by side on a dataset, with paired t-tests against the first."""
+    """Evaluate systems side by side on a dataset, with paired t-tests against the first.
+
+    With --engine ray, --pipeline systems run on Ray workers and --model systems encode
+    the corpus on them; the figures are the same as a local run's."""
     from rarx.eval.results import write_results
     from rarx.eval.retrieval import RetrievalSystems, evaluate_retrieval
     from rarx.io.trec import write_run
@@ -177,9 +184,16 @@ def retrieval_cmd(
         indexes, pipelines, bm25, models, hybrid, instructions, splade=splade_models
     )
     names = measures or DEFAULT_MEASURES
+    ray = ray_engine(engine, workers, ray_address)
+    execution = None
+    if ray is not None:
+        from rarx.distributed.execution import RayExecution
+
+        execution = RayExecution(ray)
     result = evaluate_retrieval(
-        dataset, systems, split=split, measures=names, depth=depth, work_dir=work_dir, quiet=quiet
-    )
+        dataset, systems, split=split, measures=names, depth=depth, work_dir=work_dir, quiet=quiet,
+        execution=execution,
+    )  # fmt: skip
     if run_dir is not None:
         for i, s in enumerate(result.systems):
             write_run(run_dir / f"{i:02d}.trec", s.run.rankings, tag=f"s{i}")
@@ -252,10 +266,12 @@ def _print_systems(scored: list, n_queries: int, where: str) -> None:  # noqa: A
               "demonstration bank holds evaluated questions (an upper bound, not an "
               "evaluation); a warning says how many.")  # fmt: skip
 @json_option
+@engine_options
 @quiet_option
 def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int,
            output: Path | None, results: Path | None, strict: bool,
-           allow_memory_overlap: bool, as_json: bool, quiet: bool) -> None:  # fmt: skip
+           allow_memory_overlap: bool, as_json: bool, engine: str, workers: int | None,
+           ray_address: str | None, quiet: bool) -> None:  # fmt: skip
     """Exact match, token F1 (SQuAD normalisation) and retrieval rate of a pipeline.
 
     Refuses a pipeline whose QA memory or demonstration bank holds evaluated questions
@@ -277,8 +293,15 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
     _warn(_leaks(spec_models(spec), data, dataset))
     _warn([f"{o}; their answers come from memory: an upper bound, not an evaluation"
            for o in overlaps])  # fmt: skip
-    pipe = Pipeline.from_spec(spec, strict=strict)
-    result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
+    ray = ray_engine(engine, workers, ray_address)
+    if ray is not None:
+        from rarx.distributed.pipeline import RayPipeline
+
+        with RayPipeline(spec, ray, strict=strict) as pipe:
+            result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
+    else:
+        pipe = Pipeline.from_spec(spec, strict=strict)
+        result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
     if output is not None:
         from rarx.io.atomic import atomic_write
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from rarx.cli.options import quiet_option
+from rarx.cli.options import engine_options, quiet_option, ray_engine
 from rarx.errors import ConfigError
 from rarx.index.registry import OptionSpec, build_index, build_option_specs, index_kind, kinds
 from rarx.io.corpus import Corpus
@@ -69,6 +69,7 @@ def _corpus_help() -> str:
 @build_options
 @click.option("--dedupe", is_flag=True, help="Keep the first of documents with the same id.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --index.")
+@engine_options
 @quiet_option
 def index(
     corpus_path: Path,
@@ -76,6 +77,9 @@ def index(
     kind: str,
     dedupe: bool,
     overwrite: bool,
+    engine: str,
+    workers: int | None,
+    ray_address: str | None,
     quiet: bool,
     **options: Any,
 ) -> None:
@@ -87,6 +91,7 @@ def index(
       rarx index --corpus data/sciq --index indexes/sciq-minilm --kind dense --model minilm
       rarx index --corpus data/sciq --index indexes/sciq-splade --kind splade --quantization 100
       rarx index --corpus pairs.jsonl --index indexes/sciq-qa-memory --kind qa-memory
+      rarx index --corpus data/sciq --index indexes/sciq-minilm --kind dense --engine ray
     """
     start = time.perf_counter()
     spec = index_kind(kind)
@@ -101,8 +106,18 @@ def index(
     if dedupe and not spec.reads_corpus:
         raise ConfigError(f"--dedupe applies to document corpora, not --kind {kind}")
     params = spec.make_build_params(given)
-    source: Any = Corpus(corpus_path, dedupe=dedupe) if spec.reads_corpus else corpus_path
-    built = build_index(kind, source, index_path, params, overwrite=overwrite, quiet=quiet)
+    ray = ray_engine(engine, workers, ray_address)
+    source: Any = corpus_path
+    if ray is not None:
+        from rarx.distributed import build_index as build_on_ray
+
+        if dedupe:
+            raise ConfigError("--dedupe reads the corpus in one process: use --engine local")
+        built = build_on_ray(kind, source, index_path, params, ray, overwrite=overwrite,
+                             quiet=quiet)  # fmt: skip
+    else:
+        source = Corpus(corpus_path, dedupe=dedupe) if spec.reads_corpus else corpus_path
+        built = build_index(kind, source, index_path, params, overwrite=overwrite, quiet=quiet)
     if getattr(source, "duplicates", 0):
         click.echo(f"--dedupe: dropped {source.duplicates:,} documents with repeated ids", err=True)
     if not quiet:

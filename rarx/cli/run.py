@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from rarx.cli.options import quiet_option
+from rarx.cli.options import engine_options, quiet_option, ray_engine
 from rarx.errors import ConfigError
 from rarx.io.atomic import atomic_write
 from rarx.stages.common import ERROR
@@ -29,10 +29,12 @@ from rarx.types import Query
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--explain", is_flag=True, help="Print what each stage did, per query.")
 @click.option("--strict", is_flag=True, help="Stop at the first stage error.")
+@engine_options
 @quiet_option
 def run(
     pipeline_file: Path, texts: tuple[str, ...], topics: Path | None, output: Path | None,
-    hits: int, batch_size: int, explain: bool, strict: bool, quiet: bool,
+    hits: int, batch_size: int, explain: bool, strict: bool, engine: str, workers: int | None,
+    ray_address: str | None, quiet: bool,
 ) -> None:  # fmt: skip
     """Run PIPELINE_FILE over --query texts or a --topics file.
 
@@ -43,6 +45,7 @@ def run(
     Examples:
       rarx run pipelines/bm25.yaml --query "What do plants need for photosynthesis?"
       rarx run pipelines/adaptive-rag.yaml --topics data/sciq/queries.jsonl -o run.jsonl
+      rarx run pipelines/bm25-first.yaml --topics data/sciq/queries.jsonl --engine ray
     """
     from rarx.pipeline.output import explain as explain_state
     from rarx.pipeline.output import to_jsonl
@@ -59,19 +62,29 @@ def run(
         queries = read_topics(topics)
     else:
         queries = [Query(f"q{i}", t) for i, t in enumerate(texts, 1)]
+    ray = ray_engine(engine, workers, ray_address)
     start = time.perf_counter()
-    pipe = Pipeline.from_spec(spec, strict=strict)
+    if ray is not None:
+        from rarx.distributed.pipeline import RayPipeline
+
+        pipe = RayPipeline(spec, ray, strict=strict).start()  # each worker loads it once
+    else:
+        pipe = Pipeline.from_spec(spec, strict=strict)
     loaded = time.perf_counter() - start
     from rarx.progress import progress
 
     lines, errors = [], 0
     batches = [queries[i : i + batch_size] for i in range(0, len(queries), batch_size)]
-    for chunk in progress(batches, desc="running", unit="batch", quiet=quiet or len(batches) < 2):
-        for state in pipe.run(chunk):
+    done = progress(pipe.run_batches(batches), desc="running", unit="batch",
+                    total=len(batches), quiet=quiet or len(batches) < 2)  # fmt: skip
+    for states in done:
+        for state in states:
             errors += bool(state.context.get(ERROR))
             lines.append(to_jsonl(state, hits))
             if explain:
                 click.echo(explain_state(state), err=output is None)
+    if ray is not None:
+        pipe.close()
     body = "".join(line + "\n" for line in lines)
     if output is not None:
         with atomic_write(output) as f:
@@ -80,7 +93,7 @@ def run(
         sys.stdout.write(body)
     if not quiet:
         click.echo(
-            f"{len(queries)} queries through {spec.name} ({len(pipe.stages)} stages) in "
+            f"{len(queries)} queries through {spec.name} ({len(spec.stages)} stages) in "
             f"{time.perf_counter() - start:.1f}s (loading {loaded:.1f}s); {errors} with errors"
             + (f"; wrote {output}" if output else ""),
             err=True,

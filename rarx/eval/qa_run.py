@@ -127,7 +127,9 @@ def evaluate_pipeline(
     batches = [queries[i : i + batch_size] for i in range(0, len(queries), batch_size)]
     states: list[QueryState] = []
     start = time.perf_counter()
-    for batch in progress(batches, desc="answering", unit="batch", quiet=quiet):
-        states.extend(pipeline.run(list(batch)))
+    # run_batches: a local Pipeline runs them in turn, a RayPipeline on its workers
+    for out in progress(pipeline.run_batches(batches), desc="answering", unit="batch",
+                        total=len(batches), quiet=quiet):  # fmt: skip
+        states.extend(out)
     result = score_states(states, golds)
     return QAEvaluation(result.aggregate, result.per_query, time.perf_counter() - start)

@@ -156,11 +156,13 @@ class RetrievalEvaluation:
 def evaluate_retrieval(
     dataset: str, systems: RetrievalSystems, *, split: str = "test",
     measures: Sequence[str] = DEFAULT_MEASURES, depth: int = 100,
-    work_dir: Path = Path("indexes/eval"), quiet: bool = True,
+    work_dir: Path = Path("indexes/eval"), quiet: bool = True, execution: Any = None,
 ) -> RetrievalEvaluation:  # fmt: skip
     """Run each system over the dataset's judged queries and score it, with paired
     t-tests against the first. Everything is checked before any index or model loads;
-    BM25 and SPLADE indexes and dense document embeddings are kept in ``work_dir``."""
+    BM25 and SPLADE indexes and dense document embeddings are kept in ``work_dir`` for reuse.
+    ``execution`` runs pipelines and encodes documents (default: in this process; see
+    :class:`rarx.eval.systems.LocalExecution`)."""
     from rarx.eval.systems import (
         DenseModel,
         bm25_run,
@@ -185,12 +187,13 @@ def evaluate_retrieval(
         raise RarxError(f"{data.path} has no instruction.txt; drop --instructions")
     queries = data.judged_queries
     runs = [index_run(p, queries, depth) for p in systems.indexes]
-    runs += [pipeline_run(p, queries, depth) for p in systems.pipelines]
+    runs += [pipeline_run(p, queries, depth, execution=execution) for p in systems.pipelines]
     bm25_result = bm25_run(data, queries, depth, work_dir, quiet) if systems.bm25 else None
     if bm25_result:
         runs.append(bm25_result)
     for model in systems.models:
-        dense = DenseModel(model, data, cache_dir=work_dir / "embeddings", quiet=quiet)
+        dense = DenseModel(model, data, cache_dir=work_dir / "embeddings", quiet=quiet,
+                           execution=execution)  # fmt: skip
         variants = [dense.search(queries, depth)]
         if systems.instructions:
             variants.append(dense.search(queries, depth, data.instruction))

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rarx.eval.datasets.beir import BeirDataset
 from rarx.index.base import ChecksumStream
-from rarx.types import Query, Ranking
+from rarx.types import Document, Query, Ranking
 
 
 @dataclass
@@ -33,6 +34,27 @@ class SystemRun:
     def queries_per_second(self) -> float | None:
         t = self.seconds.get("search")
         return len(self.rankings) / t if t else None
+
+
+class LocalExecution:
+    """Where systems run: in this process. ``rarx.distributed``'s RayExecution has the same
+    two methods and runs pipelines and document encoding on Ray workers instead."""
+
+    @contextmanager
+    def pipeline(self, path: Path) -> Iterator[Any]:
+        """A loaded pipeline (anything with ``label`` and ``run_batches``)."""
+        from rarx.pipeline.pipeline import Pipeline
+
+        yield Pipeline.from_yaml(path)
+
+    def build_dense(
+        self, docs: Iterable[Document], path: Path, encoder: Any, batch_size: int, quiet: bool
+    ) -> Any:
+        """A flat dense index of ``docs`` with ``encoder`` at ``path`` (overwritten)."""
+        from rarx.index.dense import DenseIndex
+
+        return DenseIndex.build(docs, path, batch_size=batch_size, overwrite=True, quiet=quiet,
+                                encoder=encoder)  # fmt: skip
 
 
 def corpus_key(data: BeirDataset) -> str:
@@ -55,6 +77,7 @@ class DenseModel:
         batch_size: int = 64,
         quiet: bool = True,
         device: str | None = None,
+        execution: Any = None,
     ):
         from rarx.eval.mcr import rarb_max_seq_length
         from rarx.index.base import MANIFEST_NAME
@@ -81,10 +104,8 @@ class DenseModel:
             self.seconds["encode_docs"] = 0.0
         else:
             t = time.perf_counter()
-            self.index = DenseIndex.build(
-                data.corpus, path, batch_size=batch_size, overwrite=True, quiet=quiet,
-                encoder=self.encoder,
-            )  # fmt: skip
+            execution = execution or LocalExecution()
+            self.index = execution.build_dense(data.corpus, path, self.encoder, batch_size, quiet)
             self.seconds["encode_docs"] = time.perf_counter() - t
 
     def search(self, queries: Sequence[Query], k: int, instruction: str = "") -> SystemRun:
@@ -169,21 +190,23 @@ def index_run(path: Path, queries: Sequence[Query], k: int) -> SystemRun:
                      {"search": time.perf_counter() - t})  # fmt: skip
 
 
-def pipeline_run(path: Path, queries: Sequence[Query], k: int, batch_size: int = 16) -> SystemRun:
+def pipeline_run(
+    path: Path, queries: Sequence[Query], k: int, batch_size: int = 16, execution: Any = None
+) -> SystemRun:
     """A pipeline YAML run over the queries; its final ranking is the system's run (a
     query the pipeline answered without retrieving gets an empty ranking)."""
-    from rarx.pipeline.pipeline import Pipeline
-
-    pipeline = Pipeline.from_yaml(path)
-    t = time.perf_counter()
-    rankings = []
-    for i in range(0, len(queries), batch_size):
-        for state in pipeline.run(list(queries[i : i + batch_size])):
-            ranking = state.ranking or Ranking(state.query.qid)
-            rankings.append(ranking.top(k))
+    with (execution or LocalExecution()).pipeline(path) as pipeline:
+        t = time.perf_counter()
+        rankings = []
+        batches = [list(queries[i : i + batch_size]) for i in range(0, len(queries), batch_size)]
+        for states in pipeline.run_batches(batches):
+            for state in states:
+                ranking = state.ranking or Ranking(state.query.qid)
+                rankings.append(ranking.top(k))
+        seconds = time.perf_counter() - t
     return SystemRun(str(path), _complete(rankings, queries),
                      {"kind": "pipeline", "pipeline": str(path), "name": pipeline.label},
-                     {"search": time.perf_counter() - t})  # fmt: skip
+                     {"search": seconds})  # fmt: skip
 
 
 def hybrid_run(runs: Sequence[SystemRun], k: int) -> SystemRun:

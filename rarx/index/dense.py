@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -216,6 +216,17 @@ def _to_device(index: Any, kind: str, device: str | None) -> tuple[Any, Any]:
         return index, None
 
 
+def _encode_chunks(
+    encoder: Encoder, chunks: Iterable[list[str]], batch_size: int
+) -> Iterator[np.ndarray]:
+    """Each chunk's embeddings, in order. An encoder with ``encode_doc_chunks`` (the Ray
+    pool of rarx.distributed) encodes several chunks at once; a local one, one by one."""
+    many = getattr(encoder, "encode_doc_chunks", None)
+    if many is not None:
+        return iter(many(chunks, batch_size))
+    return (encoder.encode_docs(texts, batch_size=batch_size) for texts in chunks)
+
+
 def _encode_and_store(
     docs: Iterable[Document],
     directory: Path,
@@ -231,17 +242,26 @@ def _encode_and_store(
     schema = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string()),
                         ("meta", pa.string())])  # fmt: skip
     seen: set[str] = set()  # ids only: a duplicate would make doc() ambiguous
-    with (
-        open(directory / EMBEDDINGS_FILE, "wb") as emb_file,
-        pq.ParquetWriter(directory / DOCSTORE_FILE, schema) as writer,
-    ):
+    pending: deque[list[Document]] = deque()  # chunks handed to the encoder, not yet stored
+
+    def texts() -> Iterator[list[str]]:
         for chunk in _chunks(docs, chunk_size):
             for d in chunk:
                 if d.docid in seen:
                     raise InputError(f"duplicate document id {d.docid!r}; ids must be unique")
                 seen.add(d.docid)
-            emb = encoder.encode_docs([d.contents for d in chunk], batch_size=batch_size)
-            emb_file.write(emb.tobytes())
+            pending.append(chunk)
+            yield [d.contents for d in chunk]
+
+    with (
+        open(directory / EMBEDDINGS_FILE, "wb") as emb_file,
+        pq.ParquetWriter(directory / DOCSTORE_FILE, schema) as writer,
+    ):
+        for emb in _encode_chunks(encoder, texts(), batch_size):
+            chunk = pending.popleft()
+            if emb.shape[0] != len(chunk):
+                raise RuntimeError(f"encoder returned {emb.shape[0]} rows for {len(chunk)} texts")
+            emb_file.write(np.ascontiguousarray(emb, dtype=np.float32).tobytes())
             columns = [[d.docid for d in chunk], [d.title for d in chunk], [d.text for d in chunk],
                        [_meta_json(d) for d in chunk]]  # fmt: skip
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))

@@ -9,6 +9,7 @@ torch (``pyserini.search.lucene`` would).
 
 from __future__ import annotations
 
+import faulthandler
 import glob
 import importlib.util
 import os
@@ -76,8 +77,21 @@ def start_jvm() -> None:
             jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")
             if _python_signals:
                 jnius_config.add_options("-Xrs")
+            _python_fault_handler_first()
         _quiet_java_logging()
         _started = True
+
+
+def _python_fault_handler_first() -> None:
+    """Enable Python's fault handler before the JVM starts. The JVM raises SIGSEGV on
+    purpose and handles it; a fault handler installed over it later (Ray enables
+    Python's when it is not yet enabled) would turn each one into a crash. Installed
+    first, it stays under the JVM's handler, which passes it only real crashes."""
+    try:
+        if not faulthandler.is_enabled():
+            faulthandler.enable()
+    except (OSError, RuntimeError, ValueError):  # no usable stderr (embedded, pythonw)
+        pass
 
 
 _loggers: list[Any] = []  # java.util.logging holds loggers weakly; keep ours alive

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,8 +56,9 @@ class Bm25LoadOptions:
     original_query_weight: float = 0.5
 
 
-def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> None:
+def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> int:
     directory.mkdir()
+    count = 0
     files = [open(directory / f"part-{i:03d}.jsonl", "w", encoding="utf-8") for i in range(shards)]
     try:
         for i, d in enumerate(docs):
@@ -75,9 +76,11 @@ def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> Non
                     "meta to strings, numbers, booleans, lists and mappings"
                 ) from None
             files[i % shards].write(line + "\n")
+            count += 1
     finally:
         for f in files:
             f.close()
+    return count
 
 
 def _document_from_raw(raw: str) -> Document:
@@ -87,6 +90,78 @@ def _document_from_raw(raw: str) -> Document:
     title = kept.get("title", "")
     text = contents[len(title) + 1 :] if title and contents.startswith(title + "\n") else contents
     return Document(str(obj["id"]), text, title, kept.get("meta") or {})
+
+
+Indexer = Callable[[Iterable[Document], Path], None]  # documents -> a Lucene index directory
+
+
+def index_with_anserini(
+    docs: Iterable[Document], directory: Path, threads: int = 1, memory_buffer_mb: int = 512,
+    quiet: bool = True,
+) -> int:  # fmt: skip
+    """Write ``docs`` as a Lucene index at ``directory`` with Anserini's IndexCollection
+    (one segment); returns how many documents were read (empty ones are skipped)."""
+    shards = directory.parent / f"_input-{directory.name}"
+    count = _write_shards(docs, shards, threads)
+    if count == 0:
+        shutil.rmtree(shards)
+        return 0
+    args = [
+        "-collection", "JsonCollection",
+        "-generator", "DefaultLuceneDocumentGenerator",
+        "-input", str(shards),
+        "-index", str(directory),
+        "-threads", str(threads),
+        "-memoryBuffer", str(memory_buffer_mb),
+        "-storeRaw",
+        "-storeDocvectors",
+        "-optimize",
+        "-quiet",
+    ]  # fmt: skip
+    if not quiet:
+        log.info("indexing %s documents with Lucene (%d threads)...", count, threads)
+    try:
+        jclass("io.anserini.index.IndexCollection").main(args)
+    except Exception as exc:  # a JavaException from the indexer
+        raise RarxError(f"Lucene indexing failed: {exc}") from exc
+    shutil.rmtree(shards)
+    return count
+
+
+def count_documents(directory: Path) -> int:
+    return int(jclass("io.anserini.search.SimpleSearcher")(str(directory)).get_total_num_docs())
+
+
+def merge_lucene_indexes(
+    parts: Sequence[Path], directory: Path, memory_buffer_mb: int = 512
+) -> None:
+    """Lucene's ``IndexWriter.addIndexes`` of ``parts`` into a new index at ``directory``,
+    merged to one segment as IndexCollection's ``-optimize`` leaves it. Segments are
+    copied as written (norms, stored raw documents and vectors), and BM25's collection
+    statistics are sums over segments, so the merged index scores as one built whole."""
+
+    def open_dir(p: Path) -> Any:
+        fs = jclass("org.apache.lucene.store.FSDirectory")
+        return fs.open(jclass("java.io.File")(str(p)).toPath())
+
+    config = jclass("org.apache.lucene.index.IndexWriterConfig")()
+    config.setOpenMode(jclass("org.apache.lucene.index.IndexWriterConfig$OpenMode").CREATE)
+    config.setRAMBufferSizeMB(float(memory_buffer_mb))
+    config.setUseCompoundFile(False)
+    target = open_dir(directory)
+    writer = jclass("org.apache.lucene.index.IndexWriter")(target, config)
+    sources = [open_dir(p) for p in parts]
+    try:
+        writer.addIndexes(*sources)  # Java varargs: one argument each
+        writer.forceMerge(1)
+        writer.commit()
+    except Exception as exc:  # a JavaException from Lucene
+        raise RarxError(f"merging Lucene shards failed: {exc}") from exc
+    finally:
+        writer.close()
+        for source in sources:
+            source.close()
+        target.close()
 
 
 class LuceneIndex:
@@ -115,40 +190,22 @@ class LuceneIndex:
         b: float = Bm25BuildParams.b,
         memory_buffer_mb: int = Bm25BuildParams.memory_buffer_mb,
         quiet: bool = False,
+        indexer: Indexer | None = None,
     ) -> LuceneIndex:
+        """Index ``docs`` at ``path`` (atomically). ``indexer`` writes the Lucene index
+        from the document stream (default: Anserini in this process; rarx.distributed
+        builds shards on Ray and merges them)."""
         threads = max(1, int(threads))
         stream = ChecksumStream(docs)
         with staged_build(path, overwrite) as tmp:
-            shards = tmp / "_input"
-            _write_shards(
-                progress(stream, desc="reading corpus", unit="doc", quiet=quiet), shards, threads
-            )
+            docs_read = progress(stream, desc="reading corpus", unit="doc", quiet=quiet)
+            if indexer is None:
+                index_with_anserini(docs_read, tmp / LUCENE_DIR, threads, memory_buffer_mb, quiet)
+            else:
+                indexer(docs_read, tmp / LUCENE_DIR)
             if stream.count == 0:
                 raise RarxError("no documents to index")
-            args = [
-                "-collection", "JsonCollection",
-                "-generator", "DefaultLuceneDocumentGenerator",
-                "-input", str(shards),
-                "-index", str(tmp / LUCENE_DIR),
-                "-threads", str(threads),
-                "-memoryBuffer", str(memory_buffer_mb),
-                "-storeRaw",
-                "-storeDocvectors",
-                "-optimize",
-                "-quiet",
-            ]  # fmt: skip
-            if not quiet:
-                log.info("indexing %s documents with Lucene (%d threads)...", stream.count, threads)
-            try:
-                jclass("io.anserini.index.IndexCollection").main(args)
-            except Exception as exc:  # a JavaException from the indexer
-                raise RarxError(f"Lucene indexing failed: {exc}") from exc
-            shutil.rmtree(shards)
-            indexed = int(
-                jclass("io.anserini.search.SimpleSearcher")(
-                    str(tmp / LUCENE_DIR)
-                ).get_total_num_docs()
-            )
+            indexed = count_documents(tmp / LUCENE_DIR)
             manifest = Manifest(
                 kind=cls.kind,
                 documents=indexed,

@@ -50,7 +50,7 @@ def _pick(obj: dict[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
-def _document(obj: dict[str, Any], path: Path, where: int, unit: str = "line") -> Document:
+def _document(obj: dict[str, Any], path: Path, where: int | None, unit: str = "line") -> Document:
     docid = _pick(obj, ID_FIELDS)
     if docid is None:
         raise InputError(f"missing id field (expected one of {', '.join(ID_FIELDS)})", path, where)
@@ -68,6 +68,13 @@ def _document(obj: dict[str, Any], path: Path, where: int, unit: str = "line") -
         raise InputError(f"document {docid!r}: title must be a string", path, where)
     meta = {k: v for k, v in obj.items() if k not in (*ID_FIELDS, *TEXT_FIELDS, "title")}
     return Document(str(docid), text, title, meta)
+
+
+def record_to_document(obj: Any, path: str | Path, where: int | None = None) -> Document:
+    """One corpus record (a parsed JSON line or a Parquet row) as a checked Document."""
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object, found {type(obj).__name__}", path, where)
+    return _document(obj, Path(path), where)
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -14,7 +14,7 @@ shared models and indexes serialise their own calls (see :mod:`rarx.pipeline.res
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -103,6 +103,11 @@ class Pipeline:
                 break
             states = self._run_stage(stage, states)
         return states
+
+    def run_batches(self, batches: Iterable[Sequence[QueryInput]]) -> Iterator[list[QueryState]]:
+        """``run`` of each batch, in order (rarx.distributed's RayPipeline runs the
+        batches on several workers behind the same call)."""
+        return (self.run(batch) for batch in batches)
 
     def _run_stage(self, stage: Stage, states: list[QueryState]) -> list[QueryState]:
         if self.strict:

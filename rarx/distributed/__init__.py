@@ -1,0 +1,42 @@
+"""``--engine ray``: indexing, pipelines and evaluation on Ray, with results identical
+to a local run.
+
+- :mod:`~rarx.distributed.cluster`: start Ray here or join a cluster; workers and their
+  CPUs/GPUs; Ray's restarts and retries for faults.
+- :mod:`~rarx.distributed.dense` and :mod:`~rarx.distributed.bm25`: index builds (Ray
+  Data reads the corpus, :mod:`~rarx.distributed.corpus`).
+- :mod:`~rarx.distributed.pipeline`: a pipeline whose batches run on Ray workers;
+  :mod:`~rarx.distributed.execution`: the same for ``rarx eval retrieval``.
+
+Nothing here imports Ray until it is used; install it with ``pip install 'rarx[ray]'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rarx.distributed.cluster import RayEngine
+from rarx.errors import ConfigError
+
+KINDS = ("bm25", "dense")  # index kinds with a Ray build
+
+
+def build_index(
+    kind: str, source: Any, path: Any, params: Any, engine: RayEngine, *,
+    overwrite: bool = False, quiet: bool = False,
+) -> Any:  # fmt: skip
+    """``rarx index --engine ray``: an index of ``kind`` built by ``engine``'s workers."""
+    if kind == "dense":
+        from rarx.distributed.dense import build_dense
+
+        return build_dense(source, path, params, engine, overwrite=overwrite, quiet=quiet)
+    if kind == "bm25":
+        from rarx.distributed.bm25 import build_bm25
+
+        return build_bm25(source, path, params, engine, overwrite=overwrite, quiet=quiet)
+    raise ConfigError(
+        f"--engine ray builds {' and '.join(KINDS)} indexes, not {kind!r}; use --engine local"
+    )
+
+
+__all__ = ["KINDS", "RayEngine", "build_index"]
