@@ -241,3 +241,37 @@ def test_option_loss_is_cross_entropy_over_each_questions_options() -> None:
     q1 = -math.log(math.exp(2) / (math.exp(2) + 2))  # one-hot on the first option
     q2 = -math.log(0.5)  # two equal scores against a uniform target
     assert float(got) == pytest.approx((q1 + q2) / 2, rel=1e-6)
+
+
+def test_max_minutes_fits_the_lr_schedule_to_the_time_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A time-limited run of a 1,000-step linear schedule: the rate follows the share of
+    the budget spent (not only the steps done), so it has decayed by the deadline."""
+    import torch
+    from transformers import TrainerControl, TrainerState, get_linear_schedule_with_warmup
+
+    from rarx.train import common
+
+    now = [100.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = get_linear_schedule_with_warmup(opt, 0, 1000)
+    stopper = common.time_limit_callback(1.0)  # 60 s
+    state, control = TrainerState(global_step=0, max_steps=1000), TrainerControl()
+    stopper.on_train_begin(None, state, control, lr_scheduler=scheduler)
+
+    def lr_after(steps: int, seconds: float) -> float:
+        now[0] = 100.0 + seconds
+        for _ in range(steps):
+            opt.step()
+            scheduler.step()
+        return opt.param_groups[0]["lr"]
+
+    assert lr_after(10, 0.0) == pytest.approx(0.99)  # the steps lead while time is short
+    assert lr_after(10, 30.0) == pytest.approx(0.5)  # half the budget: half decayed
+    assert lr_after(10, 54.0) == pytest.approx(0.1)
+    state.global_step = 30
+    assert not stopper.on_step_end(None, state, control).should_training_stop
+    assert lr_after(1, 61.0) == 0.0  # at the deadline the schedule has ended
+    assert stopper.on_step_end(None, state, control).should_training_stop

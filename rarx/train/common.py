@@ -119,7 +119,14 @@ def training_arguments(opts: TrainOptions, cls: type | None = None, **overrides:
 
 def time_limit_callback(minutes: float) -> Any:
     """A callback that stops training once ``minutes`` have passed since the first step,
-    saving a checkpoint at that step, so ``--max-minutes`` never loses the work done."""
+    saving a checkpoint at that step, so ``--max-minutes`` never loses the work done.
+
+    It also fits the learning-rate schedule to the time budget: the trainer plans its
+    schedule (e.g. linear decay) over every step of ``--epochs``, which a time-limited
+    run may never reach, so the rate would barely decay. The schedule is read at
+    ``max(step, the step the elapsed share of the budget stands for)``: it ends at the
+    deadline, or at the planned last step if that comes first, whatever the machine's
+    speed."""
     from transformers import TrainerCallback
 
     class StopAfter(TrainerCallback):
@@ -128,7 +135,14 @@ def time_limit_callback(minutes: float) -> Any:
             self.fired = False
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN201
-            self.deadline = time.monotonic() + minutes * 60
+            start = time.monotonic()
+            self.deadline = start + minutes * 60
+            scheduler = kw.get("lr_scheduler")
+            if scheduler is not None and hasattr(scheduler, "lr_lambdas") and state.max_steps:
+                first, last = state.global_step, state.max_steps
+                scheduler.lr_lambdas = [
+                    _timed(fn, first, last, start, minutes * 60) for fn in scheduler.lr_lambdas
+                ]
 
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
             if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -138,6 +152,18 @@ def time_limit_callback(minutes: float) -> Any:
             return control
 
     return StopAfter()
+
+
+def _timed(fn: Any, first: int, last: int, start: float, budget: float) -> Any:
+    """``fn`` (a LambdaLR factor of the step) read at the step the elapsed time stands
+    for, when that is further than the real step; a plain closure, so scheduler
+    checkpoints do not pickle it (a resumed run fits its own budget again)."""
+
+    def factor(step: int) -> float:
+        share = min(1.0, (time.monotonic() - start) / budget)
+        return fn(max(step, min(last, first + round(share * (last - first)))))
+
+    return factor
 
 
 @dataclass
