@@ -30,6 +30,16 @@ copied into benchmarks/work/rarb-mcr):
     nice -n 10 python benchmarks/train_mcr.py --files ARC-Challenge-test.csv \
         --systems minilm,ce-listwise,ce-distill --teacher-questions 40 --minutes 8 --tag distill
 
+The full-length rerun these should be replaced by (20 minutes of training, every question
+of five files), meant for a machine where the job gets CPU; one torch thread, because a
+nice-19 job with two threads stalls whenever one of them shares a core with a
+normal-priority job:
+
+    export RARX_DATA=/work/shared/data OMP_NUM_THREADS=1
+    nice -n 19 python benchmarks/train_mcr.py --systems minilm,ce-listwise --minutes 20 \
+        --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv,\
+alphanli-test.csv,winogrande-test.csv --tag listwise
+
 Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
 missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
 """
@@ -233,6 +243,7 @@ def report(files: list[Path], systems: list[str], results: dict, cards: dict, ar
     write_result("train_mcr" + (f"-{args.tag}" if args.tag else ""), {
         "settings": {"minutes": args.minutes, "limit": args.limit, "batch_size": args.batch_size,
                      "teacher_questions": args.teacher_questions,
+                     "torch_threads": os.environ.get("OMP_NUM_THREADS"),
                      "note": "2 shared CPU cores, other work running concurrently"},
         "results": out,
         "cards": {s: {k: c[k] for k in ("base", "objective", "steps", "epochs", "seconds",
