@@ -16,6 +16,7 @@ from rarx.stages.gate import RET, GateParams, GateStage, single_token_marker
 from rarx.train import gate_data
 from rarx.train.gate_data import QAItem, build_gate_data, read_instances
 from rarx.types import Document, Query, QueryState
+from tests.conftest import tiny_chat_llama
 from tests.fakes import ScriptedLLM
 
 WORDS = ["red", "blue", "green", "cat", "dog", "sun", "moon", "tree", "rock", "fish"]
@@ -144,33 +145,9 @@ def test_a_gate_takes_the_retrieval_answer_only_where_it_retrieves() -> None:
 
 def tiny_base(root: Path) -> Path:
     """A 2-layer Llama and a byte-level BPE tokenizer (chat template, end token), saved."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [f"{tiny_question(i)} the answer is {w} question help get context"
               for i, w in enumerate(WORDS * 3)]  # fmt: skip
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
-    tok.train_from_iterator(corpus, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant: {% endif %}"
-    )
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=256, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    import torch
-
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(root)
-    tokenizer.save_pretrained(root)
-    return root
+    return tiny_chat_llama(root, corpus, vocab_size=300, max_positions=256)
 
 
 def tiny_question(i: int) -> str:

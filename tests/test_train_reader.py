@@ -13,6 +13,7 @@ import pytest
 from rarx.eval.mc_reader import choose, letter_counts, lettered
 from rarx.train.mc_data import McExample
 from rarx.train.reader_data import ReaderDataSettings, build_reader_data, read_rows
+from tests.conftest import tiny_chat_llama
 
 THINGS = ["cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "rain", "snow"]
 HELD_OUT_Q = "which thing is held out number 3"
@@ -92,30 +93,7 @@ def test_choice_reads_labels_and_calibration_removes_a_label_prior() -> None:
 def tiny_lm(root: Path, texts: list[str]) -> Path:
     """A 2-layer Llama with a byte-level BPE tokenizer trained on ``texts`` (so option
     labels are single tokens) and a plain chat template, saved."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
-    tok.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant: {% endif %}"
-    )
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(root)
-    tokenizer.save_pretrained(root)
-    return root
+    return tiny_chat_llama(root, texts, vocab_size=400, max_positions=512)
 
 
 def answer_loss(model_dir: Path, rows: list[dict[str, Any]]) -> float:
