@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
+from rarx.train.mc_data import EVAL_ONLY
 from rarx.types import Document, Query, Ranking
 
 log = logging.getLogger(__name__)
 
 # Packaged sets that are evaluation data (RAR-b test files or the splits they are made
-# of): never training data. See DESIGN.md, "Data that works offline here".
-EVALUATION_ONLY = frozenset(
-    {"piqa", "siqa", "winogrande", "hellaswag", "arc-challenge", "code", "math"}
-)
+# of, plus RAR-b's code and math Full sets): never training data.
+EVALUATION_ONLY = frozenset({*EVAL_ONLY, "code", "math"})
 
 
 @dataclass(frozen=True)
