@@ -233,6 +233,30 @@ def test_train_gate_learns_ret_as_one_token(
     assert [s.context["gate"]["output"] == RET for s in states] == [False, True, False, True]
 
 
+def test_the_probe_alone_makes_the_resized_ret_row_decide(tmp_path: Path) -> None:
+    from rarx.llm import load_llm
+    from rarx.train.gate import GateTrainSettings, add_ret_token, encode, load_base, probe_ret_row
+
+    base = tiny_base(tmp_path / "base")
+    rows = read_instances(gate_dir(tmp_path / "data") / "train.jsonl")
+    tokenizer, model = load_base(str(base))
+    ret_id = add_ret_token(tokenizer, model)
+    encoded = [encode(tokenizer, r, 128) for r in rows]
+    fit = probe_ret_row(model, ret_id, encoded, tokenizer.pad_token_id, GateTrainSettings(), 0)
+    assert fit["probe_examples"] == 8 and fit["probe_positives"] == 4
+    assert fit["probe_accuracy_before"] == 0.5  # the resized row is never the greedy pick
+    assert fit["probe_accuracy_after"] == 1.0
+    assert fit["probe_margin_positive"] > 0 > fit["probe_margin_negative"]
+
+    # no fine-tuning at all: the gate, reading greedy output, now retrieves where it should
+    model.save_pretrained(tmp_path / "probed")
+    tokenizer.save_pretrained(tmp_path / "probed")
+    gate = GateStage(GateParams(mode="adapt-llm", max_new_tokens=4),
+                     load_llm(str(tmp_path / "probed"), device="cpu"))  # fmt: skip
+    states = gate.run([QueryState(Query(str(i), tiny_question(i))) for i in range(4)])
+    assert [s.context["retrieve"] for s in states] == [False, True, False, True]
+
+
 @pytest.mark.slow
 def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -8,6 +8,11 @@ embedding (peft's trainable tokens, which follows a tied output head) and merges
 on save, so the output is always a plain model directory: ``llm: DIR`` in any pipeline,
 where the adapt-llm gate reads the ``<RET>`` token (:mod:`rarx.stages.gate`).
 
+Before fine-tuning, the new ``<RET>`` row is fitted as a linear probe on the frozen model's
+states where the reply starts (LP-FT, :mod:`rarx.train.token_probe`): a mean-resized row
+starts nats below the tokens the model predicts and, at a learning rate that keeps the model
+intact, never climbs to the top (``--no-probe-init`` to train from the resized row).
+
 After training, the saved model is loaded back as rarx loads any LLM and scored on the
 data's dev questions: P(<RET>) from the gate stage's own code, its AUC for predicting a
 closed-book failure, and how often it would retrieve. Those go into the model card.
@@ -48,6 +53,8 @@ class GateTrainSettings:
     max_length: int = 512  # prompt + target tokens; longer prompts lose their start
     lora_r: int = 16
     lora_alpha: int = 32
+    probe_init: bool = True  # fit the new <RET> row as a linear probe first (LP-FT)
+    probe_examples: int = 512
     dev_eval: bool = True  # score P(<RET>) on the dev questions after training
 
 
@@ -188,6 +195,28 @@ def with_lora(model: Any, ret_id: int, settings: GateTrainSettings) -> Any:
     return get_peft_model(model, config)
 
 
+def probe_ret_row(
+    model: Any, ret_id: int, train_set: Sequence[dict[str, list[int]]], pad_id: int,
+    settings: GateTrainSettings, seed: int,
+) -> dict[str, float]:  # fmt: skip
+    """LP-FT: the <RET> row fitted as a probe on (a sample of) the training prompts, where
+    the target starts with <RET> or not; its before/after figures go into the card."""
+    import random
+
+    from rarx.train.token_probe import fit_token_row
+
+    rows = list(train_set)
+    if len(rows) > settings.probe_examples:
+        rows = random.Random(seed).sample(rows, settings.probe_examples)
+    starts = [next(i for i, x in enumerate(r["labels"]) if x != IGNORE) for r in rows]
+    prompts = [r["input_ids"][:s] for r, s in zip(rows, starts, strict=True)]
+    labels = [r["input_ids"][s] == ret_id for r, s in zip(rows, starts, strict=True)]
+    fit = fit_token_row(model, ret_id, prompts, labels, pad_id)
+    log.info("<RET> row probe on %d prompts: P>1/2 where it is the target %.3f -> %.3f",
+             fit.examples, fit.accuracy_before, fit.accuracy_after)  # fmt: skip
+    return fit.metrics()
+
+
 @dataclass
 class GateTrainResult:
     out: Path
@@ -211,11 +240,14 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     tokenizer, model = load_base(opts.base)
     ret_id = add_ret_token(tokenizer, model)
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
-    model.config.use_cache = False
-    trained = with_lora(model, ret_id, settings) if opts.lora else model
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
+    metrics: dict[str, float] = {}
+    if settings.probe_init:
+        metrics.update(probe_ret_row(model, ret_id, train_set, pad_id, settings, opts.seed))
+    model.config.use_cache = False
+    trained = with_lora(model, ret_id, settings) if opts.lora else model
     args = training_arguments(
         opts, remove_unused_columns=False, train_sampling_strategy="group_by_length",
         warmup_steps=0, weight_decay=0.0,
@@ -228,7 +260,6 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     final.config.use_cache = True
     final.save_pretrained(opts.out)
     tokenizer.save_pretrained(opts.out)
-    metrics: dict[str, float] = {}
     if dev_rows:  # after saving: an interrupted evaluation keeps the trained model
         dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
         metrics["dev_loss"] = round(mean_loss(final, dev_set, collator(pad_id)), 4)
@@ -244,7 +275,7 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
         data_llm=summary.llm if summary else None,
         lora={"r": settings.lora_r, "alpha": settings.lora_alpha, "merged": True}
         if opts.lora else None,
-        max_length=settings.max_length,
+        max_length=settings.max_length, probe_init=settings.probe_init,
     )  # fmt: skip
     return GateTrainResult(opts.out, card, ret_id)
 
