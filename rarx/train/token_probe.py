@@ -39,6 +39,7 @@ class ProbeFit:
     accuracy_after: float
     margin_positive: float
     margin_negative: float
+    row_norm: float  # the fitted row's L2 norm over the head's median row norm
 
     def metrics(self) -> dict[str, float]:
         return {f"probe_{k}": round(float(v), 4) for k, v in self.__dict__.items()}
@@ -124,4 +125,5 @@ def fit_token_row(model: Any, token_id: int, prompts: Sequence[Sequence[int]],
         examples=len(labels), positives=int(y.sum()), accuracy_before=float(before or 0.0),
         accuracy_after=accuracy(margin), margin_positive=float(margin[y == 1].mean()),
         margin_negative=float(margin[y == 0].mean()),
+        row_norm=float(head.weight[token_id].norm() / head.weight.detach().norm(dim=1).median()),
     )  # fmt: skip
