@@ -175,6 +175,19 @@ def test_qa_memory_hits_and_backs_off(memory: Any, tiny_bm25: Any, resources: Re
     assert "final" not in state.context and state.context["memory"][0]["answer"] == "mitochondria"
 
 
+def test_a_shuffled_multiple_choice_question_is_the_same_question() -> None:
+    from rarx.stages.demos import question_key
+
+    q = "Which gas do plants take in?\nA. oxygen\nB. carbon dioxide\nC. helium"
+    shuffled = "which gas do plants take in\nA) helium\nB) Oxygen\nC) carbon dioxide"
+    other = "Which gas do animals breathe out?\nA. oxygen\nB. carbon dioxide\nC. helium"
+    assert question_key(q) == question_key(shuffled)
+    assert question_key(q) != question_key(other)
+    assert question_key(q) != question_key("Which gas do plants take in?\nA. oxygen\nB. neon")
+    # a question ending in one lettered line keeps it as text
+    assert question_key("Is it\nA. big") != question_key("Is it")
+
+
 @pytest.mark.slow
 def test_demos_exclude_the_query_itself(memory: Any, resources: Resources) -> None:
     pipe = Pipeline.from_dict({"stages": [{"demos": {"index": str(memory.path), "k": 2}}]},

@@ -1,11 +1,13 @@
 """The ``demos`` stage: retrieve labelled examples similar to the query from a bank
 (a qa-memory index of ``{question, answer}`` rows) for ``generate`` to show as few-shot
 demonstrations. The query itself is never its own demonstration: a stored example
-with the query's id or the same question text is left out."""
+with the query's id or the same question is left out (a lettered multiple-choice
+question is the same with its options in any order)."""
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,8 +33,20 @@ class DemosParams:
             raise ConfigError(f"parameter 'k' must be >= 0, got {self.k}")
 
 
-def _same(a: str, b: str) -> bool:
-    return normalize_answer(a) == normalize_answer(b)
+_OPTION = re.compile(r"^\s*[A-Z][.)]\s+(.*)$")
+
+
+def question_key(text: str) -> str:
+    """The normalised question; trailing lettered option lines (``A. ...``, ``B) ...``)
+    count as a set, so a shuffled copy of a multiple-choice question has the same key."""
+    lines = text.strip().splitlines()
+    options: list[str] = []
+    while len(lines) > 1 and (m := _OPTION.match(lines[-1])):
+        options.append(normalize_answer(m.group(1)))
+        lines.pop()
+    if len(options) < 2:  # not a lettered list: the whole text is the question
+        return normalize_answer(text)
+    return "\n".join([normalize_answer(" ".join(lines)), *sorted(options)])
 
 
 @stage_kind(
@@ -59,7 +73,7 @@ class DemosStage(KindStage[DemosParams]):
         return cls(resources.index(p.index), p)
 
     def _keep(self, s: QueryState, pair: Any) -> bool:
-        return pair.id != s.query.qid and not _same(pair.question, s.query.text)
+        return pair.id != s.query.qid and question_key(pair.question) != question_key(s.query.text)
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         k = self.params.k

@@ -248,10 +248,10 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
         metrics.update(probe_ret_row(model, ret_id, train_set, pad_id, settings, opts.seed))
     model.config.use_cache = False
     trained = with_lora(model, ret_id, settings) if opts.lora else model
-    args = training_arguments(
-        opts, remove_unused_columns=False, train_sampling_strategy="group_by_length",
-        warmup_steps=0, weight_decay=0.0,
-    )  # fmt: skip
+    # Random batches, not grouped by length: the <RET> instances are the short prompts, so
+    # length groups would make whole batches of <RET> alternate with batches of answers.
+    args = training_arguments(opts, remove_unused_columns=False, warmup_steps=0,
+                              weight_decay=0.0)  # fmt: skip
     trainer = Trainer(model=trained, args=args, train_dataset=train_set,
                       data_collator=collator(pad_id), processing_class=tokenizer)  # fmt: skip
     result = fit(trainer, opts)
