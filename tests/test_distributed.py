@@ -303,8 +303,31 @@ def test_dense_builds_equal_the_local_ones_also_when_a_worker_is_killed(
     local = DenseIndex.build(docs, tmp_path / "local-ivfpq", model=tiny_encoder, batch_size=16,
                              device="cpu", faiss="ivfpq", chunk_size=16, quiet=True)  # fmt: skip
     _same_dense_index(killed_build.path, local.path)
-    with pytest.raises(ConfigError, match="builds bm25 and dense indexes, not 'qa-memory'"):
+    with pytest.raises(ConfigError, match="builds bm25, dense, splade indexes, not 'qa-memory'"):
         build_index("qa-memory", corpus, tmp_path / "qa", None, engine)
+
+
+@pytest.mark.slow
+def test_splade_encoded_on_ray_equals_the_local_build(
+    ray_cluster: Any, corpus: Path, tmp_path: Path
+) -> None:
+    from rarx.distributed import RayEngine, build_index
+    from rarx.index.impact import ImpactIndex, SpladeBuildParams
+
+    params = SpladeBuildParams(batch_size=8, device="cpu", quantization=100)
+    built = build_index("splade", corpus, tmp_path / "ray", params, RayEngine(2), quiet=True)
+    local = ImpactIndex.build(Corpus(corpus), tmp_path / "local", batch_size=8, device="cpu",
+                              quantization=100, quiet=True)  # fmt: skip
+    # checksum, document count, terms per document: the same impacts in the same order
+    assert _manifest(built.path) == _manifest(local.path)
+    assert (built.path / "docstore.parquet").read_bytes() == (
+        local.path / "docstore.parquet"
+    ).read_bytes()
+    queries = _queries()
+    rankings = built.search(queries, 20)
+    assert rankings == local.search(queries, 20)  # docids, scores and order
+    assert sum(len(r) for r in rankings) > 100
+    assert built.doc("d005") == local.doc("d005")
 
 
 # -- pipelines and evaluation ----------------------------------------------------------------

@@ -3,8 +3,9 @@ to a local run.
 
 - :mod:`~rarx.distributed.cluster`: start Ray here or join a cluster; workers and their
   CPUs/GPUs; Ray's restarts and retries for faults.
-- :mod:`~rarx.distributed.dense` and :mod:`~rarx.distributed.bm25`: index builds (Ray
-  Data reads the corpus, :mod:`~rarx.distributed.corpus`).
+- :mod:`~rarx.distributed.dense`, :mod:`~rarx.distributed.splade` and
+  :mod:`~rarx.distributed.bm25`: index builds (Ray Data reads the corpus,
+  :mod:`~rarx.distributed.corpus`).
 - :mod:`~rarx.distributed.pipeline`: a pipeline whose batches run on Ray workers;
   :mod:`~rarx.distributed.execution`: the same for ``rarx eval retrieval``.
 
@@ -18,7 +19,7 @@ from typing import Any
 from rarx.distributed.cluster import RayEngine
 from rarx.errors import ConfigError
 
-KINDS = ("bm25", "dense")  # index kinds with a Ray build
+KINDS = ("bm25", "dense", "splade")  # index kinds with a Ray build
 
 
 def build_index(
@@ -34,8 +35,12 @@ def build_index(
         from rarx.distributed.bm25 import build_bm25
 
         return build_bm25(source, path, params, engine, overwrite=overwrite, quiet=quiet)
+    if kind == "splade":
+        from rarx.distributed.splade import build_splade
+
+        return build_splade(source, path, params, engine, overwrite=overwrite, quiet=quiet)
     raise ConfigError(
-        f"--engine ray builds {' and '.join(KINDS)} indexes, not {kind!r}; use --engine local"
+        f"--engine ray builds {', '.join(KINDS)} indexes, not {kind!r}; use --engine local"
     )
 
 

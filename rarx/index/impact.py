@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from rarx import __version__
 from rarx.errors import ConfigError, IndexFormatError, InputError, RarxError
@@ -122,10 +123,11 @@ class ImpactIndex:
         overwrite: bool = False,
         quiet: bool = False,
         chunk_size: int = CHUNK_SIZE,
-        encoder: SparseEncoder | None = None,
+        encoder: DocImpactEncoder | None = None,
     ) -> ImpactIndex:
         """Encode ``docs`` and write an impact index at ``path`` (atomically). ``encoder``
-        reuses a loaded encoder; its configuration then replaces ``model`` and the rest."""
+        reuses a loaded encoder (or a Ray pool of them, :mod:`rarx.distributed.splade`);
+        its configuration then replaces ``model`` and the rest."""
         SpladeBuildParams(model, quantization, batch_size, max_seq_length, device, threads,
                           memory_buffer_mb)  # checked before any model loads  # fmt: skip
         stream = ChecksumStream(docs)
@@ -133,7 +135,7 @@ class ImpactIndex:
         with staged_build(path, overwrite) as tmp:
             if encoder is None:
                 encoder = SparseEncoder(SparseEncoderConfig(model, max_seq_length, device))
-            encoder.vocab  # noqa: B018 - checks the model's terms before any encoding
+            vocab_size = encoder.vocab_size  # checks the model's terms before any encoding
             shards = tmp / "_input"
             with progress_bar("encoding", unit="doc", total=total, quiet=quiet) as bar:
                 terms = _encode_to_shards(
@@ -172,7 +174,7 @@ class ImpactIndex:
                 params={
                     "quantization": float(quantization),
                     "max_seq_length": encoder.max_seq_length,
-                    "vocabulary": len(encoder.vocab),
+                    "vocabulary": vocab_size,
                     "terms_per_document": round(terms / max(1, stream.count), 2),
                     "analyzer": "pretokenized (whitespace), impact similarity",
                     "skipped_empty": stream.count - indexed,
@@ -181,7 +183,9 @@ class ImpactIndex:
                 rarx_version=__version__,
             )
             manifest.write(tmp)
-        return cls.load(path, device=device, encoder=encoder)
+        # A local encoder goes on encoding queries; a pool's workers are not kept.
+        query_encoder = encoder if isinstance(encoder, SparseEncoder) else None
+        return cls.load(path, device=device, encoder=query_encoder)
 
     # -- loading --------------------------------------------------------------------
 
@@ -286,10 +290,26 @@ class ImpactIndex:
         self._searcher.close()
 
 
+class DocImpactEncoder(Protocol):
+    """What a build needs of its encoder: :class:`SparseEncoder`, or a Ray pool of them."""
+
+    config: SparseEncoderConfig
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def max_seq_length(self) -> int: ...
+
+    def doc_impact_chunks(
+        self, chunks: Iterable[Sequence[str]], batch_size: int, factor: float
+    ) -> Iterator[list[dict[str, int]]]: ...
+
+
 def _encode_to_shards(
     docs: Iterable[Document],
     directory: Path,
-    encoder: SparseEncoder,
+    encoder: DocImpactEncoder,
     quantization: float,
     batch_size: int,
     chunk_size: int,
@@ -297,34 +317,41 @@ def _encode_to_shards(
     done: Any,
 ) -> int:
     """Encode each chunk, append its impacts to the shards and its documents to the
-    docstore (beside ``directory``); returns the number of terms written."""
+    docstore (beside ``directory``), in corpus order; returns the number of terms written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     directory.mkdir()
     schema = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string()),
                         ("meta", pa.string())])  # fmt: skip
-    files = [open(directory / f"part-{i:03d}.jsonl", "w", encoding="utf-8") for i in range(shards)]
     seen: set[str] = set()  # a duplicate id would make doc() ambiguous
+    pending: deque[list[Document]] = deque()  # chunks handed to the encoder, not yet written
+
+    def texts() -> Iterator[list[str]]:
+        for chunk in _chunks(docs, chunk_size):
+            for d in chunk:
+                if d.docid in seen:
+                    raise InputError(
+                        f"duplicate document id {d.docid!r}; ids must be unique (rarx "
+                        "index --dedupe keeps the first)"
+                    )
+                seen.add(d.docid)
+            pending.append(chunk)
+            yield [d.contents for d in chunk]
+
+    files = [open(directory / f"part-{i:03d}.jsonl", "w", encoding="utf-8") for i in range(shards)]
     written = terms = 0
     try:
         with pq.ParquetWriter(directory.parent / DOCSTORE_FILE, schema) as store:
-            for chunk in _chunks(docs, chunk_size):
-                for d in chunk:
-                    if d.docid in seen:
-                        raise InputError(
-                            f"duplicate document id {d.docid!r}; ids must be unique (rarx "
-                            "index --dedupe keeps the first)"
-                        )
-                    seen.add(d.docid)
-                columns = [[d.docid for d in chunk], [d.title for d in chunk],
-                           [d.text for d in chunk], [_meta_json(d) for d in chunk]]  # fmt: skip
-                rows = encoder.encode_docs([d.contents for d in chunk], batch_size)
-                for d, vector in zip(chunk, encoder.impacts(rows, quantization), strict=True):
+            for vectors in encoder.doc_impact_chunks(texts(), batch_size, quantization):
+                chunk = pending.popleft()
+                for d, vector in zip(chunk, vectors, strict=True):
                     line = json.dumps({"id": d.docid, "vector": vector}, ensure_ascii=False)
                     files[written % shards].write(line + "\n")
                     written += 1
                     terms += len(vector)
+                columns = [[d.docid for d in chunk], [d.title for d in chunk],
+                           [d.text for d in chunk], [_meta_json(d) for d in chunk]]  # fmt: skip
                 store.write_table(pa.Table.from_arrays(columns, schema=schema))
                 done(len(chunk))
     finally:

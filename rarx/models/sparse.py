@@ -10,7 +10,7 @@ factor 256/5 = 51.2; SPLADE's exports for Anserini (and rarx by default) use 100
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
@@ -122,6 +122,19 @@ class SparseEncoder:
         self, texts: Sequence[str], batch_size: int = 32, quiet: bool = True
     ) -> SparseRows:
         return self._encode(texts, "document", batch_size, quiet)
+
+    @property
+    def vocab_size(self) -> int:
+        """Output terms (checked as :attr:`vocab` checks them)."""
+        return len(self.vocab)
+
+    def doc_impact_chunks(
+        self, chunks: Iterable[Sequence[str]], batch_size: int, factor: float
+    ) -> Iterator[list[dict[str, int]]]:
+        """Each chunk of documents as impacts, chunk by chunk (the Ray pool of
+        :mod:`rarx.distributed.splade` has the same method, with chunks in flight)."""
+        for texts in chunks:
+            yield self.impacts(self.encode_docs(texts, batch_size), factor)
 
     def impacts(self, rows: SparseRows, factor: float) -> list[dict[str, int]]:
         """Each row as ``{term: integer impact}``, terms whose impact rounds to 0 left out."""
