@@ -212,8 +212,8 @@ def probe_ret_row(
     prompts = [r["input_ids"][:s] for r, s in zip(rows, starts, strict=True)]
     labels = [r["input_ids"][s] == ret_id for r, s in zip(rows, starts, strict=True)]
     fit = fit_token_row(model, ret_id, prompts, labels, pad_id)
-    log.info("<RET> row probe on %d prompts: P>1/2 where it is the target %.3f -> %.3f",
-             fit.examples, fit.accuracy_before, fit.accuracy_after)  # fmt: skip
+    log.info("<RET> row probe on %d prompts: greedy emits it exactly where it is the target "
+             "%.3f -> %.3f", fit.examples, fit.accuracy_before, fit.accuracy_after)  # fmt: skip
     return fit.metrics()
 
 
