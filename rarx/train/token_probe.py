@@ -121,9 +121,10 @@ def fit_token_row(model: Any, token_id: int, prompts: Sequence[Sequence[int]],
             head.weight[token_id] = e.detach().to(head.weight.dtype).to(head.weight.device)
     _, best, own = reply_states(model, prompts, token_id, pad_id)  # the row as written
     margin = own - best
+    weight = head.weight.detach()
     return ProbeFit(
         examples=len(labels), positives=int(y.sum()), accuracy_before=float(before or 0.0),
         accuracy_after=accuracy(margin), margin_positive=float(margin[y == 1].mean()),
         margin_negative=float(margin[y == 0].mean()),
-        row_norm=float(head.weight[token_id].norm() / head.weight.detach().norm(dim=1).median()),
+        row_norm=float(weight[token_id].norm() / weight.norm(dim=1).median()),
     )  # fmt: skip
