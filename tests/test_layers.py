@@ -106,8 +106,18 @@ def test_the_layer_check_catches_upward_and_lazy_imports() -> None:
 # a fresh interpreter's view (circular imports show) at a fraction of the cost.
 _IMPORT_EACH = """
 import importlib, os, sys
-failed = []
+failed, running = [], []  # running: (pid, read end, name), one child per core at a time
+
+def reap():
+    pid, r, name = running.pop(0)
+    message = os.read(r, 4096).decode()  # a child writes at most 2,000 bytes, then exits
+    os.close(r)
+    if os.waitpid(pid, 0)[1] != 0:
+        failed.append(message or f"{name}: child failed")
+
 for name in sys.argv[1:]:
+    if len(running) >= (os.cpu_count() or 1):
+        reap()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -119,10 +129,9 @@ for name in sys.argv[1:]:
             os.write(w, f"{name}: {type(exc).__name__}: {exc}".encode()[:2000])
             os._exit(1)
     os.close(w)
-    message = os.read(r, 4096).decode()
-    os.close(r)
-    if os.waitpid(pid, 0)[1] != 0:
-        failed.append(message or f"{name}: child failed")
+    running.append((pid, r, name))
+while running:
+    reap()
 print("\\n".join(failed))
 sys.exit(1 if failed else 0)
 """
