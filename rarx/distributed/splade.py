@@ -35,7 +35,7 @@ class SparseWorker(Worker):
                 "device": str(encoder.model.device)}  # fmt: skip
 
     def impacts(self, texts: list[str], batch_size: int, factor: float) -> list[dict[str, int]]:
-        return self.value.impacts(self.value.encode_docs(texts, batch_size), factor)
+        return self.value.doc_impacts(texts, batch_size, factor)
 
 
 class RaySparseEncoder:

@@ -134,7 +134,13 @@ class SparseEncoder:
         """Each chunk of documents as impacts, chunk by chunk (the Ray pool of
         :mod:`rarx.distributed.splade` has the same method, with chunks in flight)."""
         for texts in chunks:
-            yield self.impacts(self.encode_docs(texts, batch_size), factor)
+            yield self.doc_impacts(texts, batch_size, factor)
+
+    def doc_impacts(
+        self, texts: Sequence[str], batch_size: int, factor: float
+    ) -> list[dict[str, int]]:
+        """Documents encoded and quantised: each one's ``{term: integer impact}``."""
+        return self.impacts(self.encode_docs(texts, batch_size), factor)
 
     def impacts(self, rows: SparseRows, factor: float) -> list[dict[str, int]]:
         """Each row as ``{term: integer impact}``, terms whose impact rounds to 0 left out."""
