@@ -12,12 +12,13 @@ per query) and run alternately on each query so machine noise hits both alike.
 With several ``--llm`` each model reranks the same queries' candidates in turn (one model
 in memory at a time) and the table puts them side by side.
 
-qwen2.5-coder-1.5b (``rarx models install qwen2.5-coder-1.5b`` first) on a 2-core CPU: this
-small sample took 37 minutes for both models at a load average of 14-17 from other work
-(results/first_vs_listwise_qwen_cpu2.json); on a GPU use ``--device cuda`` and more queries.
+qwen2.5-coder-1.5b (``rarx models install qwen2.5-coder-1.5b`` first) on a quiet 2-core CPU:
+this sample of 12 queries took 15 minutes for both models, qwen ~13 s per FIRST window and
+~28 s per generated permutation (results/first_vs_listwise_qwen_cpu2.json); on a GPU use
+``--device cuda`` and more queries.
 
-    nice -n 10 python benchmarks/first_vs_listwise.py --reuse-candidates --llm qwen2.5-coder-1.5b \
-        --llm smollm2-135m --k 10 --passage-tokens 64 --queries 3 --warmup 0 \
+    python benchmarks/first_vs_listwise.py --llm qwen2.5-coder-1.5b --llm smollm2-135m \
+        --k 10 --passage-tokens 64 --queries 12 --warmup 0 --device cpu \
         --name first_vs_listwise_qwen_cpu2
 """
 
