@@ -44,15 +44,24 @@ def subset(queries: list[Query], n: int, seed: int = SEED) -> list[Query]:
     return sorted(rng.sample(queries, min(n, len(queries))), key=lambda q: q.qid)
 
 
+def per_question(states: list[QueryState]) -> dict[str, dict[str, float]]:
+    """EM and F1 of each question's answer against its gold answers, by question id."""
+    out: dict[str, dict[str, float]] = {"em": {}, "f1": {}}
+    for s in states:
+        answer, gold = s.context.get("answer") or "", s.query.meta["answers"]
+        out["em"][s.query.qid] = float(exact_match(answer, gold))
+        out["f1"][s.query.qid] = token_f1(answer, gold)
+    return out
+
+
 def score(states: list[QueryState]) -> dict[str, float]:
-    em = [exact_match(s.context.get("answer") or "", s.query.meta["answers"]) for s in states]
-    f1 = [token_f1(s.context.get("answer") or "", s.query.meta["answers"]) for s in states]
+    per = per_question(states)
     retrieved = [s.ranking is not None for s in states]
     errors = [bool(s.context.get("error")) for s in states]
     n = max(1, len(states))
     return {
-        "em": round(sum(em) / n, 4),
-        "f1": round(sum(f1) / n, 4),
+        "em": round(sum(per["em"].values()) / n, 4),
+        "f1": round(sum(per["f1"].values()) / n, 4),
         "retrieved": round(sum(retrieved) / n, 4),
         "errors": sum(errors),
         "n": len(states),
