@@ -72,6 +72,8 @@ def _scorers(args: argparse.Namespace) -> dict[str, Any]:
         from rarx.llm import load_llm
 
         options = {"device": args.device} if args.device else {}
+        if args.dtype:
+            options["dtype"] = args.dtype
         return once("llm", lambda: load_llm(args.llm, batch_size=args.batch_size, **options))
 
     def likelihood(norm: str) -> Any:
@@ -97,6 +99,9 @@ def main() -> None:
     ap.add_argument("--llm", default="smollm2-135m")
     ap.add_argument("--cross-encoder", default=None, help="A CrossEncoder directory or name.")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--dtype", default=None,
+                    help="LLM weights' dtype (default float32; bfloat16 is fast on CPUs "
+                    "with AMX and on GPUs).")  # fmt: skip
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--limit", type=int, default=None, help="First N questions of each set.")
     ap.add_argument("--sets", default=None, help="Comma-separated set names (default: all).")
@@ -131,6 +136,7 @@ def main() -> None:
     def save() -> None:
         write_results(args.out, envelope(
             "mcr_scorers", data=str(data_dir() / "rarb-mcr"), llm=args.llm,
+            llm_dtype=args.dtype or "float32",
             cross_encoder=args.cross_encoder, cross_encoder_card=card, limit=args.limit,
             rarb_kinds_read=kinds,
             settings=settings,

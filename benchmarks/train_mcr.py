@@ -16,7 +16,9 @@ system on the same ones). Systems:
   question) - log p(option | "Answer:")), made by ``rarx train data teacher`` on the first
   ``--teacher-questions`` training questions only and kept as a training file; the student
   trains on those;
-- ``encoder``: ``rarx train encoder`` (MNRL, wrong options as hard negatives).
+- ``encoder``: ``rarx train encoder`` (MNRL, wrong options as hard negatives);
+- ``llm-choice@MODEL``, ``llm-likelihood-{sum,mean,pmi}@MODEL``: rarx's LLM MCR scorers on
+  any LLM name or model directory (``--device``, ``--llm-dtype``).
 
 The runs reported for issue 12 (2 CPU cores shared with other work; RAR-b's mcr/ files
 copied into benchmarks/work/rarb-mcr):
@@ -39,6 +41,15 @@ normal-priority job:
     nice -n 19 python benchmarks/train_mcr.py --systems minilm,ce-listwise --minutes 20 \
         --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv,\
 alphanli-test.csv,winogrande-test.csv --tag listwise
+
+The LLM rows (Qwen2.5-Coder-1.5B-Instruct, ``llm-choice``: chosen over ``llm-likelihood``
+mean/pmi on 120 ARC-Challenge *validation* questions, a training source, not on any test
+file), on a quiet 2-core machine with AMX, bfloat16:
+
+    export RARX_DATA=/work/shared/data
+    python benchmarks/train_mcr.py --systems minilm,llm-choice@qwen2.5-coder-1.5b \
+        --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv \
+        --llm-dtype bfloat16 --device cpu --batch-size 16 --tag qwen
 
 Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
 missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
@@ -140,6 +151,36 @@ def cross_encoder_scorer(model: Path) -> Any:
     return score
 
 
+def llm_scorer(system: str, device: str | None, dtype: str | None, batch_size: int) -> Any:
+    """``llm-choice@MODEL`` or ``llm-likelihood-{sum,mean,pmi}@MODEL``: rarx's LLM MCR
+    scorers, untrained or on a model ``rarx train`` made (a directory)."""
+    from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer
+    from rarx.llm import load_llm
+
+    kind, _, model = system.partition("@")
+    if not model or (kind != "llm-choice" and not kind.startswith("llm-likelihood-")):
+        sys.exit(f"unknown LLM system {system!r}: llm-choice@MODEL or llm-likelihood-NORM@MODEL")
+    loaded: list[Any] = []
+
+    def scorer() -> Any:  # the LLM loads on first use: cached predictions need none
+        if not loaded:
+            options = {k: v for k, v in (("device", device), ("dtype", dtype)) if v}
+            llm = load_llm(model, batch_size=batch_size, **options)
+            if kind == "llm-choice":
+                loaded.append(load_scorer("llm-choice", llm, quiet=False))
+            else:
+                norm = kind.removeprefix("llm-likelihood-")
+                base = load_scorer("llm-likelihood", llm, quiet=False, batch_size=batch_size)
+                loaded.append(base.with_normalize(norm))
+        return loaded[0]
+
+    def score(items: list) -> list[int]:
+        preds = evaluate_mcr(scorer(), items).predictions
+        return [int(p == it.label) for p, it in zip(preds, items, strict=True)]
+
+    return score
+
+
 # ---- teacher -------------------------------------------------------------------------
 
 
@@ -181,6 +222,13 @@ def main() -> None:
     ap.add_argument("--teacher-questions", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--dev-limit", type=int, default=200, help="Dev questions scored per card.")
+    ap.add_argument("--device", default=None, help="LLM systems' device (default: cuda if any)")
+    ap.add_argument(
+        "--llm-dtype",
+        default=None,
+        help="LLM systems' weights (default float32; bfloat16 is fast with AMX)",
+    )
+    ap.add_argument("--note", default="", help="How the run was made (machine load), kept.")
     ap.add_argument("--tag", default="", help="Results go to results/train_mcr[-TAG].json.")
     args = ap.parse_args()
     files = rarb_files()
@@ -200,6 +248,8 @@ def main() -> None:
         t = time.perf_counter()
         if system == "minilm":
             scorer = bi_encoder_scorer("minilm")
+        elif system.startswith("llm-"):
+            scorer = llm_scorer(system, args.device, args.llm_dtype, args.batch_size)
         else:
             out = MODELS / system
             if not (out / "rarx_model.json").is_file():
@@ -244,7 +294,7 @@ def report(files: list[Path], systems: list[str], results: dict, cards: dict, ar
         "settings": {"minutes": args.minutes, "limit": args.limit, "batch_size": args.batch_size,
                      "teacher_questions": args.teacher_questions,
                      "torch_threads": os.environ.get("OMP_NUM_THREADS"),
-                     "note": "2 shared CPU cores, other work running concurrently"},
+                     "device": args.device, "llm_dtype": args.llm_dtype, "note": args.note},
         "results": out,
         "cards": {s: {k: c[k] for k in ("base", "objective", "steps", "epochs", "seconds",
                                         "stopped_early", "metrics", "options", "data")}
