@@ -269,6 +269,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=WORK / "first" / "smollm2-first")
     ap.add_argument("--ce-out", type=Path, default=WORK / "first" / "minilm-ce")
     ap.add_argument("--name", default="train_first")
+    ap.add_argument("--note", default="", help="How the run was made (machine load), kept.")
     args = ap.parse_args()
 
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the training subprocesses too
@@ -415,7 +416,7 @@ def main() -> None:
                 else None,
                 "seed": args.seed,
                 "significance": "paired t-test (rarx.eval.significance); 95% t-interval",
-                "note": "CPU shared with other work: timings are noisy",
+                "note": args.note,
             },
             "training": training,
             "results": results,
