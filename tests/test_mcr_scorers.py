@@ -203,3 +203,21 @@ def test_llm_choice_reads_label_logprobs(smol: Any) -> None:
     many = [McrItem("", "Pick one", tuple(f"o{i}" for i in range(27)), 0)]
     with pytest.raises(ConfigError, match="1 question.s. here have more .up to 27.: score them"):
         scorer.scores(many, False)
+
+
+def test_llm_choice_dtype_loads_the_weights_so_and_records_it(
+    smol: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    half = load_scorer("llm-choice", "smollm2-135m", device="cpu", dtype="bfloat16")
+    full = load_scorer("llm-choice", smol)
+    assert half.settings()["dtype"] == "bfloat16" and full.settings()["dtype"] == "float32"
+    # bfloat16 keeps 8 bits of mantissa: label log-probabilities move, but only a little.
+    got, want = half.scores(ITEMS, False), full.scores(ITEMS, False)
+    for g, w in zip(got, want, strict=True):
+        assert not np.array_equal(g, w)
+        assert g == pytest.approx(w, abs=0.5)
+    write_mcr_csv(tmp_path / "ARC-Challenge-test.csv", ITEMS)
+    with pytest.raises(Exception, match="--dtype is for the LLM scorers, not bi-encoder"):
+        cli.main(["eval", "mcr", "--scorer", "bi-encoder", "--dtype", "bfloat16",
+                  "--data", str(tmp_path / "ARC-Challenge-test.csv")],
+                 standalone_mode=False)  # fmt: skip

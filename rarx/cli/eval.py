@@ -417,6 +417,12 @@ def adaptive_cmd(dataset: str, gate_llm: str, base_llm: str, limit: int | None,
     "log-probability after 'Answer:' (default sum).",
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
+@click.option(
+    "--dtype",
+    default=None,
+    help="LLM scorers: the weights' dtype (default float32; bfloat16 is fast on GPUs and on "
+    "CPUs with AMX).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per batch.")
 @click.option("--instructions", is_flag=True, help="Score with instructions as well as without.")
 @click.option(
@@ -436,6 +442,7 @@ def mcr_cmd(
     model: str | None,
     normalize: str | None,
     device: str | None,
+    dtype: str | None,
     batch_size: int | None,
     instructions: bool,
     per_question: bool | None,
@@ -456,7 +463,9 @@ def mcr_cmd(
     for s in sets:
         names = [s.label, s.path.name, s.path.parent.name]
         _warn(model_warnings([model] if model else [], names, [it.query for it in s.items]))
-    options = {"quiet": quiet} if scorer.startswith("llm-") else {}
+    options = {"quiet": quiet, "dtype": dtype} if scorer.startswith("llm-") else {}
+    if dtype and not scorer.startswith("llm-"):
+        raise click.UsageError(f"--dtype is for the LLM scorers, not {scorer}")
     scoring = load_scorer(scorer, model, normalize=normalize, device=device,
                           batch_size=batch_size, per_question=per_question or None,
                           **options)  # fmt: skip

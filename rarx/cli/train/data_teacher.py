@@ -37,12 +37,19 @@ from rarx.cli.options import quiet_option
     help="Only the first N training questions (the student trains on those).",
 )
 @click.option("--device", default=None)
+@click.option(
+    "--dtype",
+    default=None,
+    help="LLM teachers: the weights' dtype (e.g. bfloat16; default float32).",
+)
 @quiet_option
 def teacher(data: str, out: Path, scorer: str, model: str | None, normalize: str | None,
-            limit: int | None, device: str | None, quiet: bool) -> None:  # fmt: skip
+            limit: int | None, device: str | None, dtype: str | None,
+            quiet: bool) -> None:  # fmt: skip
     """Score the training split's options with a teacher (never the dev split or any
     evaluation file), for 'rarx train cross-encoder --teacher-scores'."""
     from rarx.train.teacher import write_teacher_scores
 
-    n = write_teacher_scores(data, out, scorer, model, limit, normalize=normalize, device=device)
+    n = write_teacher_scores(data, out, scorer, model, limit, normalize=normalize, device=device,
+                             dtype=dtype)  # fmt: skip
     click.echo(f"{out}: teacher scores for {n} training questions")

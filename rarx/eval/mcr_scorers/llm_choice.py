@@ -15,7 +15,7 @@ import numpy as np
 
 from rarx.errors import ConfigError
 from rarx.eval.datasets.base import McrItem
-from rarx.eval.mcr_scorers._llm import scorer_llm
+from rarx.eval.mcr_scorers._llm import llm_dtype, scorer_llm
 from rarx.llm.base import ChatPrompt
 from rarx.progress import progress
 
@@ -48,20 +48,23 @@ class ChoicePrompt:
 
 class ChoiceScorer:
     name: ClassVar[str] = "llm-choice"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"device", "batch_size", "prompt", "quiet"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"device", "dtype", "batch_size", "prompt", "quiet"}
+    )
 
     def __init__(
         self,
         model: Any = None,
         *,
         device: str | None = None,
+        dtype: str | None = None,
         batch_size: int | None = None,
         prompt: ChoicePrompt | None = None,
         quiet: bool = True,
     ):
         self.prompt = prompt or ChoicePrompt()
         self.quiet = quiet
-        self.model_name, self.llm = scorer_llm(model, device, batch_size)
+        self.model_name, self.llm = scorer_llm(model, device, batch_size, dtype)
 
     def scores(self, items: Sequence[McrItem], with_instructions: bool) -> list[np.ndarray]:
         most = max(len(it.options) for it in items)
@@ -92,6 +95,7 @@ class ChoiceScorer:
         return {
             "scorer": self.name,
             "model": self.model_name,
+            "dtype": llm_dtype(self.llm),
             "prompt": {
                 "instruction": p.instruction,
                 "question": p.question,

@@ -23,7 +23,7 @@ import numpy as np
 
 from rarx.errors import ConfigError
 from rarx.eval.datasets.base import McrItem
-from rarx.eval.mcr_scorers._llm import scorer_llm
+from rarx.eval.mcr_scorers._llm import llm_dtype, scorer_llm
 from rarx.llm.likelihood import continuation_logprobs, raw_model
 
 NORMALIZE = ("sum", "mean", "pmi")
@@ -50,7 +50,7 @@ class LikelihoodPrompt:
 class LikelihoodScorer:
     name: ClassVar[str] = "llm-likelihood"
     OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"device", "batch_size", "normalize", "prompt", "quiet"}
+        {"device", "dtype", "batch_size", "normalize", "prompt", "quiet"}
     )
 
     def __init__(
@@ -58,6 +58,7 @@ class LikelihoodScorer:
         model: Any = None,
         *,
         device: str | None = None,
+        dtype: str | None = None,
         batch_size: int | None = None,
         normalize: str = "sum",
         prompt: LikelihoodPrompt | None = None,
@@ -69,7 +70,7 @@ class LikelihoodScorer:
             )
         self.normalize = normalize
         self.prompt = prompt or LikelihoodPrompt()
-        self.model_name, self.llm = scorer_llm(model, device, batch_size)
+        self.model_name, self.llm = scorer_llm(model, device, batch_size, dtype)
         raw_model(self.llm)  # fail now, not mid-run, for a backend without logits
         self.batch_size = batch_size
         self.quiet = quiet
@@ -117,6 +118,7 @@ class LikelihoodScorer:
         return {
             "scorer": self.name,
             "model": self.model_name,
+            "dtype": llm_dtype(self.llm),
             "normalize": self.normalize,
             "context": self.prompt.context,
             "continuation": self.prompt.continuation,
