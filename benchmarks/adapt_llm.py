@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--dev-limit", type=int, default=50, help="dev questions for calibration")
     ap.add_argument("--check", type=int, default=8, help="questions run as a real pipeline")
     ap.add_argument("--lora", action="store_true", help="LoRA (merged) instead of full FT")
+    ap.add_argument("--device", default="cpu", help="training and evaluation (cuda on a GPU)")
     args = ap.parse_args()
 
     data, model = OUT / "gate-data", OUT / "gate-model"
@@ -70,6 +71,7 @@ def main() -> None:
         ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
          "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
          str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "25",
+         "--device", args.device,
          *(["--lora"] if args.lora else [])],
         (model / "rarx_model.json").is_file(),
     )  # fmt: skip
@@ -80,6 +82,7 @@ def main() -> None:
             ["eval", "adaptive", "--dataset", ds, "--gate-llm", str(model), "--base-llm",
              args.base, "--limit", str(args.limit), "--dev-limit", str(args.dev_limit),
              "--check", str(args.check), "--work-dir", str(OUT / "indexes"),
+             "--device", args.device,
              "--results", str(path)],
             path.is_file(),
         )  # fmt: skip
@@ -111,7 +114,7 @@ def main() -> None:
               f"untrained {g['auc_base']}; goals {met}")  # fmt: skip
     write_result("adapt_llm", {
         "setup": {
-            "base": args.base, "device": "cpu", "sources": args.sources,
+            "base": args.base, "device": args.device, "sources": args.sources,
             "train_limit": args.train_limit, "data_dev_limit": args.data_dev_limit,
             "max_minutes": args.max_minutes, "lr": args.lr, "batch_size": args.batch_size,
             "epochs": args.epochs, "lora": args.lora, "test_limit": args.limit,

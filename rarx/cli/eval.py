@@ -352,6 +352,9 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
 @click.option("--check", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also run the real adapt-llm pipeline on this many test questions.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="The LLMs' device (cuda, ...).")
+@click.option("--dtype", default="float32", show_default=True,
+              help="The LLMs' weights (bfloat16: on GPUs and CPUs with AMX).")  # fmt: skip
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("indexes/eval"),
               show_default=True, help="Where the BM25 index of the corpus is kept.")  # fmt: skip
 @click.option("--results", type=click.Path(path_type=Path), help="Write a results JSON.")
@@ -359,8 +362,8 @@ def qa_cmd(dataset: str, pipeline_path: Path, limit: int | None, batch_size: int
 @quiet_option
 def adaptive_cmd(dataset: str, gate_llm: str, base_llm: str, limit: int | None,
                  dev_limit: int | None, top_docs: int, passage_tokens: int, tolerance: float,
-                 check: int, batch_size: int, work_dir: Path, results: Path | None,
-                 as_json: bool, quiet: bool) -> None:  # fmt: skip
+                 check: int, batch_size: int, device: str, dtype: str, work_dir: Path,
+                 results: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
     """Adapt-LLM's evaluation on held-out questions: never (NR) / always (AR) retrieve,
     the trained gate (Adapt), threshold gates calibrated on the dev split; accuracy,
     EM/F1, retrieval rate with bootstrap intervals, AUC of P(<RET>)."""
@@ -370,7 +373,8 @@ def adaptive_cmd(dataset: str, gate_llm: str, base_llm: str, limit: int | None,
 
     config = AdaptiveConfig(dataset, gate_llm, base_llm, top_docs, passage_tokens,
                             limit=limit, dev_limit=dev_limit, tolerance=tolerance,
-                            batch_size=batch_size, check=check, work_dir=work_dir)  # fmt: skip
+                            batch_size=batch_size, device=device, dtype=dtype, check=check,
+                            work_dir=work_dir)  # fmt: skip
     out = envelope("adaptive", **run_adaptive(config, quiet=quiet))
     if results is not None:
         write_results(results, out)

@@ -70,6 +70,8 @@ class AdaptiveConfig:
     dev_limit: int | None = None  # dev questions for calibration
     tolerance: float = 0.01  # calibration: dev accuracy within this of AR
     batch_size: int = 16
+    device: str = "cpu"  # the LLMs' device ("cuda" on a GPU)
+    dtype: str = "float32"  # the LLMs' weights
     resamples: int = 1000
     seed: int = 0
     check: int = 0  # test questions also run through the real adapt-llm pipeline
@@ -246,7 +248,11 @@ def run_adaptive(
     if not index.is_dir():
         LuceneIndex.build(data.corpus, index, overwrite=True, quiet=quiet)
     resources = resources or Resources(
-        llm_options={"device": "cpu", "batch_size": config.batch_size}
+        llm_options={
+            "device": config.device,
+            "dtype": config.dtype,
+            "batch_size": config.batch_size,
+        }  # fmt: skip
     )
     pipes = {k: Pipeline.from_dict(v, resources=resources)
              for k, v in _pipelines(config, str(index)).items()}  # fmt: skip
