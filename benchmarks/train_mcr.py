@@ -154,25 +154,19 @@ def cross_encoder_scorer(model: Path) -> Any:
 def llm_scorer(system: str, device: str | None, dtype: str | None, batch_size: int) -> Any:
     """``llm-choice@MODEL`` or ``llm-likelihood-{sum,mean,pmi}@MODEL``: rarx's LLM MCR
     scorers, untrained or on a model ``rarx train`` made (a directory)."""
+    from functools import cache
+
     from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer
-    from rarx.llm import load_llm
 
     kind, _, model = system.partition("@")
-    if not model or (kind != "llm-choice" and not kind.startswith("llm-likelihood-")):
+    name, _, norm = kind.rpartition("-") if kind != "llm-choice" else (kind, "", None)
+    if not model or name not in ("llm-choice", "llm-likelihood"):
         sys.exit(f"unknown LLM system {system!r}: llm-choice@MODEL or llm-likelihood-NORM@MODEL")
-    loaded: list[Any] = []
 
-    def scorer() -> Any:  # the LLM loads on first use: cached predictions need none
-        if not loaded:
-            options = {k: v for k, v in (("device", device), ("dtype", dtype)) if v}
-            llm = load_llm(model, batch_size=batch_size, **options)
-            if kind == "llm-choice":
-                loaded.append(load_scorer("llm-choice", llm, quiet=False))
-            else:
-                norm = kind.removeprefix("llm-likelihood-")
-                base = load_scorer("llm-likelihood", llm, quiet=False, batch_size=batch_size)
-                loaded.append(base.with_normalize(norm))
-        return loaded[0]
+    @cache  # the LLM loads on first use: cached predictions need none
+    def scorer() -> Any:
+        return load_scorer(name, model, device=device, dtype=dtype, batch_size=batch_size,
+                           normalize=norm, quiet=False)  # fmt: skip
 
     def score(items: list) -> list[int]:
         preds = evaluate_mcr(scorer(), items).predictions

@@ -467,9 +467,9 @@ def mcr_cmd(
     for s in sets:
         names = [s.label, s.path.name, s.path.parent.name]
         _warn(model_warnings([model] if model else [], names, [it.query for it in s.items]))
-    options = {"quiet": quiet, "dtype": dtype} if scorer.startswith("llm-") else {}
     if dtype and not scorer.startswith("llm-"):
         raise click.UsageError(f"--dtype is for the LLM scorers, not {scorer}")
+    options = {"quiet": quiet, "dtype": dtype} if scorer.startswith("llm-") else {}
     scoring = load_scorer(scorer, model, normalize=normalize, device=device,
                           batch_size=batch_size, per_question=per_question or None,
                           **options)  # fmt: skip

@@ -252,7 +252,7 @@ def run_adaptive(
             "device": config.device,
             "dtype": config.dtype,
             "batch_size": config.batch_size,
-        }  # fmt: skip
+        }
     )
     pipes = {k: Pipeline.from_dict(v, resources=resources)
              for k, v in _pipelines(config, str(index)).items()}  # fmt: skip
