@@ -12,13 +12,20 @@ system on the same ones). Systems:
 
 - ``minilm``: the untrained bi-encoder (RAR-b's scoring: cosine, first maximum);
 - ``ce-listwise``: ``rarx train cross-encoder --loss listwise`` from MiniLM;
-- ``ce-distill``: the same, distilling SmolLM2-135M's PMI option scores (log p(option |
-  question) - log p(option | "Answer:")), made by ``rarx train data teacher`` on the first
-  ``--teacher-questions`` training questions only and kept as a training file; the student
-  trains on those;
+- ``ce-distill``: the same, distilling a teacher's option scores, made by ``rarx train
+  data teacher`` on the first ``--teacher-questions`` training questions only and kept as
+  a training file; the student trains on those. The teacher is SmolLM2-135M's PMI
+  (log p(option | question) - log p(option | "Answer:")); ``ce-distill@TEACHER`` names
+  another as an LLM system below (``ce-distill@llm-choice@qwen2.5-coder-1.5b``);
 - ``encoder``: ``rarx train encoder`` (MNRL, wrong options as hard negatives);
+- ``choice``: ``rarx train choice`` from SmolLM2-135M (FIRST's objective on llm-choice's
+  prompt; ``--choice-args`` passes more flags), scored as ``llm-choice``: compare it
+  with ``llm-choice@smollm2-135m``, its untrained base;
 - ``llm-choice@MODEL``, ``llm-likelihood-{sum,mean,pmi}@MODEL``: rarx's LLM MCR scorers on
   any LLM name or model directory (``--device``, ``--llm-dtype``).
+
+With several files, a pooled row per system (every question of every file) carries the
+paired test of the held-out mean.
 
 The runs reported for issue 12 (2 CPU cores shared with other work; RAR-b's mcr/ files
 copied into benchmarks/work/rarb-mcr):
@@ -151,6 +158,15 @@ def cross_encoder_scorer(model: Path) -> Any:
     return score
 
 
+def parse_llm(system: str) -> tuple[str, str | None, str]:
+    """``llm-choice@MODEL`` or ``llm-likelihood-NORM@MODEL`` → (scorer, norm, model)."""
+    kind, _, model = system.partition("@")
+    name, _, norm = kind.rpartition("-") if kind != "llm-choice" else (kind, "", None)
+    if not model or name not in ("llm-choice", "llm-likelihood"):
+        sys.exit(f"unknown LLM system {system!r}: llm-choice@MODEL or llm-likelihood-NORM@MODEL")
+    return name, norm or None, model
+
+
 def llm_scorer(system: str, device: str | None, dtype: str | None, batch_size: int) -> Any:
     """``llm-choice@MODEL`` or ``llm-likelihood-{sum,mean,pmi}@MODEL``: rarx's LLM MCR
     scorers, untrained or on a model ``rarx train`` made (a directory)."""
@@ -158,10 +174,7 @@ def llm_scorer(system: str, device: str | None, dtype: str | None, batch_size: i
 
     from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer
 
-    kind, _, model = system.partition("@")
-    name, _, norm = kind.rpartition("-") if kind != "llm-choice" else (kind, "", None)
-    if not model or name not in ("llm-choice", "llm-likelihood"):
-        sys.exit(f"unknown LLM system {system!r}: llm-choice@MODEL or llm-likelihood-NORM@MODEL")
+    name, norm, model = parse_llm(system)
 
     @cache  # the LLM loads on first use: cached predictions need none
     def scorer() -> Any:
@@ -178,14 +191,19 @@ def llm_scorer(system: str, device: str | None, dtype: str | None, batch_size: i
 # ---- teacher -------------------------------------------------------------------------
 
 
-def teacher_scores(data: Path, n: int) -> Path:
-    """SmolLM2-135M PMI scores of the first ``n`` training questions' options (the
-    ``llm-likelihood`` scorer), kept as a training file."""
-    out = HERE / f"teacher-smollm2-pmi-{n}.jsonl"
+DEFAULT_TEACHER = "llm-likelihood-pmi@smollm2-135m"
+
+
+def teacher_scores(data: Path, n: int, teacher: str, device: str | None, dtype: str | None) -> Path:
+    """The teacher's (an LLM system's) scores of the first ``n`` training questions'
+    options, kept as a training file."""
+    name, norm, model = parse_llm(teacher)
+    out = HERE / f"teacher-{teacher}-{n}.jsonl"
     if not out.is_file():
         rarx("train", "data", "teacher", "--data", str(data), "--out", str(out),
-             "--scorer", "llm-likelihood", "--model", "smollm2-135m", "--normalize", "pmi",
-             "--limit", str(n), "--device", "cpu")  # fmt: skip
+             "--scorer", name, "--model", model, "--limit", str(n), "--device", device or "cpu",
+             *(["--normalize", norm] if norm else []),
+             *(["--dtype", dtype] if dtype else []))  # fmt: skip
     return out
 
 
@@ -222,6 +240,11 @@ def main() -> None:
         default=None,
         help="LLM systems' weights (default float32; bfloat16 is fast with AMX)",
     )
+    ap.add_argument(
+        "--choice-args",
+        default="--train-layers 10 --lr 5e-5",
+        help="More flags for `rarx train choice` (the choice system).",
+    )
     ap.add_argument("--note", default="", help="How the run was made (machine load), kept.")
     ap.add_argument("--tag", default="", help="Results go to results/train_mcr[-TAG].json.")
     args = ap.parse_args()
@@ -249,18 +272,31 @@ def main() -> None:
             if not (out / "rarx_model.json").is_file():
                 if system == "ce-listwise":
                     rarx("train", "cross-encoder", "--data", str(data), "--out", str(out), *common)
-                elif system == "ce-distill":
-                    teacher = teacher_scores(data, args.teacher_questions)
+                elif system.partition("@")[0] == "ce-distill":
+                    teacher = teacher_scores(data, args.teacher_questions,
+                                             system.partition("@")[2] or DEFAULT_TEACHER,
+                                             args.device, args.llm_dtype)  # fmt: skip
                     rarx("train", "cross-encoder", "--data", str(data), "--out", str(out),
                          "--teacher-scores", str(teacher), "--alpha", "0.5", "--epochs", "3",
                          *common)  # fmt: skip
                 elif system == "encoder":
                     rarx("train", "encoder", "--data", str(data), "--out", str(out), *common)
+                elif system == "choice":
+                    rarx("train", "choice", "--data", str(data), "--out", str(out),
+                         "--base", "smollm2-135m", "--max-minutes", str(args.minutes),
+                         "--save-steps", "50", "--batch-size", str(args.batch_size),
+                         "--dev", str(args.dev_limit), "--quiet",
+                         *args.choice_args.split())  # fmt: skip
                 else:
                     sys.exit(f"unknown system {system}")
             cards[system] = json.loads((out / "rarx_model.json").read_text())
-            scorer = (bi_encoder_scorer(str(out)) if system == "encoder"
-                      else cross_encoder_scorer(out))  # fmt: skip
+            if system == "encoder":
+                scorer = bi_encoder_scorer(str(out))
+            elif system == "choice":
+                scorer = llm_scorer(f"llm-choice@{out}", args.device, args.llm_dtype,
+                                    args.batch_size)  # fmt: skip
+            else:
+                scorer = cross_encoder_scorer(out)
         results[system] = {f.name: score_file(system, f, args.limit, scorer) for f in files}
         print(f"{system}: {time.perf_counter() - t:.0f} s", flush=True)
     report(files, systems, results, cards, args)
@@ -269,24 +305,32 @@ def main() -> None:
 def report(files: list[Path], systems: list[str], results: dict, cards: dict, args: Any) -> None:
     base = systems[0]
     rows, out = [], []
-    for f in files:
+    names = [f.name for f in files]
+    if len(files) > 1:  # the held-out mean: every question of every file, paired
+        for r in results.values():
+            r["pooled"] = [c for n in names for c in r[n]]
+        names.append("pooled")
+    for name in names:
         for s in systems:
-            c = results[s][f.name]
-            entry = {"file": f.name, "system": s, "n": len(c),
+            c = results[s][name]
+            entry = {"file": name, "system": s, "n": len(c),
                      "accuracy": round(sum(c) / len(c), 4), "ci95": ci95(c)}  # fmt: skip
+            if name == "pooled":  # the issue's goal is the mean of the files' accuracies
+                accs = [sum(results[s][n]) / len(results[s][n]) for n in names[:-1]]
+                entry["mean_of_files"] = round(sum(accs) / len(accs), 4)
             if s != base:
-                entry[f"vs_{base}"] = compare(results[base][f.name], c)
+                entry[f"vs_{base}"] = compare(results[base][name], c)
             out.append(entry)
             cmp = entry.get(f"vs_{base}", {})
             p = cmp.get("p_value")
-            rows.append([f.name, s, len(c), f"{entry['accuracy']:.4f}",
+            rows.append([name, s, len(c), f"{entry['accuracy']:.4f}",
                          f"{entry['ci95'][0]:.3f}-{entry['ci95'][1]:.3f}",
                          f"{cmp['delta']:+.4f}" if cmp else "",
                          "" if not cmp else ("-" if p is None else f"{p:.3g}")])  # fmt: skip
     print(table(["file", "system", "n", "accuracy", "95% CI", f"vs {base}", "p"], rows))
     write_result("train_mcr" + (f"-{args.tag}" if args.tag else ""), {
         "settings": {"minutes": args.minutes, "limit": args.limit, "batch_size": args.batch_size,
-                     "teacher_questions": args.teacher_questions,
+                     "teacher_questions": args.teacher_questions, "choice_args": args.choice_args,
                      "torch_threads": os.environ.get("OMP_NUM_THREADS"),
                      "device": args.device, "llm_dtype": args.llm_dtype, "note": args.note},
         "results": out,

@@ -250,3 +250,12 @@ def write_card(
     )
     card.write(opts.out)
     return card
+
+
+def file_ref(path: Path | None) -> dict[str, str] | None:
+    """A card's reference to an input file (a teacher's scores): path and checksum."""
+    if path is None:
+        return None
+    from rarx.io.hashing import file_checksum
+
+    return {"path": str(path), "checksum": file_checksum(path)}

@@ -27,7 +27,14 @@ from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.models.card import ModelCard
-from rarx.train.common import TrainOptions, fit, resolve_device, seed_everything, write_card
+from rarx.train.common import (
+    TrainOptions,
+    file_ref,
+    fit,
+    resolve_device,
+    seed_everything,
+    write_card,
+)
 from rarx.train.mc_data import (
     McExample,
     card_data,
@@ -195,16 +202,8 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
     refs, overlap = card_data(path, items)
     return write_card(
         opts, OBJECTIVE, refs, result, metrics, overlap,
-        loss=settings.loss, teacher_scores=_ref(settings.teacher_scores),
+        loss=settings.loss, teacher_scores=file_ref(settings.teacher_scores),
         temperature=settings.temperature, alpha=settings.alpha,
         max_length=settings.max_length, sources=list(settings.sources),
         train_questions=len(train), dev_questions=len(dev),
     )  # fmt: skip
-
-
-def _ref(path: Path | None) -> dict[str, str] | None:
-    if path is None:
-        return None
-    from rarx.io.hashing import file_checksum
-
-    return {"path": str(path), "checksum": file_checksum(path)}

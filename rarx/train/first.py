@@ -337,17 +337,12 @@ def train_first(
     trains only the top that many decoder layers (with ``opts.lora``: puts adapters
     only there): the layers below run without gradients, so a step costs little more
     than a forward pass, which is what makes CPU training of a 135M model practical."""
-    from functools import partial
-
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.models.card import DataRef
-    from rarx.train.common import fit, seed_everything, training_arguments, write_card
+    from rarx.train.common import seed_everything, write_card
     from rarx.train.ranking_data import data_overlap, read_windows
 
-    if lm_weight < 0 or rank_weight < 0 or lm_weight + rank_weight == 0:
-        raise ConfigError(
-            f"loss weights must be >= 0 and not both 0, got lm={lm_weight}, rank={rank_weight}"
-        )
+    check_weights(lm_weight, rank_weight)
     seed_everything(opts.seed)
     data_path = windows_file(opts.data, opts.quiet)
     windows = read_windows(data_path)
@@ -372,8 +367,57 @@ def train_first(
     held = set(random.Random(opts.seed).sample(range(len(fits)), min(dev, len(fits) // 5)))
     train_rows = [e for i, e in enumerate(fits) if i not in held]
     dev_rows = [e for i, e in enumerate(fits) if i in held]
-    pad_id = llm.tokenizer.pad_token_id
+    result, metrics = fit_first(
+        opts, llm, train_rows, dev_rows, id_tokens, lm_weight=lm_weight,
+        rank_weight=rank_weight, lora_r=lora_r, train_layers=train_layers,
+    )  # fmt: skip
+    return write_card(
+        opts,
+        "first",
+        [DataRef.of(data_path, len(windows))],
+        result,
+        metrics,
+        overlap=data_overlap(data_path, windows),
+        passage_tokens=passage_tokens,
+        lm_weight=lm_weight,
+        rank_weight=rank_weight,
+        dev=len(dev_rows),
+        train_windows=len(train_rows),
+        lora_r=lora_r if opts.lora else None,
+        train_layers=train_layers,
+        template="listwise",
+        loss_history=result.loss_history,
+    )
 
+
+def check_weights(lm_weight: float, rank_weight: float) -> None:
+    if lm_weight < 0 or rank_weight < 0 or lm_weight + rank_weight == 0:
+        raise ConfigError(
+            f"loss weights must be >= 0 and not both 0, got lm={lm_weight}, rank={rank_weight}"
+        )
+
+
+def fit_first(
+    opts: TrainOptions,
+    llm: Any,
+    train_rows: Sequence[Encoded],
+    dev_rows: Sequence[Encoded],
+    id_tokens: list[int],
+    *,
+    lm_weight: float,
+    rank_weight: float,
+    lora_r: int,
+    train_layers: int,
+) -> tuple[Any, dict[str, float]]:
+    """Train ``llm``'s model with FIRST's loss on encoded rows and save it (adapters
+    merged) with its tokenizer into ``opts.out``. Returns the fit result and the dev
+    metrics before (``base_*``) and after training. Shared by every objective that
+    teaches a first-token choice (:mod:`rarx.train.choice`)."""
+    from functools import partial
+
+    from rarx.train.common import fit, training_arguments
+
+    pad_id = llm.tokenizer.pad_token_id
     args = training_arguments(
         opts,
         remove_unused_columns=False,
@@ -403,23 +447,7 @@ def train_first(
         metrics.update(dev_metrics(final, dev_rows, id_tokens, pad_id, device))
     final.save_pretrained(opts.out)
     llm.tokenizer.save_pretrained(opts.out)
-    return write_card(
-        opts,
-        "first",
-        [DataRef.of(data_path, len(windows))],
-        result,
-        metrics,
-        overlap=data_overlap(data_path, windows),
-        passage_tokens=passage_tokens,
-        lm_weight=lm_weight,
-        rank_weight=rank_weight,
-        dev=len(dev_rows),
-        train_windows=len(train_rows),
-        lora_r=lora_r if opts.lora else None,
-        train_layers=train_layers,
-        template="listwise",
-        loss_history=result.loss_history,
-    )
+    return result, metrics
 
 
 def _trainable(model: Any, lora: bool, lora_r: int, train_layers: int) -> Any:

@@ -13,6 +13,10 @@ TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
         "Fine-tune a cross-encoder over options or candidates.",
     ),
     "first": ("rarx.cli.train.first:first", "Train an LLM as a FIRST single-token reranker."),
+    "choice": (
+        "rarx.cli.train.choice:choice",
+        "Teach an LLM to answer multiple choice as llm-choice reads it.",
+    ),
     "gate": ("rarx.cli.train.gate:gate", "Teach an LLM to ask for retrieval with <RET>."),
     "reader": ("rarx.cli.train.reader:reader", "Meta-train a reader on retrieved demonstrations."),
     "lm": ("rarx.cli.train.lm:lm", "Continue pre-training an LLM on a corpus (domain adaptation)."),

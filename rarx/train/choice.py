@@ -1,0 +1,157 @@
+"""``rarx train choice``: teach an LLM to answer multiple-choice questions the way the
+``llm-choice`` scorer reads them, with FIRST's objective on the option labels.
+
+A question becomes llm-choice's own prompt (:class:`rarx.eval.mcr_scorers.llm_choice.
+ChoicePrompt`, options labelled A, B, ...) and the reply is the correct label. FIRST's
+two losses apply unchanged (:mod:`rarx.train.first`): the language-modelling loss on
+the reply, and the weighted RankNet loss over the labels' logits as the reply's first
+token, which is all llm-choice reads. The teacher order puts the correct option first;
+with ``teacher_scores`` (``rarx train data teacher``) the wrong options follow in the
+teacher's order, otherwise they tie (no pair among them, so no loss).
+
+The data is a multiple-choice file or name (``reasoning-mc``), as for the cross-encoder;
+``dev`` questions of its dev split are scored before and after training (``dev_top1`` is
+their accuracy). The output is a model directory: ``rarx eval mcr --scorer llm-choice
+--model DIR``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError, InputError
+from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt
+from rarx.train.common import TrainOptions
+from rarx.train.first import Encoded
+from rarx.train.mc_data import McExample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChoiceSettings:
+    """What ``rarx train choice`` adds to the shared options."""
+
+    teacher_scores: Path | None = None  # JSONL {"id", "scores"}: orders the wrong options
+    lm_weight: float = 1.0
+    rank_weight: float = 10.0
+    dev: int = 200  # dev questions scored before and after (spread over the split)
+    lora_r: int = 16
+    train_layers: int = 0
+    instructions: bool = False  # prompts carry the item's instruction (RAR-b's "w/ inst.")
+    sources: tuple[str, ...] = ()
+
+
+def choice_ranks(label: int, n: int, teacher: Sequence[float] | None = None) -> list[int]:
+    """Teacher ranks, 1 = best: the correct option 1; the others 2 (tied) or, given
+    teacher scores, 2, 3, ... in the teacher's order (ties keep option order)."""
+    if not 0 <= label < n:
+        raise ValueError(f"label {label} is not one of {n} options")
+    if teacher is None:
+        return [1 if i == label else 2 for i in range(n)]
+    others = sorted((i for i in range(n) if i != label), key=lambda i: -teacher[i])
+    ranks = [1] * n
+    for r, i in enumerate(others, 2):
+        ranks[i] = r
+    return ranks
+
+
+class ChoiceEncoder:
+    """Questions → token ids through llm-choice's own prompt."""
+
+    def __init__(self, llm: Any, prompt: ChoicePrompt | None = None, instructions: bool = False):
+        self.llm = llm
+        self.prompt = prompt or ChoicePrompt()
+        self.instructions = instructions
+        tok = llm.tokenizer
+        self.eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+
+    def id_tokens(self, n: int) -> list[int]:
+        if n > len(self.prompt.labels):
+            raise ConfigError(
+                f"a question has {n} options; llm-choice labels {len(self.prompt.labels)} at most"
+            )
+        labels = list(self.prompt.labels[:n])
+        self.llm.check_single_tokens(labels)
+        return [self.llm.token_id(x) for x in labels]
+
+    def chat(self, it: McExample) -> Any:
+        from rarx.eval.datasets.base import McrItem
+
+        item = McrItem(it.instruction, it.query, it.options, it.label)
+        return self.prompt.build(item, self.instructions)
+
+    def encode(self, it: McExample, teacher: Sequence[float] | None = None) -> Encoded:
+        prompt = self.llm.prompt_ids(self.chat(it))
+        reply = [self.llm.token_id(self.prompt.labels[it.label]), *self.eos]
+        ranks = choice_ranks(it.label, len(it.options), teacher)
+        return Encoded(prompt + reply, len(prompt), ranks)
+
+
+def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
+    """Train ``opts.base`` on the data's training questions; write the model, its
+    tokenizer and its card to ``opts.out``; return the card."""
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.train.common import file_ref, seed_everything, write_card
+    from rarx.train.first import check_weights, fit_first
+    from rarx.train.mc_data import (
+        card_data,
+        filter_sources,
+        read_mc,
+        read_teacher_scores,
+        resolve_data,
+        split_items,
+        spread,
+    )
+
+    check_weights(settings.lm_weight, settings.rank_weight)
+    seed_everything(opts.seed)
+    path = resolve_data(opts.data)
+    items = filter_sources(read_mc(path), settings.sources)
+    train, dev = split_items(items)
+    teacher = None
+    if settings.teacher_scores is not None:
+        teacher = read_teacher_scores(settings.teacher_scores)
+        train = [it for it in train if it.id in teacher]  # the questions the teacher scored
+    if not train:
+        raise InputError("no training question (split 'train'; scored by the teacher)", path)
+    dev = spread(dev, settings.dev) if settings.dev else []
+    llm = TransformersLLM(opts.base, device="cpu", quiet=opts.quiet)
+    encoder = ChoiceEncoder(llm, instructions=settings.instructions)
+    id_tokens = encoder.id_tokens(max(len(it.options) for it in (*train, *dev)))
+
+    def encoded(rows: Sequence[McExample], scores: dict | None) -> list[Encoded]:
+        out = []
+        for it in rows:
+            t = None if scores is None else scores[it.id]
+            if t is not None and len(t) != len(it.options):
+                raise InputError(
+                    f"teacher scores for {it.id}: {len(t)} for {len(it.options)} options",
+                    settings.teacher_scores,
+                )
+            out.append(encoder.encode(it, t))
+        fits = [e for e in out if len(e.input_ids) <= llm.context_length]
+        if len(fits) < len(out):
+            log.warning("%d of %d questions exceed the context of %d tokens; left out",
+                        len(out) - len(fits), len(out), llm.context_length)  # fmt: skip
+        return fits
+
+    train_rows, dev_rows = encoded(train, teacher), encoded(dev, None)
+    result, metrics = fit_first(
+        opts, llm, train_rows, dev_rows, id_tokens, lm_weight=settings.lm_weight,
+        rank_weight=settings.rank_weight, lora_r=settings.lora_r,
+        train_layers=settings.train_layers,
+    )  # fmt: skip
+    refs, overlap = card_data(path, items)
+    return write_card(
+        opts, "choice", refs, result, metrics, overlap,
+        teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,
+        rank_weight=settings.rank_weight, lora_r=settings.lora_r if opts.lora else None,
+        train_layers=settings.train_layers, instructions=settings.instructions,
+        sources=list(settings.sources), train_questions=len(train_rows),
+        dev_questions=len(dev_rows), prompt="llm-choice", loss_history=result.loss_history,
+    )  # fmt: skip

@@ -1,0 +1,150 @@
+"""rarx train choice: FIRST's objective on llm-choice's prompt, with a tiny causal LM
+built here (its tokenizer trained on the test's words) and data built here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rarx.train.mc_data import McExample, write_mc
+from tests.conftest import tiny_chat_llama
+
+THINGS = ["cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "rain", "snow"]
+
+
+def questions(n: int, label: int, dev: int = 4) -> list[McExample]:
+    """``n`` questions whose correct option always sits at position ``label``: a rule a
+    tiny model learns in a few steps. The last ``dev`` are the dev split."""
+    out = []
+    for i in range(n):
+        options = tuple(THINGS[(i + j) % len(THINGS)] for j in range(4))
+        q = f"which thing is number {i}"
+        split = "dev" if i >= n - dev else "train"
+        out.append(McExample(f"toy/{i}", "toy", split, "Answer it.", q, q, options, label))
+    return out
+
+
+def write_data(path: Path, items: list[McExample]) -> Path:
+    # The manifest's overlap stands in for the check against every packaged set.
+    return write_mc(path, items, {"name": "toy", "overlap": {"toy-eval": 0.0}})
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt
+
+    p = ChoicePrompt()
+    texts = [*THINGS, p.footer, "Question: which thing is number", "A. B. C. D. Answer it."]
+    return tiny_chat_llama(tmp_path_factory.mktemp("tiny-lm"), texts, 300, 512)
+
+
+def scorer(model: str) -> Any:
+    from rarx.eval.mcr_scorers import load_scorer
+
+    return load_scorer("llm-choice", model, device="cpu")
+
+
+def mcr(items: list[McExample]) -> list[Any]:
+    from rarx.eval.datasets.base import McrItem
+
+    return [McrItem(it.instruction, it.query, it.options, it.label) for it in items]
+
+
+def least_liked(model: str) -> int:
+    """The option position the untrained model scores lowest: teaching that one shows
+    the training, not a lucky initialisation."""
+    return int(scorer(model).scores(mcr(questions(1, 0, 0)), False)[0].argmin())
+
+
+def test_choice_ranks_put_the_answer_first_and_follow_the_teacher():
+    from rarx.train.choice import choice_ranks
+
+    assert choice_ranks(2, 4) == [2, 2, 1, 2]  # the wrong options tie: no pair among them
+    assert choice_ranks(2, 4, [0.1, 0.9, -5.0, 0.5]) == [4, 2, 1, 3]
+    assert choice_ranks(0, 3, [9.0, 1.0, 1.0]) == [1, 2, 3]  # ties keep option order
+    with pytest.raises(ValueError, match="label 4"):
+        choice_ranks(4, 4)
+
+
+def test_the_trained_position_is_the_one_llm_choice_reads(tiny_lm: Path):
+    """The encoded prompt's next-token log-probabilities of the labels are exactly the
+    llm-choice scores, and the reply starts with the correct label."""
+    import torch
+
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.train.choice import ChoiceEncoder
+
+    item = questions(1, 2, 0)[0]
+    llm = TransformersLLM(str(tiny_lm), device="cpu")
+    encoder = ChoiceEncoder(llm)
+    enc = encoder.encode(item)
+    assert enc.input_ids[enc.prompt_len] == llm.token_id("C")
+    assert enc.ranks == [2, 2, 1, 2]
+    ids = torch.tensor([enc.input_ids[: enc.prompt_len]])
+    with torch.no_grad():
+        logp = torch.log_softmax(llm.model(input_ids=ids).logits[0, -1].float(), -1)
+    mine = [float(logp[t]) for t in encoder.id_tokens(4)]
+    theirs = scorer(str(tiny_lm)).scores(mcr([item]), False)[0]
+    assert mine == pytest.approx(list(theirs), abs=1e-4)
+
+
+def test_train_choice_learns_writes_a_card_and_scores_as_llm_choice(tiny_lm: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from rarx.cli.main import cli
+    from rarx.models.card import ModelCard
+
+    best = least_liked(str(tiny_lm))
+    data = write_data(tmp_path / "mc.jsonl", questions(12, best))
+    out = tmp_path / "choice-tiny"
+    args = ["train", "choice", "--data", str(data), "--base", str(tiny_lm), "--out", str(out),
+            "--max-steps", "20", "--lr", "3e-3", "--batch-size", "4", "--dev", "4",
+            "--seed", "0", "-q"]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    card = ModelCard.read(out)
+    assert card is not None and card.objective == "choice" and card.steps == 20
+    assert card.options["train_questions"] == 8 and card.options["dev_questions"] == 4
+    assert card.overlap == {"toy-eval": 0.0}
+    losses = card.options["loss_history"]
+    assert sum(losses[-4:]) < 0.75 * sum(losses[:4])
+    assert card.metrics["base_dev_top1"] == 0.0 and card.metrics["dev_top1"] == 1.0
+
+    # The directory is an llm-choice model: new questions get the taught position.
+    new = mcr([it for it in questions(30, best, 0)[20:]])
+    for model, taught in ((str(tiny_lm), False), (str(out), True)):
+        picks = [int(s.argmax()) for s in scorer(model).scores(new, False)]
+        assert (picks == [best] * len(new)) is taught
+
+
+def test_teacher_scores_choose_the_questions_and_must_match_the_options(
+    tiny_lm: Path, tmp_path: Path
+):
+    from rarx.errors import InputError
+    from rarx.models.card import ModelCard
+    from rarx.train.choice import ChoiceSettings, train_choice
+    from rarx.train.common import TrainOptions
+
+    items = questions(12, 1)
+    data = write_data(tmp_path / "mc.jsonl", items)
+    teacher = tmp_path / "teacher.jsonl"
+    rows = [{"id": it.id, "scores": [0.0, 1.0, 0.5, 0.2]} for it in items[:3]]
+    teacher.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def run(out: str) -> Any:
+        opts = TrainOptions(data=str(data), base=str(tiny_lm), out=tmp_path / out,
+                            max_steps=1, batch_size=2, seed=0, quiet=True)  # fmt: skip
+        return train_choice(opts, ChoiceSettings(teacher_scores=teacher, dev=0))
+
+    card = run("t")
+    assert card.options["train_questions"] == 3
+    assert card.options["teacher_scores"]["checksum"].startswith("sha256:")
+    assert ModelCard.read(tmp_path / "t") == card
+
+    rows[1]["scores"] = [0.0, 1.0]
+    teacher.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match="toy/1: 2 for 4 options"):
+        run("bad")
