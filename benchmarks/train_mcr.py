@@ -58,6 +58,22 @@ file), on a quiet 2-core machine with AMX, bfloat16:
         --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv \
         --llm-dtype bfloat16 --device cpu --batch-size 16 --tag qwen
 
+TempReason (up to 63 options: ``llm-choice`` refuses more than 26, so ``llm-likelihood``):
+
+    python benchmarks/train_mcr.py --systems minilm,llm-likelihood-mean@qwen2.5-coder-1.5b \
+        --files test-l2-pure.csv,test-l3-pure.csv --limit 300 --llm-dtype bfloat16 \
+        --device cpu --batch-size 16 --tag qwen-tempreason-300
+
+The trained LLM (``choice``, its base ``llm-choice@smollm2-135m``) and qwen distilled into
+a cross-encoder (800 teacher questions, float32: this run's CPU had no AMX):
+
+    python benchmarks/train_mcr.py --systems llm-choice@smollm2-135m,choice,minilm \
+        --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv \
+        --minutes 20 --batch-size 8 --llm-dtype bfloat16 --device cpu --tag choice
+    python benchmarks/train_mcr.py --systems minilm,ce-distill@llm-choice@qwen2.5-coder-1.5b \
+        --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv \
+        --teacher-questions 800 --minutes 20 --device cpu --tag ce-qwen-distill
+
 Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
 missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
 """

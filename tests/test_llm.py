@@ -266,3 +266,27 @@ def test_first_over_http_matches_local(smol: Any) -> None:
     assert all(math.isfinite(http[i]) for i in ids)
     assert max(abs(local[i] - http[i]) for i in ids) < 0.5  # Q4_1 kernels vs float32
     assert sorted(ids, key=lambda i: -local[i])[0] == sorted(ids, key=lambda i: -http[i])[0]
+
+
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
+AMX = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+
+
+def test_cpu_bf16_support_is_read_from_the_cpu_flags() -> None:
+    from rarx.llm.transformers_backend import cpu_has_bf16
+
+    assert cpu_has_bf16(AMX) is True
+    assert cpu_has_bf16(AVX2_ONLY) is False
+    assert cpu_has_bf16("processor\t: 0\n") is None  # no flags line: unknown, no warning
+
+
+def test_bfloat16_on_a_cpu_without_bf16_units_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rarx.llm import transformers_backend as tb
+
+    monkeypatch.setattr(tb, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="rarx.llm.transformers_backend"):
+        llm = tb.TransformersLLM("smollm2-135m", device="cpu", dtype="bfloat16")
+    assert str(next(llm.model.parameters()).dtype) == "torch.bfloat16"
+    assert "no bfloat16 units" in caplog.text
