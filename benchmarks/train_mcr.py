@@ -74,6 +74,18 @@ a cross-encoder (800 teacher questions, float32: this run's CPU had no AMX):
         --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv \
         --teacher-questions 800 --minutes 20 --device cpu --tag ce-qwen-distill
 
+The first N training questions are grouped by source (science first). The 1,400-question
+teacher file adds the first 600 CommonsenseQA questions, scored apart (``rarx train data mc
+--sources commonsenseqa,copa`` keeps reasoning-mc's ids and splits), in a second work folder:
+
+    rarx train data teacher --data CS-MC.jsonl --scorer llm-choice \
+        --model qwen2.5-coder-1.5b --device cpu --limit 600 --out CS-600.jsonl
+    cat TEACHER-800.jsonl CS-600.jsonl \
+        > $TRAIN_MCR_WORK/teacher-llm-choice@qwen2.5-coder-1.5b-1400.jsonl
+    python benchmarks/train_mcr.py --systems minilm,ce-distill@llm-choice@qwen2.5-coder-1.5b \
+        --files ARC-Challenge-test.csv,physicaliqa-test.csv,socialiqa-test.csv \
+        --teacher-questions 1400 --minutes 20 --device cpu --tag ce-qwen-distill-1400
+
 Predictions are kept under benchmarks/work/train_mcr/ so a rerun scores only what is
 missing (delete the folder to start over). Trainings run the real CLI in a subprocess.
 """
