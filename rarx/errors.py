@@ -29,6 +29,20 @@ class IndexExistsError(RarxError):
     """Refusing to replace an existing index without ``overwrite``."""
 
 
+class IndexCorruptError(IndexFormatError):
+    """An index file that is missing, of the wrong size or checksum, or unreadable; the
+    message names the index, the file and the fix (rebuild with ``--overwrite``)."""
+
+    def __init__(self, message: str, index: str | Path | None = None, file: str | None = None):
+        self.index = str(index) if index is not None else None
+        self.file = file
+        super().__init__(message)
+
+
+class LockedError(RarxError):
+    """Another process is writing the same path (it holds the build lock)."""
+
+
 class MissingDependencyError(RarxError):
     """An optional backend is not installed; the message names the extra."""
 

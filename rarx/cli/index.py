@@ -1,5 +1,6 @@
-"""``rarx index``: build an index from a corpus. The kinds, and their build options,
-come from the index registry: each kind's typed build parameters become options here."""
+"""``rarx index``: build an index from a corpus, and the ``rarx index SUBCOMMAND`` tools
+for indexes (``check``). The kinds, and their build options, come from the index
+registry: each kind's typed build parameters become options here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 
+from rarx.cli.main import LazyGroup
 from rarx.cli.options import engine_options, quiet_option, ray_engine
 from rarx.errors import ConfigError
 from rarx.index.registry import OptionSpec, build_index, build_option_specs, index_kind, kinds
@@ -49,15 +51,27 @@ def _corpus_help() -> str:
     )
 
 
-@click.command()
-@click.option("--corpus", "corpus_path", required=True, type=click.Path(path_type=Path),
-              help=_corpus_help() + ".")  # fmt: skip
+class IndexGroup(LazyGroup):
+    """``rarx index`` builds (its options, no subcommand); each subcommand below is a
+    tool for existing indexes, in a module imported only when it is invoked."""
+
+    commands_table = {
+        "check": ("rarx.cli.index_check:check", "Verify an index's files: checksums, Lucene."),
+    }
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "--corpus PATH --index DIR [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="       ")
+
+
+@click.group(cls=IndexGroup, invoke_without_command=True)
+@click.option("--corpus", "corpus_path", type=click.Path(path_type=Path),
+              help=_corpus_help() + ". Required to build.")  # fmt: skip
 @click.option(
     "--index",
     "index_path",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Directory to create, e.g. indexes/NAME.",
+    help="Directory to create, e.g. indexes/NAME. Required to build.",
 )
 @click.option(
     "--kind",
@@ -71,9 +85,11 @@ def _corpus_help() -> str:
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --index.")
 @engine_options
 @quiet_option
+@click.pass_context
 def index(
-    corpus_path: Path,
-    index_path: Path,
+    ctx: click.Context,
+    corpus_path: Path | None,
+    index_path: Path | None,
     kind: str,
     dedupe: bool,
     overwrite: bool,
@@ -85,6 +101,10 @@ def index(
 ) -> None:
     """Build an index from a corpus. Options in [brackets] name the kinds they apply to.
 
+    A build holds a lock on --index: a second build of the same path fails at once. It
+    removes temporary directories that killed builds of that path left, and records
+    every file's size and sha256 in the index's manifest ('rarx index check' verifies).
+
     \b
     Examples:
       rarx index --corpus data/sciq --index indexes/sciq-bm25 --kind bm25
@@ -92,7 +112,18 @@ def index(
       rarx index --corpus data/sciq --index indexes/sciq-splade --kind splade --quantization 100
       rarx index --corpus pairs.jsonl --index indexes/sciq-qa-memory --kind qa-memory
       rarx index --corpus data/sciq --index indexes/sciq-minilm --kind dense --engine ray
+      rarx index check indexes/sciq-bm25
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [flag for flag, v in (("--corpus", corpus_path), ("--index", index_path)) if not v]
+    if missing:
+        raise click.UsageError(
+            f"building an index needs {' and '.join(missing)} (or a command: "
+            f"{', '.join(IndexGroup.commands_table)})",
+            ctx,
+        )
+    assert corpus_path is not None and index_path is not None
     start = time.perf_counter()
     spec = index_kind(kind)
     given = {name: value for name, value in options.items() if value is not None}

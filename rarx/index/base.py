@@ -7,18 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from rarx.errors import IndexExistsError, IndexFormatError
+from rarx.index.integrity import MANIFEST_NAME, damaged, record_files, size_problems
 from rarx.io.atomic import atomic_directory, atomic_write
 from rarx.types import Document, Query, Ranking
 
-MANIFEST_NAME = "rarx_index.json"
 FORMAT_VERSION = 1
 
 
@@ -44,6 +44,9 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     built_at: str = ""
     rarx_version: str = ""
+    # Every file the build wrote, relative path -> {"size", "checksum"} (see
+    # rarx.index.integrity); empty for an index built before rarx recorded them, or adopted.
+    files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def write(self, directory: Path) -> None:
         with atomic_write(directory / MANIFEST_NAME) as f:
@@ -51,8 +54,12 @@ class Manifest:
             f.write("\n")
 
     @classmethod
-    def read(cls, directory: str | Path, expect: str | None = None) -> Manifest:
-        """The manifest of an index directory; with ``expect``, one of that kind only."""
+    def read(
+        cls, directory: str | Path, expect: str | None = None, check_files: bool = True
+    ) -> Manifest:
+        """The manifest of an index directory; with ``expect``, one of that kind only.
+        ``check_files``: the files the build recorded must be there, each of its
+        recorded size (an IndexCorruptError naming the first that is not)."""
         directory = Path(directory)
         path = directory / MANIFEST_NAME
         if not directory.is_dir():
@@ -76,6 +83,9 @@ class Manifest:
                 f"{directory} is a {manifest.kind!r} index, not {expect!r}; open it with "
                 "rarx.index.base.load_index, which reads the kind from its manifest"
             )
+        problems = size_problems(directory, manifest.files) if check_files else []
+        if problems:
+            raise damaged(directory, problems)
         return manifest
 
 
@@ -162,11 +172,19 @@ class ChecksumStream:
         return "sha256:" + self._hash.hexdigest()
 
 
-def staged_build(target: str | Path, overwrite: bool = False) -> AbstractContextManager[Path]:
+@contextmanager
+def staged_build(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary directory beside ``target``, swapped into place when the build
-    succeeds; a failed or interrupted build leaves ``target`` untouched."""
-    return atomic_directory(target, overwrite, MANIFEST_NAME, "a rarx index",
-                            "choose another path", IndexExistsError)  # fmt: skip
+    succeeds; a failed or interrupted build leaves ``target`` untouched. The build holds
+    a lock on ``target`` (a second build of it fails at once with a LockedError) and
+    first removes what killed builds of it left. Once the body has written the
+    manifest, every file in the directory is recorded in it (size and sha256)."""
+    with atomic_directory(target, overwrite, MANIFEST_NAME, "a rarx index",
+                          "choose another path", IndexExistsError) as tmp:  # fmt: skip
+        yield tmp
+        if (tmp / MANIFEST_NAME).is_file():
+            manifest = Manifest.read(tmp, check_files=False)
+            replace(manifest, files=record_files(tmp)).write(tmp)
 
 
 def now_iso() -> str:

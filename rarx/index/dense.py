@@ -33,6 +33,7 @@ import numpy as np
 from rarx import __version__
 from rarx.errors import ConfigError, IndexFormatError, InputError, require
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
+from rarx.index.integrity import reading
 from rarx.index.registry import IndexKind, param
 from rarx.models.encoder import Encoder, EncoderConfig
 from rarx.progress import progress, progress_bar
@@ -291,11 +292,13 @@ class _DocStore:
     def __init__(self, path: Path):
         import pyarrow.parquet as pq
 
-        self._file = pq.ParquetFile(path, memory_map=True)
-        meta = self._file.metadata
-        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self._path = path
+        with reading(path.parent, path.name):  # a damaged file: one line naming it
+            self._file = pq.ParquetFile(path, memory_map=True)
+            meta = self._file.metadata
+            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            self.docids: list[str] = self._file.read(columns=["docid"]).column("docid").to_pylist()
         self._starts = np.cumsum([0, *sizes])
-        self.docids: list[str] = self._file.read(columns=["docid"]).column("docid").to_pylist()
         self._rows: dict[str, int] | None = None
         self._docid_array: np.ndarray | None = None
         self._groups: OrderedDict[int, tuple[list[str], list[str], list[Any]]] = OrderedDict()
@@ -320,7 +323,8 @@ class _DocStore:
         if g in self._groups:
             self._groups.move_to_end(g)
             return self._groups[g]
-        table = self._file.read_row_group(g, columns=self._columns)
+        with reading(self._path.parent, self._path.name):
+            table = self._file.read_row_group(g, columns=self._columns)
         metas = table.column("meta").to_pylist() if "meta" in self._columns else []
         value = (table.column("title").to_pylist(), table.column("text").to_pylist(), metas)
         self._groups[g] = value
@@ -490,7 +494,8 @@ class DenseIndex:
                 f"{path} was built with model {config.model!r} ({dim}-d), the given encoder is "
                 f"{encoder.config.model!r} ({encoder.dim}-d); pass no encoder to load the right one"
             )
-        index = _read_faiss(path / FAISS_FILE, params, nprobe, ef_search)
+        with reading(path, FAISS_FILE):
+            index = _read_faiss(path / FAISS_FILE, params, nprobe, ef_search)
         index, gpu_resources = _to_device(index, params.get("faiss", "flat"), device)
         docstore = _DocStore(path / DOCSTORE_FILE)
         n = manifest.documents

@@ -32,6 +32,7 @@ from rarx.errors import ConfigError, IndexFormatError, InputError, RarxError
 from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.dense import DOCSTORE_FILE, _DocStore, _meta_json
+from rarx.index.integrity import lucene_errors
 from rarx.index.java import jclass
 from rarx.index.registry import IndexKind, param
 from rarx.models.sparse import SparseEncoder, SparseEncoderConfig
@@ -216,7 +217,8 @@ class ImpactIndex:
                 f"{path} was built with model {config.model!r}, the given encoder is "
                 f"{encoder.config.model!r}; pass no encoder to load the right one"
             )
-        searcher = jclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
+        with lucene_errors(path, manifest.files, LUCENE_DIR):
+            searcher = jclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
         docstore = _DocStore(path / DOCSTORE_FILE)
         return cls(path, manifest, searcher, docstore, config, encoder)
 
@@ -266,7 +268,8 @@ class ImpactIndex:
         if not qids:
             return []
         texts = [json.dumps(dict(m), ensure_ascii=False) for m in impacts]  # read by Jackson
-        results = self._hits.search_many(texts, int(k), int(threads))
+        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR, reading_files=False):
+            results = self._hits.search_many(texts, int(k), int(threads))
         rankings = []
         for qid, (docids, scores, _) in zip(qids, results, strict=True):
             docs = self._documents(docids.tolist()) if with_docs else None

@@ -20,6 +20,7 @@ from rarx import __version__
 from rarx.errors import ConfigError, RarxError
 from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
+from rarx.index.integrity import lucene_errors
 from rarx.index.java import jclass
 from rarx.index.registry import IndexKind, param
 from rarx.progress import progress
@@ -238,7 +239,8 @@ class LuceneIndex:
     ) -> LuceneIndex:
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
-        searcher = jclass("io.anserini.search.SimpleSearcher")(str(path / LUCENE_DIR))
+        with lucene_errors(path, manifest.files, LUCENE_DIR):
+            searcher = jclass("io.anserini.search.SimpleSearcher")(str(path / LUCENE_DIR))
         settings: dict[str, Any] = {
             "k1": float(manifest.params.get("k1", Bm25BuildParams.k1) if k1 is None else k1),
             "b": float(manifest.params.get("b", Bm25BuildParams.b) if b is None else b),
@@ -262,7 +264,8 @@ class LuceneIndex:
             raise ConfigError(f"k must be at least 1, got {k}")
         if not queries:
             return []
-        results = self._hits.search_many([q.text for q in queries], int(k), int(threads))
+        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR, reading_files=False):
+            results = self._hits.search_many([q.text for q in queries], int(k), int(threads))
         rankings = []
         for q, (docids, scores, lucene_ids) in zip(queries, results, strict=True):
             docs = [self._doc_at(int(i)) for i in lucene_ids.tolist()] if with_docs else None
@@ -270,12 +273,14 @@ class LuceneIndex:
         return rankings
 
     def _doc_at(self, lucene_id: int) -> Document | None:
-        raw = self._searcher.doc_raw(lucene_id)  # by Lucene id: no lookup of the docid term
-        return None if raw is None else _document_from_raw(raw)
+        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR):
+            raw = self._searcher.doc_raw(lucene_id)  # by Lucene id: no lookup of the docid term
+            return None if raw is None else _document_from_raw(raw)
 
     def doc(self, docid: str) -> Document | None:
-        raw = self._searcher.doc_raw(docid)
-        return None if raw is None else _document_from_raw(raw)
+        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR):
+            raw = self._searcher.doc_raw(docid)
+            return None if raw is None else _document_from_raw(raw)
 
     def close(self) -> None:
         self._searcher.close()

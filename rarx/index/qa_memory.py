@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from rarx import __version__
 from rarx.errors import ConfigError, InputError
 from rarx.index.base import Manifest, now_iso, staged_build
+from rarx.index.integrity import reading
 from rarx.index.registry import IndexKind, param
 from rarx.io.jsonl import read_jsonl
 from rarx.types import Document, Query, Ranking
@@ -117,8 +118,9 @@ class QAMemoryIndex:
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
         answers = {}
-        for _, obj in read_jsonl(path / ANSWERS_FILE):
-            answers[obj["id"]] = QAPair(obj["id"], obj["question"], obj["answer"])
+        with reading(path, ANSWERS_FILE):
+            for _, obj in read_jsonl(path / ANSWERS_FILE):
+                answers[obj["id"]] = QAPair(obj["id"], obj["question"], obj["answer"])
         return cls(path, manifest, DenseIndex.load(path / DENSE_DIR), answers)
 
     def __len__(self) -> int:
