@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rarx.errors import ConfigError, IndexExistsError, InputError
-from rarx.index.base import MANIFEST_NAME, load_index
+from rarx.index.base import MANIFEST_NAME, Manifest, load_index
 from rarx.index.dense import DenseIndex
 from rarx.models.encoder import Encoder
 from rarx.types import Document, Query
@@ -141,6 +142,8 @@ def test_meta_survives_build_doc_and_search(tmp_path: Path, encoder: Encoder) ->
     # An index built before the meta column still reads, with empty meta.
     store = tmp_path / "idx" / "docstore.parquet"
     pq.write_table(pq.read_table(store).drop(["meta"]), store)
+    manifest = Manifest.read(tmp_path / "idx", check_files=False)
+    replace(manifest, files={}).write(tmp_path / "idx")  # as rarx wrote it then: no file record
     old = DenseIndex.load(tmp_path / "idx", encoder=encoder)
     assert old.doc("j") == Document("j", DOCS[9].text, "Jupiter") and old.doc("j").meta == {}
     with pytest.raises(InputError, match="'bad': its meta cannot be stored as JSON"):

@@ -33,7 +33,7 @@ import numpy as np
 from rarx import __version__
 from rarx.errors import ConfigError, IndexFormatError, InputError, require
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
-from rarx.index.integrity import reading
+from rarx.index.integrity import Problem, damaged, reading
 from rarx.index.registry import IndexKind, param
 from rarx.models.encoder import Encoder, EncoderConfig
 from rarx.progress import progress, progress_bar
@@ -500,11 +500,11 @@ class DenseIndex:
         docstore = _DocStore(path / DOCSTORE_FILE)
         n = manifest.documents
         emb_rows = (path / EMBEDDINGS_FILE).stat().st_size // (4 * dim)
-        if (len(docstore.docids), index.ntotal, emb_rows) != (n, n, n):
-            raise IndexFormatError(
-                f"{path}: corrupt dense index (manifest: {n} documents; docstore: "
-                f"{len(docstore.docids)}, faiss: {index.ntotal}, embeddings: {emb_rows}); {rebuild}"
-            )
+        rows = {DOCSTORE_FILE: len(docstore.docids), FAISS_FILE: index.ntotal,
+                EMBEDDINGS_FILE: emb_rows}  # fmt: skip
+        wrong = [Problem(f, f"{r:,} rows, not {n:,}") for f, r in rows.items() if r != n]
+        if wrong:
+            raise damaged(path, wrong)
         loaded = cls(path, manifest, index, docstore, config, encoder)
         loaded._gpu_resources = gpu_resources  # must outlive the GPU index
         return loaded

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from rarx import __version__
 from rarx.errors import ConfigError, InputError
 from rarx.index.base import Manifest, now_iso, staged_build
-from rarx.index.integrity import reading
+from rarx.index.integrity import Problem, damaged, reading
 from rarx.index.registry import IndexKind, param
 from rarx.io.jsonl import read_jsonl
 from rarx.types import Document, Query, Ranking
@@ -121,6 +121,9 @@ class QAMemoryIndex:
         with reading(path, ANSWERS_FILE):
             for _, obj in read_jsonl(path / ANSWERS_FILE):
                 answers[obj["id"]] = QAPair(obj["id"], obj["question"], obj["answer"])
+        if len(answers) != manifest.documents:  # cut at a line's end: each line still reads
+            problem = Problem(ANSWERS_FILE, f"{len(answers):,} pairs, not {manifest.documents:,}")
+            raise damaged(path, problem)
         return cls(path, manifest, DenseIndex.load(path / DENSE_DIR), answers)
 
     def __len__(self) -> int:

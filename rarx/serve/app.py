@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from rarx import __version__
-from rarx.errors import RarxError
+from rarx.errors import IndexCorruptError, RarxError
 from rarx.pipeline.output import explain, state_to_dict
 from rarx.pipeline.resources import Resources
 from rarx.serve.batching import Overloaded
@@ -207,6 +207,9 @@ def create_app(config: ServeConfig, resources: Resources | None = None) -> FastA
         except TimeoutError:
             message = f"no answer within {config.timeout_s:g} s; retry later or send fewer queries"
             raise Refused(503, "timeout", message, config.retry_after_s) from None
+        except IndexCorruptError as exc:  # the server's fault, not the request's
+            log.error("rarx serve: %s", exc)
+            raise Refused(500, "index_damaged", str(exc)) from None
         except RarxError as exc:
             raise Refused(400, "bad_request", str(exc)) from None
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from rarx.errors import ConfigError
+from rarx.errors import ConfigError, RarxError
 from rarx.index.base import Capability, Index, Manifest
 from rarx.index.registry import index_kind
 from rarx.pipeline.pipeline import Pipeline
@@ -90,6 +90,10 @@ class Service:
     async def _load(self) -> None:
         try:
             await asyncio.get_running_loop().run_in_executor(self.executor, self._load_all)
+        except RarxError as exc:  # says what is wrong and the fix: one line, no traceback
+            self.error = f"loading failed: {exc}"
+            log.error("rarx serve: loading failed: %s", exc)
+            return
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and every request
             self.error = f"loading failed: {type(exc).__name__}: {exc}"
             log.exception("rarx serve: loading failed")
