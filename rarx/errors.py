@@ -35,7 +35,8 @@ class IndexCorruptError(IndexFormatError):
 
     def __init__(self, message: str, index: str | Path | None = None, file: str | None = None):
         self.index = str(index) if index is not None else None
-        self.file = file
+        self.file = file  # the (first) damaged file, relative to the index
+        self.problems: list = []  # rarx.index.integrity.Problem, each damaged file
         super().__init__(message)
 
 

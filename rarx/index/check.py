@@ -20,6 +20,7 @@ from rarx.errors import RarxError
 from rarx.index.base import Manifest, load_index
 from rarx.index.integrity import (
     MANIFEST_NAME,
+    NOT_RECORDED,
     Problem,
     checksum_problems,
     describe,
@@ -94,7 +95,7 @@ def check_index(path: str | Path, lucene: bool = True) -> CheckReport:
     report.unrecorded = _unrecorded(path, manifest)
     if lucene:
         for part in _lucene_dirs(path):
-            report.lucene.append(_check_lucene(path, part, report))
+            report.lucene.append(check_lucene(path, part, report))
     for parquet in sorted(path.rglob("*.parquet")):
         name = parquet.relative_to(path).as_posix()
         if name in manifest.files or not manifest.files:
@@ -103,7 +104,8 @@ def check_index(path: str | Path, lucene: bool = True) -> CheckReport:
         try:
             index = load_index(path)
         except RarxError as exc:
-            report.add(Problem(getattr(exc, "file", None) or "(opening)", str(exc)))
+            for problem in getattr(exc, "problems", None) or [Problem("(opening)", str(exc))]:
+                report.add(problem)
         else:
             report.opened = True
             close = getattr(index, "close", None)
@@ -119,7 +121,9 @@ def _unrecorded(path: Path, manifest: Manifest) -> list[str]:
     return sorted(
         name
         for p in path.rglob("*")
-        if p.is_file() and (name := p.relative_to(path).as_posix()) not in ours
+        if p.is_file()
+        and (name := p.relative_to(path).as_posix()) not in ours
+        and p.name not in NOT_RECORDED
     )
 
 
@@ -128,16 +132,20 @@ def _lucene_dirs(path: Path) -> list[Path]:
 
 
 def _read_parquet(path: Path, name: str, report: CheckReport) -> None:
+    """Decode every row group (one at a time: a large docstore is never held whole)."""
     import pyarrow.parquet as pq
 
     try:
         with reading(path, name):
-            pq.read_table(path / name)
-    except RarxError:
-        report.add(Problem(name, "unreadable as Parquet"))
+            file = pq.ParquetFile(path / name)
+            for group in range(file.num_row_groups):
+                file.read_row_group(group)
+    except RarxError as exc:
+        for problem in getattr(exc, "problems", [Problem(name, "unreadable")]):
+            report.add(problem)
 
 
-def _check_lucene(path: Path, part: Path, report: CheckReport) -> str:
+def check_lucene(path: Path, part: Path, report: CheckReport) -> str:
     """Lucene's CheckIndex on ``part``: a summary line; damaged files go to ``report``."""
     from rarx.index.java import jclass
 

@@ -50,6 +50,8 @@ QUERY_ERRORS = frozenset({
 })  # fmt: skip
 _JAVA_PATH = re.compile(r'path="([^"]+)"')
 _WORKERS = min(4, os.cpu_count() or 1)  # files hashed at once
+# Not index data: Lucene's empty lock file (copies may drop it; CheckIndex re-creates it).
+NOT_RECORDED = frozenset({"write.lock"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def record_files(directory: str | Path, skip: Container[str] = (MANIFEST_NAME,))
         for p in directory.rglob("*")
         if p.is_file() and not p.is_symlink()
     )
-    names = [n for n in names if n not in skip]
+    names = [n for n in names if n not in skip and n.rsplit("/", 1)[-1] not in NOT_RECORDED]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # hashlib frees the GIL
         sums = list(pool.map(lambda n: file_checksum(directory / n), names))
     return {
@@ -140,12 +142,13 @@ def damaged(directory: str | Path, problems: list[Problem] | Problem) -> IndexCo
     directory = Path(directory)
     root = index_root(directory)
     inner = directory.relative_to(root).as_posix() + "/" if directory != root else ""
-    listed = "; ".join(f"{inner}{p}" for p in problems)
-    return IndexCorruptError(
-        f"index {root} is damaged: {listed}; {rebuild_hint(directory)}",
-        root,
-        inner + problems[0].file,
+    problems = [Problem(inner + p.file, p.what) for p in problems]  # relative to the root
+    listed = "; ".join(map(str, problems))
+    error = IndexCorruptError(
+        f"index {root} is damaged: {listed}; {rebuild_hint(directory)}", root, problems[0].file
     )
+    error.problems = problems
+    return error
 
 
 def describe(exc: BaseException) -> str:
