@@ -175,6 +175,17 @@ def test_an_old_index_without_checksums_opens_and_check_says_it_cannot_verify(
         load_index(path)
 
 
+def test_a_query_lucene_refuses_is_not_called_damage(tiny_bm25: Any) -> None:
+    words = " ".join(f"term{i}" for i in range(1100))  # one clause each: over Lucene's 1024
+    with pytest.raises(RarxError) as caught:
+        tiny_bm25.search([Query("long", words)], 3)
+    assert not isinstance(caught.value, IndexCorruptError)
+    assert str(caught.value) == (
+        f"Lucene refused the query on index {tiny_bm25.path}: IndexSearcher$TooManyClauses: "
+        "maxClauseCount is set to 1024; shorten the query"
+    )
+
+
 @pytest.mark.slow
 def test_the_command_line_reports_and_exits_as_documented(tiny_bm25: Any, tmp_path: Path) -> None:
     checked = rarx("index", "check", str(tiny_bm25.path))

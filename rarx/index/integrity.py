@@ -190,7 +190,11 @@ def lucene_errors(
         yield
     except (RarxError, MemoryError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # noqa: BLE001 - a JavaException, or what parsing raised
+    except Exception as exc:  # noqa: BLE001 - sorted below
+        # Java's exceptions, and a stored document that is not JSON; a Python bug is not
+        # the index's fault and propagates as it is.
+        if not (hasattr(exc, "classname") or isinstance(exc, ValueError)):
+            raise
         raise lucene_failure(directory, files, lucene_dir, exc, reading_files) from exc
 
 
@@ -202,7 +206,10 @@ def lucene_failure(
     classname = getattr(exc, "classname", None)
     if classname in QUERY_ERRORS:
         return RarxError(f"Lucene refused the query on index {index_root(directory)}: "
-                         f"{describe(exc)}")  # fmt: skip
+                         f"{describe(exc)}; shorten the query")  # fmt: skip
+    if classname == "java.lang.OutOfMemoryError":
+        return RarxError(f"Java ran out of memory on index {index_root(directory)}; give it "
+                         "more with RARX_JAVA_HEAP (e.g. 8g; default 2g)")  # fmt: skip
     problems = checksum_problems(directory, files, lucene_dir + "/") if files else []
     if problems:
         return damaged(directory, problems)
