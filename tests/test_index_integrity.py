@@ -380,14 +380,15 @@ def test_rarx_search_on_a_truncated_docstore_is_one_line(dense: Any, tmp_path: P
     assert line.endswith(f"rebuild it with 'rarx index --index {path} --overwrite' from its corpus")
 
 
-def test_changed_embeddings_are_found_by_check(dense: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["docstore.parquet", "faiss.index", "embeddings.f32"])
+def test_changed_dense_bytes_are_found_by_check(dense: Any, tmp_path: Path, name: str) -> None:
     path = copy(dense, tmp_path / "idx")
-    spoil(path / "embeddings.f32")
+    spoil(path / name)
     report = check_index(path)
-    assert [str(p) for p in report.problems] == [
-        "embeddings.f32: checksum differs from the build's (bytes changed)"
-    ]
-    assert report.lucene == []
+    assert report.problems[0].file == name and report.problems[0].what == (
+        "checksum differs from the build's (bytes changed)"
+    )
+    assert report.lucene == [] and not report.opened  # a damaged index is not opened
 
 
 @pytest.mark.slow
@@ -429,6 +430,9 @@ def test_qa_memory_answers_and_nested_dense_files_are_covered(tmp_path: Path) ->
     with pytest.raises(IndexCorruptError, match=r"answers\.jsonl: unreadable \(.*JSON"):
         load_index(path)
     path = copy(built, tmp_path / "idx2")
+    spoil(path / "answers.jsonl")
+    assert [p.file for p in check_index(path).problems] == ["answers.jsonl"]
+    shutil.copy(built.path / "answers.jsonl", path / "answers.jsonl")
     truncate(path / "dense" / "faiss.index")  # named from the qa-memory index, the one to rebuild
     with pytest.raises(IndexCorruptError) as caught:
         load_index(path)
