@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from rarx.errors import IndexCorruptError, IndexExistsError, LockedError, RarxError
-from rarx.index.base import MANIFEST_NAME, Manifest, load_index
+from rarx.index.base import MANIFEST_NAME, Manifest, load_index, staged_build
 from rarx.index.check import check_index
 from rarx.index.lucene import LuceneIndex
 from rarx.io.hashing import file_checksum
@@ -112,12 +112,28 @@ def test_files_that_appear_beside_an_index_later_are_outside_its_record(
     tiny_bm25: Any, tmp_path: Path
 ) -> None:
     path = copy(tiny_bm25, tmp_path / "idx")
-    (path / "matrix").mkdir()  # e.g. a derived score matrix, with its own manifest
+    (path / "notes.txt").write_text("a user's note")
+    (path / "matrix").mkdir()  # a derived score matrix, with its own manifest
     (path / "matrix" / "scores.npy").write_bytes(b"derived")
     assert load_index(path).search(LAVA, 1)[0].docids == ["d4"]
     report = check_index(path, lucene=False)
-    assert report.ok and report.unrecorded == ["matrix/scores.npy"]
-    assert "  not written by its build, not checked: matrix/scores.npy" in report.lines()
+    assert report.ok and report.unrecorded == ["notes.txt"] and report.derived == ["matrix/"]
+    assert report.lines()[2:4] == [
+        "  derived, with their own manifests, not checked: matrix/",
+        "  not written by its build, not checked: notes.txt",
+    ]
+
+
+def test_a_derived_directory_the_build_writes_stays_out_of_its_record(tmp_path: Path) -> None:
+    # Rebuilt on its own when stale (a newer format), it must never read as damage.
+    with staged_build(tmp_path / "x") as tmp:
+        (tmp / "data.bin").write_bytes(b"data")
+        (tmp / "matrix").mkdir()
+        (tmp / "matrix" / "scores.npy").write_bytes(b"scores")
+        Manifest(kind="bm25", documents=1, corpus_checksum="sha256:0").write(tmp)
+    assert list(Manifest.read(tmp_path / "x").files) == ["data.bin"]
+    (tmp_path / "x" / "matrix" / "scores.npy").write_bytes(b"rebuilt, another size")
+    assert Manifest.read(tmp_path / "x").files["data.bin"]["size"] == 4  # opens: no damage
 
 
 # -- damaged Lucene files -------------------------------------------------------------------

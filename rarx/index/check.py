@@ -6,8 +6,8 @@
    file, and a decode of postings, norms, stored fields and vectors);
 3. every Parquet file decodes whole, and the index opens as ``rarx search`` opens it.
 
-Files beside the index that its build did not write (derived artefacts, which keep their
-own manifests) are listed, not checked.
+Files beside the index that its build did not write, and directories of derived artefacts
+that keep their own manifests (the score matrix), are listed, not checked.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from rarx.index.integrity import (
     NOT_RECORDED,
     Problem,
     checksum_problems,
+    derived,
     describe,
     reading,
     rebuild_hint,
@@ -42,6 +43,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     lucene: list[str] = field(default_factory=list)  # one line per Lucene part checked
     unrecorded: list[str] = field(default_factory=list)  # files the build did not write
+    derived: list[str] = field(default_factory=list)  # directories with their own manifests
     opened: bool = False
 
     @property
@@ -72,6 +74,10 @@ class CheckReport:
                 "it with them"
             )
         out += [f"  lucene: {line}" for line in self.lucene]
+        if self.derived:
+            out.append(
+                f"  derived, with their own manifests, not checked: {', '.join(self.derived)}"
+            )
         if self.unrecorded:
             shown = ", ".join(self.unrecorded[:5]) + (" ..." if len(self.unrecorded) > 5 else "")
             out.append(f"  not written by its build, not checked: {shown}")
@@ -93,6 +99,7 @@ def check_index(path: str | Path, lucene: bool = True) -> CheckReport:
         for problem in checksum_problems(path, manifest.files):
             report.add(problem)
     report.unrecorded = _unrecorded(path, manifest)
+    report.derived = sorted(p.name + "/" for p in path.iterdir() if p.is_dir() and derived(p.name))
     if lucene:
         for part in _lucene_dirs(path):
             report.lucene.append(check_lucene(path, part, report))
@@ -124,6 +131,7 @@ def _unrecorded(path: Path, manifest: Manifest) -> list[str]:
         if p.is_file()
         and (name := p.relative_to(path).as_posix()) not in ours
         and p.name not in NOT_RECORDED
+        and not derived(name)
     )
 
 

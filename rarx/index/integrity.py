@@ -5,7 +5,9 @@ manifest's ``files`` (:func:`record_files`, called by ``staged_build``). Opening
 compares sizes only (a ``stat`` per file: :func:`size_problems`); ``rarx index check``
 compares checksums too (:func:`checksum_problems`). Files that appear beside an index
 later (derived artefacts such as a score matrix, with their own manifests) are outside
-this record and never checked here. A manifest without ``files`` (an index built before
+this record and never checked here, and so are directories of derived artefacts that
+keep their own manifests (:func:`register_derived`; the score matrix's ``matrix/``),
+even when the build wrote them. A manifest without ``files`` (an index built before
 rarx recorded them, or one adopted from another tool) opens unchecked.
 
 A file that cannot be read when used becomes one :class:`IndexCorruptError` naming the
@@ -52,6 +54,21 @@ _JAVA_PATH = re.compile(r'path="([^"]+)"')
 _WORKERS = min(4, os.cpu_count() or 1)  # files hashed at once
 # Not index data: Lucene's empty lock file (copies may drop it; CheckIndex re-creates it).
 NOT_RECORDED = frozenset({"write.lock"})
+# Directories of an index that hold derived artefacts with their own manifest and
+# checksums, rebuilt on their own when stale (so never part of the build's record, even
+# when the build wrote them): the score matrix beside BM25 and impact indexes.
+_DERIVED = {"matrix"}
+
+
+def register_derived(directory: str) -> None:
+    """Declare ``directory`` (relative to an index) a derived artefact: its files stay
+    out of the build's record and out of ``rarx index check``'s file checks."""
+    _DERIVED.add(directory.strip("/"))
+
+
+def derived(name: str) -> bool:
+    """Whether ``name`` (a path relative to an index) lies in a derived artefact."""
+    return name.split("/", 1)[0] in _DERIVED
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,11 @@ def record_files(directory: str | Path, skip: Container[str] = (MANIFEST_NAME,))
         for p in directory.rglob("*")
         if p.is_file() and not p.is_symlink()
     )
-    names = [n for n in names if n not in skip and n.rsplit("/", 1)[-1] not in NOT_RECORDED]
+    names = [
+        n
+        for n in names
+        if n not in skip and n.rsplit("/", 1)[-1] not in NOT_RECORDED and not derived(n)
+    ]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # hashlib frees the GIL
         sums = list(pool.map(lambda n: file_checksum(directory / n), names))
     return {
