@@ -238,10 +238,10 @@ def test_the_command_line_reports_and_exits_as_documented(tiny_bm25: Any, tmp_pa
 HELD_BUILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from rarx.index.lucene import LuceneIndex
+    from rarx.index.registry import build_index
     from rarx.types import Document
 
-    target, go = sys.argv[1], Path(sys.argv[2])
+    target, go, kind = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 
     def docs():
         yield Document("first-1", "the first build")
@@ -250,7 +250,7 @@ HELD_BUILD = textwrap.dedent("""
             time.sleep(0.02)
         yield Document("first-2", "the first build, again")
 
-    LuceneIndex.build(docs(), target, overwrite=True, quiet=True)
+    build_index(kind, docs(), target, overwrite=True, quiet=True)
 """)
 
 
@@ -259,9 +259,9 @@ def held_build(tmp_path: Path) -> Iterator[Any]:
     """Start a real build process of a target that waits, holding its lock, until told."""
     started: list[subprocess.Popen] = []
 
-    def start(target: Path) -> tuple[subprocess.Popen, Path]:
+    def start(target: Path, kind: str = "bm25") -> tuple[subprocess.Popen, Path]:
         go = tmp_path / f"go-{len(started)}"
-        proc = subprocess.Popen([sys.executable, "-c", HELD_BUILD, str(target), str(go)],
+        proc = subprocess.Popen([sys.executable, "-c", HELD_BUILD, str(target), str(go), kind],
                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
         started.append(proc)
         assert proc.stdout is not None and proc.stdout.readline() == "building\n"
@@ -331,11 +331,12 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.parametrize("kind", ["bm25", pytest.param("dense", marks=pytest.mark.slow)])
 def test_a_killed_build_leaves_the_old_index_and_the_next_build_cleans_up(
-    held_build: Any, tiny_bm25: Any, tmp_path: Path
+    held_build: Any, tiny_bm25: Any, tmp_path: Path, kind: str
 ) -> None:
     target = copy(tiny_bm25, tmp_path / "idx")
-    killed, _ = held_build(target)
+    killed, _ = held_build(target, kind)  # a dense build: its encoder loaded, encoding
     (building,) = target.parent.glob(f".idx.building-{killed.pid}-*")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
