@@ -18,6 +18,7 @@ from rarx.errors import RarxError
 # name -> "module:attribute"; each module holds one click command or group.
 COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("rarx.cli.index:index", "Build an index (BM25, dense, QA memory) from a corpus."),
+    "adopt": ("rarx.cli.adopt:adopt", "Adopt an index built by Anserini/pyserini (in place)."),
     "search": ("rarx.cli.search:search", "Search one or more indexes (fused) for queries."),
     "models": ("rarx.cli.models:models", "List named models; install the ones shipped in parts."),
     "datasets": ("rarx.cli.datasets:datasets", "List and prepare evaluation datasets."),

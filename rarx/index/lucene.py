@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from rarx import __version__
 from rarx.errors import ConfigError, RarxError
+from rarx.index.adopt import NO_TEXT, RAW_JSON, RAW_TEXT
 from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.java import jclass
@@ -174,6 +175,7 @@ class LuceneIndex:
         self.manifest = manifest
         self._searcher = searcher
         self.settings = settings
+        self._text = manifest.params.get("text")  # how an adopted index stores text (adopt.py)
         self._hits = AnseriniHits(searcher)  # after set_bm25/set_rm3: it reads that setup
 
     # -- building -----------------------------------------------------------------
@@ -238,7 +240,8 @@ class LuceneIndex:
     ) -> LuceneIndex:
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
-        searcher = jclass("io.anserini.search.SimpleSearcher")(str(path / LUCENE_DIR))
+        lucene = path / str(manifest.params.get("lucene_dir", LUCENE_DIR))  # "." when adopted
+        searcher = jclass("io.anserini.search.SimpleSearcher")(str(lucene))
         settings: dict[str, Any] = {
             "k1": float(manifest.params.get("k1", Bm25BuildParams.k1) if k1 is None else k1),
             "b": float(manifest.params.get("b", Bm25BuildParams.b) if b is None else b),
@@ -270,12 +273,30 @@ class LuceneIndex:
         return rankings
 
     def _doc_at(self, lucene_id: int) -> Document | None:
+        if self._text is not None:
+            return self._adopted_doc(lucene_id)
         raw = self._searcher.doc_raw(lucene_id)  # by Lucene id: no lookup of the docid term
         return None if raw is None else _document_from_raw(raw)
 
     def doc(self, docid: str) -> Document | None:
+        if self._text is not None:
+            return self._adopted_doc(docid)
         raw = self._searcher.doc_raw(docid)
         return None if raw is None else _document_from_raw(raw)
+
+    def _adopted_doc(self, key: int | str) -> Document | None:
+        """A document of an index rarx adopted, read as its stored fields allow."""
+        if self._text == NO_TEXT:
+            return None
+        stored = self._searcher.doc(key)  # Anserini's lookup: a Lucene id or a docid
+        if stored is None:
+            return None
+        docid = str(stored.get("id"))
+        if self._text == RAW_JSON:
+            obj = json.loads(stored.get("raw"))
+            return Document(docid, str(obj.get("contents", "")), str(obj.get("title") or ""))
+        text = stored.get("raw" if self._text == RAW_TEXT else "contents")
+        return Document(docid, "" if text is None else str(text))
 
     def close(self) -> None:
         self._searcher.close()
