@@ -46,7 +46,7 @@ class RarxRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    indexes: list[Any] | None = None
+    indexes: Any = None
     """Index directories (or opened indexes) to search, fused when several; with
     ``client``, the names the server serves them under."""
     pipeline: Any = None

@@ -122,7 +122,10 @@ class LocalSearch(_InThread):
         from rarx.pipeline.search import SearchOptions, search_pipeline
 
         if not indexes or isinstance(indexes, str | Path):
-            raise ConfigError("indexes: give a list of index directories, e.g. ['indexes/sciq-bm25']")
+            raise ConfigError(
+                f"indexes: give a list of index directories, e.g. ['indexes/sciq-bm25']; got "
+                f"{indexes!r}"
+            )
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         if isinstance(rerank, Mapping):
@@ -267,9 +270,9 @@ def make_source(
             if not isinstance(pipeline, str):
                 raise ConfigError("pipeline: with a client, give the served pipeline's name")
             return RemotePipeline(client, pipeline, k)
-        return RemoteSearch(client, list(indexes or ()), k, rerank if rerank is not None else False)
+        return RemoteSearch(client, indexes or [], k, rerank if rerank is not None else False)
     if pipeline is not None:
         if rerank is not None:
             raise ConfigError("rerank applies to a search; a pipeline reranks in its own stages")
         return LocalPipeline(pipeline, k, resources)
-    return LocalSearch(list(indexes or ()), k, rerank, fusion_depth, instruction, resources)
+    return LocalSearch(indexes or [], k, rerank, fusion_depth, instruction, resources)
