@@ -112,10 +112,13 @@ def test_rm3_works_on_an_adopted_index_with_docvectors(lucene_indexes: dict[str,
 
 
 @pytest.mark.slow
-def test_what_cannot_be_searched_faithfully_is_refused(tmp_path: Path,
-                                                       lucene_indexes: dict[str, Path]) -> None:  # fmt: skip
-    vectors = [{"id": "a", "contents": "", "vector": {"lava": 30, "volcano": 12}},
-               {"id": "b", "contents": "", "vector": {"dna": 50, "helix": 3, "gene": 7}}]  # fmt: skip
+def test_what_cannot_be_searched_faithfully_is_refused(
+    tmp_path: Path, lucene_indexes: dict[str, Path]
+) -> None:
+    vectors = [
+        {"id": "a", "contents": "", "vector": {"lava": 30, "volcano": 12}},
+        {"id": "b", "contents": "", "vector": {"dna": 50, "helix": 3, "gene": 7}},
+    ]
     impact = anserini_index(tmp_path, "impact", "-impact", "-pretokenized", rows=vectors,
                             collection="JsonVectorCollection")  # fmt: skip
     with pytest.raises(IndexFormatError, match="an impact index"):

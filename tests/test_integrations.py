@@ -18,8 +18,10 @@ from tests.conftest import write_jsonl
 
 QUERIES = ["volcano lava magma", "genetic information helix", "water evaporates clouds",
            "cells energy"]  # fmt: skip
-PAIRS = [{"id": "m1", "question": "What erupts from volcanoes?", "answer": "lava"},
-         {"id": "m2", "question": "What carries genetic information?", "answer": "DNA"}]  # fmt: skip
+PAIRS = [
+    {"id": "m1", "question": "What erupts from volcanoes?", "answer": "lava"},
+    {"id": "m2", "question": "What carries genetic information?", "answer": "DNA"},
+]
 
 
 def rarx_searches(index: Path, queries: list[str], *extra: str,

@@ -20,8 +20,10 @@ TEXT = {
 @click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--model", help="faiss folders: the encoder of its documents (name or path).")
 @click.option("--query-prefix", default="", help="faiss folders: prepended to each query.")
-@click.option("--normalize/--no-normalize", default=True, show_default=True,
-              help="faiss folders: L2-normalise query vectors (as the documents were).")  # fmt: skip
+@click.option(
+    "--normalize/--no-normalize", default=True, show_default=True,
+    help="faiss folders: L2-normalise query vectors (as the documents were).",
+)  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Inspect an adopted index again.")
 @quiet_option
 def adopt(path: Path, model: str | None, query_prefix: str, normalize: bool, overwrite: bool,

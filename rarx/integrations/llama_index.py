@@ -38,8 +38,10 @@ SHOWN = ("title",)  # metadata that LLM and embedding text include; the rest is 
 def to_node(hit: Retrieved) -> NodeWithScore:
     meta = dict(hit.metadata)
     hidden = [key for key in meta if key not in SHOWN]
-    node = TextNode(id_=hit.id, text=hit.text, metadata=meta,
-                    excluded_llm_metadata_keys=hidden, excluded_embed_metadata_keys=hidden)  # fmt: skip
+    node = TextNode(
+        id_=hit.id, text=hit.text, metadata=meta, excluded_llm_metadata_keys=hidden,
+        excluded_embed_metadata_keys=hidden,
+    )  # fmt: skip
     return NodeWithScore(node=node, score=hit.score)
 
 
@@ -116,10 +118,12 @@ class RarxReranker(BaseNodePostprocessor):
         docs = [Document(str(i), n.node.get_content(), str(n.node.metadata.get("title") or ""))
                 for i, n in enumerate(nodes)]  # fmt: skip
         scores = [n.score for n in nodes]
-        ordered = all(s is not None for s in scores) and all(
-            a >= b for a, b in zip(scores, scores[1:], strict=False))  # type: ignore[operator]
-        values = scores if ordered else [float(len(nodes) - i) for i in range(len(nodes))]
-        ranking = Ranking.from_arrays("q", [d.docid for d in docs], values, docs)  # type: ignore[arg-type]
+        known = [float(s) for s in scores if s is not None]
+        ordered = len(known) == len(scores) and all(
+            a >= b for a, b in zip(known, known[1:], strict=False)
+        )
+        values = known if ordered else [float(len(nodes) - i) for i in range(len(nodes))]
+        ranking = Ranking.from_arrays("q", [d.docid for d in docs], values, docs)
         reranked = self._load().rerank([Query("q", query_bundle.query_str)], [ranking])[0]
         out = [NodeWithScore(node=nodes[int(h.docid)].node, score=h.score) for h in reranked.hits]
         return out[: self.top_n] if self.top_n is not None else out

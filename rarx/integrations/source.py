@@ -24,9 +24,10 @@ from rarx.types import Query, QueryState, Ranking
 
 @dataclass(frozen=True)
 class Retrieved:
-    """One hit as the frameworks see it: the document's ``text`` and ``metadata`` (docid, score, rank, title, index, and for a pipeline its
-    gate decision and QA memory answer). A pipeline that answered without retrieving
-    gives one item with the answer as ``text`` and ``metadata["kind"] == "answer"``."""
+    """One hit as the frameworks see it: the document's ``text`` and ``metadata``
+    (docid, score, rank, title, index, and for a pipeline its gate decision and QA
+    memory answer). A pipeline that answered without retrieving gives one item with
+    the answer as ``text`` and ``metadata["kind"] == "answer"``."""
 
     id: str
     text: str
@@ -207,8 +208,9 @@ class RemoteSearch:
         if not queries:
             return []
         if isinstance(self.client, AsyncClient):
-            found = await self.client.search_batch(queries, index=self.indexes, k=self.k,
-                                                   rerank=self.rerank, fusion=self.fusion)  # fmt: skip
+            found = await self.client.search_batch(
+                queries, index=self.indexes, k=self.k, rerank=self.rerank, fusion=self.fusion
+            )
             return self._convert(found)
         return await asyncio.to_thread(self.retrieve, texts)
 
