@@ -99,6 +99,8 @@ def adapters(index_path: Path, qs: list[Query], repeats: int) -> tuple[list[dict
         rows.append({
             "path": name, "mode": mode, "seconds": round(seconds[name], 4),
             "queries_per_s": round(len(qs) / seconds[name], 1),
+            "ms_per_query": round(1000 * seconds[name] / len(qs), 3),
+            "added_ms_per_query": round(1000 * (seconds[name] - seconds[base]) / len(qs), 3),
             "vs_direct": round(seconds[base] / seconds[name], 3),
             "same_docids": answers[name] == want,
         })  # fmt: skip
@@ -208,9 +210,9 @@ def main() -> None:
     adapter_rows, setup = adapters(index_path, qs, args.repeats)
     print(f"\nAdapters vs direct: BM25 CACM ({index.manifest.documents:,} documents), "
           f"{len(qs)} queries, k={K}, best of {args.repeats}")  # fmt: skip
-    print(table(["path", "queries/s", "vs direct", "same docids"],
-                [(r["path"], r["queries_per_s"], r["vs_direct"], r["same_docids"])
-                 for r in adapter_rows]))  # fmt: skip
+    print(table(["path", "queries/s", "ms/query", "added ms", "vs direct", "same docids"],
+                [(r["path"], r["queries_per_s"], r["ms_per_query"], r["added_ms_per_query"],
+                  r["vs_direct"], r["same_docids"]) for r in adapter_rows]))  # fmt: skip
     client_rows = client_vs_local(index_path, qs, args.repeats)
     print(f"\nClient (rarx serve on 127.0.0.1) vs in-process search, {len(qs)} queries, "
           f"one a call, best of {args.repeats}")  # fmt: skip

@@ -165,6 +165,12 @@ def merge_lucene_indexes(
         target.close()
 
 
+def lucene_dir(path: Path, manifest: Manifest) -> Path:
+    """Where an index's Lucene files are: ``lucene/`` when rarx built it, the directory
+    itself when rarx adopted one Anserini built (:mod:`rarx.index.adopt`)."""
+    return path / str(manifest.params.get("lucene_dir", LUCENE_DIR))
+
+
 class LuceneIndex:
     """A Lucene index searched with BM25, optionally expanded with RM3."""
 
@@ -240,8 +246,7 @@ class LuceneIndex:
     ) -> LuceneIndex:
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
-        lucene = path / str(manifest.params.get("lucene_dir", LUCENE_DIR))  # "." when adopted
-        searcher = jclass("io.anserini.search.SimpleSearcher")(str(lucene))
+        searcher = jclass("io.anserini.search.SimpleSearcher")(str(lucene_dir(path, manifest)))
         settings: dict[str, Any] = {
             "k1": float(manifest.params.get("k1", Bm25BuildParams.k1) if k1 is None else k1),
             "b": float(manifest.params.get("b", Bm25BuildParams.b) if b is None else b),
