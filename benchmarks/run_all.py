@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "pipeline_demos": ([], ["--n", "5"]),
     "pipeline_arr": ([], ["--n", "5"]),
     "serve_load": ([], ["--quick"]),
+    "integrations_overhead": ([], ["--queries", "100", "--repeats", "1"]),
 }
 NEEDS = {"openai_first_http": "llama_cpp"}  # optional packages, skipped when absent
 

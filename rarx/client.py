@@ -215,7 +215,7 @@ class Client(_Base):
                      k: int = 10, rerank: bool = False,
                      fusion: str = "rrf") -> list[Ranking]:  # fmt: skip
         """One ranking per query, in order (sent ``batch_size`` queries a request)."""
-        out = []
+        out: list[Ranking] = []
         for body in self._search_bodies(as_queries(queries), index, k, rerank, fusion):
             answer = self._call("POST", "/v1/search", body)
             out.extend(_ranking(r["qid"], r["hits"]) for r in answer["rankings"])
@@ -228,7 +228,7 @@ class Client(_Base):
 
     def run_batch(self, pipeline: str, queries: Sequence[QueryInput], *, hits: int = 10,
                   explain: bool = False, context: bool = True) -> list[PipelineResult]:  # fmt: skip
-        out = []
+        out: list[PipelineResult] = []
         path = f"/v1/pipelines/{pipeline}/run"
         for body in self._run_bodies(as_queries(queries), hits, explain, context):
             out.extend(_result(r) for r in self._call("POST", path, body)["results"])

@@ -180,7 +180,7 @@ class LocalPipeline(_InThread):
 class RemoteSearch:
     """Indexes served by ``rarx serve``, named as the server names them."""
 
-    def __init__(self, client: Client | AsyncClient, indexes: Sequence[str], k: int = 10,
+    def __init__(self, client: Client | AsyncClient, indexes: Sequence[Any], k: int = 10,
                  rerank: bool = False, fusion: str = "rrf") -> None:  # fmt: skip
         if not indexes or isinstance(indexes, str) or not all(isinstance(i, str) for i in indexes):
             raise ConfigError("indexes: with a client, give the served names, e.g. ['sciq']")

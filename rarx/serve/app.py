@@ -257,8 +257,8 @@ def create_app(config: ServeConfig, resources: Resources | None = None) -> FastA
         results = []
         for state in states:
             record = state_to_dict(state, body.hits)  # type: ignore[attr-defined]
-            if body.docs and record["ranking"]:  # type: ignore[attr-defined]
-                for entry, doc in zip(record["ranking"], state.ranking.docs, strict=False):  # type: ignore[union-attr]
+            if body.docs and state.ranking is not None:  # type: ignore[attr-defined]
+                for entry, doc in zip(record["ranking"], state.ranking.docs, strict=False):
                     if doc is not None:
                         entry.update(title=doc.title, text=doc.text)
             if body.explain:  # type: ignore[attr-defined]
