@@ -26,6 +26,7 @@ FAISS_FILE = "index"  # pyserini's names
 DOCID_FILE = "docid"
 CONTENTS, ID, RAW = "contents", "id", "raw"  # Anserini's field names
 SAMPLE_DOCS = 1000  # documents whose norms are read to tell an impact index from BM25
+ANALYZER_DOCS = 5  # documents whose stored text is analyzed to check the analyzer
 
 # How an adopted Lucene index stores its text (params["text"]):
 RAW_JSON = "raw-json"  # the raw field holds the source JSON (JsonCollection): its contents
@@ -126,34 +127,26 @@ def _inspect_lucene(path: Path, reader: Any, directory: Any, jclass: Any) -> dic
             "indexing writes them): its term frequencies are learned weights (SPLADE, uniCOIL), "
             "not counts, so BM25 over it would be wrong; rarx adopts BM25 indexes"
         )
-    first = _first_live(reader, documents)
-    stored = reader.storedFields().document(first)
+    sampled = _live(reader, ANALYZER_DOCS)
+    if not sampled:
+        raise IndexFormatError(f"{path}: no live document among the {documents} counted")
+    stored = reader.storedFields().document(sampled[0])
     if stored.get(ID) is None:
         raise IndexFormatError(
             f"{path}: documents have no stored '{ID}' field, so hits cannot be named by "
             "their collection ids; rarx adopts indexes written by Anserini's generators"
         )
-    raw, text = stored.get(RAW), stored.get(CONTENTS)
-    mode, sample = NO_TEXT, None
-    if raw is not None:
-        mode, sample = RAW_TEXT, str(raw)
-        try:
-            obj = json.loads(sample)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict) and isinstance(obj.get(CONTENTS), str):
-            mode, sample = RAW_JSON, obj[CONTENTS]
-    elif text is not None:
-        mode, sample = STORED_CONTENTS, str(text)
+    mode = _text_mode(stored)
     checked = False
-    if sample is not None and mode != RAW_TEXT:  # raw TREC/HTML holds markup not indexed
-        missing = _terms_not_indexed(str(path), reader, sample, jclass)
+    if mode in (RAW_JSON, STORED_CONTENTS):  # raw TREC/HTML holds markup that is not indexed
+        texts = [_text_of(reader.storedFields().document(i), mode) for i in sampled]
+        missing = _terms_not_indexed(str(path), reader, "\n".join(texts), jclass)
         if missing:
             raise IndexFormatError(
-                f"{path}: its first document's text, analyzed as Anserini's default English "
-                f"analyzer does (Porter stemming, stopwords), gives terms the index lacks "
-                f"({', '.join(missing[:5])}): it was built with another analyzer (-language, "
-                "-pretokenized, -stemmer); rarx searches with the default one only"
+                f"{path}: the text of its first documents, analyzed as Anserini's default "
+                f"English analyzer does (Porter stemming, stopwords), gives terms the index "
+                f"lacks ({', '.join(missing[:5])}): it was built with another analyzer "
+                "(-language, -pretokenized, -stemmer); rarx searches with the default one only"
             )
         checked = True
     commit = jclass("org.apache.lucene.index.SegmentInfos").readLatestCommit(directory)
@@ -164,13 +157,35 @@ def _inspect_lucene(path: Path, reader: Any, directory: Any, jclass: Any) -> dic
     }  # fmt: skip
 
 
-def _first_live(reader: Any, documents: int) -> int:
+def _live(reader: Any, n: int) -> list[int]:
+    """The ids of the first ``n`` documents not deleted."""
+    found: list[int] = []
     for leaf in reader.leaves().toArray():
         live = leaf.reader().getLiveDocs()  # None: no deletions
         for i in range(int(leaf.reader().maxDoc())):
             if live is None or live.get(i):
-                return int(leaf.docBase) + i
-    raise IndexFormatError(f"no live document among the {documents} counted")
+                found.append(int(leaf.docBase) + i)
+                if len(found) == n:
+                    return found
+    return found
+
+
+def _text_mode(stored: Any) -> str:
+    raw = stored.get(RAW)
+    if raw is not None:
+        try:
+            obj = json.loads(str(raw))
+        except ValueError:
+            return RAW_TEXT
+        json_contents = isinstance(obj, dict) and isinstance(obj.get(CONTENTS), str)
+        return RAW_JSON if json_contents else RAW_TEXT
+    return STORED_CONTENTS if stored.get(CONTENTS) is not None else NO_TEXT
+
+
+def _text_of(stored: Any, mode: str) -> str:
+    if mode == RAW_JSON:
+        return str(json.loads(str(stored.get(RAW))).get(CONTENTS, ""))
+    return str(stored.get(CONTENTS) or "")
 
 
 def _all_norms_unit(reader: Any) -> bool:
