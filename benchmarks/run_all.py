@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "pipeline_arr": ([], ["--n", "5"]),
     "serve_load": ([], ["--quick"]),
     "index_integrity": ([], ["--passages", "20000", "--repeats", "1"]),
+    "integrations_overhead": ([], ["--queries", "100", "--repeats", "1"]),
 }
 NEEDS = {"openai_first_http": "llama_cpp"}  # optional packages, skipped when absent
 

@@ -63,6 +63,18 @@ class ConfigError(RarxError):
     """An invalid option, parameter or pipeline setting."""
 
 
+class ServerError(RarxError):
+    """A ``rarx serve`` server refused a request or could not be reached: ``status`` is
+    the HTTP status (None when no answer came), ``detail`` the server's message."""
+
+    def __init__(self, message: str, status: int | None = None, detail: object = None,
+                 retry_after: float | None = None):  # fmt: skip
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+
 def require(module: str, extra: str):  # noqa: ANN201 - returns the module
     """Import an optional dependency or raise a MissingDependencyError naming the extra."""
     import importlib

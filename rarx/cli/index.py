@@ -57,6 +57,7 @@ class IndexGroup(LazyGroup):
 
     commands_table = {
         "check": ("rarx.cli.index_check:check", "Verify an index's files: checksums, Lucene."),
+        "adopt": ("rarx.cli.index_adopt:adopt", "Adopt an Anserini/pyserini index, in place."),
     }
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

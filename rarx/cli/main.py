@@ -17,7 +17,7 @@ from rarx.errors import RarxError
 
 # name -> "module:attribute"; each module holds one click command or group.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "index": ("rarx.cli.index:index", "Build an index from a corpus; check one (index check)."),
+    "index": ("rarx.cli.index:index", "Build an index from a corpus; check or adopt one."),
     "search": ("rarx.cli.search:search", "Search one or more indexes (fused) for queries."),
     "models": ("rarx.cli.models:models", "List named models; install the ones shipped in parts."),
     "datasets": ("rarx.cli.datasets:datasets", "List and prepare evaluation datasets."),

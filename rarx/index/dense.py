@@ -32,6 +32,7 @@ import numpy as np
 
 from rarx import __version__
 from rarx.errors import ConfigError, IndexFormatError, InputError, require
+from rarx.index.adopt import FAISS_LAYOUT
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.integrity import Problem, damaged, reading
 from rarx.index.registry import IndexKind, param
@@ -345,6 +346,32 @@ class _DocStore:
         return found
 
 
+class _DocidList:
+    """The docstore of an adopted pyserini faiss folder: ids only (its ``docid`` file)."""
+
+    def __init__(self, path: Path):
+        self.docids = path.read_text(encoding="utf-8").splitlines()
+        self._rows: dict[str, int] | None = None
+        self._docid_array: np.ndarray | None = None
+
+    @property
+    def docid_array(self) -> np.ndarray:
+        if self._docid_array is None:
+            table = np.empty(len(self.docids), dtype=object)
+            table[:] = self.docids
+            table.flags.writeable = False
+            self._docid_array = table
+        return self._docid_array
+
+    def row_of(self, docid: str) -> int | None:
+        if self._rows is None:
+            self._rows = {d: i for i, d in enumerate(self.docids)}
+        return self._rows.get(docid)
+
+    def documents(self, rows: Iterable[int]) -> dict[int, Document | None]:
+        return dict.fromkeys(rows)  # no text stored: hits carry none
+
+
 # -- the index -----------------------------------------------------------------------
 
 
@@ -358,7 +385,7 @@ class DenseIndex:
         path: Path,
         manifest: Manifest,
         index: Any,
-        docstore: _DocStore,
+        docstore: Any,  # _DocStore, or an adopted index's _DocidList
         encoder_config: EncoderConfig,
         encoder: Encoder | None = None,
     ):
@@ -368,7 +395,7 @@ class DenseIndex:
         self._docstore = docstore
         self._encoder_config = encoder_config
         self._encoder = encoder
-        self._embeddings: np.memmap | None = None
+        self._embeddings: np.ndarray | None = None
         self._gpu_resources: Any = None
         self.dim = int(manifest.params["dim"])
 
@@ -477,7 +504,11 @@ class DenseIndex:
         manifest = Manifest.read(path, expect=cls.kind)
         params = manifest.params
         rebuild = "rebuild it with 'rarx index --overwrite'"
-        for name in (FAISS_FILE, DOCSTORE_FILE, EMBEDDINGS_FILE):
+        adopted = params.get("layout") == FAISS_LAYOUT  # pyserini's files, read where they are
+        faiss_file = path / str(params["faiss_file"]) if adopted else path / FAISS_FILE
+        files = (params["faiss_file"], params["docid_file"]) if adopted else (
+            FAISS_FILE, DOCSTORE_FILE, EMBEDDINGS_FILE)  # fmt: skip
+        for name in files:
             if not (path / name).is_file():
                 raise IndexFormatError(f"{path}: incomplete dense index (no {name}); {rebuild}")
         config = EncoderConfig(
@@ -494,14 +525,18 @@ class DenseIndex:
                 f"{path} was built with model {config.model!r} ({dim}-d), the given encoder is "
                 f"{encoder.config.model!r} ({encoder.dim}-d); pass no encoder to load the right one"
             )
-        with reading(path, FAISS_FILE):
-            index = _read_faiss(path / FAISS_FILE, params, nprobe, ef_search)
+        with reading(path, faiss_file.name):
+            index = _read_faiss(faiss_file, params, nprobe, ef_search)
         index, gpu_resources = _to_device(index, params.get("faiss", "flat"), device)
-        docstore = _DocStore(path / DOCSTORE_FILE)
         n = manifest.documents
-        emb_rows = (path / EMBEDDINGS_FILE).stat().st_size // (4 * dim)
-        rows = {DOCSTORE_FILE: len(docstore.docids), FAISS_FILE: index.ntotal,
-                EMBEDDINGS_FILE: emb_rows}  # fmt: skip
+        if adopted:
+            docstore: Any = _DocidList(path / str(params["docid_file"]))
+            rows = {str(params["docid_file"]): len(docstore.docids), faiss_file.name: index.ntotal}
+        else:
+            docstore = _DocStore(path / DOCSTORE_FILE)
+            emb_rows = (path / EMBEDDINGS_FILE).stat().st_size // (4 * dim)
+            rows = {DOCSTORE_FILE: len(docstore.docids), FAISS_FILE: index.ntotal,
+                    EMBEDDINGS_FILE: emb_rows}  # fmt: skip
         wrong = [Problem(f, f"{r:,} rows, not {n:,}") for f, r in rows.items() if r != n]
         if wrong:
             raise damaged(path, wrong)
@@ -521,6 +556,10 @@ class DenseIndex:
     @property
     def embeddings(self) -> np.ndarray:
         """The document embeddings (read-only memmap), one row per document in index order."""
+        if self._embeddings is None and self.manifest.params.get("layout") == FAISS_LAYOUT:
+            vectors = self._index.reconstruct_n(0, len(self))  # flat or HNSW-flat storage
+            vectors.flags.writeable = False
+            self._embeddings = vectors
         if self._embeddings is None:
             self._embeddings = np.memmap(
                 self.path / EMBEDDINGS_FILE, dtype=np.float32, mode="r", shape=(len(self), self.dim)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from rarx import __version__
 from rarx.errors import ConfigError, RarxError
+from rarx.index.adopt import NO_TEXT, RAW_JSON, RAW_TEXT
 from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.integrity import lucene_errors
@@ -165,6 +166,16 @@ def merge_lucene_indexes(
         target.close()
 
 
+def lucene_subdir(manifest: Manifest) -> str:
+    """Where an index's Lucene files are, relative to it: ``lucene`` when rarx built it,
+    ``.`` when rarx adopted one Anserini built (:mod:`rarx.index.adopt`)."""
+    return str(manifest.params.get("lucene_dir", LUCENE_DIR))
+
+
+def lucene_dir(path: Path, manifest: Manifest) -> Path:
+    return path / lucene_subdir(manifest)
+
+
 class LuceneIndex:
     """A Lucene index searched with BM25, optionally expanded with RM3."""
 
@@ -175,6 +186,7 @@ class LuceneIndex:
         self.manifest = manifest
         self._searcher = searcher
         self.settings = settings
+        self._text = manifest.params.get("text")  # how an adopted index stores text (adopt.py)
         self._hits = AnseriniHits(searcher)  # after set_bm25/set_rm3: it reads that setup
 
     # -- building -----------------------------------------------------------------
@@ -239,8 +251,8 @@ class LuceneIndex:
     ) -> LuceneIndex:
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
-        with lucene_errors(path, manifest.files, LUCENE_DIR):
-            searcher = jclass("io.anserini.search.SimpleSearcher")(str(path / LUCENE_DIR))
+        with lucene_errors(path, manifest.files, lucene_subdir(manifest)):
+            searcher = jclass("io.anserini.search.SimpleSearcher")(str(lucene_dir(path, manifest)))
         settings: dict[str, Any] = {
             "k1": float(manifest.params.get("k1", Bm25BuildParams.k1) if k1 is None else k1),
             "b": float(manifest.params.get("b", Bm25BuildParams.b) if b is None else b),
@@ -264,7 +276,8 @@ class LuceneIndex:
             raise ConfigError(f"k must be at least 1, got {k}")
         if not queries:
             return []
-        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR, reading_files=False):
+        with lucene_errors(self.path, self.manifest.files, lucene_subdir(self.manifest),
+                           reading_files=False):
             results = self._hits.search_many([q.text for q in queries], int(k), int(threads))
         rankings = []
         for q, (docids, scores, lucene_ids) in zip(queries, results, strict=True):
@@ -273,14 +286,32 @@ class LuceneIndex:
         return rankings
 
     def _doc_at(self, lucene_id: int) -> Document | None:
-        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR):
+        with lucene_errors(self.path, self.manifest.files, lucene_subdir(self.manifest)):
+            if self._text is not None:
+                return self._adopted_doc(lucene_id)
             raw = self._searcher.doc_raw(lucene_id)  # by Lucene id: no lookup of the docid term
             return None if raw is None else _document_from_raw(raw)
 
     def doc(self, docid: str) -> Document | None:
-        with lucene_errors(self.path, self.manifest.files, LUCENE_DIR):
+        with lucene_errors(self.path, self.manifest.files, lucene_subdir(self.manifest)):
+            if self._text is not None:
+                return self._adopted_doc(docid)
             raw = self._searcher.doc_raw(docid)
             return None if raw is None else _document_from_raw(raw)
+
+    def _adopted_doc(self, key: int | str) -> Document | None:
+        """A document of an index rarx adopted, read as its stored fields allow."""
+        if self._text == NO_TEXT:
+            return None
+        stored = self._searcher.doc(key)  # Anserini's lookup: a Lucene id or a docid
+        if stored is None:
+            return None
+        docid = str(stored.get("id"))
+        if self._text == RAW_JSON:
+            obj = json.loads(stored.get("raw"))
+            return Document(docid, str(obj.get("contents", "")), str(obj.get("title") or ""))
+        text = stored.get("raw" if self._text == RAW_TEXT else "contents")
+        return Document(docid, "" if text is None else str(text))
 
     def close(self) -> None:
         self._searcher.close()

@@ -250,8 +250,9 @@ def create_app(config: ServeConfig, resources: Resources | None = None) -> FastA
 
     @app.post("/v1/pipelines/{name}/run", dependencies=guarded, response_model=RunResponse)
     async def run(name: str, body: RunRequest) -> JSONResponse:  # type: ignore[valid-type]
-        """Run a named pipeline over one query or a batch: answers, rankings and, with
-        ``explain``, each query's context, trace and a readable account."""
+        """Run a named pipeline over one query or a batch: answers, rankings (with ``docs``,
+        each hit's title and text), with ``context`` each query's context, and with
+        ``explain`` its context, trace and a readable account."""
         queries = [Query(qid, text) for qid, text in body.pairs()]  # type: ignore[attr-defined]
         states = await serve(
             lambda: service.check_pipeline(name), lambda: service.run_pipeline(name, queries)
@@ -259,10 +260,15 @@ def create_app(config: ServeConfig, resources: Resources | None = None) -> FastA
         results = []
         for state in states:
             record = state_to_dict(state, body.hits)  # type: ignore[attr-defined]
+            if body.docs and state.ranking is not None:  # type: ignore[attr-defined]
+                for entry, doc in zip(record["ranking"], state.ranking.docs, strict=False):
+                    if doc is not None:
+                        entry.update(title=doc.title, text=doc.text)
             if body.explain:  # type: ignore[attr-defined]
                 record["explanation"] = explain(state)
             else:
-                record.pop("context")
+                if not body.context:  # type: ignore[attr-defined]
+                    record.pop("context")
                 record.pop("trace")
             results.append(record)
         return JSONResponse({"pipeline": name, "results": results})

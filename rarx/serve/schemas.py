@@ -84,6 +84,8 @@ def request_models(limits: Limits) -> RequestModels:
     class RunRequest(QueriesIn):
         explain: bool = False  # add each query's context, trace and a readable account
         hits: Annotated[int, Field(ge=0, le=limits.max_k)] = 10  # ranked hits per result
+        docs: bool = False  # each ranked hit's title and text (where the pipeline keeps them)
+        context: bool = False  # each query's context (gate decision, QA memory, ...)
 
     return RequestModels(QueryIn, SearchRequest, RunRequest)
 
@@ -111,6 +113,8 @@ class RankedOut(BaseModel):
     rank: int
     docid: str
     score: float
+    title: str | None = None  # with docs
+    text: str | None = None  # with docs
 
 
 class ResultOut(BaseModel):
@@ -121,7 +125,7 @@ class ResultOut(BaseModel):
     answer: Any = None
     error: str | None = None
     ranking: list[RankedOut] | None = None
-    context: dict[str, Any] | None = None  # with explain
+    context: dict[str, Any] | None = None  # with explain or context
     trace: list[dict[str, Any]] | None = None  # with explain
     explanation: str | None = None  # with explain
 
