@@ -60,6 +60,8 @@ _ARRAYS = ("offsets", "docs", "freqs", "scores", "idf", "norms", "id_rank")
 _JSON_FILES = ("terms.json", "docids.json")
 _POSTINGS_PER_CALL = 1_000_000  # postings serialised per Java call at build time
 _SEPARATOR = "rarxquerybreak"  # joins a batch's texts for one analyzer call
+_RANK_TOP = np.int64(2**31 - 1)
+_NO_IDS, _NO_SCORES = np.empty(0, np.int64), np.empty(0, np.float32)
 
 
 class MatrixUnavailable(RarxError):
@@ -454,50 +456,58 @@ class ScoreMatrix:
         docs = self._docs[start:end]
         return bm25_scores_weights(weight, self._freqs[start:end], self._cache[self._norms[docs]])
 
-    def search_one(self, bag: Mapping[str, float], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Lucene ids and float scores (before the tie adjustment) of one query's top ``k``,
-        in Anserini's order."""
-        columns = [(self.terms[t], w) for t, w in bag.items() if t in self.terms]
-        if not columns:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        offsets = self._offsets
-        if len(columns) == 1:
-            c, w = columns[0]
-            docs = self._docs[int(offsets[c]) : int(offsets[c + 1])]
-            parts = self._term_scores(c, w)
-        else:
-            docs = np.concatenate([self._docs[int(offsets[c]) : int(offsets[c + 1])]
-                                   for c, _ in columns])  # fmt: skip
-            parts = np.concatenate([self._term_scores(c, w) for c, w in columns])
-        # Double sums, as Lucene's disjunction adds clause scores, then float.
-        sums = np.bincount(docs, weights=parts, minlength=self.size)
-        if parts.size and not parts.min() > 0:  # a zero score still matches (Lucene returns it)
-            matched = np.flatnonzero(np.bincount(docs, minlength=self.size))
-        else:
-            matched = np.flatnonzero(sums)
-        scores = sums[matched].astype(np.float32)
-        if matched.shape[0] > k:
-            kth = np.partition(scores, scores.shape[0] - k)[scores.shape[0] - k]
-            keep = scores >= kth  # ties with the k-th score: the docid decides below
-            matched, scores = matched[keep], scores[keep]
-        order = np.lexsort((self._id_rank[matched], -scores))[:k]
-        return matched[order], scores[order]
-
     def search_many(self, bags: Sequence[Mapping[str, float]], k: int) -> list[Hits]:
-        ids, scores = [], []
-        for bag in bags:
-            i, s = self.search_one(bag, k)
-            ids.append(i)
-            scores.append(s)
-        sizes = np.array([s.shape[0] for s in scores], dtype=np.int64)
+        """Each bag's top ``k`` in Anserini's order: ``(docids, scores, lucene ids)``, the
+        scores tie-adjusted as Anserini reports them."""
+        if not bags:
+            return []
+        found = [self._search_one(bag, k) for bag in bags]
+        sizes = np.array([f.shape[0] for f, _ in found], dtype=np.int64)
         starts = np.cumsum(sizes) - sizes
-        flat = adjust_score_ties(np.concatenate(scores) if scores else np.empty(0, np.float32),
-                                 starts)  # fmt: skip
+        flat_ids = np.concatenate([f for f, _ in found])
+        adjusted = adjust_score_ties(np.concatenate([s for _, s in found]), starts)
+        docids = self.docids[flat_ids]
         cuts = starts[1:]
-        out = []
-        for lucene, adjusted in zip(ids, np.split(flat, cuts), strict=True):
-            out.append((self.docids[lucene], adjusted, lucene.astype(np.int64)))
-        return out
+        return list(zip(np.split(docids, cuts), np.split(adjusted, cuts),
+                        np.split(flat_ids, cuts), strict=True))  # fmt: skip
+
+    def _search_one(self, bag: Mapping[str, float], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Lucene ids and float scores (before the tie adjustment) of one query's top ``k``."""
+        offsets, terms, all_docs = self._offsets, self.terms, self._docs
+        doc_parts: list[np.ndarray] = []
+        score_parts: list[np.ndarray] = []
+        for term, boost in bag.items():
+            column = terms.get(term)
+            if column is None:
+                continue
+            start, end = int(offsets[column]), int(offsets[column + 1])
+            doc_parts.append(all_docs[start:end])
+            if boost == 1.0 and self.similarity == "bm25":
+                score_parts.append(self._scores[start:end])
+            else:
+                score_parts.append(self._term_scores(column, boost))
+        if not doc_parts:
+            return _NO_IDS, _NO_SCORES
+        docs = doc_parts[0] if len(doc_parts) == 1 else np.concatenate(doc_parts)
+        parts = score_parts[0] if len(score_parts) == 1 else np.concatenate(score_parts)
+        # A document's clause scores added in double, as Lucene's disjunction adds them,
+        # then rounded to float once.
+        sums = np.bincount(docs, weights=parts, minlength=self.size)
+        if parts.min() > 0:
+            matched = np.flatnonzero(sums)
+        else:  # a zero score still matches (Lucene returns it)
+            matched = np.flatnonzero(np.bincount(docs, minlength=self.size))
+        scores = sums[matched].astype(np.float32)
+        # One int64 key per hit in Anserini's order: the score's bits (a non-negative
+        # float's bits order as the float does), then the docid's rank, reversed.
+        key = scores.view(np.int32).astype(np.int64) << 32
+        key |= _RANK_TOP - self._id_rank[matched]
+        if key.shape[0] > k:
+            top = np.argpartition(key, key.shape[0] - k)[key.shape[0] - k :]
+            top = top[np.argsort(key[top])[::-1]]
+        else:
+            top = np.argsort(key)[::-1]
+        return matched[top], scores[top]
 
 
 class BatchAnalyzer:
