@@ -24,8 +24,14 @@ from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.java import jclass
 from rarx.index.matrix import (
-    MATRIX_DIR, BatchAnalyzer, Bm25Params, MatrixUnavailable, ScoreMatrix, build_matrix,
-    check_engine, open_matrix,
+    MATRIX_DIR,
+    BatchAnalyzer,
+    Bm25Params,
+    MatrixUnavailable,
+    ScoreMatrix,
+    build_matrix,
+    check_engine,
+    open_matrix,
 )  # fmt: skip
 from rarx.index.registry import IndexKind, param
 from rarx.progress import progress
