@@ -214,8 +214,9 @@ def norm_inverse_cache(
     """BM25Scorer's 256-entry cache, float arithmetic in Lucene's order."""
     k1, b = np.float32(params.k1), np.float32(params.b)
     lengths = np.asarray(length_table, dtype=np.float32)
-    scaled = (b * lengths) / avgdl
-    return (np.float32(1) / (k1 * ((np.float32(1) - b) + scaled))).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):  # Java's inf and NaN, as they come
+        scaled = (b * lengths) / avgdl
+        return (np.float32(1) / (k1 * ((np.float32(1) - b) + scaled))).astype(np.float32)
 
 
 def bm25_scores_weights(weight: Any, freqs: np.ndarray, norm_inverse: np.ndarray) -> np.ndarray:
