@@ -129,15 +129,17 @@ def _read_postings(reader: Any, leaf: Any) -> tuple[list[str], np.ndarray, np.nd
     terms_enum = leaf.terms(CONTENTS).iterator()
     terms: list[str] = []
     sizes: list[int] = []
-    pairs: list[np.ndarray] = []
+    doc_parts: list[np.ndarray] = []
+    freq_parts: list[np.ndarray] = []
     batch, batch_postings = array_list(), 0
 
     def flush() -> None:
         nonlocal batch, batch_postings
         if batch.size():
             text = mapper.writeValueAsString(batch).replace("[", "").replace("]", "")
-            pairs.append(np.fromstring(text, dtype=np.int64, sep=",") if text else
-                         np.empty(0, np.int64))  # fmt: skip
+            pairs = np.fromstring(text, dtype=np.int64, sep=",") if text else np.empty(0, np.int64)
+            doc_parts.append(pairs[0::2].astype(np.int32))
+            freq_parts.append(pairs[1::2].astype(np.int32))
         batch, batch_postings = array_list(), 0
 
     while (term_bytes := terms_enum.next()) is not None:
@@ -153,8 +155,8 @@ def _read_postings(reader: Any, leaf: Any) -> tuple[list[str], np.ndarray, np.nd
         if batch_postings >= _POSTINGS_PER_CALL:
             flush()
     flush()
-    flat = np.concatenate(pairs) if pairs else np.empty(0, np.int64)
-    docs, freqs = flat[0::2], flat[1::2]
+    docs = np.concatenate(doc_parts) if doc_parts else np.empty(0, np.int32)
+    freqs = np.concatenate(freq_parts) if freq_parts else np.empty(0, np.int32)
     offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     if docs.shape[0] != offsets[-1]:
@@ -166,7 +168,7 @@ def _read_postings(reader: Any, leaf: Any) -> tuple[list[str], np.ndarray, np.nd
     steps[starts[(starts > 0) & (starts < docs.shape[0])] - 1] = 1
     if steps.size and steps.min() <= 0:
         raise RarxError("postings came back out of order; the Anserini jar's Jackson changed")
-    return terms, offsets, docs.astype(np.int32), freqs.astype(np.int32)
+    return terms, offsets, docs, freqs
 
 
 def _read_norms(leaf: Any, size: int) -> np.ndarray:
