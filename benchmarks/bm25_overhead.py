@@ -114,8 +114,10 @@ def main() -> None:
     cold = len(queries) / (time.perf_counter() - t)
     print(f"rarx lucene, first search (empty Lucene-id-to-docid table), k={max(ks)}: "
           f"{cold:.1f} q/s")  # fmt: skip
-    sizes = {"matrix_bytes": sum(f.stat().st_size for f in (index_dir / "matrix").iterdir()),
-             "lucene_bytes": sum(f.stat().st_size for f in (index_dir / LUCENE_DIR).iterdir())}
+    sizes = {
+        "matrix_bytes": sum(f.stat().st_size for f in (index_dir / "matrix").iterdir()),
+        "lucene_bytes": sum(f.stat().st_size for f in (index_dir / LUCENE_DIR).iterdir()),
+    }
     build_seconds = matrix._matrix.manifest["build_seconds"] if matrix._matrix else None
 
     rows, payload = [], {}
@@ -179,8 +181,10 @@ def main() -> None:
     if quality is not None:
         print(f"CACM, matrix path, k=1000: MAP {quality['AP']}, P@30 {quality['P@30']} "
               f"(Anserini: {ANSERINI_CACM['AP']}, {ANSERINI_CACM['P@30']})")  # fmt: skip
-    print(f"matrix {sizes['matrix_bytes'] / 2**20:.1f} MiB beside a "
-          f"{sizes['lucene_bytes'] / 2**20:.1f} MiB Lucene index; built in {build_seconds} s")
+    print(
+        f"matrix {sizes['matrix_bytes'] / 2**20:.1f} MiB beside a "
+        f"{sizes['lucene_bytes'] / 2**20:.1f} MiB Lucene index; built in {build_seconds} s"
+    )
     write_result("bm25_overhead", {
         "command": "python benchmarks/bm25_overhead.py " + " ".join(sys.argv[1:]),
         "queries": len(queries),

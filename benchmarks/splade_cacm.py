@@ -177,8 +177,11 @@ def main() -> None:
         action="store_true",
         help="keep the CACM splade index (and its build figures) of an earlier run",
     )
-    ap.add_argument("--speed-only", action="store_true",
-                    help="only the search-speed comparison (builds CACM's index unless --reuse)")
+    ap.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the search-speed comparison (builds CACM's index unless --reuse)",
+    )
     args = ap.parse_args()
     repeats, scale = (2, 2000) if args.quick else (args.repeats, args.scale_size)
     device = ["--device", args.device] if args.device else []

@@ -69,8 +69,14 @@ def _hits(index: LuceneIndex, k: int) -> list[list[tuple[str, float]]]:
 
 
 @pytest.mark.parametrize(
-    ("k1", "b", "memory"), [(None, None, "ram"), (None, None, "mmap"), (1.2, 0.75, "ram"),
-                            (2.5, 1.0, "mmap"), (0.0, 0.0, "ram")],  # fmt: skip
+    ("k1", "b", "memory"),
+    [
+        (None, None, "ram"),
+        (None, None, "mmap"),
+        (1.2, 0.75, "ram"),
+        (2.5, 1.0, "mmap"),
+        (0.0, 0.0, "ram"),
+    ],  # fmt: skip
 )
 def test_matrix_rankings_are_the_lucene_paths(edge_bm25, k1, b, memory):
     opts = {"k1": k1, "b": b} if k1 is not None else {}
