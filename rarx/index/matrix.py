@@ -41,7 +41,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -397,7 +397,7 @@ class ScoreMatrix:
                 "--matrix-memory mmap (load option matrix_memory='mmap'), or search with "
                 "Lucene: --search-engine lucene"
             )
-        mode = "r" if memory == "mmap" else None
+        mode: Literal["r"] | None = "r" if memory == "mmap" else None
         try:
             arrays = {a: np.load(directory / f"{a}.npy", mmap_mode=mode, allow_pickle=False)
                       for a in _ARRAYS}  # fmt: skip
