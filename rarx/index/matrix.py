@@ -173,10 +173,10 @@ def _read_postings(reader: Any, leaf: Any) -> tuple[list[str], np.ndarray, np.nd
 
 def _read_norms(leaf: Any, size: int) -> np.ndarray:
     """Each document's one-byte encoded length (what BM25's length cache is indexed by)."""
-    norms = np.zeros(size, dtype=np.uint8)
     values = leaf.getNormValues(CONTENTS)
-    if values is None:
-        return norms
+    if values is None:  # a field without norms: Lucene's scorer reads 1 for every document
+        return np.ones(size, dtype=np.uint8)
+    norms = np.zeros(size, dtype=np.uint8)  # a document without the field reads 0
     advance, value = values.advanceExact, values.longValue
     for doc in range(size):
         if advance(doc):
