@@ -61,6 +61,7 @@ _JSON_FILES = ("terms.json", "docids.json")
 _POSTINGS_PER_CALL = 1_000_000  # postings serialised per Java call at build time
 _SEPARATOR = "rarxquerybreak"  # joins a batch's texts for one analyzer call
 _RANK_TOP = np.int64(2**31 - 1)
+_FEW_TERMS = 8  # more query terms than this: postings gathered with one index array
 _NO_IDS, _NO_SCORES = np.empty(0, np.int64), np.empty(0, np.float32)
 
 
@@ -448,6 +449,25 @@ class ScoreMatrix:
     def nbytes(self) -> int:
         return int(sum(info["bytes"] for info in self.manifest["files"].values()))
 
+    def _gather(self, found: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """Many terms' postings and scores in a few whole-array steps (the same values,
+        in the same order, as :meth:`_term_scores` term by term)."""
+        columns = np.array([c for c, _ in found], dtype=np.int64)
+        boosts = np.array([b for _, b in found], dtype=np.float32)
+        starts, ends = self._offsets[columns], self._offsets[columns + 1]
+        lengths = ends - starts
+        # index of every posting: each term's start, then 0, 1, 2... within the term
+        firsts = np.cumsum(lengths) - lengths
+        idx = np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))
+        docs = self._docs[idx]
+        if self.similarity == "impact":
+            return docs, self._freqs[idx].astype(np.float32) * np.repeat(boosts, lengths)
+        if bool((boosts == 1).all()):
+            return docs, self._scores[idx]
+        assert self._cache is not None
+        weights = np.repeat(boosts * self._idf[columns], lengths)  # float: boost * idf
+        return docs, bm25_scores_weights(weights, self._freqs[idx], self._cache[self._norms[docs]])
+
     def _term_scores(self, column: int, boost: float) -> np.ndarray:
         start, end = int(self._offsets[column]), int(self._offsets[column + 1])
         if self.similarity == "impact":
@@ -476,23 +496,19 @@ class ScoreMatrix:
 
     def _search_one(self, bag: Mapping[str, float], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Lucene ids and float scores (before the tie adjustment) of one query's top ``k``."""
-        offsets, terms, all_docs = self._offsets, self.terms, self._docs
-        doc_parts: list[np.ndarray] = []
-        score_parts: list[np.ndarray] = []
-        for term, boost in bag.items():
-            column = terms.get(term)
-            if column is None:
-                continue
-            start, end = int(offsets[column]), int(offsets[column + 1])
-            doc_parts.append(all_docs[start:end])
-            if boost == 1.0 and self.similarity == "bm25":
-                score_parts.append(self._scores[start:end])
-            else:
-                score_parts.append(self._term_scores(column, boost))
-        if not doc_parts:
+        found = [(c, b) for t, b in bag.items() if (c := self.terms.get(t)) is not None]
+        if not found:
             return _NO_IDS, _NO_SCORES
-        docs = doc_parts[0] if len(doc_parts) == 1 else np.concatenate(doc_parts)
-        parts = score_parts[0] if len(score_parts) == 1 else np.concatenate(score_parts)
+        if len(found) > _FEW_TERMS:
+            docs, parts = self._gather(found)
+        else:  # few (often long) posting lists: slices copy fastest
+            doc_parts, score_parts = [], []
+            for column, boost in found:
+                start, end = int(self._offsets[column]), int(self._offsets[column + 1])
+                doc_parts.append(self._docs[start:end])
+                score_parts.append(self._term_scores(column, boost))
+            docs = doc_parts[0] if len(doc_parts) == 1 else np.concatenate(doc_parts)
+            parts = score_parts[0] if len(score_parts) == 1 else np.concatenate(score_parts)
         # A document's clause scores added in double, as Lucene's disjunction adds them,
         # then rounded to float once.
         sums = np.bincount(docs, weights=parts, minlength=self.size)
