@@ -513,19 +513,20 @@ class ScoreMatrix:
         # then rounded to float once.
         sums = np.bincount(docs, weights=parts, minlength=self.size)
         if parts.min() > 0:
-            matched = np.flatnonzero(sums)
+            matched = np.flatnonzero(sums != 0)  # via a bool array: several times faster
         else:  # a zero score still matches (Lucene returns it)
-            matched = np.flatnonzero(np.bincount(docs, minlength=self.size))
+            matched = np.flatnonzero(np.bincount(docs, minlength=self.size) != 0)
         scores = sums[matched].astype(np.float32)
+        n = scores.shape[0]
+        if n > k:  # the hits scoring at least the k-th best score (ties with it included)
+            kth = np.partition(scores, n - k)[n - k]
+            keep = np.flatnonzero(scores >= kth)
+            matched, scores = matched[keep], scores[keep]
         # One int64 key per hit in Anserini's order: the score's bits (a non-negative
         # float's bits order as the float does), then the docid's rank, reversed.
         key = scores.view(np.int32).astype(np.int64) << 32
         key |= _RANK_TOP - self._id_rank[matched]
-        if key.shape[0] > k:
-            top = np.argpartition(key, key.shape[0] - k)[key.shape[0] - k :]
-            top = top[np.argsort(key[top])[::-1]]
-        else:
-            top = np.argsort(key)[::-1]
+        top = np.argsort(key)[::-1][:k]
         return matched[top], scores[top]
 
 
