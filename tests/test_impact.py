@@ -255,3 +255,26 @@ def test_opening_and_searching_impacts_loads_no_torch(splade: Any) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_matrix_and_lucene_paths_give_the_same_impact_rankings(splade: Any) -> None:
+    from rarx.index.impact import ImpactIndex
+
+    matrix = ImpactIndex.load(splade.path, engine="matrix", encoder=splade.encoder)
+    lucene = ImpactIndex.load(splade.path, engine="lucene", encoder=splade.encoder)
+    assert (matrix.settings["engine"], lucene.settings["engine"]) == ("matrix", "lucene")
+    impacts = splade.encode_queries([q.text for q in QUERIES])
+    indexed = sorted(matrix._matrix.terms)  # the documents' terms
+    impacts += [
+        {indexed[0]: 0},  # a zero weight: its documents still match, with score 0
+        {indexed[0]: 0, indexed[1]: 3},
+        {t: 1 for t in indexed},  # every term once: many equal scores
+        {},
+        {"notaterm": 5},
+    ]
+    qids = [str(i) for i in range(len(impacts))]
+    for k in (1, 3, 100):
+        ours = matrix.search_impacts(qids, impacts, k)
+        assert ours == lucene.search_impacts(qids, impacts, k)
+    assert ours[-1].hits == ours[-2].hits == ()
+    assert ours[4].hits and set(ours[4].scores.tolist()) == {0.0}

@@ -174,9 +174,10 @@ def _anserini(index: LuceneIndex, text: str, k: int) -> list[tuple[str, float]]:
     return [(h.docid, h.score) for h in index._searcher.search(text, k)]
 
 
-@pytest.mark.parametrize("rm3", [False, True])
-def test_rankings_are_anserinis_to_the_last_tie(ties_bm25: LuceneIndex, rm3: bool):
-    index = LuceneIndex.load(ties_bm25.path, rm3=rm3)
+@pytest.mark.parametrize(("rm3", "engine"), [(False, "lucene"), (False, "matrix"), (True, "auto")])
+def test_rankings_are_anserinis_to_the_last_tie(ties_bm25: LuceneIndex, rm3: bool, engine: str):
+    index = LuceneIndex.load(ties_bm25.path, rm3=rm3, engine=engine)
+    assert index.settings["engine"] == ("lucene" if rm3 else engine)
     texts = ["lava volcano", "volcano slowly flows", "glaciers", "nothing matches this"]
     queries = [Query(f"q{i}", t) for i, t in enumerate(texts)]
     for k in (1, 2, 4, 100):
@@ -228,6 +229,7 @@ def test_score_ties_of_a_batch_restart_at_each_query():
 
 def test_a_batch_too_big_for_one_fetch_is_split(monkeypatch, ties_bm25: LuceneIndex):
     queries = [Query(f"q{i}", t) for i, t in enumerate(["lava", "slowly", "glaciers", "volcano"])]
+    ties_bm25 = LuceneIndex.load(ties_bm25.path, engine="lucene")
     whole = ties_bm25.search(queries, k=3)
     monkeypatch.setattr(anserini, "_BATCH_HITS", 7)  # two queries of 3 hits per Java call
     batches: list[int] = []

@@ -22,10 +22,26 @@ from rarx.types import Query, Ranking
 SNIPPET = 80
 
 
-def open_index(path: Path, rm3: bool, k1: float | None, b: float | None) -> Any:
+def open_index(
+    path: Path, rm3: bool, k1: float | None, b: float | None, engine: str | None = None,
+    matrix_memory: str | None = None,
+) -> Any:  # fmt: skip
     """Load options go only to a kind that takes them (else a ConfigError naming it)."""
-    given = {"rm3": rm3 or None, "k1": k1, "b": b}
+    given = {"rm3": rm3 or None, "k1": k1, "b": b, "engine": engine,
+             "matrix_memory": matrix_memory}  # fmt: skip
     return load_index(path, **{name: v for name, v in given.items() if v is not None})
+
+
+def run_meta(paths: tuple[Path, ...], indexes: list[Any], k: int, queries: int) -> dict:
+    """Which index, kind and search path (settings: BM25's engine, k1, b...) made a run."""
+    return {
+        "indexes": [
+            {"path": str(p), "kind": i.manifest.kind, "settings": dict(getattr(i, "settings", {}))}
+            for p, i in zip(paths, indexes, strict=True)
+        ],
+        "k": k,
+        "queries": queries,
+    }
 
 
 def _snippet(text: str) -> str:
@@ -103,6 +119,17 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 @click.option("--rm3", is_flag=True, help="BM25 with RM3 query expansion (10 terms, 10 docs, 0.5).")
 @click.option("--k1", type=float, help="BM25 k1 [default: as built, 0.9].")
 @click.option("--b", type=float, help="BM25 b [default: as built, 0.4].")
+@click.option(
+    "--search-engine",
+    type=click.Choice(["auto", "matrix", "lucene"]),
+    help="BM25/SPLADE: search the score matrix beside the index (same rankings as Lucene, "
+    "faster) or Lucene itself [default: auto, the matrix unless --rm3].",
+)
+@click.option(
+    "--matrix-memory",
+    type=click.Choice(["ram", "mmap"]),
+    help="Load the score matrix into memory, or leave it on disk, memory-mapped [default: ram].",
+)
 @click.option("--instruction", default="", help="Instruction prepended to queries (dense).")
 @click.option("--tag", default="rarx", show_default=True, help="Run tag (TREC format).")
 @click.option(
@@ -136,6 +163,8 @@ def search(
     rm3: bool,
     k1: float | None,
     b: float | None,
+    search_engine: str | None,
+    matrix_memory: str | None,
     instruction: str,
     tag: str,
     rerank: str | None,
@@ -160,7 +189,7 @@ def search(
         raise click.UsageError("give exactly one of --query TEXT or --topics FILE")
     queries = [Query("q1", query)] if query is not None else read_topics(topics)  # type: ignore[arg-type]
     fmt = fmt or ("table" if query is not None else "trec")
-    indexes = [open_index(p, rm3, k1, b) for p in index_paths]
+    indexes = [open_index(p, rm3, k1, b, search_engine, matrix_memory) for p in index_paths]
     options = SearchOptions(
         k=k, instruction=instruction, threads=threads, fusion_depth=fusion_depth,
         docs=fmt != "trec", strict=strict,
@@ -180,6 +209,9 @@ def search(
     else:
         with atomic_write(output) as f:
             f.write(text)
+        with atomic_write(Path(f"{output}.meta.json")) as f:  # what answered the run
+            json.dump(run_meta(index_paths, indexes, k, len(queries)), f, indent=1)
+            f.write("\n")
         if not quiet:
             click.echo(
                 f"wrote {sum(len(r) for r in rankings):,} hits for {len(queries):,} "

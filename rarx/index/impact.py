@@ -12,7 +12,8 @@ A query is encoded with the same model and quantisation, and searched as Anserin
 ``SimpleImpactSearcher.search(Map)`` searches it: a bag of terms boosted by their query
 impacts, scored with its ``ImpactSimilarity`` (score = sum of query impact x document
 impact), ties broken by docid; the BM25 kind's batch reader (:mod:`rarx.index.anserini`)
-builds those queries and fetches the hits as arrays.
+builds those queries and fetches the hits as arrays. By default the same rankings come
+from the index's score matrix (:mod:`rarx.index.matrix`) instead of a Lucene search.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.dense import DOCSTORE_FILE, _DocStore, _meta_json
 from rarx.index.integrity import lucene_errors
 from rarx.index.java import jclass
+from rarx.index.matrix import (
+    MATRIX_DIR,
+    MatrixUnavailable,
+    ScoreMatrix,
+    build_matrix,
+    check_engine,
+    open_matrix,
+)  # fmt: skip
 from rarx.index.registry import IndexKind, param
 from rarx.models.sparse import SparseEncoder, SparseEncoderConfig
 from rarx.progress import progress_bar
@@ -75,6 +84,13 @@ class SpladeBuildParams:
 @dataclass(frozen=True)
 class SpladeLoadOptions:
     device: str | None = None  # where queries are encoded [default: automatic]
+    engine: str = "auto"  # auto/matrix: the score matrix (rarx.index.matrix); lucene
+    matrix_memory: str = "ram"  # or "mmap": the matrix stays on disk, paged in on use
+
+    def __post_init__(self) -> None:
+        check_engine(self.engine)
+        if self.matrix_memory not in ("ram", "mmap"):
+            raise ConfigError(f"matrix_memory must be 'ram' or 'mmap', got {self.matrix_memory!r}")
 
 
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
@@ -96,8 +112,13 @@ class ImpactIndex:
         docstore: _DocStore,
         encoder_config: SparseEncoderConfig,
         encoder: SparseEncoder | None = None,
+        matrix: ScoreMatrix | None = None,
     ):
         self.path = path
+        self._matrix = matrix
+        self.settings = {"engine": "lucene" if matrix is None else "matrix"}
+        if matrix is not None:
+            self.settings["matrix_memory"] = matrix.memory
         self.manifest = manifest
         self._searcher = searcher
         self._docstore = docstore
@@ -167,6 +188,10 @@ class ImpactIndex:
             searcher = jclass("io.anserini.search.SimpleImpactSearcher")(str(tmp / LUCENE_DIR))
             indexed = int(searcher.get_total_num_docs())
             searcher.close()
+            try:  # the score-matrix search path, read from the finished Lucene index
+                build_matrix(tmp / LUCENE_DIR, tmp / MATRIX_DIR, "impact", quiet=quiet)
+            except MatrixUnavailable as exc:
+                log.warning("no score matrix: %s; searches take the Lucene path", exc)
             manifest = Manifest(
                 kind=cls.kind,
                 documents=indexed,
@@ -197,9 +222,13 @@ class ImpactIndex:
         *,
         device: str | None = SpladeLoadOptions.device,
         encoder: SparseEncoder | None = None,
+        engine: str = SpladeLoadOptions.engine,
+        matrix_memory: str = SpladeLoadOptions.matrix_memory,
     ) -> ImpactIndex:
         """Open an index. The encoder loads on the first text search, unless one is given
-        (it must be the model the index was built with)."""
+        (it must be the model the index was built with). ``engine``: "matrix" or "auto"
+        (default) search the score matrix, "lucene" searches Lucene; same rankings."""
+        SpladeLoadOptions(device, engine, matrix_memory)  # checks the choices
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
         parts = (path / LUCENE_DIR).is_dir(), (path / DOCSTORE_FILE).is_file()
@@ -220,7 +249,15 @@ class ImpactIndex:
         with lucene_errors(path, manifest.files, LUCENE_DIR):
             searcher = jclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
         docstore = _DocStore(path / DOCSTORE_FILE)
-        return cls(path, manifest, searcher, docstore, config, encoder)
+        matrix = None
+        if engine != "lucene":
+            try:
+                matrix = open_matrix(path, path / LUCENE_DIR, "impact", matrix_memory, None, None)
+            except MatrixUnavailable as exc:
+                if engine == "matrix":
+                    raise
+                log.warning("%s; searching with Lucene", exc)
+        return cls(path, manifest, searcher, docstore, config, encoder, matrix)
 
     # -- encoding and searching ----------------------------------------------------------
 
@@ -267,9 +304,13 @@ class ImpactIndex:
             raise InputError(f"got {len(qids)} qids but {len(impacts)} query impact maps")
         if not qids:
             return []
-        texts = [json.dumps(dict(m), ensure_ascii=False) for m in impacts]  # read by Jackson
         with lucene_errors(self.path, self.manifest.files, LUCENE_DIR, reading_files=False):
-            results = self._hits.search_many(texts, int(k), int(threads))
+            if self._matrix is not None:  # each term boosted by its impact, as a Java float
+                bags = [{t: float(w) for t, w in m.items()} for m in impacts]
+                results = self._matrix.search_many(bags, int(k))
+            else:
+                texts = [json.dumps(dict(m), ensure_ascii=False) for m in impacts]  # Jackson
+                results = self._hits.search_many(texts, int(k), int(threads))
         rankings = []
         for qid, (docids, scores, _) in zip(qids, results, strict=True):
             docs = self._documents(docids.tolist()) if with_docs else None

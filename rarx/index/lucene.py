@@ -3,7 +3,9 @@
 Documents are written as Anserini ``JsonCollection`` shards (``id``, ``contents`` =
 title + text) and indexed with ``IndexCollection`` using Lucene's default English
 analyzer, the same path as ``python -m pyserini.index.lucene``. The raw JSON is stored
-so hits can be shown; document vectors are stored so RM3 works.
+so hits can be shown; document vectors are stored so RM3 works. Beside the Lucene index a
+score matrix (:mod:`rarx.index.matrix`) answers BM25 searches without RM3, with the same
+rankings, faster.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.integrity import lucene_errors
 from rarx.index.java import jclass
+from rarx.index.matrix import (
+    MATRIX_DIR,
+    BatchAnalyzer,
+    Bm25Params,
+    MatrixUnavailable,
+    ScoreMatrix,
+    build_matrix,
+    check_engine,
+    open_matrix,
+)  # fmt: skip
 from rarx.index.registry import IndexKind, param
 from rarx.progress import progress
 from rarx.types import Document, Query, Ranking
@@ -56,6 +68,18 @@ class Bm25LoadOptions:
     fb_terms: int = 10
     fb_docs: int = 10
     original_query_weight: float = 0.5
+    # auto: the score matrix (rarx.index.matrix) where it is exact (no RM3), else Lucene
+    engine: str = "auto"
+    matrix_memory: str = "ram"  # or "mmap": the matrix stays on disk, paged in on use
+
+    def __post_init__(self) -> None:
+        check_engine(self.engine)
+        if self.matrix_memory not in ("ram", "mmap"):
+            raise ConfigError(f"matrix_memory must be 'ram' or 'mmap', got {self.matrix_memory!r}")
+        if self.rm3 and self.engine == "matrix":
+            raise ConfigError(
+                "RM3 runs on the Lucene path only; drop engine='matrix' (--search-engine) or rm3"
+            )
 
 
 def _write_shards(docs: Iterable[Document], directory: Path, shards: int) -> int:
@@ -181,13 +205,18 @@ class LuceneIndex:
 
     kind: ClassVar[str] = "bm25"
 
-    def __init__(self, path: Path, manifest: Manifest, searcher: Any, settings: dict[str, Any]):
+    def __init__(
+        self, path: Path, manifest: Manifest, searcher: Any, settings: dict[str, Any],
+        matrix: ScoreMatrix | None = None,
+    ):  # fmt: skip
         self.path = path
         self.manifest = manifest
         self._searcher = searcher
         self.settings = settings
         self._text = manifest.params.get("text")  # how an adopted index stores text (adopt.py)
         self._hits = AnseriniHits(searcher)  # after set_bm25/set_rm3: it reads that setup
+        self._matrix = matrix
+        self._analyzer = BatchAnalyzer(searcher.analyzer) if matrix is not None else None
 
     # -- building -----------------------------------------------------------------
 
@@ -219,6 +248,10 @@ class LuceneIndex:
             if stream.count == 0:
                 raise RarxError("no documents to index")
             indexed = count_documents(tmp / LUCENE_DIR)
+            try:  # the score-matrix search path, read from the finished Lucene index
+                build_matrix(tmp / LUCENE_DIR, tmp / MATRIX_DIR, "bm25", Bm25Params(k1, b), quiet)
+            except MatrixUnavailable as exc:
+                log.warning("no score matrix: %s; searches take the Lucene path", exc)
             manifest = Manifest(
                 kind=cls.kind,
                 documents=indexed,
@@ -248,7 +281,15 @@ class LuceneIndex:
         fb_terms: int = Bm25LoadOptions.fb_terms,
         fb_docs: int = Bm25LoadOptions.fb_docs,
         original_query_weight: float = Bm25LoadOptions.original_query_weight,
+        engine: str = Bm25LoadOptions.engine,
+        matrix_memory: str = Bm25LoadOptions.matrix_memory,
     ) -> LuceneIndex:
+        """Open an index. ``engine``: "matrix" searches the score matrix (exactly Anserini's
+        BM25 rankings, built beside the index and rebuilt when stale), "lucene" searches
+        Lucene, "auto" (default) the matrix unless RM3 is on. ``matrix_memory="mmap"``
+        leaves the matrix on disk."""
+        Bm25LoadOptions(k1, b, rm3, fb_terms, fb_docs, original_query_weight, engine,
+                        matrix_memory)  # checks the choices  # fmt: skip
         path = Path(path)
         manifest = Manifest.read(path, expect=cls.kind)
         with lucene_errors(path, manifest.files, lucene_subdir(manifest)):
@@ -266,19 +307,43 @@ class LuceneIndex:
             searcher.set_rm3(
                 None, int(fb_terms), int(fb_docs), float(original_query_weight), False, True
             )
-        return cls(path, manifest, searcher, settings)
+        matrix = None
+        if engine == "matrix" or (
+            engine == "auto" and not rm3 and not searcher.backwardsCompatibilityLucene8
+        ):
+            built = Bm25Params(
+                float(manifest.params.get("k1", Bm25BuildParams.k1)),
+                float(manifest.params.get("b", Bm25BuildParams.b)),
+            )
+            params = Bm25Params(settings["k1"], settings["b"])
+            try:
+                where = lucene_dir(path, manifest)
+                matrix = open_matrix(path, where, "bm25", matrix_memory, params, built)
+            except MatrixUnavailable as exc:
+                if engine == "matrix":
+                    raise
+                log.warning("%s; searching with Lucene", exc)
+        settings["engine"] = "lucene" if matrix is None else "matrix"
+        if matrix is not None:
+            settings["matrix_memory"] = matrix.memory
+        return cls(path, manifest, searcher, settings, matrix)
 
     def search(
         self, queries: Sequence[Query], k: int = 10, threads: int = 1, with_docs: bool = False
     ) -> list[Ranking]:
-        """Anserini's BM25 (or RM3) rankings, read back as arrays (see rarx.index.anserini)."""
+        """Anserini's BM25 (or RM3) rankings: from the score matrix (rarx.index.matrix), or
+        from Lucene read back as arrays (rarx.index.anserini; ``threads`` apply there)."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         if not queries:
             return []
+        texts = [q.text for q in queries]
         with lucene_errors(self.path, self.manifest.files, lucene_subdir(self.manifest),
-                           reading_files=False):
-            results = self._hits.search_many([q.text for q in queries], int(k), int(threads))
+                           reading_files=False):  # fmt: skip
+            if self._matrix is not None and self._analyzer is not None:
+                results = self._matrix.search_many(self._analyzer.bags(texts), int(k))
+            else:
+                results = self._hits.search_many(texts, int(k), int(threads))
         rankings = []
         for q, (docids, scores, lucene_ids) in zip(queries, results, strict=True):
             docs = [self._doc_at(int(i)) for i in lucene_ids.tolist()] if with_docs else None
