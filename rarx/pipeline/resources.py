@@ -62,6 +62,10 @@ class SerializedLLM:
         with self._lock:
             return self.inner.next_token_logprobs(prompts, candidates)
 
+    def render(self, prompt: Prompt) -> str:
+        with self._lock:
+            return self.inner.render(prompt)
+
     def count_tokens(self, prompt: Prompt) -> int:
         with self._lock:
             return self.inner.count_tokens(prompt)
