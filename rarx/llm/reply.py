@@ -37,7 +37,7 @@ from typing import Any
 
 from rarx.llm.base import ChatPrompt, Prompt, TokenizationError, as_chat
 
-TAIL_CHARS = 256
+TAIL_CHARS = 128
 
 
 @dataclass(frozen=True)
