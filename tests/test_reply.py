@@ -98,7 +98,8 @@ PASSAGES = ["Bananas are yellow.", "Paris is the capital of France.", "Cats slee
             "Bees make honey.", "Iron rusts in water.", "Owls hunt at night.",
             "Salt dissolves in water.", "Ice floats.", "Lava is hot.", "Wind moves air.",
             "Frogs are amphibians.", "Copper conducts.", "Glass is brittle.",
-            "Tea has caffeine.", "Clouds hold water.", "Sand is quartz.", "Milk has calcium."]  # fmt: skip
+            "Tea has caffeine.", "Clouds hold water.", "Sand is quartz.",
+            "Milk has calcium."]  # fmt: skip
 
 
 def ranking(texts: list[str] = PASSAGES) -> Ranking:
@@ -149,7 +150,8 @@ def test_split_identifiers_keep_one_pass_after_the_prefix(smol: Any) -> None:
     assert got == smol.next_token_logprobs([prompt], list("ABCDE"))[0]
     # Labels after "Answer:" are read as " C" (llm-choice's reader), the gate's marker as
     # its three tokens from the reply's start.
-    assert plan_reply(smol, ChatPrompt.user("Q?", prefix="Answer:"), [" A", " B"]).given == "Answer:"
+    after = plan_reply(smol, ChatPrompt.user("Q?", prefix="Answer:"), [" A", " B"])
+    assert after.given == "Answer:" and after.tokens[" A"] == (" A",)
     assert plan_reply(smol, ChatPrompt.user("Q?"), ["<RET>"]).tokens["<RET>"] == ("<", "RET", ">")
 
 

@@ -274,7 +274,8 @@ class ListwiseReranker(WindowedReranker):
     def _rank(self, windows: list[_Window]) -> list[_Outcome]:
         openings = [self._opening(w.prompt) for w in windows]
         prompts = [ChatPrompt(w.prompt.messages, o) for w, o in zip(windows, openings, strict=True)]
-        outs = self.llm.generate(prompts, max_new_tokens=self._reserve(max(w.size for w in windows)))
+        most = max(w.size for w in windows)
+        outs = self.llm.generate(prompts, max_new_tokens=self._reserve(most))
         outcomes = []
         prefix = self.template.prefix
         for w, prompt, opening, out in zip(windows, prompts, openings, outs, strict=True):
