@@ -312,9 +312,16 @@ class FirstReranker(WindowedReranker):
         if orders < 1:
             raise ConfigError(f"orders must be at least 1 (1: each window as it is), got {orders}")
         self.orders = int(orders)
-        self._reader = ReplyReader(llm, self.template.ids(self.window), self.template.after_id)
+        self._readers: dict[int, ReplyReader] = {}
         # Fail at load time, not mid-run, where no token boundary works for this tokenizer.
-        self._reader.plan(self.build("query", ["passage"] * self.window))
+        self._reader(self.window).plan(self.build("query", ["passage"] * self.window))
+
+    def _reader(self, n: int) -> ReplyReader:
+        """The reader of a window of ``n`` passages' identifiers (a short window may need
+        fewer forward passes: Qwen's split "[O" only from 15 passages on)."""
+        if n not in self._readers:
+            self._readers[n] = ReplyReader(self.llm, self.template.ids(n), self.template.after_id)
+        return self._readers[n]
 
     def _reserve(self, n: int) -> int:
         return 1
@@ -327,7 +334,11 @@ class FirstReranker(WindowedReranker):
                 prompt = w.prompt if k == 0 else self.build(w.query, [w.texts[i] for i in order])
                 variants.append((w_i, order, prompt))
         start = time.perf_counter()
-        read = self._reader.score([p for _, _, p in variants])
+        read: list[Any] = [None] * len(variants)
+        for n in sorted({w.size for w in windows}):  # one batch per window size (mostly one)
+            at = [j for j, (w_i, _, _) in enumerate(variants) if windows[w_i].size == n]
+            for j, r in zip(at, self._reader(n).score([variants[j][2] for j in at]), strict=True):
+                read[j] = r
         seconds = (time.perf_counter() - start) / max(1, len(windows))  # batch share
         outcomes = []
         for w_i, w in enumerate(windows):
@@ -340,7 +351,7 @@ class FirstReranker(WindowedReranker):
                 scores = combine_orders([o for o, _ in mine], rows)
             order = order_by_scores(scores)
             usable = any(math.isfinite(s) for s in scores)
-            plan = self._reader.plan(w.prompt)
+            plan = self._reader(n).plan(w.prompt)
             meta: dict[str, Any] = {"forward_passes": sum(r.passes for _, r in mine)}
             if any(plan.tokens[c] != (c,) for c in ids[:n]):
                 meta["reply"] = plan.as_dict()  # the boundary moved: what was read instead
