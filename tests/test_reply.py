@@ -202,7 +202,9 @@ def test_all_orders_make_first_order_invariant(smol: Any) -> None:
     an easy "capital of France" window, so no known-answer test rests on it.)"""
     texts = PASSAGES[:3]
     forward = ranking(texts)
-    backward = Ranking("q1", tuple(reversed(forward.hits)))
+    backward = ranking(texts[::-1])  # the same passages under other ids, reversed
+    backward = Ranking("q1", tuple(Hit(f"d{2 - int(h.docid[1:])}", h.score, h.doc)
+                                   for h in backward.hits))  # d2, d1, d0  # fmt: skip
     rr = FirstReranker(smol, k=3, window=3, stride=1, orders=6)
     a, b = rr.rerank_detailed([QUERY, QUERY], [forward, backward])
     assert a.ranking.docids == b.ranking.docids
