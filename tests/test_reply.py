@@ -261,3 +261,16 @@ def test_qwen_tokenizer_moves_the_boundary(tmp_path: Path) -> None:
                             abs_tol=1e-4)  # fmt: skip
     # llm-choice's labels after the assistant's opening stand alone: one pass.
     assert plan_reply(llm, ChatPrompt.user("Q?\nA. x\nB. y"), list("ABCD")).passes == 1
+
+
+def test_llm_choice_reads_labels_the_model_writes(merged: Any) -> None:
+    """llm-choice with a reply opened by "[": labels A..E are read as the merged tokens."""
+    from rarx.eval.datasets.base import McrItem
+    from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt, ChoiceScorer
+
+    item = McrItem("", "Which is a fruit?", ("a rock", "an apple", "a car"), 1)
+    scorer = ChoiceScorer(merged, prompt=ChoicePrompt(prefix="["))
+    (scores,) = scorer.scores([item], with_instructions=False)
+    prompt = scorer.prompt.build(item, False)
+    direct = [direct_reply_logprob(merged, prompt, "[" + c) for c in "ABC"]
+    assert all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(scores, direct, strict=True))
