@@ -92,6 +92,19 @@ def direct_reply_logprob(llm: Any, prompt: ChatPrompt, reply: str) -> float:
     return sum(float(lps[i - 1, ids[0, i]]) for i in range(n, ids.shape[1]))
 
 
+class ContextsOnly:
+    """The same real LLM through the protocol alone, without the optional one-pass
+    ``path_logprobs`` (as a server backend is)."""
+
+    def __init__(self, llm: Any):
+        self._llm = llm
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "path_logprobs":
+            raise AttributeError(name)
+        return getattr(self._llm, name)
+
+
 QUERY = Query("q1", "Which passage names the capital of France?")
 PASSAGES = ["Bananas are yellow.", "Paris is the capital of France.", "Cats sleep a lot.",
             "Rivers flow to the sea.", "Snow is cold.", "The moon orbits Earth.",
@@ -118,7 +131,8 @@ def test_merged_identifiers_are_read_as_the_merged_tokens(merged: Any) -> None:
     assert plan.given == ""
     assert plan.tokens["A"] == ("[A",) and plan.tokens["T"] == ("[T",)
     assert plan.tokens["O"] == ("[", "O") and plan.tokens["Q"] == ("[", "Q")
-    assert plan.passes == 2  # after the prompt, and after the prompt + "["
+    assert plan.passes == 2  # read after the prompt, and after the prompt + "["
+    assert plan.paths == [("[",)]  # both from one pass over the prompt + "[" where it can
     # A window without O and Q needs one pass.
     assert plan_reply(merged, prompt, list("ABCDE"), "]").passes == 1
 
@@ -129,6 +143,10 @@ def test_scores_equal_the_model_reading_the_reply_whole(merged: Any) -> None:
     for c in "ABOQT":
         assert math.isclose(read.scores[c], direct_reply_logprob(merged, prompt, "[" + c),
                             abs_tol=1e-4)  # fmt: skip
+    # A backend without the one-pass reading gets the same from two contexts.
+    (two,) = ReplyReader(ContextsOnly(merged), list(IDS), "]").score([prompt])
+    assert read.passes == 1 and two.passes == 2
+    assert all(math.isclose(read.scores[c], two.scores[c], abs_tol=1e-4) for c in IDS)
     # What FIRST read before the fix: the next token after a prompt ending in "[". For a
     # merged identifier that is the token "A" where the model writes "[A": another value.
     naive = merged.next_token_logprobs([prompt], ["A"])[0]["A"]
@@ -182,7 +200,7 @@ def test_first_ranks_by_the_merged_tokens_and_traces_the_boundary(merged: Any) -
         [QUERY], [ranking()])[0]  # fmt: skip
     assert result.ranking.docids == [f"d{i}" for i in expected]
     (call,) = [d for e, d in result.events if e == "llm_call"]
-    assert call["meta"]["forward_passes"] == 2
+    assert call["meta"]["forward_passes"] == 1  # both readings from the pass over prompt + "["
     assert call["meta"]["reply"]["tokens"]["O"] == ["[", "O"]
 
 

@@ -17,14 +17,19 @@ that every candidate shares and that lie inside the prefix are *given* (the prom
 ends after them); each candidate's score is the sum of its remaining tokens'
 log-probabilities, each read after the ones before it. Scores are log P(candidate |
 prompt, given start of the prefix) under the model's own tokenisation, so they compare
-across candidates: SmolLM2 reads ``A`` after ``[`` (one forward pass); Qwen reads ``[A``
-.. ``[T`` after the prompt and ``[`` + ``O`` for ``O`` (two passes, one batch).
+across candidates: SmolLM2 reads ``A`` after ``[`` (one context); Qwen reads ``[A``
+.. ``[T`` after the prompt and ``[`` + ``O`` for ``O`` (two contexts).
 
-Only the LLM protocol is used (``render``, ``tokenize``, ``next_token_logprobs``), so
-every backend gets this. A plan (which tokens each candidate is read as) depends only
-on how the rendered prompt ends; it is computed with the full prompt once and reused
-for prompts whose last :data:`TAIL_CHARS` characters match (a chat template's closing
-text, a fixed footer), since no token of a BPE vocabulary spans that far.
+Only the LLM protocol is used (``render``, ``tokenize``, ``next_token_logprobs``: one
+forward pass per context), so every backend gets this. A backend with the optional
+``path_logprobs(prompts, paths, candidates)`` (the transformers backend) reads all the
+contexts along one token path from a single forward pass over the prompt + path, so
+Qwen's ``[`` + ``O`` costs no second pass.
+
+A plan (which tokens each candidate is read as) depends only on how the rendered prompt
+ends; it is computed with the full prompt once and reused for prompts whose last
+:data:`TAIL_CHARS` characters match (a chat template's closing text, a fixed footer),
+since no token of a BPE vocabulary spans that far.
 """
 
 from __future__ import annotations
@@ -64,6 +69,12 @@ class ReplyPlan:
         return out
 
     @property
+    def paths(self) -> list[tuple[str, ...]]:
+        """The contexts no other one extends: reading along each covers all the contexts."""
+        ctx = list(self.contexts)
+        return [c for c in ctx if not any(len(o) > len(c) and o[: len(c)] == c for o in ctx)]
+
+    @property
     def passes(self) -> int:
         return len(self.contexts)
 
@@ -74,7 +85,8 @@ class ReplyPlan:
 @dataclass(frozen=True)
 class ReplyScores:
     """Per candidate, its log-probability (``-inf`` where a backend could not score one
-    of its tokens) and each of its tokens with its own; ``passes``: forward passes."""
+    of its tokens) and each of its tokens with its own; ``passes``: forward passes spent
+    on this prompt."""
 
     scores: Mapping[str, float]
     tokens: Mapping[str, tuple[tuple[str, float], ...]]
@@ -194,6 +206,12 @@ class ReplyReader:
         ``next_token_logprobs`` call over all the prompts' contexts."""
         chats = [as_chat(p) for p in prompts]
         plans = [self.plan(c) for c in chats]
+        along = getattr(self.llm, "path_logprobs", None)
+        if along is not None:
+            try:
+                return self._score_paths(along, chats, plans)
+            except NotImplementedError:
+                pass
         requests: list[tuple[int, tuple[str, ...]]] = []
         asked: dict[str, None] = {}
         for i, plan in enumerate(plans):
@@ -210,17 +228,41 @@ class ReplyReader:
         at: dict[tuple[int, tuple[str, ...]], Mapping[str, float]] = dict(
             zip(requests, rows, strict=True)
         )
-        out = []
-        for i, plan in enumerate(plans):
-            scores: dict[str, float] = {}
-            detail: dict[str, tuple[tuple[str, float], ...]] = {}
-            for c, toks in plan.tokens.items():
-                lps = tuple((t, float(at[i, toks[:j]].get(t, -math.inf)))
-                            for j, t in enumerate(toks))  # fmt: skip
-                detail[c] = lps
-                scores[c] = math.fsum(lp for _, lp in lps)
-            out.append(ReplyScores(MappingProxyType(scores), MappingProxyType(detail), plan.passes))
-        return out
+        return _finish(plans, at, [p.passes for p in plans])
+
+    def _score_paths(
+        self, along: Any, chats: Sequence[ChatPrompt], plans: Sequence[ReplyPlan]
+    ) -> list[ReplyScores]:
+        """One forward pass per path (Qwen's FIRST: one per window, not two)."""
+        requests = [(i, path) for i, plan in enumerate(plans) for path in plan.paths]
+        asked = list(dict.fromkeys(t for p in plans for nxt in p.contexts.values() for t in nxt))
+        if not requests:
+            return []
+        rows = along([ChatPrompt(chats[i].messages, plans[i].given) for i, _ in requests],
+                     [path for _, path in requests], asked)  # fmt: skip
+        at: dict[tuple[int, tuple[str, ...]], Mapping[str, float]] = {}
+        for (i, path), steps in zip(requests, rows, strict=True):
+            for j, step in enumerate(steps):
+                at.setdefault((i, path[:j]), step)
+        return _finish(plans, at, [len(p.paths) for p in plans])
+
+
+def _finish(
+    plans: Sequence[ReplyPlan],
+    at: Mapping[tuple[int, tuple[str, ...]], Mapping[str, float]],
+    passes: Sequence[int],
+) -> list[ReplyScores]:
+    out = []
+    for i, plan in enumerate(plans):
+        scores: dict[str, float] = {}
+        detail: dict[str, tuple[tuple[str, float], ...]] = {}
+        for c, toks in plan.tokens.items():
+            lps = tuple((t, float(at[i, toks[:j]].get(t, -math.inf)))
+                        for j, t in enumerate(toks))  # fmt: skip
+            detail[c] = lps
+            scores[c] = math.fsum(lp for _, lp in lps)
+        out.append(ReplyScores(MappingProxyType(scores), MappingProxyType(detail), passes[i]))
+    return out
 
 
 def reply_logprobs(
