@@ -49,6 +49,9 @@ class ScriptedLLM:
     def render(self, prompt: Any) -> str:
         return prompt.as_text()
 
+    def tokenize(self, text: str) -> list[str]:
+        return list(text)  # one token per character: every boundary is a token boundary
+
 
 def passages_in(prompt: ChatPrompt) -> list[str]:
     """The ``[A] text`` passage lines of a reranking prompt's last message."""

@@ -109,6 +109,8 @@ def test_search_with_first_reranking(tmp_path: Path, tiny_bm25):
         "first",
         "--rerank-k",
         "4",
+        "--rerank-instruction",
+        "Find the passage about the sun.",
         "--format",
         "jsonl",
     )
@@ -118,7 +120,8 @@ def test_search_with_first_reranking(tmp_path: Path, tiny_bm25):
     (row,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(row["hits"]) == 3 and all(h["text"] for h in row["hits"])
     # FIRST orders the BM25 top 4 (one window) by the first-token logprobs of their
-    # identifiers after "[", computed here directly with the same model.
+    # identifiers after "[" (SmolLM2 splits "[" from them), computed here directly with
+    # the same model on the prompt that opens with the task instruction.
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.rerank import LISTWISE
     from rarx.rerank.base import passage_text
@@ -128,7 +131,8 @@ def test_search_with_first_reranking(tmp_path: Path, tiny_bm25):
     (bm25,) = tiny_bm25.search([Query("q1", query)], k=4, with_docs=True)
     llm = TransformersLLM("smollm2-135m", device="cpu")
     ids = LISTWISE.ids(len(bm25.hits))
-    prompt = LISTWISE.build(query, [passage_text(h, None) for h in bm25.hits])
+    prompt = LISTWISE.build(query, [passage_text(h, None) for h in bm25.hits],
+                            instruction="Find the passage about the sun.")  # fmt: skip
     (logprobs,) = llm.next_token_logprobs([prompt], ids)
     by_logprob = sorted(range(len(ids)), key=lambda i: -logprobs[ids[i]])
     expected = [bm25.docids[i] for i in by_logprob][:3]

@@ -278,3 +278,26 @@ def test_cross_encoder_orders_by_its_scores(tiny_cross_encoder: str) -> None:
         assert res.ranking.hits[6].score < head[-1]
     single = ranking(TEXTS[:1])
     assert rr.rerank([QUERY], [single]) == [single]
+
+
+def test_first_orders_and_instruction_reach_the_model_and_the_trace() -> None:
+    from rarx.stages.rerank import RerankParams
+
+    llm = ScriptedLLM(scores=by_keyword("ATP"))
+    rr = make_reranker("first", "scripted", 10, window=10, stride=5, llm=llm, orders=3,
+                       instruction="Retrieve the answer to the question.")  # fmt: skip
+    result = rr.rerank_detailed([QUERY], [ranking()])[0]
+    assert result.ranking.docids[:2] == ["d2", "d8"]  # the keyword wins in every order
+    (call,) = [d for e, d in result.events if e == "llm_call"]
+    assert call["meta"]["forward_passes"] == 3 and len(call["meta"]["orders"]) == 3
+    assert len(llm.calls) == 3  # one window, three orders, one batch
+    assert all(p.messages[-1][1].startswith("Retrieve the answer to the question.\n\n")
+               for p in llm.calls)  # fmt: skip
+    # The passages each order showed first differ: the orders are real reorderings.
+    assert len({passages_in(p)[0] for p in llm.calls}) == 3
+    with pytest.raises(ConfigError, match="'first' only"):
+        make_reranker("listwise", "scripted", 10, llm=llm, orders=2)
+    with pytest.raises(ConfigError, match="'orders'"):
+        RerankParams(method="listwise", orders=2)
+    with pytest.raises(ConfigError, match="'instruction'"):
+        RerankParams(method="cross-encoder", instruction="x")

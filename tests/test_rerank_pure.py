@@ -148,3 +148,47 @@ def test_template_parse_roundtrip_exhaustive() -> None:
         for perm in itertools.permutations(range(n)):
             reply = " > ".join(f"[{ids[i]}]" for i in perm)[1:]  # the "[" is the prefix
             assert LISTWISE.parse(reply, n) == list(perm)
+
+
+# -- candidate orders (FIRST's permutation self-consistency) ------------------------------
+
+
+def test_window_orders_put_every_passage_at_every_position() -> None:
+    from rarx.rerank.permutation import window_orders
+
+    assert window_orders(4, 1) == [(0, 1, 2, 3)]  # the window as it is comes first
+    assert window_orders(4, 2) == [(0, 1, 2, 3), (2, 3, 0, 1)]  # spread, not neighbours
+    latin = window_orders(5, 5)
+    assert all(sorted(o[j] for o in latin) == list(range(5)) for j in range(5))
+    assert sorted(window_orders(3, 6)) == sorted(itertools.permutations(range(3)))
+    assert len(window_orders(4, 100)) == 8  # rotations and reversed rotations, no more
+    assert window_orders(2, 4) == [(0, 1), (1, 0)]  # distinct only
+    with pytest.raises(ValueError):
+        window_orders(3, 0)
+
+
+def test_combining_orders_cancels_a_bias_that_adds_per_position() -> None:
+    from rarx.rerank.permutation import combine_orders, window_orders
+
+    merit = [0.3, -1.0, 0.9, 0.0]  # per passage
+    bias = [6.0, 4.0, 2.0, 0.0]  # per position, stronger than the merit
+    orders = window_orders(4, 4)
+    scores = [[merit[p] + bias[j] for j, p in enumerate(o)] for o in orders]
+    assert order_by_scores(scores[0]) == [0, 1, 2, 3]  # one order: the bias wins
+    combined = combine_orders(orders, scores)
+    assert order_by_scores(combined) == [2, 0, 3, 1]  # all rotations: the merit
+    gaps = [c - m for c, m in zip(combined, merit, strict=True)]
+    assert max(gaps) - min(gaps) < 1e-9  # exactly merit plus one constant
+    never = combine_orders([(0, 1)], [[-1.0, -math.inf]])
+    assert never[1] == -math.inf and math.isfinite(never[0])
+
+
+def test_template_carries_a_task_instruction() -> None:
+    plain = LISTWISE.build("why is the sky blue", ["a", "b"])
+    assert LISTWISE.build("why is the sky blue", ["a", "b"], instruction="") == plain
+    told = LISTWISE.build("why is the sky blue", ["a", "b"],
+                          instruction=" Retrieve the answer to the question. ")  # fmt: skip
+    user = told.messages[-1][1]
+    assert user.startswith("Retrieve the answer to the question.\n\n")
+    assert user.endswith(plain.messages[-1][1]) and told.prefix == plain.prefix
+    assert LISTWISE.after_id == "]"

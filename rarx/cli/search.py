@@ -148,6 +148,11 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
               help="How many top hits to rerank.")  # fmt: skip
 @click.option("--rerank-window", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--rerank-stride", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--rerank-instruction", default="", help="The task for first/listwise, opening "
+              "their prompt (e.g. RAR-b's 'Retrieve the answer to the question.').")
+@click.option("--rerank-orders", type=click.IntRange(min=1), default=1, show_default=True,
+              help="FIRST: score each window in this many candidate orders and combine "
+              "(position-bias remedy; this many times the forward passes).")
 @click.option("--strict", is_flag=True, help="Fail when the reranking LLM fails for a window.")
 @threads_option
 @quiet_option
@@ -172,6 +177,8 @@ def search(
     rerank_k: int,
     rerank_window: int,
     rerank_stride: int,
+    rerank_instruction: str,
+    rerank_orders: int,
     strict: bool,
     threads: int,
     quiet: bool,
@@ -193,7 +200,8 @@ def search(
     options = SearchOptions(
         k=k, instruction=instruction, threads=threads, fusion_depth=fusion_depth,
         docs=fmt != "trec", strict=strict,
-        rerank=RerankParams(rerank, rerank_llm, rerank_k, rerank_window, rerank_stride)  # type: ignore[arg-type]
+        rerank=RerankParams(rerank, rerank_llm, rerank_k, rerank_window, rerank_stride,  # type: ignore[arg-type]
+                            instruction=rerank_instruction, orders=rerank_orders)
         if rerank else None,
     )  # fmt: skip
     states = search_pipeline(indexes, options).run(queries)

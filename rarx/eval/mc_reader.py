@@ -19,6 +19,7 @@ from typing import Any
 
 from rarx.errors import ConfigError
 from rarx.llm.base import ChatPrompt
+from rarx.llm.reply import reply_logprobs
 from rarx.stages.templates import template
 
 LABELS = "ABCDE"
@@ -49,15 +50,15 @@ def label_token(label: str) -> str:
 
 
 def label_logprobs(llm: Any, prompts: Sequence[Any], n_options: Sequence[int]) -> list[list[float]]:
-    """Per prompt, the log-probability of each of its option labels as the first token."""
+    """Per prompt, the log-probability of each of its option labels as the reply's first
+    token after its prefix, read at the tokenizer's real boundary (:mod:`rarx.llm.reply`)."""
     most = max(n_options, default=0)
     cands = [label_token(lab) for lab in LABELS[:most]]
     if not cands:
         return []
-    llm.check_single_tokens(cands)
     # Similar lengths share a batch (less padding); results go back in prompt order.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].as_text()))
-    got = llm.next_token_logprobs([prompts[i] for i in order], cands)
+    got = reply_logprobs(llm, [prompts[i] for i in order], cands)
     rows: list[dict[str, float]] = [{} for _ in prompts]
     for i, row in zip(order, got, strict=True):
         rows[i] = row

@@ -2,8 +2,9 @@
 
 A prompt is either plain text (sent as one user message when the model has a chat
 template) or a :class:`ChatPrompt`: messages plus an optional ``prefix`` that is
-appended after the assistant turn has been opened. FIRST needs that prefix (``"["``)
-to read the log-probabilities of the first identifier token.
+appended after the assistant turn has been opened. FIRST opens its reply with ``"["``
+and reads the identifier that follows; where the tokenizer merges the two (Qwen's
+``[A``), :mod:`rarx.llm.reply` moves the boundary.
 """
 
 from __future__ import annotations
@@ -152,7 +153,16 @@ class LLM(Protocol):
         self, prompts: Sequence[Prompt], candidates: Sequence[str]
     ) -> list[dict[str, float]]:
         """For each prompt, the log-probability of each candidate as the next token
-        (one forward pass). A candidate the backend cannot score gets ``-inf``."""
+        (one forward pass). A candidate the backend cannot score gets ``-inf``. This is
+        the raw reading after the rendered prompt; callers that score identifiers or
+        labels after a reply prefix go through :func:`rarx.llm.reply.reply_logprobs`,
+        which moves the boundary where the tokenizer merges prefix and candidate."""
+        ...
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model reads for ``prompt``: chat template applied, the
+        assistant's ``prefix`` appended (what :mod:`rarx.llm.reply` tokenises to score
+        candidate replies at a real token boundary)."""
         ...
 
     def count_tokens(self, prompt: Prompt) -> int:

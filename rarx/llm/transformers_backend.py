@@ -244,6 +244,34 @@ class TransformersLLM:
             results.extend(dict(zip(candidates, row, strict=True)) for row in logprobs)
         return results
 
+    def path_logprobs(
+        self, prompts: Sequence[Prompt], paths: Sequence[Sequence[str]], candidates: Sequence[str]
+    ) -> list[list[dict[str, float]]]:
+        """For each prompt and its path of tokens (appended after the prompt's prefix),
+        the candidates' log-probabilities after the prompt and after each path token:
+        ``len(path) + 1`` readings from one forward pass. The caller has checked that
+        the rendered prompt + path tokenises as the prompt's tokens + the path
+        (:mod:`rarx.llm.reply`)."""
+        torch = require("torch", "llm")
+        ids = [self.token_id(c) for c in candidates]
+        texts = [self.render(ChatPrompt(as_chat(p).messages, as_chat(p).prefix + "".join(path)))
+                 for p, path in zip(prompts, paths, strict=True)]  # fmt: skip
+        results: list[list[dict[str, float]]] = []
+        for batch in _batches(len(texts), self.batch_size):
+            enc = self._encode([texts[i] for i in batch])
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            keep = max(len(paths[i]) for i in batch) + 1
+            try:
+                with torch.inference_mode():
+                    logits = self.model(**enc, position_ids=positions, logits_to_keep=keep).logits
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
+            lps = torch.log_softmax(logits[:, -keep:, :].float(), dim=-1)[:, :, ids].cpu().tolist()
+            for row, i in enumerate(batch):
+                steps = lps[row][keep - len(paths[i]) - 1 :]
+                results.append([dict(zip(candidates, s, strict=True)) for s in steps])
+        return results
+
 
 class _FirstCallTimer:
     """A logits processor that notes when the first token's logits are ready (the end

@@ -62,6 +62,20 @@ class SerializedLLM:
         with self._lock:
             return self.inner.next_token_logprobs(prompts, candidates)
 
+    def render(self, prompt: Prompt) -> str:
+        with self._lock:
+            return self.inner.render(prompt)
+
+    def path_logprobs(
+        self, prompts: Sequence[Prompt], paths: Sequence[Sequence[str]], candidates: Sequence[str]
+    ) -> list[list[dict[str, float]]]:
+        """The optional one-pass reading of :mod:`rarx.llm.reply`, where the model has it."""
+        fn = getattr(self.inner, "path_logprobs", None)
+        if fn is None:
+            raise NotImplementedError(f"{self.inner.name} reads one context per forward pass")
+        with self._lock:
+            return fn(prompts, paths, candidates)
+
     def count_tokens(self, prompt: Prompt) -> int:
         with self._lock:
             return self.inner.count_tokens(prompt)

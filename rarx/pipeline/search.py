@@ -17,7 +17,7 @@ from rarx.pipeline.resources import Resources
 from rarx.rerank import Reranker, make_reranker
 from rarx.stages.base import Stage
 from rarx.stages.fuse import FuseStage
-from rarx.stages.rerank import RerankParams, RerankStage
+from rarx.stages.rerank import RerankParams, RerankStage, llm_rerank_options
 from rarx.stages.retrieve import RetrieveParams, RetrieveStage
 
 
@@ -68,7 +68,7 @@ def search_pipeline(
 def _reranker(r: RerankParams, strict: bool, resources: Resources | None = None) -> Reranker:
     if r.method == "cross-encoder":
         return make_reranker(r.method, llm_name(r.llm), r.k)
-    extra: dict[str, Any] = {"passage_tokens": r.passage_tokens}
+    extra: dict[str, Any] = {"passage_tokens": r.passage_tokens, **llm_rerank_options(r)}
     if resources is not None:
         extra["llm"] = resources.llm(r.llm)
     elif not isinstance(r.llm, str):  # {model, backend, ...backend options}

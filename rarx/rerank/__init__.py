@@ -31,9 +31,10 @@ def make_reranker(
     Extra keywords: for LLM methods ``llm`` (an already loaded LLM, then ``model`` is
     only its label), ``backend`` (``transformers`` or ``openai``), ``llm_options``
     (backend options: ``device``, ``batch_size``, ``base_url``, ...),
-    ``passage_tokens`` (default 300), ``template``, ``docs`` (docid -> Document, for
-    hits without text); for ``cross-encoder`` ``batch_size``, ``max_length``,
-    ``device``, ``docs``.
+    ``passage_tokens`` (default 300), ``template``, ``instruction`` (the task, opening
+    the prompt), ``docs`` (docid -> Document, for hits without text), and for ``first``
+    ``orders`` (candidate orders per window, combined); for ``cross-encoder``
+    ``batch_size``, ``max_length``, ``device``, ``docs``.
     """
     if method == "cross-encoder":
         from rarx.rerank.cross_encoder import CrossEncoderReranker
@@ -50,6 +51,8 @@ def make_reranker(
         from rarx.llm import LLMSpec, load_llm
 
         llm = load_llm(LLMSpec(model, backend, llm_options))
+    if method == "listwise" and kw.pop("orders", 1) != 1:
+        raise ConfigError("'orders' applies to method 'first' only (FIRST's order combination)")
     cls = FirstReranker if method == "first" else ListwiseReranker
     return cls(llm, k, window, stride, strict=strict, **kw)
 

@@ -1,6 +1,11 @@
 """LLM rerankers over sliding windows: ``listwise`` generates a permutation,
-``first`` reads the identifiers' next-token log-probabilities (FIRST, one forward
-pass per window).
+``first`` reads the identifiers' log-probabilities as the reply's first token (FIRST,
+one forward pass per window where the tokenizer splits ``[`` from the identifier, two
+where it merges some, as Qwen's does: :mod:`rarx.llm.reply`).
+
+FIRST's ``orders`` option scores each window in several candidate orders and averages
+each passage's normalised identifier log-probability (permutation self-consistency),
+at ``orders`` times the forward passes; the trace records them.
 
 Windows at the same step of different queries are independent, so they go to the
 LLM as one batch; the steps of one query run in order (a window sees the order the
@@ -19,6 +24,7 @@ from typing import Any, ClassVar
 
 from rarx.errors import ConfigError, RarxError
 from rarx.llm.base import LLM, ChatPrompt, LLMCall, TokenizationError
+from rarx.llm.reply import ReplyReader
 from rarx.rerank.base import (
     DocLookup,
     RerankError,
@@ -27,7 +33,13 @@ from rarx.rerank.base import (
     passage_text,
     reordered,
 )
-from rarx.rerank.permutation import Repaired, order_by_scores, repair_permutation
+from rarx.rerank.permutation import (
+    Repaired,
+    combine_orders,
+    order_by_scores,
+    repair_permutation,
+    window_orders,
+)
 from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
 from rarx.rerank.windows import sliding_windows
 from rarx.types import Query, Ranking
@@ -49,6 +61,17 @@ class _Job:
     work: _QueryWork
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One window as sent: its prompt, size, prompt tokens, and what it was built from."""
+
+    prompt: ChatPrompt
+    size: int
+    tokens: int
+    query: str
+    texts: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,7 @@ class WindowedReranker:
         template: ListwiseTemplate = LISTWISE,
         strict: bool = False,
         docs: DocLookup | None = None,
+        instruction: str = "",
     ):
         if k < 0:
             raise ConfigError(f"k must be non-negative, got {k}")
@@ -90,6 +114,7 @@ class WindowedReranker:
         self.template = template
         self.strict = strict
         self.docs = docs
+        self.instruction = instruction.strip()
 
     # -- what subclasses provide -----------------------------------------------------
 
@@ -97,9 +122,7 @@ class WindowedReranker:
         """Context tokens to keep free after a window of ``n`` passages."""
         raise NotImplementedError
 
-    def _rank(
-        self, prompts: list[ChatPrompt], sizes: list[int], tokens: list[int]
-    ) -> list[_Outcome]:
+    def _rank(self, windows: list[_Window]) -> list[_Outcome]:
         raise NotImplementedError
 
     # -- the loop ------------------------------------------------------------------------
@@ -130,49 +153,47 @@ class WindowedReranker:
         passages = [self.llm.truncate(passage_text(h, self.docs), self.passage_tokens) for h in top]
         return _QueryWork(query, ranking, passages, list(range(len(top))))
 
-    def _prompt(self, job: _Job) -> ChatPrompt:
-        texts = [job.work.passages[i] for i in job.work.order[job.start : job.end]]
-        return self.template.build(job.work.query.text, texts)
+    def build(self, query: str, texts: Sequence[str]) -> ChatPrompt:
+        """The prompt for one window (the template, with this reranker's instruction)."""
+        return self.template.build(query, texts, instruction=self.instruction)
 
     def _run(self, jobs: list[_Job]) -> None:
-        fitting: list[tuple[_Job, ChatPrompt, int]] = []
+        fitting: list[tuple[_Job, _Window]] = []
         for job in jobs:
-            prompt = self._prompt(job)
+            texts = tuple(job.work.passages[i] for i in job.work.order[job.start : job.end])
+            prompt = self.build(job.work.query.text, texts)
             n_tokens = self.llm.count_tokens(prompt)
             if n_tokens + self._reserve(job.end - job.start) <= self.llm.context_length:
-                fitting.append((job, prompt, n_tokens))
+                window = _Window(prompt, len(texts), n_tokens, job.work.query.text, texts)
+                fitting.append((job, window))
             else:
                 self._split(job, n_tokens)
         if not fitting:
             return
-        sizes = [j.end - j.start for j, _, _ in fitting]
-        prompts = [p for _, p, _ in fitting]
-        tokens = [t for _, _, t in fitting]
+        windows = [w for _, w in fitting]
         try:
-            outcomes = self._rank(prompts, sizes, tokens)
+            outcomes = self._rank(windows)
         except TokenizationError:
             raise
         except RarxError as exc:
             if len(fitting) == 1:
-                outcomes = [self._failed(prompts[0], tokens[0], exc)]
+                outcomes = [self._failed(windows[0], exc)]
             else:  # retry one by one, so one bad window does not sink the batch
-                outcomes = [
-                    self._rank_or_fail(*a) for a in zip(prompts, sizes, tokens, strict=True)
-                ]
-        for (job, _, _), outcome in zip(fitting, outcomes, strict=True):
+                outcomes = [self._rank_or_fail(w) for w in windows]
+        for (job, _), outcome in zip(fitting, outcomes, strict=True):
             self._apply(job, outcome)
 
-    def _rank_or_fail(self, prompt: ChatPrompt, size: int, tokens: int) -> _Outcome:
+    def _rank_or_fail(self, window: _Window) -> _Outcome:
         try:
-            return self._rank([prompt], [size], [tokens])[0]
+            return self._rank([window])[0]
         except TokenizationError:
             raise
         except RarxError as exc:
-            return self._failed(prompt, tokens, exc)
+            return self._failed(window, exc)
 
-    def _failed(self, prompt: ChatPrompt, tokens: int, exc: Exception) -> _Outcome:
-        call = LLMCall(self._kind, self.llm.name, self._render(prompt), "", tokens, 0, 0.0,
-                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+    def _failed(self, window: _Window, exc: Exception) -> _Outcome:
+        call = LLMCall(self._kind, self.llm.name, self._render(window.prompt), "", window.tokens,
+                       0, 0.0, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
         return _Outcome(None, call)
 
     def _split(self, job: _Job, tokens: int) -> None:
@@ -236,13 +257,32 @@ class ListwiseReranker(WindowedReranker):
     def _reserve(self, n: int) -> int:
         return self.tokens_per_id * n + 4
 
-    def _rank(
-        self, prompts: list[ChatPrompt], sizes: list[int], tokens: list[int]
-    ) -> list[_Outcome]:
-        outs = self.llm.generate(prompts, max_new_tokens=self._reserve(max(sizes)))
+    def __init__(self, llm: LLM, *args: Any, **kwargs: Any):
+        super().__init__(llm, *args, **kwargs)
+        self._reader = ReplyReader(llm, self.template.ids(self.window), self.template.after_id)
+
+    def _opening(self, prompt: ChatPrompt) -> str:
+        """How much of the reply prefix the prompt ends with: all of it where the
+        tokenizer splits it from the identifiers, less where it merges them (Qwen's
+        ``[A``), so the model writes the reply's first token itself. A backend that
+        cannot tokenise keeps the whole prefix."""
+        try:
+            return self._reader.plan(prompt).given
+        except TokenizationError:
+            return prompt.prefix
+
+    def _rank(self, windows: list[_Window]) -> list[_Outcome]:
+        openings = [self._opening(w.prompt) for w in windows]
+        prompts = [ChatPrompt(w.prompt.messages, o) for w, o in zip(windows, openings, strict=True)]
+        most = max(w.size for w in windows)
+        outs = self.llm.generate(prompts, max_new_tokens=self._reserve(most))
         outcomes = []
-        for prompt, n, out in zip(prompts, sizes, outs, strict=True):
-            parsed = self.template.parse(out.text, n)
+        prefix = self.template.prefix
+        for w, prompt, opening, out in zip(windows, prompts, openings, outs, strict=True):
+            n = w.size
+            reply = opening + out.text  # the reply from the template's prefix on
+            parsed = self.template.parse(reply[len(prefix):] if reply.startswith(prefix)
+                                         else reply, n)  # fmt: skip
             call = LLMCall(
                 "generate", self.llm.name, self._render(prompt), out.text, out.prompt_tokens,
                 out.completion_tokens, out.seconds,
@@ -255,37 +295,74 @@ class ListwiseReranker(WindowedReranker):
 
 
 class FirstReranker(WindowedReranker):
-    """FIRST: one forward pass per window; passages ordered by the log-probability of
-    their identifier as the first token of the reply. Ties keep the prior order."""
+    """FIRST: passages ordered by the log-probability of their identifier as the start
+    of the reply, read at the tokenizer's real boundary (:mod:`rarx.llm.reply`); one
+    forward pass per window and distinct reply token prefix. Ties keep the prior order.
+
+    ``orders`` > 1 scores each window in that many candidate orders
+    (:func:`~rarx.rerank.permutation.window_orders`: rotations, then reversed ones) and
+    ranks by each passage's mean log-softmax-normalised identifier log-probability, a
+    remedy for position bias at ``orders`` times the cost."""
 
     method: ClassVar[str] = "first"
     _kind: ClassVar[str] = "next_token_logprobs"
 
-    def __init__(self, llm: LLM, *args: Any, **kwargs: Any):
+    def __init__(self, llm: LLM, *args: Any, orders: int = 1, **kwargs: Any):
         super().__init__(llm, *args, **kwargs)
-        # Fail at load time, not mid-run, when identifiers are not single tokens.
-        llm.check_single_tokens(self.template.ids(self.window))
+        if orders < 1:
+            raise ConfigError(f"orders must be at least 1 (1: each window as it is), got {orders}")
+        self.orders = int(orders)
+        self._readers: dict[int, ReplyReader] = {}
+        # Fail at load time, not mid-run, where no token boundary works for this tokenizer.
+        self._reader(self.window).plan(self.build("query", ["passage"] * self.window))
+
+    def _reader(self, n: int) -> ReplyReader:
+        """The reader of a window of ``n`` passages' identifiers (a short window may need
+        fewer forward passes: Qwen's split "[O" only from 15 passages on)."""
+        if n not in self._readers:
+            self._readers[n] = ReplyReader(self.llm, self.template.ids(n), self.template.after_id)
+        return self._readers[n]
 
     def _reserve(self, n: int) -> int:
         return 1
 
-    def _rank(
-        self, prompts: list[ChatPrompt], sizes: list[int], tokens: list[int]
-    ) -> list[_Outcome]:
-        ids = self.template.ids(max(sizes))
+    def _rank(self, windows: list[_Window]) -> list[_Outcome]:
+        ids = self.template.ids(self.window)
+        variants: list[tuple[int, tuple[int, ...], ChatPrompt]] = []
+        for w_i, w in enumerate(windows):
+            for k, order in enumerate(window_orders(w.size, self.orders)):
+                prompt = w.prompt if k == 0 else self.build(w.query, [w.texts[i] for i in order])
+                variants.append((w_i, order, prompt))
         start = time.perf_counter()
-        rows = self.llm.next_token_logprobs(prompts, ids)
-        seconds = (time.perf_counter() - start) / max(1, len(prompts))  # batch share
+        read: list[Any] = [None] * len(variants)
+        for n in sorted({w.size for w in windows}):  # one batch per window size (mostly one)
+            at = [j for j, (w_i, _, _) in enumerate(variants) if windows[w_i].size == n]
+            for j, r in zip(at, self._reader(n).score([variants[j][2] for j in at]), strict=True):
+                read[j] = r
+        seconds = (time.perf_counter() - start) / max(1, len(windows))  # batch share
         outcomes = []
-        for prompt, n, toks, row in zip(prompts, sizes, tokens, rows, strict=True):
-            scores = [row.get(i, -math.inf) for i in ids[:n]]
+        for w_i, w in enumerate(windows):
+            mine = [(order, r) for (i, order, _), r in zip(variants, read, strict=True) if i == w_i]
+            n = w.size
+            rows = [[r.scores.get(c, -math.inf) for c in ids[:n]] for _, r in mine]
+            if len(mine) == 1:
+                scores = rows[0]
+            else:
+                scores = combine_orders([o for o, _ in mine], rows)
             order = order_by_scores(scores)
             usable = any(math.isfinite(s) for s in scores)
+            plan = self._reader(n).plan(w.prompt)
+            meta: dict[str, Any] = {"forward_passes": sum(r.passes for _, r in mine)}
+            if any(plan.tokens[c] != (c,) for c in ids[:n]):
+                meta["reply"] = plan.as_dict()  # the boundary moved: what was read instead
+            if len(mine) > 1:
+                meta["orders"] = [list(o) for o, _ in mine]
+                meta["order_logprobs"] = rows
             call = LLMCall(
-                "next_token_logprobs", self.llm.name, self._render(prompt),
-                " > ".join(f"[{ids[i]}]" for i in order), toks, 0, seconds,
+                "next_token_logprobs", self.llm.name, self._render(w.prompt),
+                " > ".join(f"[{ids[i]}]" for i in order), w.tokens, 0, seconds,
                 error=None if usable else "no identifier has a finite log-probability",
-                logprobs={i: row.get(i, -math.inf) for i in ids[:n]},
+                logprobs=dict(zip(ids[:n], scores, strict=True)), meta=meta,
             )  # fmt: skip
             outcomes.append(_Outcome(Repaired(tuple(order)) if usable else None, call))
         return outcomes

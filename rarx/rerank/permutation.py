@@ -55,3 +55,46 @@ def apply_order(items: Sequence[T], order: Sequence[int]) -> list[T]:
     if sorted(order) != list(range(len(items))):
         raise ValueError(f"order {list(order)} is not a permutation of range({len(items)})")
     return [items[i] for i in order]
+
+
+def window_orders(n: int, m: int) -> list[tuple[int, ...]]:
+    """``m`` orders of a window of ``n`` passages for permutation self-consistency, as
+    tuples naming which passage each position shows; the first is the window as it is.
+    Up to ``n``: rotations spaced evenly (with ``n``, every passage sits at every position
+    once, so a bias that adds per position cancels exactly); beyond ``n``: the reversed
+    order's rotations too. Capped at those ``2n`` (distinct) orders; for ``n <= 3`` they
+    are all ``n!`` permutations."""
+    if m < 1:
+        raise ValueError(f"need at least one order, got {m}")
+    if n < 1:
+        return []
+
+    def rotated(base: Sequence[int], count: int) -> list[tuple[int, ...]]:
+        shifts = sorted({round(j * n / count) % n for j in range(count)})
+        return [tuple(base[(i + s) % n] for i in range(n)) for s in shifts]
+
+    forward = list(range(n))
+    out = rotated(forward, min(m, n))
+    if m > n:
+        out += rotated(forward[::-1], min(m - n, n))
+    return list(dict.fromkeys(out))
+
+
+def combine_orders(
+    orders: Sequence[Sequence[int]], scores: Sequence[Sequence[float]]
+) -> list[float]:
+    """Each passage's score over several orders: per order, identifier log-probabilities
+    normalised over the window (log-softmax), then averaged per passage.
+    ``scores[k][j]`` is the score of position ``j`` in ``orders[k]``; the result is
+    indexed by passage. A passage never scored finitely gets ``-inf``."""
+    if not orders:
+        return []
+    n = len(orders[0])
+    total = [0.0] * n
+    for order, row in zip(orders, scores, strict=True):
+        finite = [s for s in row if math.isfinite(s)]
+        top = max(finite, default=0.0)
+        norm = top + math.log(math.fsum(math.exp(s - top) for s in finite)) if finite else 0.0
+        for pos, passage in enumerate(order):
+            total[passage] += row[pos] - norm if math.isfinite(row[pos]) else -math.inf
+    return [t / len(orders) for t in total]

@@ -1,8 +1,10 @@
 """The listwise prompt as data, and the regex that reads a permutation back.
 
 Listwise generation and FIRST share one template, so the two read the same text;
-the assistant reply is opened with ``[`` for both: FIRST scores the next token,
-listwise generation continues from it.
+the assistant reply is opened with ``[`` for both: FIRST scores the identifier after it,
+listwise generation continues from it (both end the prompt before ``[`` where the
+tokenizer merges it with the identifiers: :mod:`rarx.llm.reply`). A task instruction,
+when given, opens the user turn.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ListwiseTemplate:
     pattern: str = r"\[([A-Z])\]"  # one identifier in the reply
     ranking: str = "[{id}]"  # how the reply writes one identifier ...
     separator: str = " > "  # ... and what goes between two
+    instruction: str = "{instruction}\n\n"  # opens the user turn when a task instruction is given
 
     def ids(self, n: int) -> list[str]:
         if n > len(self.identifiers):
@@ -40,12 +43,21 @@ class ListwiseTemplate:
             )
         return list(self.identifiers[:n])
 
-    def build(self, query: str, passages: Sequence[str]) -> ChatPrompt:
+    @property
+    def after_id(self) -> str:
+        """What the reply writes right after an identifier (``]``)."""
+        return self.ranking.partition("{id}")[2]
+
+    def build(self, query: str, passages: Sequence[str], instruction: str = "") -> ChatPrompt:
+        """The prompt for one window; ``instruction`` (the task, e.g. RAR-b's "Retrieve
+        the answer to the question.") opens the user turn when given."""
         n = len(passages)
         body = "\n".join(
             self.passage.format(id=i, text=t) for i, t in zip(self.ids(n), passages, strict=True)
         )
-        user = self.header.format(n=n, query=query) + body + self.footer.format(n=n, query=query)
+        head = self.instruction.format(instruction=instruction.strip()) if instruction else ""
+        user = (head + self.header.format(n=n, query=query) + body
+                + self.footer.format(n=n, query=query))  # fmt: skip
         return ChatPrompt(((("system", self.system),) if self.system else ()) + (("user", user),),
                           self.prefix)  # fmt: skip
 

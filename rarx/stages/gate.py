@@ -19,8 +19,11 @@ tokens unless asked with ``skip_special_tokens: false``).
 ``<RET>`` is not one token for BPE vocabularies (SmolLM2: ``<`` ``RET`` ``>``), so the
 ``threshold`` mode scores the whole marker: P(<RET>) is the product of each of its
 tokens' next-token probabilities, each read with the tokens before it already in the
-assistant's reply (one forward pass per marker token). The first token's probability
-is recorded too: ``<`` alone also starts HTML and other text, so it overstates.
+assistant's reply (one forward pass per marker token). The tokens are those the model
+would write at the start of its reply, checked against the tokenizer on the rendered
+prompt (:mod:`rarx.llm.reply`), not the marker split on its own. The first token's
+probability is recorded too: ``<`` alone also starts HTML and other text, so it
+overstates.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, Literal
 from rarx.errors import ConfigError
 from rarx.llm import LLM, LLMRef
 from rarx.llm.base import ChatPrompt, TokenizationError
+from rarx.llm.reply import ReplyReader
 from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, FINAL, GATE, RETRIEVE, llm_call
 from rarx.stages.registry import KindStage, stage_kind
@@ -107,8 +111,10 @@ class GateStage(KindStage[GateParams]):
         self.params = params
         self.llm = llm
         self._reader = template("short-answer")
-        # Split now, so a backend that cannot score the marker fails before any query.
-        self._pieces = marker_tokens(llm) if params.mode == "threshold" else None
+        # Plan now, so a backend that cannot score the marker fails before any query.
+        self._marker = ReplyReader(llm, [RET]) if params.mode == "threshold" else None
+        if self._marker is not None:
+            self._marker.plan(self.prompt_for("probe"))
         # adapt-llm: with a one-token <RET> the first generated token is the decision
         self._single = params.mode == "adapt-llm" and single_token_marker(llm)
 
@@ -186,28 +192,24 @@ class GateStage(KindStage[GateParams]):
 
     def ret_probability(self, prompts: Sequence[ChatPrompt]) -> list[tuple[float, float]]:
         """(P(<RET>), P(first token of <RET>)) as the start of the reply, per prompt."""
-        if self._pieces is None:
-            self._pieces = marker_tokens(self.llm)
-        logp = [0.0] * len(prompts)
-        first = [0.0] * len(prompts)
-        done = ""
-        for j, piece in enumerate(self._pieces):
-            shifted = [ChatPrompt(p.messages, prefix=p.prefix + done) for p in prompts]
-            rows = self._model.next_token_logprobs(shifted, [piece])
-            for i, row in enumerate(rows):
-                logp[i] += row[piece]
-                if j == 0:
-                    first[i] = row[piece]
-            done += piece
-        return [(math.exp(a), math.exp(b)) for a, b in zip(logp, first, strict=True)]
+        return [(p, p1) for p, p1, _ in self._ret_read(prompts)]
+
+    def _ret_read(self, prompts: Sequence[ChatPrompt]) -> list[tuple[float, float, list[str]]]:
+        if self._marker is None:
+            self._marker = ReplyReader(self._model, [RET])
+        out = []
+        for row in self._marker.score(prompts):
+            toks = row.tokens[RET]
+            out.append((math.exp(row.scores[RET]), math.exp(toks[0][1]), [t for t, _ in toks]))
+        return out
 
     def _threshold(self, batch: list[QueryState]) -> list[QueryState]:
         threshold = float(self.params.threshold or 0.0)
-        probs = self.ret_probability([self._prompt(s) for s in batch])
+        read = self._ret_read([self._prompt(s) for s in batch])
         return [
             self._decided(s, p >= threshold, {
                 "mode": "threshold", "p_ret": round(p, 6), "p_first_token": round(p1, 6),
-                "tokens": self._pieces, "threshold": threshold,
+                "tokens": tokens, "threshold": threshold,
             })
-            for s, (p, p1) in zip(batch, probs, strict=True)
+            for s, (p, p1, tokens) in zip(batch, read, strict=True)
         ]  # fmt: skip

@@ -22,13 +22,28 @@ class RerankParams:
     window: int = 20
     stride: int = 10
     passage_tokens: int = 300
+    instruction: str = ""  # first/listwise: the task, opening the prompt (e.g. RAR-b's)
+    orders: int = 1  # first: candidate orders per window, combined (position-bias remedy)
 
     def __post_init__(self) -> None:
+        if self.orders < 1:
+            raise ConfigError(f"'orders' must be at least 1, got {self.orders}")
+        if self.orders > 1 and self.method != "first":
+            raise ConfigError(f"'orders' applies to method 'first' only, not {self.method!r}")
+        if self.instruction and self.method == "cross-encoder":
+            raise ConfigError("'instruction' applies to methods 'first' and 'listwise'")
         if self.k < 1 or self.window < 2 or not 0 < self.stride < self.window:
             raise ConfigError(
                 f"need k >= 1, window >= 2 and 0 < stride < window; got k={self.k}, "
                 f"window={self.window}, stride={self.stride}"
             )
+
+
+def llm_rerank_options(p: RerankParams) -> dict[str, object]:
+    """The keywords an LLM reranker takes from ``p`` beyond window and model (the
+    defaults stay unsaid, so a reranker without them is built as it always was)."""
+    return {**({"instruction": p.instruction} if p.instruction else {}),
+            **({"orders": p.orders} if p.orders > 1 else {})}  # fmt: skip
 
 
 @stage_kind("rerank", RerankParams, "rerank the ranking (FIRST, listwise, cross-encoder)",
@@ -51,7 +66,7 @@ class RerankStage(KindStage[RerankParams]):
             return cls(make_reranker(p.method, p.llm, p.k), p)
         reranker = make_reranker(
             p.method, llm_name(p.llm), p.k, p.window, p.stride, llm=resources.llm(p.llm),
-            passage_tokens=p.passage_tokens,
+            passage_tokens=p.passage_tokens, **llm_rerank_options(p),
         )  # fmt: skip
         return cls(reranker, p)
 

@@ -1,8 +1,11 @@
 """``llm-choice``: FIRST's single-token idea applied to MCR. The options, labelled A, B,
 C, ..., go into one prompt (a user message, chat template applied when the model has
 one); each option's score is the log-probability of its label as the first token of the
-reply. One forward pass per question; any LLM backend that gives next-token
-log-probabilities works. At most 26 options per question."""
+reply, read at the tokenizer's real boundary (:mod:`rarx.llm.reply`: a label the
+tokenizer merges with what opens the reply is read as the merged token). One forward
+pass per question where labels stand alone as tokens; any LLM backend that renders,
+tokenises and gives next-token log-probabilities works. At most 26 options per
+question."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from rarx.errors import ConfigError
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr_scorers._llm import llm_dtype, scorer_llm
 from rarx.llm.base import ChatPrompt
+from rarx.llm.reply import ReplyReader
 from rarx.progress import progress
 
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -76,17 +80,18 @@ class ChoiceScorer:
                 f"(up to {most}): score them with llm-likelihood"
             )
         labels = list(self.prompt.labels[:most])
-        self.llm.check_single_tokens(labels)
+        reader = ReplyReader(self.llm, labels)
         prompts = [self.prompt.build(it, with_instructions) for it in items]
+        reader.plan(prompts[0])  # fails before any forward pass where no boundary works
         # Similar lengths share a batch (less padding); results go back in item order.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].messages[-1][1]))
         by_item: list[dict[str, float]] = [{} for _ in items]
         starts = range(0, len(order), CHUNK)
         for at in progress(starts, "questions", unit="chunk", quiet=self.quiet or len(starts) < 2):
             chunk = order[at : at + CHUNK]
-            rows = self.llm.next_token_logprobs([prompts[i] for i in chunk], labels)
+            rows = reader.score([prompts[i] for i in chunk])
             for i, row in zip(chunk, rows, strict=True):
-                by_item[i] = row
+                by_item[i] = dict(row.scores)
         return [np.asarray([by_item[i].get(lab, -math.inf) for lab in labels[: len(it.options)]],
                            dtype=np.float64) for i, it in enumerate(items)]  # fmt: skip
 

@@ -1,0 +1,458 @@
+"""FIRST on reasoning retrieval (issue 24, parts 1 and 2): an LLM reranks the first
+stage's top candidates of the packaged RAR-b-recipe Full sets, with the identifier
+boundary read as the model writes it (rarx.llm.reply).
+
+Systems, on the same seeded sample of each set's queries and the same candidates:
+
+- ``first-stage``: MiniLM (reasoning sets) or BM25 (``sciq``, ``boolq``), top ``--k``;
+- ``first``: FIRST, the generic prompt; ``first+inst``: with the set's RAR-b instruction;
+- ``listwise``: the generated permutation, same model and prompt as ``first``;
+- ``first+orders``: FIRST scoring each window in ``--orders`` candidate orders and
+  combining (the position-bias remedy), at that many times the forward passes;
+- ``position``: FIRST on the candidates shuffled (``--position-seeds`` seeds): where its top
+  pick sits, and its accuracy by the gold passage's position.
+
+Reported: nDCG@10 and R@10 (ir-measures) with bootstrap intervals, paired t-tests
+(rarx.eval.significance) against the first stage and between rerankers, seconds per
+query, and the oracle bound (share of queries with a relevant passage among the
+candidates). Every set here is evaluation data: nothing is tuned on it.
+
+    python benchmarks/first_rarb.py --llm qwen2.5-coder-1.5b --dataset arc-challenge \
+        --queries 300 --resume [--systems first first+inst listwise first+orders position]
+
+``--llm`` takes any LLM spec (``smollm2-135m``, ``qwen2.5-coder-1.5b``,
+``openai:MODEL`` with ``--llm-option base_url=...``, ``ctranslate2:qwen2.5-coder-1.5b``
+where that backend is installed). Each query's result is appended to
+``results/<name>.queries.jsonl`` as soon as it is done and the summary
+``results/<name>.json`` is rewritten after every query, marked ``partial`` until every
+system has every sampled query; ``--resume`` skips what the JSONL already holds (same
+settings only: a mismatch is an error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, WORK, table, write_result  # noqa: E402
+
+from rarx.types import Hit, Query, Ranking  # noqa: E402
+
+DATA = Path(os.environ.get("RARX_WORK", WORK / "eval"))
+QA_SETS = ("sciq", "boolq")  # the first stage is BM25 there, MiniLM elsewhere
+SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "position")
+MEASURES = ("nDCG@10", "R@10")
+
+
+def load_set(name: str) -> Any:
+    from rarx.eval.datasets import load_beir, prepare_dataset
+    from rarx.eval.datasets.beir import is_beir_folder
+
+    folder = DATA / "data" / name
+    if not is_beir_folder(folder):
+        prepare_dataset(name, folder, overwrite=True)
+    return load_beir(folder)
+
+
+def sample(data: Any, n: int, seed: int) -> list[Query]:
+    queries = sorted(data.judged_queries, key=lambda q: q.qid)
+    rng = random.Random(f"{seed}:{data.path.name}")
+    return sorted(rng.sample(queries, min(n, len(queries))), key=lambda q: q.qid)
+
+
+def first_stage(
+    data: Any, name: str, queries: list[Query], k: int
+) -> tuple[str, list[Ranking], float]:
+    from rarx.eval.systems import DenseModel, bm25_run
+
+    if name in QA_SETS:
+        run = bm25_run(data, queries, k, DATA / "indexes", quiet=True)
+    else:
+        run = DenseModel("minilm", data, cache_dir=DATA / "embeddings").search(queries, k)
+    docs = {d.docid: d for d in data.corpus}
+    rankings = [
+        Ranking(r.qid, tuple(Hit(h.docid, h.score, docs[h.docid]) for h in r.hits[:k]))
+        for r in run.rankings
+    ]
+    seconds = sum(run.seconds.values()) / max(1, len(queries))
+    return run.name, rankings, seconds
+
+
+def make(method: str, llm: Any, k: int, **kw: Any) -> Any:
+    from rarx.rerank import make_reranker
+
+    return make_reranker(method, "bench", k, window=k, stride=max(1, k // 2), llm=llm, **kw)
+
+
+def shuffled(ranking: Ranking, seed: int) -> Ranking:
+    hits = list(ranking.hits)
+    random.Random(f"{seed}:{ranking.qid}").shuffle(hits)
+    return Ranking(
+        ranking.qid, tuple(Hit(h.docid, float(len(hits) - i), h.doc) for i, h in enumerate(hits))
+    )
+
+
+def record(
+    dataset: str,
+    system: str,
+    q: Query,
+    cands: Ranking,
+    out: Any,
+    seconds: float,
+    qrels: dict[str, int],
+) -> dict[str, Any]:
+    calls = [d for e, d in out.events if e == "llm_call"]
+    top = out.ranking.docids[0] if out.ranking.hits else None
+    return {
+        "dataset": dataset,
+        "system": system,
+        "qid": q.qid,
+        "docids": out.ranking.docids,
+        "seconds": seconds,
+        "top_pick": cands.docids.index(top) if top in cands.docids else None,
+        "gold_positions": [i for i, d in enumerate(cands.docids) if qrels.get(d, 0) > 0],
+        "forward_passes": sum(int((c.get("meta") or {}).get("forward_passes", 1)) for c in calls),
+        "failed_windows": sum(1 for e, _ in out.events if e == "window_failed"),
+    }
+
+
+def summarize(
+    records: list[dict[str, Any]],
+    data_by: dict[str, Any],
+    args: Any,
+    oracle: dict[str, float],
+    instructions: dict[str, str],
+) -> dict[str, Any]:
+    from rarx.eval.metrics import evaluate
+    from rarx.eval.significance import mean_ci, paired_t_test
+
+    out: dict[str, Any] = {}
+    for dataset, data in data_by.items():
+        mine = [r for r in records if r["dataset"] == dataset]
+        qids = sorted({r["qid"] for r in mine if r["system"] == "first-stage"})
+        qrels = {q: dict(data.qrels[q]) for q in qids}
+        systems: dict[str, Any] = {}
+        per_query: dict[str, dict[str, float]] = {}
+        for system in ["first-stage", *[s for s in args.systems if s != "position"]]:
+            rows = [r for r in mine if r["system"] == system]
+            if not rows:
+                continue
+            run = {
+                r["qid"]: {d: float(len(r["docids"]) - i) for i, d in enumerate(r["docids"])}
+                for r in rows
+            }
+            ev = evaluate(run, {q: qrels[q] for q in run}, MEASURES)
+            per_query[system] = {q: v["nDCG@10"] for q, v in ev.per_query.items()}
+            nd = [per_query[system][q] for q in sorted(per_query[system])]
+            systems[system] = {
+                "queries": len(rows),
+                **ev.aggregate,
+                "nDCG@10_ci95": mean_ci(nd),
+                "seconds_per_query": sum(r["seconds"] for r in rows) / len(rows),
+                "forward_passes_per_query": sum(r.get("forward_passes", 0) for r in rows)
+                / len(rows),
+                "failed_windows": sum(r.get("failed_windows", 0) for r in rows),
+            }
+        tests = []
+        pairs = [(s, "first-stage") for s in systems if s != "first-stage"]
+        pairs += [
+            p
+            for p in [("first+inst", "first"), ("first", "listwise"), ("first+orders", "first")]
+            if p[0] in systems and p[1] in systems
+        ]
+        for a, b in pairs:
+            p, n = paired_t_test(per_query[b], per_query[a])
+            both = sorted(set(per_query[a]) & set(per_query[b]))
+            diff = [per_query[a][q] - per_query[b][q] for q in both]
+            tests.append(
+                {
+                    "system": a,
+                    "against": b,
+                    "queries": n,
+                    "p": p,
+                    "mean_difference": sum(diff) / len(diff) if diff else None,
+                    "difference_ci95": mean_ci(diff) if diff else None,
+                }
+            )
+        position: dict[str, Any] = {}
+        pos = [r for r in mine if r["system"].startswith("position")]
+        if pos:
+            picks = Counter(r["top_pick"] for r in pos if r["top_pick"] is not None)
+            by_gold: dict[int, list[int]] = {}
+            for r in pos:
+                for g in r["gold_positions"]:
+                    by_gold.setdefault(g, []).append(int(r["top_pick"] == g))
+            position = {
+                "windows": len(pos),
+                "seeds": sorted({r["system"] for r in pos}),
+                "top_pick_histogram": [picks.get(i, 0) for i in range(args.k)],
+                "accuracy_by_gold_position": {
+                    str(g): {"n": len(v), "accuracy": sum(v) / len(v)}
+                    for g, v in sorted(by_gold.items())
+                },
+                "top_pick_is_gold": sum(r["top_pick"] in r["gold_positions"] for r in pos)
+                / len(pos),
+            }
+        wanted = len(sample(data, args.queries, args.seed))
+        done = (
+            all(v["queries"] >= wanted for v in systems.values())
+            and len(systems) == 1 + len([s for s in args.systems if s != "position"])
+            and (
+                "position" not in args.systems
+                or position.get("windows", 0) >= wanted * args.position_seeds
+            )
+        )
+        out[dataset] = {
+            "sampled_queries": wanted,
+            "complete": done,
+            "oracle_share_with_answer_in_candidates": oracle.get(dataset),
+            "instruction": instructions.get(dataset),
+            "systems": systems,
+            "paired_tests_nDCG@10": tests,
+            "position": position,
+        }
+    return out
+
+
+def save(
+    name: str,
+    records: list[dict[str, Any]],
+    data_by: dict[str, Any],
+    args: Any,
+    oracle: dict[str, float],
+    instructions: dict[str, str],
+    settings: dict[str, Any],
+    load_seconds: float,
+    wall: float,
+    out_of_time: bool,
+    quiet: bool,
+) -> dict[str, Any]:
+    """The summary of what is done so far, rewritten to results/<name>.json (marked
+    partial until every system has every sampled query)."""
+    import contextlib
+    import io
+
+    summary = summarize(records, data_by, args, oracle, instructions)
+    payload = {
+        "partial": out_of_time or not all(s["complete"] for s in summary.values()),
+        "settings": settings,
+        "load_seconds": load_seconds,
+        "wall_seconds_this_session": wall,
+        "datasets": summary,
+    }
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        write_result(name, payload)
+    return summary
+
+
+def print_tables(summary: dict[str, Any]) -> None:
+    for dataset, s in summary.items():
+        rows = [
+            [
+                name,
+                v["queries"],
+                round(v["nDCG@10"], 4),
+                round(v["R@10"], 4),
+                "-"
+                if not v["nDCG@10_ci95"]
+                else f"{v['nDCG@10_ci95'][0]:.3f}-{v['nDCG@10_ci95'][1]:.3f}",
+                round(v["seconds_per_query"], 2),
+                round(v["forward_passes_per_query"], 1),
+            ]
+            for name, v in s["systems"].items()
+        ]
+        oracle = s["oracle_share_with_answer_in_candidates"]
+        print(
+            f"\n{dataset}: {s['sampled_queries']} sampled queries; oracle (answer among the "
+            f"candidates) {oracle:.3f}; {'complete' if s['complete'] else 'PARTIAL'}"
+        )
+        print(
+            table(
+                ["system", "queries", *MEASURES, "nDCG@10 95% CI", "s/query", "passes/query"], rows
+            )
+        )
+        tests = [
+            [
+                t["system"],
+                t["against"],
+                t["queries"],
+                "-" if t["mean_difference"] is None else f"{t['mean_difference']:+.4f}",
+                "-" if t["p"] is None else f"{t['p']:.4f}",
+            ]
+            for t in s["paired_tests_nDCG@10"]
+        ]
+        if tests:
+            print(table(["system", "against", "queries", "nDCG@10 diff", "p (paired t)"], tests))
+        if s["position"]:
+            p = s["position"]
+            print(
+                f"top pick by identifier position ({p['windows']} shuffled windows): "
+                f"{p['top_pick_histogram']}; top pick is the gold passage in "
+                f"{p['top_pick_is_gold']:.3f}"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--llm", default="qwen2.5-coder-1.5b", help="an LLM spec (BACKEND:MODEL or a model)"
+    )
+    ap.add_argument("--llm-option", action="append", default=[], help="KEY=VALUE backend option")
+    ap.add_argument("--dataset", action="append", help="repeatable; default arc-challenge")
+    ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    ap.add_argument("--queries", type=int, default=300, help="seeded sample per set")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--k", type=int, default=20, help="candidates reranked (one window)")
+    ap.add_argument("--orders", type=int, default=2, help="first+orders: orders per window")
+    ap.add_argument("--position-seeds", type=int, default=3)
+    ap.add_argument("--passage-tokens", type=int, default=300)
+    ap.add_argument("--name", default="first_rarb", help="results/<name>.json and .queries.jsonl")
+    ap.add_argument("--resume", action="store_true", help="skip queries the JSONL already holds")
+    ap.add_argument("--time-budget", type=float, default=0, help="stop after this many seconds")
+    args = ap.parse_args()
+    datasets = args.dataset or ["arc-challenge"]
+    options: dict[str, Any] = {}
+    for opt in args.llm_option:
+        key, _, value = opt.partition("=")
+        options[key] = int(value) if value.isdigit() else value
+    settings = {
+        "llm": args.llm,
+        "llm_options": options,
+        "k": args.k,
+        "seed": args.seed,
+        "queries": args.queries,
+        "orders": args.orders,
+        "position_seeds": args.position_seeds,
+        "passage_tokens": args.passage_tokens,
+    }
+    jsonl = RESULTS / f"{args.name}.queries.jsonl"
+    records: list[dict[str, Any]] = []
+    if jsonl.is_file():
+        if not args.resume:
+            sys.exit(f"{jsonl} exists: pass --resume to continue it, or another --name")
+        lines = jsonl.read_text().splitlines()
+        head = json.loads(lines[0])
+        if head.get("settings") != settings:
+            sys.exit(f"{jsonl} was written with other settings: {head.get('settings')}")
+        records = [json.loads(x) for x in lines[1:] if x.strip()]
+    else:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        jsonl.write_text(json.dumps({"settings": settings}) + "\n")
+    done = {(r["dataset"], r["system"], r["qid"]) for r in records}
+
+    from rarx.llm import load_llm
+
+    start = time.perf_counter()
+    t = time.perf_counter()
+    llm = load_llm(args.llm, **options)
+    load_seconds = time.perf_counter() - t
+    kw = {"passage_tokens": args.passage_tokens}
+    data_by: dict[str, Any] = {}
+    oracle: dict[str, float] = {}
+    instructions: dict[str, str] = {}
+    out_of_time = False
+    with jsonl.open("a") as sink:
+        for dataset in datasets:
+            data = load_set(dataset)
+            data_by[dataset] = data
+            instructions[dataset] = data.instruction
+            queries = sample(data, args.queries, args.seed)
+            stage_name, cands, stage_seconds = first_stage(data, dataset, queries, args.k)
+            by_qid = {r.qid: r for r in cands}
+            oracle[dataset] = sum(
+                any(data.qrels[q.qid].get(d, 0) > 0 for d in by_qid[q.qid].docids) for q in queries
+            ) / len(queries)
+            rerankers = {
+                "first": make("first", llm, args.k, **kw),
+                "first+inst": make("first", llm, args.k, instruction=data.instruction, **kw),
+                "listwise": make("listwise", llm, args.k, **kw),
+                "first+orders": make("first", llm, args.k, orders=args.orders, **kw),
+            }
+            plan = [("first-stage", None)] + [(s, s) for s in args.systems if s != "position"]
+            if "position" in args.systems:
+                plan += [(f"position-s{s}", "first") for s in range(args.position_seeds)]
+            for q in queries:
+                c = by_qid[q.qid]
+                for system, which in plan:
+                    if (dataset, system, q.qid) in done:
+                        continue
+                    if args.time_budget and time.perf_counter() - start > args.time_budget:
+                        out_of_time = True
+                        break
+                    if which is None:
+                        rec = {
+                            "dataset": dataset,
+                            "system": system,
+                            "qid": q.qid,
+                            "docids": c.docids,
+                            "seconds": stage_seconds,
+                            "top_pick": 0,
+                            "gold_positions": [],
+                            "forward_passes": 0,
+                            "first_stage": stage_name,
+                        }
+                    else:
+                        seed = (
+                            int(system.rsplit("s", 1)[1]) if system.startswith("position") else None
+                        )
+                        inp = shuffled(c, seed) if seed is not None else c
+                        t = time.perf_counter()
+                        res = rerankers[which].rerank_detailed([q], [inp])[0]
+                        rec = record(
+                            dataset,
+                            system,
+                            q,
+                            inp,
+                            res,
+                            time.perf_counter() - t,
+                            dict(data.qrels[q.qid]),
+                        )
+                    records.append(rec)
+                    sink.write(json.dumps(rec) + "\n")
+                    sink.flush()
+                if out_of_time:
+                    break
+                save(
+                    args.name,
+                    records,
+                    data_by,
+                    args,
+                    oracle,
+                    instructions,
+                    settings,
+                    load_seconds,
+                    time.perf_counter() - start,
+                    out_of_time,
+                    quiet=True,
+                )
+            if out_of_time:
+                break
+    summary = save(
+        args.name,
+        records,
+        data_by,
+        args,
+        oracle,
+        instructions,
+        settings,
+        load_seconds,
+        time.perf_counter() - start,
+        out_of_time,
+        quiet=False,
+    )
+    print_tables(summary)
+
+
+if __name__ == "__main__":
+    main()
