@@ -37,7 +37,8 @@ def list_() -> None:
 @models.command("install")
 @click.argument("name")
 @click.option(
-    "--no-convert", is_flag=True, help="Skip writing the safetensors and CTranslate2 copies (the first load does)."
+    "--no-convert", is_flag=True,
+    help="Skip writing the safetensors and CTranslate2 copies (the first load does).",
 )
 @quiet_option
 def install(name: str, no_convert: bool, quiet: bool) -> None:

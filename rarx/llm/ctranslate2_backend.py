@@ -197,8 +197,10 @@ class CTranslate2LLM:
         for s in stop:
             if s and s in text:
                 text, finish = text[: text.index(s)], "stop"
-        return LLMOutput(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(new),
-                         seconds=seconds, finish_reason=finish, prefill_seconds=prefill)  # fmt: skip
+        return LLMOutput(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=len(new),
+            seconds=seconds, finish_reason=finish, prefill_seconds=prefill,
+        )  # fmt: skip
 
     # -- scoring ----------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ def make_reranker(
     (e.g. ``smollm2-135m``) and a cross-encoder name or path for ``cross-encoder``.
 
     Extra keywords: for LLM methods ``llm`` (an already loaded LLM, then ``model`` is
-    only its label), ``backend`` (``transformers``, ``ctranslate2`` or ``openai``; by default the one
-    ``model`` names as ``BACKEND:MODEL``, else transformers), ``llm_options``
+    only its label), ``backend`` (``transformers``, ``ctranslate2`` or ``openai``; by
+    default the one ``model`` names as ``BACKEND:MODEL``, else transformers), ``llm_options``
     (backend options: ``device``, ``batch_size``, ``base_url``, ...),
     ``passage_tokens`` (default 300), ``template``, ``docs`` (docid -> Document, for
     hits without text); for ``cross-encoder`` ``batch_size``, ``max_length``,
@@ -51,8 +51,10 @@ def make_reranker(
         from rarx.llm import LLMSpec, load_llm
 
         # Without an explicit backend, ``model`` may name one: "ctranslate2:qwen2.5-coder-1.5b".
-        spec = LLMSpec(model, backend, llm_options) if backend else LLMSpec.parse(model, **llm_options)
-        llm = load_llm(spec)
+        if backend:
+            llm = load_llm(LLMSpec(model, backend, llm_options))
+        else:
+            llm = load_llm(LLMSpec.parse(model, **llm_options))
     cls = FirstReranker if method == "first" else ListwiseReranker
     return cls(llm, k, window, stride, strict=strict, **kw)
 
