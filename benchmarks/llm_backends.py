@@ -5,7 +5,8 @@ chunk, one backend then the other) so both see the same background load.
 Parts (``--parts``, default all), for each model of ``--models``:
 
 - ``limits``: this machine's float32 and int8 matrix-multiply throughput (a large GEMM
-  in torch: ``matmul``, and fbgemm's int8 GEMM behind a quantized ``Linear``) and memory bandwidth (a large array copy);
+  in torch: ``matmul``, and fbgemm's int8 GEMM behind a quantized ``Linear``) and memory
+  bandwidth (a large array copy);
 - ``decode``: greedy generation, 4 prompts x 32 new tokens (both texts compared); then
   prefill tokens/s (one forward pass over a ~500-token prompt) and decode tokens/s (one
   prompt, 64 new tokens, time after the first token), each as a fraction of the
