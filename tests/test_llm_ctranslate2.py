@@ -303,3 +303,15 @@ def test_trained_gate_keeps_ret_one_token_that_it_emits(
         ref.next_token_logprobs([prompt], [RET])[0][RET], abs=2e-3)  # fmt: skip
     (state,) = GateStage(GateParams(mode="adapt-llm"), ct).run([QueryState(Query("q", question))])
     assert state.context["retrieve"] is True
+
+
+def test_models_list_shows_ready_engines(ct_int8: CTranslate2LLM) -> None:
+    from click.testing import CliRunner
+
+    from rarx.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["models", "list"]).output
+    assert out.splitlines()[0].split()[:4] == ["name", "kind", "status", "engines"]
+    line = next(x for x in out.splitlines() if x.startswith("smollm2-135m"))
+    assert "transformers,ct2:int8" in line  # the fixture converted the int8 copy
+    assert next(x for x in out.splitlines() if x.startswith("minilm")).split()[3] == "-"
