@@ -377,7 +377,9 @@ def main() -> None:
         llms, info = load_pair(model)
         entry.update(info)
         if "decode" in parts and "decode" not in entry:
-            entry["decode"] = decode_part(llms, info["parameters"], res["limits"],
+            # The load of a shared machine drifts: the limits again, just before.
+            entry["limits_at_decode"] = machine_limits()
+            entry["decode"] = decode_part(llms, info["parameters"], entry["limits_at_decode"],
                                           batch=not args.skip_batch_decode)  # fmt: skip
             save(res)
             print(model, "decode", entry["decode"], flush=True)
