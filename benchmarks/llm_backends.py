@@ -74,10 +74,11 @@ def rss_mb() -> float:
 
 
 def save(res: dict[str, Any]) -> None:
+    out = Path(res.get("out", OUT))
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    tmp = OUT.with_suffix(".tmp")
+    tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=2) + "\n")
-    os.replace(tmp, OUT)
+    os.replace(tmp, out)
 
 
 # -- the machine ------------------------------------------------------------------------
@@ -355,13 +356,15 @@ def main() -> None:
     ap.add_argument("--first-n", type=int, default=50)
     ap.add_argument("--chunk", type=int, default=10)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT, help="results JSON (default %(default)s)")
     ap.add_argument("--skip-batch-decode", action="store_true",
                     help="skip the 4 x 32-token batch (slow for a 1.5B model in float32)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     res: dict[str, Any] = {}
-    if args.resume and OUT.is_file():
-        res = json.loads(OUT.read_text())
+    if args.resume and args.out.is_file():
+        res = json.loads(args.out.read_text())
+    res["out"] = str(args.out)
     res.update({"benchmark": "llm_backends", "settings": {
         "reference": "transformers float32, batch 4", "fast": "ctranslate2 int8, batch 4",
         "choice_n": args.choice_n, "first_n": args.first_n, "chunk": args.chunk,
