@@ -132,7 +132,7 @@ def test_cli_lists_qwen_as_installable_and_refuses_pip_models(tmp_path: Path) ->
     cmd = [sys.executable, "-m", "rarx.cli.main", "models"]
     listed = subprocess.run([*cmd, "list"], capture_output=True, text=True, env=env)
     row = next(line for line in listed.stdout.splitlines() if line.startswith("qwen2.5"))
-    assert row.split()[1:4] == ["llm", "installable", "rarx"]
+    assert row.split()[1:5] == ["llm", "installable", "-", "rarx"]  # no engine until installed
     refused = subprocess.run([*cmd, "install", "smollm2-135m"], capture_output=True, text=True,
                              env=env)  # fmt: skip
     assert refused.returncode == 1

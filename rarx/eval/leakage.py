@@ -163,7 +163,10 @@ def training_questions(path: str | Path) -> list[str]:
 
 
 def _card_dir(model: str) -> Path | None:
-    path = Path(os.path.expanduser(model))
+    from rarx.llm.factory import LLMSpec
+
+    # "ctranslate2:models/gate" names the same trained directory through another backend.
+    path = Path(os.path.expanduser(LLMSpec.parse(model).model))
     return path if path.is_dir() else None
 
 

@@ -10,10 +10,11 @@ from typing import Any
 from rarx.errors import ConfigError
 from rarx.llm.base import LLM
 
-BACKENDS = ("transformers", "openai")
+BACKENDS = ("transformers", "ctranslate2", "openai")
 
 # An LLM as a pipeline or a stage names it: "smollm2-135m", "openai:gpt-4o-mini", or
-# {model: ..., backend: ..., device: ..., batch_size: ...}.
+# {model: ..., backend: ..., device: ..., batch_size: ...} (ctranslate2 adds
+# compute_type: int8 | int8_float32 | float32 | float16 | int8_float16 ...).
 LLMRef = str | Mapping[str, Any]
 
 
@@ -41,8 +42,9 @@ class LLMSpec:
     @classmethod
     def parse(cls, text: str, **options: Any) -> LLMSpec:
         """``"smollm2-135m"`` (transformers) or ``"BACKEND:MODEL"`` with BACKEND one of
-        :data:`BACKENDS`, e.g. ``"openai:gpt-4o-mini"``. Only an exact backend name
-        before the first colon counts, so a path with a colon stays a model name."""
+        :data:`BACKENDS`, e.g. ``"openai:gpt-4o-mini"`` or ``"ctranslate2:qwen2.5-coder-1.5b"``.
+        Only an exact backend name before the first colon counts, so a path with a colon
+        stays a model name."""
         head, sep, rest = text.partition(":")
         if sep and head in BACKENDS and rest:
             return cls(rest, head, options)
@@ -66,6 +68,10 @@ def load_llm(spec: LLMSpec | str | Mapping[str, Any], **options: Any) -> LLM:
         from rarx.llm.transformers_backend import TransformersLLM
 
         return TransformersLLM(spec.model, **spec.options)
+    if spec.backend == "ctranslate2":
+        from rarx.llm.ctranslate2_backend import CTranslate2LLM
+
+        return CTranslate2LLM(spec.model, **spec.options)
     from rarx.llm.openai_backend import OpenAILLM
 
     return OpenAILLM(spec.model, **spec.options)

@@ -26,12 +26,15 @@ from rarx.progress import progress
 
 
 def raw_model(llm: Any) -> Any:
-    """The transformers LLM behind ``llm`` (a resources wrapper keeps it as ``inner``)."""
+    """The local LLM behind ``llm`` (a resources wrapper keeps it as ``inner``): a
+    transformers model, or a backend with its own ``continuation_logprobs``."""
     inner = getattr(llm, "inner", llm)
-    if not all(hasattr(inner, a) for a in ("model", "tokenizer", "device")):
+    if not callable(getattr(inner, "continuation_logprobs", None)) and not all(
+        hasattr(inner, a) for a in ("model", "tokenizer", "device")
+    ):
         raise ConfigError(
             f"{getattr(llm, 'name', llm)!r} gives no raw logits: continuation log-probabilities "
-            "need a local transformers model (backend 'transformers'), not a server backend"
+            "need a local model (backend 'transformers' or 'ctranslate2'), not a server backend"
         )
     return inner
 
@@ -64,8 +67,11 @@ def continuation_logprobs(
     ``batch_size`` bounds the rows of every forward pass (contexts, then continuations).
     A context that would push a row past the model's context length loses tokens from
     its start. A continuation of no tokens gives an empty list (its sum is 0)."""
-    torch = require("torch", "llm")
     inner = raw_model(llm)
+    own = getattr(inner, "continuation_logprobs", None)
+    if callable(own):  # a backend that scores continuations itself (ctranslate2)
+        return own(pairs, batch_size, quiet)
+    torch = require("torch", "llm")
     tok, model, device = inner.tokenizer, inner.model, inner.device
     size = max(1, int(batch_size or getattr(inner, "batch_size", 8)))
     limit = int(getattr(inner, "context_length", 0) or 0)

@@ -36,11 +36,19 @@ def _gguf_key(model: ResolvedModel) -> str:
     return key if model.cache_dtype == "float32" else f"{key}-{model.cache_dtype}"
 
 
+def causal_lm_path(model: ResolvedModel) -> Path:
+    """Where ``from_pretrained`` loads ``model`` from: its own directory, or (for GGUF
+    weights) its safetensors cache, whether or not that has been written yet."""
+    if model.gguf_file is None:
+        return Path(model.source)
+    return cache_dir() / "models" / _gguf_key(model)
+
+
 def causal_lm_dir(model: ResolvedModel, quiet: bool = False) -> str:
     """A directory ``from_pretrained`` loads quickly: the model's own, or a converted cache."""
     if model.gguf_file is None:
         return model.source
-    target = cache_dir() / "models" / _gguf_key(model)
+    target = causal_lm_path(model)
     if (target / "config.json").is_file():
         return str(target)
     import torch

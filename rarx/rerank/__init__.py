@@ -29,7 +29,8 @@ def make_reranker(
     (e.g. ``smollm2-135m``) and a cross-encoder name or path for ``cross-encoder``.
 
     Extra keywords: for LLM methods ``llm`` (an already loaded LLM, then ``model`` is
-    only its label), ``backend`` (``transformers`` or ``openai``), ``llm_options``
+    only its label), ``backend`` (``transformers``, ``ctranslate2`` or ``openai``; by
+    default the one ``model`` names as ``BACKEND:MODEL``, else transformers), ``llm_options``
     (backend options: ``device``, ``batch_size``, ``base_url``, ...),
     ``passage_tokens`` (default 300), ``template``, ``instruction`` (the task, opening
     the prompt), ``docs`` (docid -> Document, for hits without text), and for ``first``
@@ -45,12 +46,16 @@ def make_reranker(
     from rarx.rerank.listwise import FirstReranker, ListwiseReranker
 
     llm = kw.pop("llm", None)
-    backend = kw.pop("backend", "transformers")
+    backend = kw.pop("backend", None)
     llm_options: Mapping[str, Any] = kw.pop("llm_options", None) or {}
     if llm is None:
         from rarx.llm import LLMSpec, load_llm
 
-        llm = load_llm(LLMSpec(model, backend, llm_options))
+        # Without an explicit backend, ``model`` may name one: "ctranslate2:qwen2.5-coder-1.5b".
+        if backend:
+            llm = load_llm(LLMSpec(model, backend, llm_options))
+        else:
+            llm = load_llm(LLMSpec.parse(model, **llm_options))
     if method == "listwise" and kw.pop("orders", 1) != 1:
         raise ConfigError("'orders' applies to method 'first' only (FIRST's order combination)")
     cls = FirstReranker if method == "first" else ListwiseReranker

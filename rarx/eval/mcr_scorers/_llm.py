@@ -26,7 +26,11 @@ def scorer_llm(
 
 
 def llm_dtype(llm: Any) -> str | None:
-    """The weights' dtype of a local model (``"bfloat16"``), None for a server backend."""
-    model = getattr(getattr(llm, "inner", llm), "model", None)
+    """The weights' dtype of a local model (``"bfloat16"``; a CTranslate2 model's compute
+    type, ``"int8"``), None for a server backend."""
+    inner = getattr(llm, "inner", llm)
+    if getattr(inner, "compute_type", None):
+        return str(inner.compute_type)
+    model = getattr(inner, "model", None)
     dtype = getattr(model, "dtype", None)
     return None if dtype is None else str(dtype).removeprefix("torch.")

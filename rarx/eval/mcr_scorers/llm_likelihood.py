@@ -8,7 +8,8 @@ question, scored on raw text (no chat template):
   the neutral context ``Answer:`` (removes the bias toward options that are likely
   anyway).
 
-Needs a transformers model (raw logits); rows are batched with padding and attention
+Needs a local model (transformers, or ctranslate2 through its score_batch); with
+transformers, rows are batched with padding and attention
 masks (:func:`rarx.llm.likelihood.continuation_logprobs`).
 """
 

@@ -1,0 +1,302 @@
+"""Causal LMs through CTranslate2: int8 on the CPU, float16 / int8_float16 on CUDA.
+
+The model is converted once into rarx's cache (:mod:`rarx.models.ct2_cache`); the
+prompt is rendered and tokenized by the model's own Hugging Face tokenizer with the
+transformers backend's own methods, so both backends read exactly the same token ids.
+The transformers backend stays the reference (and what training uses).
+
+Where each number comes from:
+
+- ``generate``: ``Generator.generate_batch`` with the whole prompt forwarded at once
+  (``include_prompt_in_result=False``), greedy. CTranslate2 runs prompts of different
+  lengths in one batch by forwarding the shortest length at once and forcing the rest
+  token by token, so batches group prompts of similar length.
+- ``next_token_logprobs``: the logits of the first generated step of
+  ``generate_batch(max_length=1, return_logits_vocab=True,
+  include_prompt_in_result=False)``, log-softmaxed (they are raw logits). Two traps
+  there: with ``include_prompt_in_result=True`` (the default) the first step is the
+  one that forces the prompt's *second* token, so its logits belong to position 0; and
+  in a batch of unequal lengths the steps that force the longer prompts' remaining
+  tokens come first. Only prompts of equal token length share a batch here, and the
+  logits of the last step are read.
+- ``continuation_logprobs``: ``Generator.score_batch`` over context + continuation ids
+  (every token's log-probability given the ones before), the continuation's tail read.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rarx.errors import ConfigError, require
+from rarx.llm.base import LLMError, LLMOutput, Prompt
+from rarx.llm.transformers_backend import TransformersLLM
+from rarx.progress import progress
+
+log = logging.getLogger(__name__)
+
+_UNSET_MAX_LENGTH = 10**7  # a tokenizer's model_max_length above this is unset
+
+
+def _cpu_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def length_groups(lengths: Sequence[int], size: int, spread: int) -> list[list[int]]:
+    """Indices grouped for batching: sorted by length, at most ``size`` per group, and
+    the longest at most ``spread`` tokens longer than the shortest (CTranslate2 forces
+    those extra tokens one decoding step at a time)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(groups[-1]) < size and lengths[i] - lengths[groups[-1][0]] <= spread:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    top = logits.max()
+    return logits - (top + math.log(np.exp(logits - top).sum()))
+
+
+class CTranslate2LLM:
+    """A causal LM converted to CTranslate2. ``compute_type`` defaults to ``int8`` on
+    the CPU and ``int8_float16`` on CUDA; ``dtype`` is taken as the compute type when
+    ``compute_type`` is not given (``float32``, ``float16``, ``bfloat16``)."""
+
+    backend = "ctranslate2"
+
+    # Rendering and tokens: the transformers backend's methods over the same tokenizer,
+    # so the ids and the FIRST / llm-choice single-token checks are identical.
+    render = TransformersLLM.render
+    prompt_ids = TransformersLLM.prompt_ids
+    count_tokens = TransformersLLM.count_tokens
+    truncate = TransformersLLM.truncate
+    tokenize = TransformersLLM.tokenize
+    token_id = TransformersLLM.token_id
+    check_single_tokens = TransformersLLM.check_single_tokens
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m",
+        *,
+        device: str | None = None,
+        compute_type: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 8,
+        max_context: int | None = None,
+        threads: int | None = None,
+        quiet: bool = True,
+    ):
+        ct2 = require("ctranslate2", "ctranslate2")
+        transformers = require("transformers", "ctranslate2")
+        from rarx.models.ct2_cache import ct2_model_dir, read_manifest
+
+        self.name = model
+        self.batch_size = max(1, int(batch_size))
+        if device in (None, "auto"):
+            device = "cuda" if ct2.get_cuda_device_count() > 0 else "cpu"
+        if device.startswith("cuda:"):  # torch-style "cuda:1"
+            device, index = "cuda", int(device.partition(":")[2] or 0)
+        else:
+            index = 0
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"ctranslate2 runs on 'cpu' or 'cuda', got device {device!r}")
+        self.device = device
+        compute_type = compute_type or dtype or ("int8_float16" if device == "cuda" else "int8")
+        supported = sorted(ct2.get_supported_compute_types(device))
+        if compute_type not in supported:
+            raise ConfigError(
+                f"compute type {compute_type!r} is not supported on this {device} by "
+                f"CTranslate2 {ct2.__version__}; supported here: {', '.join(supported)}"
+            )
+        self.compute_type = compute_type
+        self.path = ct2_model_dir(model, compute_type, quiet=quiet)
+        manifest = read_manifest(self.path)
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.path / "hf_tokenizer")
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.templated = bool(getattr(self.tokenizer, "chat_template", None))
+        self.threads = int(threads) if threads else _cpu_threads()
+        try:
+            self.generator = ct2.Generator(
+                str(self.path), device=device, device_index=index, compute_type=compute_type,
+                intra_threads=self.threads if device == "cpu" else 0,
+            )  # fmt: skip
+        except (RuntimeError, ValueError) as exc:
+            raise LLMError(f"{model}: CTranslate2 could not load {self.path}: {exc}") from exc
+        limit = int(manifest.get("max_position_embeddings", 2048))
+        tok_limit = int(getattr(self.tokenizer, "model_max_length", _UNSET_MAX_LENGTH))
+        if tok_limit < _UNSET_MAX_LENGTH:
+            limit = min(limit, tok_limit)
+        self.context_length = min(limit, max_context) if max_context else limit
+        eos = set(manifest.get("eos_token_ids", []))
+        if self.tokenizer.eos_token_id is not None:
+            eos.add(self.tokenizer.eos_token_id)
+        self._eos_ids = eos
+        self._control_ids = eos | {
+            i for i in (getattr(self.tokenizer, f"{k}_token_id", None)
+                        for k in ("bos", "pad", "unk", "sep", "cls", "mask")) if i is not None
+        }  # fmt: skip
+
+    def _tokens(self, ids: list[int]) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+    # -- generation -------------------------------------------------------------------
+
+    def generate(
+        self, prompts: Sequence[Prompt], max_new_tokens: int = 128, stop: Sequence[str] = ()
+    ) -> list[LLMOutput]:
+        ids = [self.prompt_ids(p) for p in prompts]
+        outputs: list[LLMOutput | None] = [None] * len(ids)
+        # Merging two prompts costs one forced step per token of length difference and
+        # saves one decoding pass over the weights per new token: merge while cheaper.
+        for group in length_groups([len(x) for x in ids], self.batch_size, max_new_tokens // 2):
+            batch = [ids[i] for i in group]
+            first: list[float] = []
+            stopper = _StopStrings(self.tokenizer, stop, self._control_ids, len(batch))
+            start = time.perf_counter()
+            try:
+                results = self.generator.generate_batch(
+                    [self._tokens(x) for x in batch], max_length=max_new_tokens,
+                    sampling_topk=1, beam_size=1, include_prompt_in_result=False,
+                    end_token=sorted(self._eos_ids), return_end_token=True,
+                    callback=stopper.callback(first, start),
+                )  # fmt: skip
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"{self.name}: generation failed: {exc}") from exc
+            seconds = time.perf_counter() - start
+            prefill = first[0] - start if first else None
+            for row, i in enumerate(group):
+                new = list(results[row].sequences_ids[0])
+                outputs[i] = self._output(new, len(batch[row]), seconds, prefill, stop)
+        return [o for o in outputs if o is not None]
+
+    def _output(
+        self, new: list[int], prompt_tokens: int, seconds: float, prefill: float | None,
+        stop: Sequence[str],
+    ) -> LLMOutput:  # fmt: skip
+        finish = "length"
+        for j, tok in enumerate(new):
+            if tok in self._eos_ids:
+                new, finish = new[: j + 1], "stop"
+                break
+        text = self.tokenizer.decode([t for t in new if t not in self._control_ids])
+        for s in stop:
+            if s and s in text:
+                text, finish = text[: text.index(s)], "stop"
+        return LLMOutput(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=len(new),
+            seconds=seconds, finish_reason=finish, prefill_seconds=prefill,
+        )  # fmt: skip
+
+    # -- scoring ----------------------------------------------------------------------
+
+    def next_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str]
+    ) -> list[dict[str, float]]:
+        cand = [self.token_id(c) for c in candidates]
+        ids = [self.prompt_ids(p) for p in prompts]
+        results: list[dict[str, float]] = [{} for _ in ids]
+        for group in length_groups([len(x) for x in ids], self.batch_size, 0):
+            for i, logits in zip(group, self._last_logits([ids[i] for i in group]), strict=True):
+                lps = _log_softmax(logits)
+                results[i] = {c: float(lps[t]) for c, t in zip(candidates, cand, strict=True)}
+        return results
+
+    def _last_logits(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """The next-token logits after each prompt (all of one length)."""
+        try:
+            out = self.generator.generate_batch(
+                [self._tokens(x) for x in batch], max_length=1, sampling_topk=1,
+                include_prompt_in_result=False, return_logits_vocab=True,
+            )  # fmt: skip
+        except (RuntimeError, ValueError) as exc:
+            raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
+        # One step per row (equal lengths); its logits come as [1, vocab].
+        return [np.asarray(r.logits[-1], dtype=np.float32).reshape(-1) for r in out]
+
+    def continuation_logprobs(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None, quiet: bool = True
+    ) -> list[list[float]]:
+        """Per-token log-probabilities of each continuation after its context, on raw text
+        (:func:`rarx.llm.likelihood.continuation_logprobs` has the semantics: context and
+        continuation tokenized apart, special tokens the tokenizer puts first open the
+        context, a context too long loses tokens from its start)."""
+        tok = self.tokenizer
+        size = max(1, int(batch_size or self.batch_size))
+        head = list(tok("", add_special_tokens=True)["input_ids"])
+        conts = [tok.encode(c, add_special_tokens=False) for _, c in pairs]
+        rows: list[list[int]] = []
+        for (context, _), cont in zip(pairs, conts, strict=True):
+            ctx = head + tok.encode(context, add_special_tokens=False)
+            if not ctx:
+                raise ConfigError(
+                    "a continuation needs a context of at least one token to be scored after; "
+                    "got an empty context and a tokenizer that adds no BOS"
+                )
+            if len(ctx) + len(cont) > self.context_length:
+                ctx = ctx[len(ctx) - max(1, self.context_length - len(cont)) :]
+            rows.append(ctx + cont)
+        out: list[list[float]] = [[] for _ in pairs]
+        todo = [i for i in range(len(pairs)) if conts[i]]
+        groups = length_groups([len(rows[i]) for i in todo], size, 1 << 30)
+        for group in progress(groups, "continuations", unit="batch",
+                              quiet=quiet or len(groups) < 2):  # fmt: skip
+            idx = [todo[g] for g in group]
+            try:
+                scored = self.generator.score_batch(
+                    [self._tokens(rows[i]) for i in idx], max_input_length=0
+                )
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"{self.name}: scoring failed: {exc}") from exc
+            for i, res in zip(idx, scored, strict=True):
+                out[i] = [float(x) for x in res.log_probs[len(res.log_probs) - len(conts[i]) :]]
+        return out
+
+
+class _StopStrings:
+    """A generate_batch callback: notes when the first token is out (the end of
+    prefill) and stops a row once its text holds a stop string (the text is cut at it
+    afterwards, as the transformers backend cuts it, so the text is the same and only
+    the tokens after the cut are saved)."""
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], control: set[int], rows: int):
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.control = control
+        self.longest = max((len(s) for s in self.stop), default=0)
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+
+    def callback(self, first: list[float], start: float) -> Callable[[Any], bool]:
+        def on_step(step: Any) -> bool:
+            if not first:
+                first.append(time.perf_counter())
+            if not self.stop:
+                return False
+            ids = self.ids[step.batch_id]
+            if step.token_id not in self.control:
+                ids.append(step.token_id)
+            text = self.tokenizer.decode(ids)
+            found = [text.find(s) for s in self.stop]
+            at = min((f for f in found if f >= 0), default=-1)
+            # Stop once text past the earliest stop string is long enough that no other
+            # stop string could still complete before it: the cut is then final.
+            return at >= 0 and len(text) - at >= 2 * self.longest
+
+        return on_step
+
+
+__all__ = ["CTranslate2LLM", "length_groups"]

@@ -1,0 +1,318 @@
+"""The ctranslate2 backend against the transformers backend (the reference) on the real
+packaged SmolLM2, converted once into rarx's cache (float32 and int8 copies; later runs
+reuse them), and the conversion cache itself on a tiny model built here."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ctranslate2")
+
+from rarx.errors import ConfigError  # noqa: E402
+from rarx.eval.datasets.base import McrItem  # noqa: E402
+from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer  # noqa: E402
+from rarx.llm import ChatPrompt, LLMSpec, TokenizationError, load_llm  # noqa: E402
+from rarx.llm.ctranslate2_backend import CTranslate2LLM, length_groups  # noqa: E402
+from rarx.llm.likelihood import continuation_logprobs  # noqa: E402
+from rarx.models.ct2_cache import (  # noqa: E402
+    MANIFEST,
+    Ct2CacheError,
+    ct2_model_dir,
+    ready_engines,
+    source_fingerprint,
+)
+from rarx.models.registry import resolve_model  # noqa: E402
+from rarx.rerank.listwise import FirstReranker  # noqa: E402
+from rarx.types import Hit, Query, Ranking  # noqa: E402
+from tests.conftest import TINY_DOCS, tiny_chat_llama  # noqa: E402
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Write one sentence about the sea.",
+    ChatPrompt.user("List three fruits, one per line.", system="Be brief."),
+    "Explain photosynthesis in one sentence, clearly and simply, for a child of ten.",
+]
+
+
+@pytest.fixture(scope="module")
+def ct_f32() -> CTranslate2LLM:
+    return CTranslate2LLM("smollm2-135m", compute_type="float32", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def ct_int8() -> CTranslate2LLM:
+    return CTranslate2LLM("smollm2-135m", compute_type="int8", batch_size=4)
+
+
+# -- names and options ---------------------------------------------------------------------
+
+
+def test_backend_is_named_explicitly() -> None:
+    spec = LLMSpec.parse("ctranslate2:qwen2.5-coder-1.5b")
+    assert (spec.backend, spec.model) == ("ctranslate2", "qwen2.5-coder-1.5b")
+    assert LLMSpec.parse("my-ctranslate2-model").backend == "transformers"
+
+
+def test_unsupported_compute_type_and_device_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="compute type 'float16' is not supported on this cpu"):
+        load_llm({"model": "smollm2-135m", "backend": "ctranslate2", "compute_type": "float16",
+                  "device": "cpu"})  # fmt: skip
+    with pytest.raises(ConfigError, match="runs on 'cpu' or 'cuda'"):
+        load_llm("ctranslate2:smollm2-135m", device="mps")
+
+
+def test_length_groups_bound_size_and_spread() -> None:
+    groups = length_groups([10, 50, 11, 12, 52, 10, 30], size=2, spread=2)
+    assert sorted(i for g in groups for i in g) == list(range(7))
+    lengths = [10, 50, 11, 12, 52, 10, 30]
+    for g in groups:
+        assert len(g) <= 2 and max(lengths[i] for i in g) - min(lengths[i] for i in g) <= 2
+    assert length_groups([5, 5, 6], size=8, spread=0) == [[0, 1], [2]]
+
+
+# -- float32: the same numbers as the reference ----------------------------------------------
+
+
+def test_token_ids_are_the_transformers_backends(smol: Any, ct_f32: CTranslate2LLM) -> None:
+    prompt = ChatPrompt.user("Rank these.", prefix="[")
+    for p in [*PROMPTS, prompt]:
+        assert ct_f32.prompt_ids(p) == smol.prompt_ids(p)
+        assert ct_f32.count_tokens(p) == smol.count_tokens(p)
+    text = "Mitochondria produce ATP for the cell."
+    assert ct_f32.tokenize(text) == smol.tokenize(text) and "".join(ct_f32.tokenize(text)) == text
+    assert ct_f32.truncate(text, 3) == smol.truncate(text, 3)
+    assert ct_f32.context_length == smol.context_length
+    with pytest.raises(TokenizationError, match="exactly one"):
+        ct_f32.check_single_tokens(["A", "Mitochondria"])
+
+
+@pytest.mark.slow
+def test_greedy_text_equals_transformers(smol: Any, ct_f32: CTranslate2LLM) -> None:
+    want = smol.generate(PROMPTS, max_new_tokens=24)
+    got = ct_f32.generate(PROMPTS, max_new_tokens=24)
+    assert [g.text for g in got] == [w.text for w in want]
+    assert [g.finish_reason for g in got] == [w.finish_reason for w in want]
+    assert [g.prompt_tokens for g in got] == [w.prompt_tokens for w in want]
+    assert all(g.prefill_seconds is not None and 0 < g.prefill_seconds <= g.seconds for g in got)
+    # Stop strings cut the same text; ctranslate2 also stops decoding there.
+    want = smol.generate(PROMPTS, max_new_tokens=24, stop=["\n", ","])
+    got = ct_f32.generate(PROMPTS, max_new_tokens=24, stop=["\n", ","])
+    assert [g.text for g in got] == [w.text for w in want]
+    assert sum(g.completion_tokens for g in got) <= sum(w.completion_tokens for w in want)
+
+
+def test_next_token_logprobs_agree(smol: Any, ct_f32: CTranslate2LLM) -> None:
+    # Prompts of different lengths in one call: each is read at its own last position.
+    prompts = [ChatPrompt.user("Pick a letter. " + "word " * i, prefix="[") for i in range(5)]
+    letters = list("ABCDE")
+    want = smol.next_token_logprobs(prompts, letters)
+    got = ct_f32.next_token_logprobs(prompts, letters)
+    for w, g in zip(want, got, strict=True):
+        assert list(g) == letters
+        assert max(abs(w[c] - g[c]) for c in letters) < 2e-3
+        assert math.log(sum(math.exp(v) for v in g.values())) < 0  # log-probabilities
+
+
+def test_continuation_logprobs_agree(smol: Any, ct_f32: CTranslate2LLM) -> None:
+    pairs = [
+        ("Question: What color is the sky?\nAnswer:", " blue"),
+        ("Question: What color is the sky?\nAnswer:", " the green of a forest"),
+        ("Answer:", " blue"),
+        ("Answer:", ""),
+    ]
+    want = continuation_logprobs(smol, pairs)
+    got = continuation_logprobs(ct_f32, pairs)
+    assert [len(g) for g in got] == [len(w) for w in want] == [1, 5, 1, 0]
+    for w, g in zip(want, got, strict=True):
+        assert np.allclose(w, g, atol=2e-3)
+    scorer = load_scorer("llm-likelihood", ct_f32, normalize="pmi")
+    assert scorer.settings()["dtype"] == "float32"
+
+
+# -- int8: the same decisions as the reference -------------------------------------------------
+
+QUESTIONS = [
+    ("What do plants use to make food from sunlight?", ("photosynthesis", "digestion", "erosion")),
+    ("Which planet is closest to the Sun?", ("Mercury", "Jupiter", "Neptune", "Mars")),
+    ("What is frozen water called?", ("steam", "ice", "sand")),
+    ("How many legs does a spider have?", ("six", "eight", "ten", "four")),
+    ("Which gas do humans breathe out?", ("oxygen", "carbon dioxide", "helium")),
+    ("What is the boiling point of water at sea level?", ("100 C", "50 C", "0 C")),
+    ("Which organ pumps blood?", ("the liver", "the heart", "the lungs", "the skin")),
+    ("What force pulls objects toward Earth?", ("magnetism", "friction", "gravity")),
+    ("What is the largest ocean?", ("Atlantic", "Indian", "Pacific", "Arctic")),
+    ("Which animal is a mammal?", ("shark", "whale", "trout")),
+    ("What is the chemical symbol for gold?", ("Au", "Ag", "Gd", "Go")),
+    ("What do bees make?", ("milk", "honey", "silk")),
+]
+ITEMS = [McrItem("Answer the question.", q, opts, 0) for q, opts in QUESTIONS]
+
+
+def _margin(scores: np.ndarray) -> float:
+    top = np.sort(np.asarray(scores))[::-1]
+    return float(top[0] - top[1])
+
+
+def test_int8_llm_choice_picks_the_references_option(smol: Any, ct_int8: CTranslate2LLM) -> None:
+    """Rule: int8 picks the reference's option on at least 10 of the 12 questions, and
+    wherever it does not, the reference's top two options are within 0.5 nats."""
+    ref = evaluate_mcr(load_scorer("llm-choice", smol), ITEMS, False)
+    got = evaluate_mcr(load_scorer("llm-choice", ct_int8), ITEMS, False)
+    same = [r == g for r, g in zip(ref.predictions, got.predictions, strict=True)]
+    assert sum(same) >= 10
+    for ok, scores in zip(same, ref.scores, strict=True):
+        assert ok or _margin(scores) < 0.5
+    assert load_scorer("llm-choice", ct_int8).settings()["dtype"] == "int8"
+
+
+def _ranking(qid: str) -> Ranking:
+    from rarx.types import Document
+
+    return Ranking(qid, tuple(Hit(d["id"], 8.0 - i, Document(d["id"], d["text"], d["title"]))
+                              for i, d in enumerate(TINY_DOCS)))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_int8_first_picks_the_references_top_passage(smol: Any, ct_int8: CTranslate2LLM) -> None:
+    """Rule: on a fixed window of the 8 tiny passages, FIRST with int8 puts the reference's
+    top passage first for at least 4 of the 5 queries; a query where it does not must be a
+    near-tie in the reference (top two identifiers within 0.5 nats)."""
+    queries = [Query(f"q{i}", t) for i, t in enumerate([
+        "what makes ATP in a cell", "why do earthquakes happen", "where does lava come from",
+        "what carries genetic information", "how do clouds form"])]  # fmt: skip
+    rankings = [_ranking(q.qid) for q in queries]
+    ref = FirstReranker(smol, k=8, window=8, stride=4).rerank_detailed(queries, rankings)
+    got = FirstReranker(ct_int8, k=8, window=8, stride=4).rerank_detailed(
+        queries, rankings)  # fmt: skip
+    agree = 0
+    for r, g in zip(ref, got, strict=True):
+        if r.ranking.docids[0] == g.ranking.docids[0]:
+            agree += 1
+            continue
+        (call,) = [d for e, d in r.events if e == "llm_call"]
+        assert _margin(np.array(list(call["logprobs"].values()))) < 0.5
+    assert agree >= 4
+
+
+# -- conversion cache ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts = [d["text"] for d in TINY_DOCS] * 4
+    return tiny_chat_llama(tmp_path_factory.mktemp("tiny-llama"), texts, 300, 256)
+
+
+def test_conversion_is_cached_and_keyed_by_source_and_type(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "ct2"
+    first = ct2_model_dir(str(tiny_model), "int8", root=root)
+    manifest = json.loads((first / MANIFEST).read_text())
+    assert manifest["source_sha256"] == source_fingerprint(tiny_model)
+    assert manifest["weights_type"] == "int8" and manifest["max_position_embeddings"] == 256
+    stamp = (first / "model.bin").stat().st_mtime_ns
+    assert ct2_model_dir(str(tiny_model), "int8_float32", root=root) == first  # same weights
+    assert (first / "model.bin").stat().st_mtime_ns == stamp  # not converted again
+    f32 = ct2_model_dir(str(tiny_model), "float32", root=root)
+    assert f32 != first and f32.name.endswith("-float32")
+    assert ready_engines(resolve_model(str(tiny_model)), root=root) == ["float32", "int8"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_interrupted_conversion_leaves_nothing(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rarx.models.ct2_cache as cache
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "_check_vocabulary", interrupted)  # after the weights are written
+    root = tmp_path / "ct2"
+    with pytest.raises(KeyboardInterrupt):
+        ct2_model_dir(str(tiny_model), "int8", root=root)
+    assert list(root.iterdir()) == []
+    monkeypatch.undo()
+    assert (ct2_model_dir(str(tiny_model), "int8", root=root) / MANIFEST).is_file()
+
+
+def test_corrupt_or_foreign_cache_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ct2"
+    path = ct2_model_dir(str(tiny_model), "int8", root=root)
+    manifest = json.loads((path / MANIFEST).read_text())
+    (path / MANIFEST).write_text(json.dumps({**manifest, "source_sha256": "0" * 64}))
+    with pytest.raises(Ct2CacheError, match=f"conversion of another source.*delete {path}"):
+        ct2_model_dir(str(tiny_model), "int8", root=root)
+    (path / MANIFEST).write_text('{"format": 1, "sour')  # cut short
+    with pytest.raises(Ct2CacheError, match="unreadable"):
+        ct2_model_dir(str(tiny_model), "int8", root=root)
+    (path / MANIFEST).unlink()
+    with pytest.raises(Ct2CacheError, match=f"has no {MANIFEST}: it was not written by rarx"):
+        ct2_model_dir(str(tiny_model), "int8", root=root)
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    os.remove(path / "model.bin")
+    with pytest.raises(Ct2CacheError, match=r"not a complete .*missing \['model.bin'\]"):
+        ct2_model_dir(str(tiny_model), "int8", root=root)
+
+
+@pytest.mark.slow
+def test_trained_gate_keeps_ret_one_token_that_it_emits(
+    smol: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory as ``rarx train gate`` writes it (``<RET>`` added as a special token,
+    embeddings resized, its row trained) converts with ``<RET>`` one token, emitted."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rarx.models.cache import causal_lm_dir
+    from rarx.stages.gate import RET, GateParams, GateStage
+    from rarx.train.gate import add_ret_token
+    from rarx.types import QueryState
+
+    source = causal_lm_dir(resolve_model("smollm2-135m"))
+    tok = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    ret = add_ret_token(tok, model)
+    question = "What is the capital of France?"
+    prompt = GateParams().prompt.format(q=question)
+    first = smol.next_token_logprobs([prompt], ["The"])  # the base model's usual first word
+    assert first[0]["The"] > -3
+    with torch.no_grad():  # "train" the <RET> row: twice the row of "The" (tied head)
+        emb = model.get_input_embeddings().weight
+        emb[ret] = 2 * emb[tok.convert_tokens_to_ids("The")]
+    out = tmp_path / "gate"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    monkeypatch.setenv("RARX_CACHE", str(tmp_path / "cache"))
+
+    ref = load_llm(str(out), device="cpu")
+    ct = load_llm(f"ctranslate2:{out}", compute_type="float32")
+    assert ct.tokenize(RET) == ref.tokenize(RET) == [RET]
+    ct.check_single_tokens([RET])
+    want, got = ref.generate([prompt], 8)[0], ct.generate([prompt], 8)[0]
+    assert got.text.startswith(RET) and got.text == want.text
+    assert ct.next_token_logprobs([prompt], [RET])[0][RET] == pytest.approx(
+        ref.next_token_logprobs([prompt], [RET])[0][RET], abs=2e-3)  # fmt: skip
+    (state,) = GateStage(GateParams(mode="adapt-llm"), ct).run([QueryState(Query("q", question))])
+    assert state.context["retrieve"] is True
+
+
+def test_models_list_shows_ready_engines(ct_int8: CTranslate2LLM) -> None:
+    from click.testing import CliRunner
+
+    from rarx.cli.main import cli
+
+    out = CliRunner().invoke(cli, ["models", "list"]).output
+    assert out.splitlines()[0].split()[:4] == ["name", "kind", "status", "engines"]
+    line = next(x for x in out.splitlines() if x.startswith("smollm2-135m"))
+    engines = line.split()[3].split(",")
+    assert engines[0] == "transformers" and "ct2:int8" in engines  # the fixture converted it
+    assert next(x for x in out.splitlines() if x.startswith("minilm")).split()[3] == "-"
