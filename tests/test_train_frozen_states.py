@@ -73,7 +73,7 @@ def grads(model: Any) -> dict[str, Any]:
 
 def full_and_cached(model: Any, rows: list[Any], collate: Any, step: Any, tmp: Path | None):
     """(loss, grads) of one step on all rows, without and with the cache."""
-    from rarx.train.first import _trainable
+    from rarx.train.causal import trainable
     from rarx.train.frozen_states import (
         CachedRows,
         cache_states,
@@ -83,7 +83,7 @@ def full_and_cached(model: Any, rows: list[Any], collate: Any, step: Any, tmp: P
         top_only,
     )
 
-    model = _trainable(model, False, 8, TOP)
+    model = trainable(model, train_layers=TOP)
     model.train()
     loss = step(model, collate(rows))
     loss.backward()
@@ -145,10 +145,10 @@ def test_one_step_on_cached_states_equals_the_full_model_right_padded(tmp_path: 
 
 
 def test_the_cache_refuses_learning_layers_below_the_split() -> None:
-    from rarx.train.first import _trainable
+    from rarx.train.causal import trainable
     from rarx.train.frozen_states import check_frozen_below, split_layer
 
-    model = _trainable(tiny_decoder("llama"), False, 8, 0)  # every layer learns
+    model = trainable(tiny_decoder("llama"))  # every layer learns
     with pytest.raises(ConfigError, match="frozen"):
         check_frozen_below(model, split_layer(model, TOP))
     with pytest.raises(ConfigError, match="decoder layers"):

@@ -33,6 +33,7 @@ from rarx.train.common import (
     fit,
     resolve_device,
     seed_everything,
+    setting,
     write_card,
 )
 from rarx.train.mc_data import (
@@ -55,14 +56,22 @@ OBJECTIVE = "cross-encoder"
 
 @dataclass(frozen=True)
 class CrossEncoderSettings:
-    loss: str = "listwise"
-    teacher_scores: Path | None = None  # JSONL {"id", "scores"}: distillation target
-    temperature: float = 1.0  # of the teacher's softmax
-    alpha: float = 0.5  # the teacher's share of the target distribution
-    max_length: int = 256
-    sources: tuple[str, ...] = ()  # only these sources of the data (all when empty)
-    logging_steps: int = 10
-    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
+    """What ``rarx train cross-encoder`` adds to the shared options."""
+
+    loss: str = setting("listwise", "listwise: softmax over each question's options; bce: "
+                        "each pair alone.", choices=LOSSES)  # fmt: skip
+    teacher_scores: Path | None = setting(
+        None, "JSONL {id, scores}: a teacher's option scores on the training items; distils "
+        "them (KL over options, with --loss listwise).", exists=True,
+    )  # fmt: skip
+    alpha: float = setting(0.5, "The teacher's share of the target distribution.")
+    temperature: float = setting(1.0, "Temperature of the teacher's softmax.")
+    dev_limit: int | None = setting(None, "Score at most this many dev questions (spread "
+                                    "over the split).", min=1)  # fmt: skip
+    max_length: int = setting(256, "Tokens per (question, option) pair.", min=8)
+    sources: tuple[str, ...] = setting((), "Comma-separated data sources to keep (default "
+                                       "all).")  # fmt: skip
+    logging_steps: int = setting(10, "", cli=False)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

@@ -22,7 +22,14 @@ from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.models.card import ModelCard
-from rarx.train.common import TrainOptions, fit, resolve_device, seed_everything, write_card
+from rarx.train.common import (
+    TrainOptions,
+    fit,
+    resolve_device,
+    seed_everything,
+    setting,
+    write_card,
+)
 from rarx.train.mc_data import (
     SOURCES,
     McExample,
@@ -43,11 +50,18 @@ DEFAULT_SOURCES = tuple(s for s in SOURCES if s != "boolq")
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    negatives: int = 3  # hard negatives per row
-    max_length: int = 256
-    sources: tuple[str, ...] | None = None  # None: DEFAULT_SOURCES that the data has
-    logging_steps: int = 10
-    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
+    """What ``rarx train encoder`` adds to the shared options."""
+
+    negatives: int = setting(3, "Wrong options per row as hard negatives (repeated when "
+                             "fewer).", min=1)  # fmt: skip
+    max_length: int = setting(256, "Tokens per text.", min=8)
+    sources: tuple[str, ...] | None = setting(
+        None, "Comma-separated data sources to keep (default: all but boolq, whose yes/no "
+        "options in-batch negatives cannot use)."
+    )  # fmt: skip
+    logging_steps: int = setting(10, "", cli=False)
+    dev_limit: int | None = setting(None, "Score at most this many dev questions (spread "
+                                    "over the split).", min=1)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.negatives < 1:

@@ -222,3 +222,50 @@ def disk_cache_path(out: Path, split: int) -> Path:
     from rarx.train.common import CHECKPOINTS
 
     return out / CHECKPOINTS / f"frozen-states-layer{split}.npy"
+
+
+STATE_CACHES = ("auto", "memory", "disk", "off")  # auto: memory whenever --train-layers
+
+
+@dataclass
+class CachedTraining:
+    """A training set, its collator and the context the Trainer runs in, on cached states."""
+
+    model: Any
+    cache: StateCache
+    dataset: CachedRows
+    collate: Callable
+
+    def top_only(self) -> contextlib.AbstractContextManager[None]:
+        return top_only(self.model, self.cache.split)
+
+    def finish(self) -> dict[str, Any]:
+        """The cache's report for the card; a disk cache is removed (it is rebuilt, not
+        reused, by a resumed run)."""
+        report = self.cache.report()
+        if self.cache.path is not None:
+            self.cache.states = None
+            self.cache.path.unlink(missing_ok=True)
+        return report
+
+
+def cached_training(
+    model: Any, rows: Sequence[Any], collate: Callable, train_layers: int, mode: str,
+    out: Path, device: str = "cpu", quiet: bool = True,
+) -> CachedTraining | None:  # fmt: skip
+    """Cache the frozen states of ``rows`` (items with ``input_ids``, attributes or keys)
+    for training the top ``train_layers`` layers of ``model`` (already made
+    :func:`rarx.train.causal.trainable`), or None where ``mode`` or the flags say no
+    cache."""
+    if mode not in STATE_CACHES:
+        raise ConfigError(f"--state-cache must be one of {', '.join(STATE_CACHES)}, got {mode!r}")
+    if mode == "off" or (mode == "auto" and not train_layers):
+        return None
+    if not train_layers:
+        raise ConfigError(f"--state-cache {mode} needs --train-layers N (the layers that learn)")
+    split = split_layer(model, train_layers)
+    check_frozen_below(model, split)
+    ids = [r.input_ids if hasattr(r, "input_ids") else r["input_ids"] for r in rows]
+    path = disk_cache_path(out, split) if mode == "disk" else None
+    cache = cache_states(model.to(device), ids, split, path, quiet=quiet)
+    return CachedTraining(model, cache, CachedRows(rows), cached_collator(collate, cache))
