@@ -11,7 +11,7 @@ the top layers' forward and backward passes and nothing below.
 What the top layers need besides the states is what the model's own forward builds
 from the batch: the causal mask from ``attention_mask`` and the rotary embeddings from
 ``position_ids`` (given, or counted from 0 per row as for right padding). Each example
-is cached alone, unpadded, at positions 0..n-1; the collator places its states on the
+is cached as it is alone, at positions 0..n-1; the collator places its states on the
 positions its batch's ``attention_mask`` marks real, so left and right padding both
 work as long as real tokens are contiguous and numbered from 0 (as rarx's collators
 number them). Padding positions get zeros: masked out as keys, they never reach a real
@@ -132,11 +132,14 @@ class StateCache:
 
 def cache_states(
     model: Any, sequences: Sequence[Sequence[int]], split: int, path: Path | None = None,
-    quiet: bool = True,
+    quiet: bool = True, batch_size: int = 8,
 ) -> StateCache:  # fmt: skip
-    """Run embeddings and layers ``0..split-1`` once per sequence (alone, unpadded, no
-    gradients) and keep their output; memory-mapped at ``path`` (a ``.npy`` file) when
-    given, else in memory."""
+    """Run embeddings and layers ``0..split-1`` once per sequence (no gradients) and keep
+    their output; memory-mapped at ``path`` (a ``.npy`` file) when given, else in memory.
+
+    Sequences go in batches of similar length, padded on the right: under the causal
+    mask a real token attends to real tokens only, so its state is the one it has alone
+    at positions 0..n-1 (the order of floating-point sums aside)."""
     import time
 
     import numpy as np
@@ -148,8 +151,9 @@ def cache_states(
         raise ConfigError(f"nothing to cache below layer {split}")
     decoder = decoder_of(model)
     hidden = int(decoder.config.hidden_size)
+    lengths = [len(s) for s in sequences]
     offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(s) for s in sequences])
+    offsets[1:] = np.cumsum(lengths)
     shape = (int(offsets[-1]), hidden)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,14 +162,23 @@ def cache_states(
     else:
         states = np.empty(shape, dtype=np.float32)
     device = next(decoder.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: lengths[i])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
     with torch.no_grad(), _layers(decoder, slice(0, split), final_norm=False):
-        for i, ids in enumerate(progress(sequences, desc="frozen states", quiet=quiet)):
-            x = torch.tensor([list(ids)], device=device)
-            out = decoder(input_ids=x, use_cache=False).last_hidden_state[0]
-            states[offsets[i] : offsets[i + 1]] = out.float().cpu().numpy()
+        for batch in progress(batches, desc="frozen states", quiet=quiet):
+            width = max(lengths[i] for i in batch)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for b, i in enumerate(batch):
+                ids[b, : lengths[i]] = torch.tensor(list(sequences[i]))
+                mask[b, : lengths[i]] = 1
+            out = decoder(input_ids=ids.to(device), attention_mask=mask.to(device),
+                          use_cache=False).last_hidden_state.float().cpu().numpy()  # fmt: skip
+            for b, i in enumerate(batch):
+                states[offsets[i] : offsets[i + 1]] = out[b, : lengths[i]]
     if was_training:
         model.train()
     if path is not None:

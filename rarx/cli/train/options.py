@@ -155,7 +155,7 @@ def settings_from(cls: type, kwargs: dict[str, Any], **given: Any) -> Any:
         if f.name not in kwargs:
             continue
         value = kwargs.pop(f.name)
-        if _base_type(hint) is tuple and value is not None:
-            value = tuple(s for s in str(value).split(",") if s)
+        if _base_type(hint) is tuple:  # not given: the field's own default (None or ())
+            value = f.default if value is None else tuple(s for s in value.split(",") if s)
         values[f.name] = value
     return cls(**values)
