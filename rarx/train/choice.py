@@ -84,10 +84,7 @@ class ChoiceEncoder:
         return [self.llm.token_id(x) for x in labels]
 
     def chat(self, it: McExample) -> Any:
-        from rarx.eval.datasets.base import McrItem
-
-        item = McrItem(it.instruction, it.query, it.options, it.label)
-        return self.prompt.build(item, self.instructions)
+        return self.prompt.build(it.mcr, self.instructions)
 
     def encode(self, it: McExample, teacher: Sequence[float] | None = None) -> Encoded:
         prompt = self.llm.prompt_ids(self.chat(it))

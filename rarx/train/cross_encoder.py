@@ -40,10 +40,10 @@ from rarx.train.mc_data import (
     McExample,
     card_data,
     filter_sources,
-    mc_accuracy,
     read_mc,
     read_teacher_scores,
     resolve_data,
+    scorer_accuracy,
     split_items,
     spread,
 )
@@ -148,21 +148,6 @@ def _loss(model: Any, items: Sequence[McExample], settings: CrossEncoderSettings
     return OptionSoftmaxLoss(model)
 
 
-def score_options(
-    model: Any, items: Sequence[McExample], batch_size: int = 64
-) -> list[list[float]]:
-    """The cross-encoder's score of each option of each question."""
-    pairs = [(it.query, o) for it in items for o in it.options]
-    if not pairs:
-        return []
-    flat = model.predict(pairs, batch_size=batch_size, show_progress_bar=False).tolist()
-    out, i = [], 0
-    for it in items:
-        out.append(flat[i : i + len(it.options)])
-        i += len(it.options)
-    return out
-
-
 def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> ModelCard:
     """Train, save the model into ``opts.out``, score the dev split, write the card."""
     from sentence_transformers.cross_encoder import (
@@ -205,7 +190,10 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
                                   loss=_loss(model, train, settings))  # fmt: skip
     result = fit(trainer, opts)
     model.save(str(opts.out))
-    metrics = {f"dev_{k}": v for k, v in mc_accuracy(dev, score_options(model, dev)).items()}
+    from rarx.eval.mcr_scorers.cross_encoder import CrossEncoderScorer
+
+    scored = scorer_accuracy(CrossEncoderScorer(model), dev)
+    metrics = {f"dev_{k}": v for k, v in scored.items()}
     if result.loss_history:
         metrics["final_loss"] = result.loss_history[-1]
     refs, overlap = card_data(path, items)

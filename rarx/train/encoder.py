@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.models.card import ModelCard
@@ -34,10 +33,11 @@ from rarx.train.mc_data import (
     SOURCES,
     McExample,
     card_data,
+    default_sources,
     filter_sources,
-    mc_accuracy,
     read_mc,
     resolve_data,
+    scorer_accuracy,
     split_items,
     spread,
 )
@@ -45,7 +45,7 @@ from rarx.train.mc_data import (
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "encoder"
-DEFAULT_SOURCES = tuple(s for s in SOURCES if s != "boolq")
+DEFAULT_SOURCES = default_sources()
 
 
 @dataclass(frozen=True)
@@ -87,23 +87,6 @@ def _select(items: list[McExample], sources: tuple[str, ...] | None) -> list[McE
     return [it for it in items if it.source not in SOURCES or it.source in DEFAULT_SOURCES]
 
 
-def score_options(model: Any, items: Sequence[McExample], batch_size: int = 64) -> list[Any]:
-    """Cosine similarity of each question to each of its options (RAR-b's scoring: the
-    query without instruction, raw vectors)."""
-    import numpy as np
-
-    if not items:
-        return []
-    texts = list(
-        dict.fromkeys([it.query for it in items] + [o for it in items for o in it.options])
-    )
-    vecs = model.encode(texts, batch_size=batch_size, show_progress_bar=False)
-    vecs = np.asarray(vecs, dtype=np.float64)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    at = {t: i for i, t in enumerate(texts)}
-    return [vecs[[at[o] for o in it.options]] @ vecs[at[it.query]] for it in items]
-
-
 def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
     """Train, save the model into ``opts.out``, score the dev split, write the card."""
     from datasets import Dataset
@@ -142,7 +125,10 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
     )
     result = fit(trainer, opts)
     model.save(str(opts.out))
-    metrics = {f"dev_{k}": v for k, v in mc_accuracy(dev, score_options(model, dev)).items()}
+    from rarx.eval.mcr_scorers.bi_encoder import BiEncoderScorer
+
+    scored = scorer_accuracy(BiEncoderScorer(model), dev)
+    metrics = {f"dev_{k}": v for k, v in scored.items()}
     if result.loss_history:
         metrics["final_loss"] = result.loss_history[-1]
     refs, overlap = card_data(path, items)
