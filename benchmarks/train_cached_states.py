@@ -87,13 +87,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--layers", default="2,4,8")
     ap.add_argument("--resume", action="store_true", help="keep the N already measured")
+    ap.add_argument("--name", default=NAME, help="results file name (benchmarks/results/NAME.json)")
     a = ap.parse_args()
 
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.train.causal import trainable
     from rarx.train.common import seed_everything
 
-    path = RESULTS / f"{NAME}.json"
+    path = RESULTS / f"{a.name}.json"
     done: dict[str, Any] = {}
     if a.resume and path.is_file():
         done = {str(r["train_layers"]): r for r in json.loads(path.read_text())["runs"]}
@@ -109,7 +110,7 @@ def main() -> None:
 
     def save() -> None:
         runs = [done[k] for k in sorted(done, key=int)]
-        write_result(NAME, {
+        write_result(a.name, {
             "base": a.base, "dtype": "float32", "device": "cpu", "questions": len(rows),
             "tokens": tokens, "batch_size": a.batch_size, "decoder_layers": total_layers,
             "source": "reasoning-mc train split (spread over its sources)",
