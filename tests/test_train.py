@@ -136,9 +136,9 @@ def _first_last(losses: list[float]) -> tuple[float, float]:
 def test_cross_encoder_learns_and_loads_as_a_model(
     tmp_path: Path, tiny_bert: Path, loss: str
 ) -> None:
+    from rarx.eval.mcr_scorers import load_scorer
     from rarx.models.card import ModelCard
     from rarx.rerank.cross_encoder import CrossEncoderReranker
-    from rarx.eval.mcr_scorers import load_scorer
     from rarx.train.cross_encoder import CrossEncoderSettings, train_cross_encoder
     from rarx.train.mc_data import scorer_accuracy
 

@@ -266,8 +266,8 @@ def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
     from transformers import AutoModelForCausalLM
 
     from rarx.eval import leakage
-    from rarx.train.common import TrainOptions, seed_everything
     from rarx.train.causal import load_causal_lm
+    from rarx.train.common import TrainOptions, seed_everything
     from rarx.train.gate import GateTrainSettings, add_ret_token, train_gate
 
     monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: [])  # no packaged sets
