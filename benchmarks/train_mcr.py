@@ -106,7 +106,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, WORK, table, write_result  # noqa: E402
 from rarx.eval.mcr import mcr_files, read_mcr_csv  # noqa: E402
-from rarx.train.mc_data import SOURCES as MC_SOURCES  # noqa: E402
+from rarx.train.mc_data import default_sources  # noqa: E402
 
 HERE = Path(os.environ.get("TRAIN_MCR_WORK", WORK / "train_mcr"))
 MODELS = HERE / "models"
@@ -273,8 +273,7 @@ def main() -> None:
         "--choice-args",
         # BoolQ is left out for speed: its passages make rows 3-5 times longer than the
         # other sources' (and RAR-b's MCR questions have no passage).
-        default="--train-layers 10 --lr 5e-5 --sources "
-        + ",".join(s for s in MC_SOURCES if s != "boolq"),
+        default="--train-layers 10 --lr 5e-5 --sources " + ",".join(default_sources()),
         help="More flags for `rarx train choice` (the choice system).",
     )
     ap.add_argument("--note", default="", help="How the run was made (machine load), kept.")

@@ -136,9 +136,11 @@ def _first_last(losses: list[float]) -> tuple[float, float]:
 def test_cross_encoder_learns_and_loads_as_a_model(
     tmp_path: Path, tiny_bert: Path, loss: str
 ) -> None:
+    from rarx.eval.mcr_scorers import load_scorer
     from rarx.models.card import ModelCard
     from rarx.rerank.cross_encoder import CrossEncoderReranker
-    from rarx.train.cross_encoder import CrossEncoderSettings, score_options, train_cross_encoder
+    from rarx.train.cross_encoder import CrossEncoderSettings, train_cross_encoder
+    from rarx.train.mc_data import scorer_accuracy
 
     data = _write_data(tmp_path / "mc.jsonl", _items())
     out = tmp_path / "ce"
@@ -153,8 +155,11 @@ def test_cross_encoder_learns_and_loads_as_a_model(
     assert read.overlap["toy-eval"] == 0.25  # from the data's manifest
     assert read.metrics["dev_questions"] == 3 and 0 <= read.metrics["dev_accuracy"] <= 1
     reranker = CrossEncoderReranker(str(out))  # the directory is a model name
+    assert reranker.model.num_labels == 1
+    # the card's dev accuracy is what `rarx eval mcr --scorer cross-encoder` gives
     dev = [it for it in _items() if it.split == "dev"]
-    assert len(score_options(reranker.model, dev)[0]) == 4
+    scored = scorer_accuracy(load_scorer("cross-encoder", str(out), device="cpu"), dev)
+    assert read.metrics["dev_accuracy"] == scored["accuracy"]
 
 
 def _losses(out: Path) -> list[float]:

@@ -381,10 +381,11 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     from safetensors.torch import load_file
 
     from rarx.train.common import TrainOptions, last_checkpoint
-    from rarx.train.first import train_first
+    from rarx.train.first import FirstSettings, train_first
 
     data = tmp_path / "windows.jsonl"
     write_windows(data, fixed_windows(6, 0))
+    settings = FirstSettings(passage_tokens=12, dev=0, train_layers=1)
 
     def opts(**kw: Any) -> TrainOptions:
         return TrainOptions(
@@ -399,7 +400,7 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
             **kw,
         )
 
-    first = train_first(opts(max_minutes=1e-6, lora=True), passage_tokens=12, dev=0, train_layers=1)
+    first = train_first(opts(max_minutes=1e-6, lora=True), settings)
     assert first.stopped_early and first.steps == 1
     checkpoint = last_checkpoint(tmp_path / "m")
     assert checkpoint is not None and checkpoint.endswith("checkpoint-1")
@@ -409,7 +410,7 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     state["log_history"][0]["loss"] = 123.0
     state_file.write_text(json.dumps(state))
 
-    resumed = train_first(opts(resume=True, lora=True), passage_tokens=12, dev=0, train_layers=1)
+    resumed = train_first(opts(resume=True, lora=True), settings)
     assert resumed.steps == 6 and not resumed.stopped_early
     assert resumed.options["loss_history"][0] == 123.0
     assert len(resumed.options["loss_history"]) == 6

@@ -235,11 +235,12 @@ def test_train_gate_learns_ret_as_one_token(
 
 def test_the_probe_alone_makes_the_resized_ret_row_decide(tmp_path: Path) -> None:
     from rarx.llm import load_llm
-    from rarx.train.gate import GateTrainSettings, add_ret_token, encode, load_base, probe_ret_row
+    from rarx.train.causal import load_causal_lm
+    from rarx.train.gate import GateTrainSettings, add_ret_token, encode, probe_ret_row
 
     base = tiny_base(tmp_path / "base")
     rows = read_instances(gate_dir(tmp_path / "data") / "train.jsonl")
-    tokenizer, model = load_base(str(base))
+    tokenizer, model = load_causal_lm(str(base))
     ret_id = add_ret_token(tokenizer, model)
     encoded = [encode(tokenizer, r, 128) for r in rows]
     fit = probe_ret_row(model, ret_id, encoded, tokenizer.pad_token_id, GateTrainSettings(), 0)
@@ -265,8 +266,9 @@ def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
     from transformers import AutoModelForCausalLM
 
     from rarx.eval import leakage
+    from rarx.train.causal import load_causal_lm
     from rarx.train.common import TrainOptions, seed_everything
-    from rarx.train.gate import GateTrainSettings, add_ret_token, load_base, train_gate
+    from rarx.train.gate import GateTrainSettings, add_ret_token, train_gate
 
     monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: [])  # no packaged sets
     base = tiny_base(tmp_path / "base")
@@ -280,7 +282,7 @@ def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
     merged = AutoModelForCausalLM.from_pretrained(result.out)
     # the <RET> row moved away from its initialisation (mean resizing is deterministic)
     seed_everything(opts.seed)  # the trainer's own sequence: seed, load, add the token
-    tokenizer, start = load_base(str(base))
+    tokenizer, start = load_causal_lm(str(base))
     add_ret_token(tokenizer, start)
     row = merged.get_input_embeddings().weight[result.ret_id]
     assert merged.get_input_embeddings().weight.shape[0] == len(tokenizer)

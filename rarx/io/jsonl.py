@@ -52,3 +52,11 @@ def write_jsonl(f, rows: Iterable[dict[str, Any]]) -> int:  # noqa: ANN001 - tex
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+def write_jsonl_file(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write ``rows`` as a JSONL file, whole or not at all (an atomic replace)."""
+    from rarx.io.atomic import atomic_write
+
+    with atomic_write(path) as f:
+        return write_jsonl(f, rows)

@@ -25,25 +25,29 @@ from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt
-from rarx.train.common import TrainOptions
-from rarx.train.first import Encoded
+from rarx.train.common import TrainOptions, setting
+from rarx.train.first import Encoded, FirstLossSettings
 from rarx.train.mc_data import McExample
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ChoiceSettings:
-    """What ``rarx train choice`` adds to the shared options."""
+class ChoiceSettings(FirstLossSettings):
+    """What ``rarx train choice`` adds to the shared options (FIRST's loss settings too)."""
 
-    teacher_scores: Path | None = None  # JSONL {"id", "scores"}: orders the wrong options
-    lm_weight: float = 1.0
-    rank_weight: float = 10.0
-    dev: int = 200  # dev questions scored before and after (spread over the split)
-    lora_r: int = 16
-    train_layers: int = 0
-    instructions: bool = False  # prompts carry the item's instruction (RAR-b's "w/ inst.")
-    sources: tuple[str, ...] = ()
+    teacher_scores: Path | None = setting(
+        None, "JSONL {id, scores} from `rarx train data teacher`: the wrong options are "
+        "ranked in the teacher's order (else they tie); trains on the scored questions only.",
+        exists=True,
+    )  # fmt: skip
+    dev: int = setting(200, "Dev-split questions scored before and after training (0: none).",
+                       min=0)  # fmt: skip
+    instructions: bool = setting(
+        False, "Put each question's instruction in the prompt (RAR-b's setting with "
+        "instructions)."
+    )  # fmt: skip
+    sources: tuple[str, ...] = setting((), "Comma-separated data sources to keep (default all).")
 
 
 def choice_ranks(label: int, n: int, teacher: Sequence[float] | None = None) -> list[int]:
@@ -80,10 +84,7 @@ class ChoiceEncoder:
         return [self.llm.token_id(x) for x in labels]
 
     def chat(self, it: McExample) -> Any:
-        from rarx.eval.datasets.base import McrItem
-
-        item = McrItem(it.instruction, it.query, it.options, it.label)
-        return self.prompt.build(item, self.instructions)
+        return self.prompt.build(it.mcr, self.instructions)
 
     def encode(self, it: McExample, teacher: Sequence[float] | None = None) -> Encoded:
         prompt = self.llm.prompt_ids(self.chat(it))
@@ -97,7 +98,7 @@ def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
     tokenizer and its card to ``opts.out``; return the card."""
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.train.common import file_ref, seed_everything, write_card
-    from rarx.train.first import check_weights, fit_first
+    from rarx.train.first import fit_first
     from rarx.train.mc_data import (
         card_data,
         filter_sources,
@@ -108,7 +109,6 @@ def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
         spread,
     )
 
-    check_weights(settings.lm_weight, settings.rank_weight)
     seed_everything(opts.seed)
     path = resolve_data(opts.data)
     items = filter_sources(read_mc(path), settings.sources)
@@ -141,11 +141,7 @@ def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
         return fits
 
     train_rows, dev_rows = encoded(train, teacher), encoded(dev, None)
-    result, metrics = fit_first(
-        opts, llm, train_rows, dev_rows, id_tokens, lm_weight=settings.lm_weight,
-        rank_weight=settings.rank_weight, lora_r=settings.lora_r,
-        train_layers=settings.train_layers,
-    )  # fmt: skip
+    result, metrics, cache = fit_first(opts, llm, train_rows, dev_rows, id_tokens, settings)
     refs, overlap = card_data(path, items)
     return write_card(
         opts, "choice", refs, result, metrics, overlap,
@@ -154,4 +150,5 @@ def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
         train_layers=settings.train_layers, instructions=settings.instructions,
         sources=list(settings.sources), train_questions=len(train_rows),
         dev_questions=len(dev_rows), prompt="llm-choice", loss_history=result.loss_history,
+        **({"state_cache": cache} if cache else {}),
     )  # fmt: skip

@@ -43,7 +43,6 @@ class TrainOptions:
     lora: bool = False  # LoRA adapters (peft) instead of full fine-tuning, for LLMs
     save_steps: int = 500
     quiet: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # objective-specific settings
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -60,6 +59,14 @@ class TrainOptions:
         for k in ("quiet", "resume", "data", "base"):
             d.pop(k)
         return d
+
+
+def setting(default: Any, help: str, **cli: Any) -> Any:
+    """A field of an objective's settings dataclass: its default (the only place it is
+    written) and the help of the ``rarx train`` flag derived from it. ``cli`` refines the
+    flag: ``min`` (a lower bound), ``choices``, ``exists`` (a path that must exist),
+    ``flag`` (another spelling), ``cli=False`` (no flag)."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 def seed_everything(seed: int) -> None:
@@ -245,7 +252,7 @@ def write_card(
         stopped_early=result.stopped_early,
         metrics=dict(metrics or {}),
         overlap=dict(overlap or {}),
-        options={**opts.card_options(), **opts.extra, **options}
+        options={**opts.card_options(), **options}
         | ({"resumed_from": result.resumed_from} if result.resumed_from else {}),
     )
     card.write(opts.out)

@@ -33,16 +33,17 @@ from rarx.train.common import (
     fit,
     resolve_device,
     seed_everything,
+    setting,
     write_card,
 )
 from rarx.train.mc_data import (
     McExample,
     card_data,
     filter_sources,
-    mc_accuracy,
     read_mc,
     read_teacher_scores,
     resolve_data,
+    scorer_accuracy,
     split_items,
     spread,
 )
@@ -55,14 +56,22 @@ OBJECTIVE = "cross-encoder"
 
 @dataclass(frozen=True)
 class CrossEncoderSettings:
-    loss: str = "listwise"
-    teacher_scores: Path | None = None  # JSONL {"id", "scores"}: distillation target
-    temperature: float = 1.0  # of the teacher's softmax
-    alpha: float = 0.5  # the teacher's share of the target distribution
-    max_length: int = 256
-    sources: tuple[str, ...] = ()  # only these sources of the data (all when empty)
-    logging_steps: int = 10
-    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
+    """What ``rarx train cross-encoder`` adds to the shared options."""
+
+    loss: str = setting("listwise", "listwise: softmax over each question's options; bce: "
+                        "each pair alone.", choices=LOSSES)  # fmt: skip
+    teacher_scores: Path | None = setting(
+        None, "JSONL {id, scores}: a teacher's option scores on the training items; distils "
+        "them (KL over options, with --loss listwise).", exists=True,
+    )  # fmt: skip
+    alpha: float = setting(0.5, "The teacher's share of the target distribution.")
+    temperature: float = setting(1.0, "Temperature of the teacher's softmax.")
+    dev_limit: int | None = setting(None, "Score at most this many dev questions (spread "
+                                    "over the split).", min=1)  # fmt: skip
+    max_length: int = setting(256, "Tokens per (question, option) pair.", min=8)
+    sources: tuple[str, ...] = setting((), "Comma-separated data sources to keep (default "
+                                       "all).")  # fmt: skip
+    logging_steps: int = setting(10, "", cli=False)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -139,21 +148,6 @@ def _loss(model: Any, items: Sequence[McExample], settings: CrossEncoderSettings
     return OptionSoftmaxLoss(model)
 
 
-def score_options(
-    model: Any, items: Sequence[McExample], batch_size: int = 64
-) -> list[list[float]]:
-    """The cross-encoder's score of each option of each question."""
-    pairs = [(it.query, o) for it in items for o in it.options]
-    if not pairs:
-        return []
-    flat = model.predict(pairs, batch_size=batch_size, show_progress_bar=False).tolist()
-    out, i = [], 0
-    for it in items:
-        out.append(flat[i : i + len(it.options)])
-        i += len(it.options)
-    return out
-
-
 def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> ModelCard:
     """Train, save the model into ``opts.out``, score the dev split, write the card."""
     from sentence_transformers.cross_encoder import (
@@ -196,7 +190,10 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
                                   loss=_loss(model, train, settings))  # fmt: skip
     result = fit(trainer, opts)
     model.save(str(opts.out))
-    metrics = {f"dev_{k}": v for k, v in mc_accuracy(dev, score_options(model, dev)).items()}
+    from rarx.eval.mcr_scorers.cross_encoder import CrossEncoderScorer
+
+    scored = scorer_accuracy(CrossEncoderScorer(model), dev)
+    metrics = {f"dev_{k}": v for k, v in scored.items()}
     if result.loss_history:
         metrics["final_loss"] = result.loss_history[-1]
     refs, overlap = card_data(path, items)

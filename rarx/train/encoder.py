@@ -18,19 +18,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.models.card import ModelCard
-from rarx.train.common import TrainOptions, fit, resolve_device, seed_everything, write_card
+from rarx.train.common import (
+    TrainOptions,
+    fit,
+    resolve_device,
+    seed_everything,
+    setting,
+    write_card,
+)
 from rarx.train.mc_data import (
     SOURCES,
     McExample,
     card_data,
+    default_sources,
     filter_sources,
-    mc_accuracy,
     read_mc,
     resolve_data,
+    scorer_accuracy,
     split_items,
     spread,
 )
@@ -38,16 +45,23 @@ from rarx.train.mc_data import (
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "encoder"
-DEFAULT_SOURCES = tuple(s for s in SOURCES if s != "boolq")
+DEFAULT_SOURCES = default_sources()
 
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    negatives: int = 3  # hard negatives per row
-    max_length: int = 256
-    sources: tuple[str, ...] | None = None  # None: DEFAULT_SOURCES that the data has
-    logging_steps: int = 10
-    dev_limit: int | None = None  # score at most this many dev questions (spread evenly)
+    """What ``rarx train encoder`` adds to the shared options."""
+
+    negatives: int = setting(3, "Wrong options per row as hard negatives (repeated when "
+                             "fewer).", min=1)  # fmt: skip
+    max_length: int = setting(256, "Tokens per text.", min=8)
+    sources: tuple[str, ...] | None = setting(
+        None, "Comma-separated data sources to keep (default: all but boolq, whose yes/no "
+        "options in-batch negatives cannot use)."
+    )  # fmt: skip
+    logging_steps: int = setting(10, "", cli=False)
+    dev_limit: int | None = setting(None, "Score at most this many dev questions (spread "
+                                    "over the split).", min=1)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.negatives < 1:
@@ -71,23 +85,6 @@ def _select(items: list[McExample], sources: tuple[str, ...] | None) -> list[McE
     if sources is not None:
         return filter_sources(items, sources)
     return [it for it in items if it.source not in SOURCES or it.source in DEFAULT_SOURCES]
-
-
-def score_options(model: Any, items: Sequence[McExample], batch_size: int = 64) -> list[Any]:
-    """Cosine similarity of each question to each of its options (RAR-b's scoring: the
-    query without instruction, raw vectors)."""
-    import numpy as np
-
-    if not items:
-        return []
-    texts = list(
-        dict.fromkeys([it.query for it in items] + [o for it in items for o in it.options])
-    )
-    vecs = model.encode(texts, batch_size=batch_size, show_progress_bar=False)
-    vecs = np.asarray(vecs, dtype=np.float64)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    at = {t: i for i, t in enumerate(texts)}
-    return [vecs[[at[o] for o in it.options]] @ vecs[at[it.query]] for it in items]
 
 
 def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
@@ -128,7 +125,10 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
     )
     result = fit(trainer, opts)
     model.save(str(opts.out))
-    metrics = {f"dev_{k}": v for k, v in mc_accuracy(dev, score_options(model, dev)).items()}
+    from rarx.eval.mcr_scorers.bi_encoder import BiEncoderScorer
+
+    scored = scorer_accuracy(BiEncoderScorer(model), dev)
+    metrics = {f"dev_{k}": v for k, v in scored.items()}
     if result.loss_history:
         metrics["final_loss"] = result.loss_history[-1]
     refs, overlap = card_data(path, items)

@@ -25,14 +25,47 @@ from typing import Any
 
 from rarx.errors import ConfigError
 from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
-from rarx.train.common import TrainOptions
+from rarx.train.common import TrainOptions, setting
+from rarx.train.frozen_states import STATE_CACHES
 from rarx.train.ranking_data import RankingWindow
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # target of a position that carries no loss
-DEFAULTS = {"lm_weight": 1.0, "rank_weight": 10.0, "passage_tokens": 300, "dev": 32,
-            "lora_r": 16, "train_layers": 0}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FirstLossSettings:
+    """FIRST's loss weights and what learns (every first-token objective: first, choice)."""
+
+    lm_weight: float = setting(1.0, "Weight of the language-modelling loss on the reply.")
+    rank_weight: float = setting(
+        10.0, "Weight of the weighted RankNet loss on the first token's logits."
+    )
+    lora_r: int = setting(16, "LoRA rank (with --lora).", min=1)
+    train_layers: int = setting(
+        0, "Train only the top N decoder layers (0: all); much cheaper per step on a CPU.",
+        min=0,
+    )  # fmt: skip
+    state_cache: str = setting(
+        "auto", "With --train-layers: compute the frozen layers' states once per example and "
+        "train the top layers on them (auto = memory; disk memory-maps them under "
+        "OUT/checkpoints; off: run the frozen layers every step).", choices=STATE_CACHES,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_weights(self.lm_weight, self.rank_weight)
+
+
+@dataclass(frozen=True)
+class FirstSettings(FirstLossSettings):
+    """What ``rarx train first`` adds to the shared options."""
+
+    passage_tokens: int = setting(
+        300, "Cut each passage to this many tokens, as the reranker will.", min=1
+    )
+    dev: int = setting(32, "Windows held out and scored before and after training (0: none).",
+                       min=0)  # fmt: skip
 
 
 # -- the loss -------------------------------------------------------------------------
@@ -192,8 +225,9 @@ def _trainer_class() -> type:
             import torch
 
             targets = inputs["targets"]
+            feed = {k: inputs[k] for k in ("input_ids", "inputs_embeds") if k in inputs}
             out = model(
-                input_ids=inputs["input_ids"],
+                **feed,  # inputs_embeds: cached frozen states (rarx.train.frozen_states)
                 attention_mask=inputs["attention_mask"],
                 position_ids=inputs["position_ids"],
                 logits_to_keep=targets.shape[1],
@@ -309,45 +343,27 @@ def windows_file(data: str, quiet: bool = True) -> Path:
 DATA_DEFAULTS: dict[str, Any] = {"window": 20, "shuffle": 0.5, "seed": 42}
 
 
-class _Windows:
-    def __init__(self, rows: Sequence[Encoded]):
-        self.rows = list(rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> Encoded:
-        return self.rows[i]
-
-
 def train_first(
-    opts: TrainOptions,
-    *,
-    passage_tokens: int = DEFAULTS["passage_tokens"],
-    lm_weight: float = DEFAULTS["lm_weight"],
-    rank_weight: float = DEFAULTS["rank_weight"],
-    dev: int = DEFAULTS["dev"],
-    lora_r: int = DEFAULTS["lora_r"],
-    train_layers: int = DEFAULTS["train_layers"],
+    opts: TrainOptions, settings: FirstSettings | None = None,
     template: ListwiseTemplate = LISTWISE,
-) -> Any:
+) -> Any:  # fmt: skip
     """Train ``opts.base`` on ranking windows; write the model, its tokenizer and its
-    card to ``opts.out``; return the card. ``dev`` windows (a seeded sample, at most a
-    fifth) are held out and scored before and after training. ``train_layers`` > 0
+    card to ``opts.out``; return the card. ``settings.dev`` windows (a seeded sample, at
+    most a fifth) are held out and scored before and after training. ``train_layers`` > 0
     trains only the top that many decoder layers (with ``opts.lora``: puts adapters
-    only there): the layers below run without gradients, so a step costs little more
-    than a forward pass, which is what makes CPU training of a 135M model practical."""
+    only there), on cached states of the layers below (``state_cache``), so an epoch
+    costs the top layers only, which is what makes CPU training of an LLM practical."""
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.models.card import DataRef
     from rarx.train.common import seed_everything, write_card
     from rarx.train.ranking_data import data_overlap, read_windows
 
-    check_weights(lm_weight, rank_weight)
+    s = settings or FirstSettings()
     seed_everything(opts.seed)
     data_path = windows_file(opts.data, opts.quiet)
     windows = read_windows(data_path)
     llm = TransformersLLM(opts.base, device="cpu", quiet=opts.quiet)
-    encoder = WindowEncoder(llm, template, passage_tokens)
+    encoder = WindowEncoder(llm, template, s.passage_tokens)
     id_tokens = encoder.id_tokens(max(len(w.passages) for w in windows))
     encoded = [encoder.encode(w) for w in windows]
     fits = [e for e in encoded if len(e.input_ids) <= llm.context_length]
@@ -364,13 +380,10 @@ def train_first(
             f"no window of {data_path} fits the context of {llm.context_length} "
             "tokens; lower --passage-tokens"
         )
-    held = set(random.Random(opts.seed).sample(range(len(fits)), min(dev, len(fits) // 5)))
+    held = set(random.Random(opts.seed).sample(range(len(fits)), min(s.dev, len(fits) // 5)))
     train_rows = [e for i, e in enumerate(fits) if i not in held]
     dev_rows = [e for i, e in enumerate(fits) if i in held]
-    result, metrics = fit_first(
-        opts, llm, train_rows, dev_rows, id_tokens, lm_weight=lm_weight,
-        rank_weight=rank_weight, lora_r=lora_r, train_layers=train_layers,
-    )  # fmt: skip
+    result, metrics, cache = fit_first(opts, llm, train_rows, dev_rows, id_tokens, s)
     return write_card(
         opts,
         "first",
@@ -378,15 +391,16 @@ def train_first(
         result,
         metrics,
         overlap=data_overlap(data_path, windows),
-        passage_tokens=passage_tokens,
-        lm_weight=lm_weight,
-        rank_weight=rank_weight,
+        passage_tokens=s.passage_tokens,
+        lm_weight=s.lm_weight,
+        rank_weight=s.rank_weight,
         dev=len(dev_rows),
         train_windows=len(train_rows),
-        lora_r=lora_r if opts.lora else None,
-        train_layers=train_layers,
+        lora_r=s.lora_r if opts.lora else None,
+        train_layers=s.train_layers,
         template="listwise",
         loss_history=result.loss_history,
+        **({"state_cache": cache} if cache else {}),
     )
 
 
@@ -403,19 +417,18 @@ def fit_first(
     train_rows: Sequence[Encoded],
     dev_rows: Sequence[Encoded],
     id_tokens: list[int],
-    *,
-    lm_weight: float,
-    rank_weight: float,
-    lora_r: int,
-    train_layers: int,
-) -> tuple[Any, dict[str, float]]:
+    settings: FirstLossSettings,
+) -> tuple[Any, dict[str, float], dict[str, Any] | None]:
     """Train ``llm``'s model with FIRST's loss on encoded rows and save it (adapters
-    merged) with its tokenizer into ``opts.out``. Returns the fit result and the dev
-    metrics before (``base_*``) and after training. Shared by every objective that
-    teaches a first-token choice (:mod:`rarx.train.choice`)."""
+    merged) with its tokenizer into ``opts.out``. Returns the fit result, the dev
+    metrics before (``base_*``) and after training, and the frozen-state cache's report
+    (None without one). Shared by every objective that teaches a first-token choice
+    (:mod:`rarx.train.choice`)."""
     from functools import partial
 
-    from rarx.train.common import fit, training_arguments
+    from rarx.train.causal import LoraSpec, trainable
+    from rarx.train.common import training_arguments
+    from rarx.train.driver import train_and_save
 
     pad_id = llm.tokenizer.pad_token_id
     args = training_arguments(
@@ -431,63 +444,34 @@ def fit_first(
     if dev_rows:
         base = dev_metrics(model.to(device), dev_rows, id_tokens, pad_id, device)
         metrics.update({f"base_{k}": v for k, v in base.items() if k != "dev_windows"})
-    model = _trainable(model, opts.lora, lora_r, train_layers)
-    trainer = _trainer_class()(
+    s = settings
+    model = trainable(model, train_layers=s.train_layers,
+                      lora=LoraSpec(s.lora_r) if opts.lora else None)  # fmt: skip
+    trained = train_and_save(
+        opts, model, llm.tokenizer, train_rows, partial(collate, pad_id=pad_id),
+        lambda dataset, collator: first_trainer(model, args, dataset, collator, id_tokens,
+                                                s.lm_weight, s.rank_weight),
+        train_layers=s.train_layers, state_cache=s.state_cache,
+    )  # fmt: skip
+    if dev_rows:
+        metrics.update(dev_metrics(trained.model, dev_rows, id_tokens, pad_id, device))
+    return trained.result, metrics, trained.state_cache
+
+
+def first_trainer(
+    model: Any, args: Any, dataset: Any, collator: Any, id_tokens: list[int],
+    lm_weight: float, rank_weight: float,
+) -> Any:  # fmt: skip
+    """transformers' Trainer with FIRST's loss over ``dataset``."""
+    return _trainer_class()(
         model=model,
         args=args,
-        train_dataset=_Windows(train_rows),
-        data_collator=partial(collate, pad_id=pad_id),
+        train_dataset=dataset,
+        data_collator=collator,
         id_tokens=id_tokens,
         lm_weight=lm_weight,
         rank_weight=rank_weight,
     )
-    result = fit(trainer, opts)
-    final = trainer.model.merge_and_unload() if opts.lora else trainer.model
-    if dev_rows:
-        metrics.update(dev_metrics(final, dev_rows, id_tokens, pad_id, device))
-    final.save_pretrained(opts.out)
-    llm.tokenizer.save_pretrained(opts.out)
-    return result, metrics
-
-
-def _trainable(model: Any, lora: bool, lora_r: int, train_layers: int) -> Any:
-    """The model as it trains: all weights, LoRA adapters (peft) on every linear layer,
-    or either restricted to the top ``train_layers`` decoder layers."""
-    top = None
-    if train_layers:
-        layers = getattr(getattr(model, "model", None), "layers", None)
-        if layers is None:
-            raise ConfigError(
-                f"--train-layers needs a decoder whose layers are model.model.layers "
-                f"(Llama, Qwen, Mistral, ...); {type(model).__name__} has none: drop the flag"
-            )
-        if train_layers > len(layers):
-            raise ConfigError(f"--train-layers {train_layers}: the model has {len(layers)}")
-        top = list(range(len(layers) - train_layers, len(layers)))
-    if lora:
-        from peft import LoraConfig, get_peft_model
-
-        targets: Any = "all-linear"
-        if top is not None:  # peft wants module names when it is given layers
-            import torch
-
-            linear = model.model.layers.named_modules()
-            targets = sorted(
-                {n.rsplit(".", 1)[-1] for n, m in linear if isinstance(m, torch.nn.Linear)}
-            )
-        config = LoraConfig(
-            r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, target_modules=targets,
-            task_type="CAUSAL_LM", layers_to_transform=top,
-            layers_pattern="layers" if top else None,
-        )  # fmt: skip
-        return get_peft_model(model, config)
-    if top is not None:
-        model.requires_grad_(False)
-        for i in top:
-            model.model.layers[i].requires_grad_(True)
-        if getattr(model.model, "norm", None) is not None:
-            model.model.norm.requires_grad_(True)
-    return model
 
 
 def _bf16(device: str) -> bool:

@@ -30,7 +30,14 @@ from rarx.errors import ConfigError
 from rarx.llm.base import ChatPrompt
 from rarx.models.card import DataRef, ModelCard
 from rarx.stages.gate import RET
-from rarx.train.common import TrainOptions, fit, seed_everything, training_arguments, write_card
+from rarx.train.common import (
+    TrainOptions,
+    seed_everything,
+    setting,
+    training_arguments,
+    write_card,
+)
+from rarx.train.frozen_states import STATE_CACHES
 from rarx.train.gate_data import (
     QUESTIONS_FILE,
     build_gate_data,
@@ -48,14 +55,27 @@ IGNORE = -100  # label of a position the loss skips (transformers' convention)
 class GateTrainSettings:
     """What ``rarx train gate`` adds to the shared options."""
 
-    limit: int | None = None  # --data NAMES: training questions per source
-    dev_limit: int | None = None
-    max_length: int = 512  # prompt + target tokens; longer prompts lose their start
-    lora_r: int = 16
-    lora_alpha: int = 32
-    probe_init: bool = True  # fit the new <RET> row as a linear probe first (LP-FT)
-    probe_examples: int = 512
-    dev_eval: bool = True  # score P(<RET>) on the dev questions after training
+    limit: int | None = setting(None, "When --data names sources: training questions per "
+                                "source.", min=1)  # fmt: skip
+    dev_limit: int | None = setting(None, "When --data names sources: dev questions per "
+                                    "source.", min=1)  # fmt: skip
+    max_length: int = setting(512, "Tokens per instance (prompt + answer); longer prompts "
+                              "lose their start.", min=16)  # fmt: skip
+    lora_r: int = setting(16, "LoRA rank (with --lora).", min=1)
+    lora_alpha: int = setting(32, "LoRA alpha (with --lora).", min=1)
+    probe_init: bool = setting(True, "Fit the new <RET> row as a linear probe on the frozen "
+                               "model before fine-tuning (LP-FT).")  # fmt: skip
+    probe_examples: int = setting(512, "", cli=False)
+    dev_eval: bool = setting(True, "", cli=False)  # P(<RET>) on the dev questions after
+    train_layers: int = setting(
+        0, "Train only the top N decoder layers (0: all; with --lora: adapters there only); "
+        "the <RET> row keeps what the probe fitted.", min=0,
+    )  # fmt: skip
+    state_cache: str = setting(
+        "auto", "With --train-layers: train the top layers on the frozen layers' states, "
+        "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
+        choices=STATE_CACHES,
+    )  # fmt: skip
 
 
 # -- data -----------------------------------------------------------------------------
@@ -155,46 +175,6 @@ def mean_loss(model: Any, rows: Sequence[dict[str, list[int]]], collate: Any,
 # -- model ------------------------------------------------------------------------------
 
 
-def load_base(base: str) -> tuple[Any, Any]:
-    """Tokenizer and float32 model of a rarx model name, a local directory or a hub name."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rarx.models.cache import causal_lm_dir
-    from rarx.models.registry import hub_error, resolve_model
-
-    source = causal_lm_dir(resolve_model(base, kind="llm"), quiet=True)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    except OSError as exc:
-        raise hub_error(base, exc) from exc
-    if tokenizer.eos_token_id is None:
-        raise ConfigError(f"{base}: the tokenizer has no end-of-sequence token to end targets")
-    return tokenizer, model
-
-
-def with_lora(model: Any, ret_id: int, settings: GateTrainSettings) -> Any:
-    """LoRA on every linear layer; the ``<RET>`` embedding row trained as well (with a
-    tied output head it follows; an untied head is trained whole, modules_to_save)."""
-    from peft import LoraConfig, get_peft_model
-
-    emb = model.get_input_embeddings()
-    names = {m: n for n, m in model.named_modules()}
-    out = model.get_output_embeddings()
-    tied = out is not None and out.weight is emb.weight
-    config = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=0.0,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-        trainable_token_indices={names[emb].split(".")[-1]: [ret_id]},
-        modules_to_save=None if tied or out is None else [names[out].split(".")[-1]],
-    )
-    return get_peft_model(model, config)
-
-
 def probe_ret_row(
     model: Any, ret_id: int, train_set: Sequence[dict[str, list[int]]], pad_id: int,
     settings: GateTrainSettings, seed: int,
@@ -229,6 +209,9 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     questions, and write the card."""
     from transformers import Trainer
 
+    from rarx.train.causal import LoraSpec, load_causal_lm, pad_id, trainable
+    from rarx.train.driver import train_and_save
+
     settings = settings or GateTrainSettings()
     data = resolve_data(opts, settings)
     train_rows = read_instances(data / "train.jsonl")
@@ -237,32 +220,33 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     if not train_rows:
         raise ConfigError(f"{data / 'train.jsonl'} holds no instances")
     seed_everything(opts.seed)
-    tokenizer, model = load_base(opts.base)
+    tokenizer, model = load_causal_lm(opts.base)
     ret_id = add_ret_token(tokenizer, model)
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
-    pad_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
+    pad = pad_id(tokenizer)
     metrics: dict[str, float] = {}
     if settings.probe_init:
-        metrics.update(probe_ret_row(model, ret_id, train_set, pad_id, settings, opts.seed))
+        metrics.update(probe_ret_row(model, ret_id, train_set, pad, settings, opts.seed))
     model.config.use_cache = False
-    trained = with_lora(model, ret_id, settings) if opts.lora else model
+    # LoRA trains the <RET> row too; top-layer training keeps it where the probe put it
+    # (the input side of a tied row is below the layers that learn).
+    lora = LoraSpec(settings.lora_r, settings.lora_alpha, dropout=0.0) if opts.lora else None
+    rows = [ret_id] if lora and not settings.train_layers else []
+    model = trainable(model, train_layers=settings.train_layers, lora=lora, token_rows=rows)
     # Random batches, not grouped by length: the <RET> instances are the short prompts, so
     # length groups would make whole batches of <RET> alternate with batches of answers.
     args = training_arguments(opts, remove_unused_columns=False, warmup_steps=0,
                               weight_decay=0.0)  # fmt: skip
-    trainer = Trainer(model=trained, args=args, train_dataset=train_set,
-                      data_collator=collator(pad_id), processing_class=tokenizer)  # fmt: skip
-    result = fit(trainer, opts)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    final = trained.merge_and_unload() if opts.lora else trained
-    final.config.use_cache = True
-    final.save_pretrained(opts.out)
-    tokenizer.save_pretrained(opts.out)
+    trained = train_and_save(
+        opts, model, tokenizer, train_set, collator(pad),
+        lambda dataset, collate: Trainer(model=model, args=args, train_dataset=dataset,
+                                         data_collator=collate, processing_class=tokenizer),
+        train_layers=settings.train_layers, state_cache=settings.state_cache,
+    )  # fmt: skip
+    result, final = trained.result, trained.model
     if dev_rows:  # after saving: an interrupted evaluation keeps the trained model
         dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
-        metrics["dev_loss"] = round(mean_loss(final, dev_set, collator(pad_id)), 4)
+        metrics["dev_loss"] = round(mean_loss(final, dev_set, collator(pad)), 4)
     if settings.dev_eval and (data / QUESTIONS_FILE).is_file():
         metrics.update(dev_gate_metrics(opts.out, data / QUESTIONS_FILE, opts.device))
     refs = [DataRef.of(data / "train.jsonl", len(train_rows))]
@@ -276,6 +260,7 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
         lora={"r": settings.lora_r, "alpha": settings.lora_alpha, "merged": True}
         if opts.lora else None,
         max_length=settings.max_length, probe_init=settings.probe_init,
+        train_layers=settings.train_layers, **trained.card_options(),
     )  # fmt: skip
     return GateTrainResult(opts.out, card, ret_id)
 

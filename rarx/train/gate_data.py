@@ -29,6 +29,7 @@ from rarx.errors import ConfigError
 from rarx.eval.qa import contains_answer, normalize_answer
 from rarx.eval.splits import assert_disjoint, select, split_of
 from rarx.io.atomic import atomic_write
+from rarx.io.jsonl import write_jsonl_file
 from rarx.llm.base import ChatPrompt
 from rarx.progress import progress_bar
 from rarx.stages.gate import ADAPT_PROMPT, RET
@@ -281,17 +282,11 @@ def build_gate_data(
             s: round(sum(v) / len(v), 4) for s, v in per_source.items()
         }
         summary.instances[split] = dict(Counter(r["kind"] for r in found))
-        _write_jsonl(out / f"{split}.jsonl", found)
-    _write_jsonl(out / QUESTIONS_FILE, rows)
+        write_jsonl_file(out / f"{split}.jsonl", found)
+    write_jsonl_file(out / QUESTIONS_FILE, rows)
     summary.seconds = round(time.perf_counter() - t0, 1)
     summary.write(out)  # last: its presence marks a complete build
     return summary
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with atomic_write(path) as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def read_instances(path: str | Path) -> list[dict[str, Any]]:

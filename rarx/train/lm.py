@@ -26,11 +26,30 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.io.corpus import Corpus, corpus_checksum, corpus_files
 from rarx.models.card import DataRef, ModelCard
-from rarx.train.common import TrainOptions, fit, seed_everything, training_arguments, write_card
+from rarx.train.common import (
+    TrainOptions,
+    seed_everything,
+    setting,
+    training_arguments,
+    write_card,
+)
 
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "lm"
+
+
+@dataclass(frozen=True)
+class LmSettings:
+    """What ``rarx train lm`` adds to the shared options."""
+
+    block_size: int = setting(256, "Tokens per packed training sequence.", min=2)
+    dev_fraction: float = setting(0.05, "Share of blocks held out for the loss on the card.")
+    limit: int | None = setting(None, "First N documents only.", min=1)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dev_fraction < 1.0:
+            raise ConfigError(f"--dev-fraction must be in [0, 1), got {self.dev_fraction}")
 
 
 @dataclass(frozen=True)
@@ -86,77 +105,52 @@ def corpus_blocks(
     return Blocks(train, dev, len(docs), tokens)
 
 
-def _load(base: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rarx.models.cache import causal_lm_dir
-    from rarx.models.registry import hub_error, resolve_model
-
-    source = causal_lm_dir(resolve_model(base, kind="llm"), quiet=True)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source)
-    except OSError as exc:
-        raise hub_error(base, exc) from exc
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model
-
-
-def _with_lora(model: Any) -> Any:
-    from rarx.errors import require
-
-    require("peft", "train")
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
-                        target_modules="all-linear")  # fmt: skip
-    return get_peft_model(model, config)
-
-
-def train_lm(
-    opts: TrainOptions, block_size: int = 256, dev_fraction: float = 0.05,
-    limit: int | None = None,
-) -> ModelCard:  # fmt: skip
+def train_lm(opts: TrainOptions, settings: LmSettings | None = None) -> ModelCard:
     """Continue pre-training ``opts.base`` on the corpus ``opts.data``; returns the card."""
     from rarx.errors import require
 
     require("transformers", "train")
     from transformers import DataCollatorForLanguageModeling, Trainer
 
+    from rarx.train.causal import LoraSpec, load_causal_lm, trainable
+    from rarx.train.driver import train_and_save
+
+    s = settings or LmSettings()
+    block_size, dev_fraction, limit = s.block_size, s.dev_fraction, s.limit
     if not corpus_files(opts.data):
         raise InputError("no corpus files", opts.data)
-    if not 0.0 <= dev_fraction < 1.0:
-        raise ConfigError(f"--dev-fraction must be in [0, 1), got {dev_fraction}")
     seed_everything(opts.seed)
-    tokenizer, model = _load(opts.base)
+    tokenizer, model = load_causal_lm(opts.base)
+    if tokenizer.pad_token_id is None:  # the collator pads (and masks) with it
+        tokenizer.pad_token = tokenizer.eos_token
     blocks = corpus_blocks(opts.data, tokenizer, block_size, dev_fraction, opts.seed, limit)
     log.info("%d documents, %d tokens: %d training and %d held-out blocks of %d tokens",
              blocks.documents, blocks.tokens, len(blocks.train), len(blocks.dev),
              block_size)  # fmt: skip
-    if opts.lora:
-        model = _with_lora(model)
+    model = trainable(model, lora=LoraSpec(16, 32) if opts.lora else None)
     args = training_arguments(opts, per_device_eval_batch_size=opts.batch_size,
                               remove_unused_columns=False)  # fmt: skip
-    trainer = Trainer(
-        model=model, args=args,
-        train_dataset=[{"input_ids": b} for b in blocks.train],
-        eval_dataset=[{"input_ids": b} for b in blocks.dev] or None,
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-    )  # fmt: skip
+    collate = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    dev = [{"input_ids": b} for b in blocks.dev]
+    trainers: list[Any] = []
     metrics: dict[str, float] = {}
-    if blocks.dev:
-        metrics["dev_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
-    result = fit(trainer, opts)
-    if blocks.dev:
-        loss = float(trainer.evaluate()["eval_loss"])
+
+    def make_trainer(dataset: Any, collator: Any) -> Any:
+        trainers.append(Trainer(model=model, args=args, train_dataset=dataset,
+                                eval_dataset=dev or None, data_collator=collator))  # fmt: skip
+        if dev:  # the base model's held-out loss, before the first step
+            metrics["dev_loss_before"] = round(float(trainers[0].evaluate()["eval_loss"]), 4)
+        return trainers[0]
+
+    trained = train_and_save(opts, model, tokenizer, [{"input_ids": b} for b in blocks.train],
+                             collate, make_trainer)  # fmt: skip
+    result = trained.result
+    if dev:
+        loss = float(trainers[0].evaluate()["eval_loss"])
         metrics["dev_loss"] = round(loss, 4)
         metrics["dev_perplexity"] = round(math.exp(min(loss, 50.0)), 3)
     if result.loss_history:
         metrics["train_loss_last"] = round(result.loss_history[-1], 4)
-    final = trainer.model.merge_and_unload() if opts.lora else trainer.model
-    final.save_pretrained(opts.out)
-    tokenizer.save_pretrained(opts.out)
     data = [DataRef(opts.data, corpus_checksum(opts.data), blocks.documents)]
     return write_card(
         opts, OBJECTIVE, data, result, metrics, block_size=block_size,

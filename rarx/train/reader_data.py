@@ -35,14 +35,14 @@ from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.eval.mc_reader import LABELS, label_token, lettered, reader_prompt
-from rarx.train.mc_data import SOURCES, McExample, build_mc, spread
+from rarx.io.jsonl import write_jsonl_file
+from rarx.train.mc_data import SOURCES, McExample, build_mc, default_sources, spread
 
 META_FILE = "reader_data.json"
 BANK_DIR = "bank"
 # Tasks that share a dataset with a held-out task leave with it.
 FAMILIES = {"arc-easy": ("arc-easy", "arc-challenge-val"),
             "arc-challenge-val": ("arc-easy", "arc-challenge-val")}  # fmt: skip
-DEFAULT_SKIP = ("boolq",)
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,7 @@ class ReaderDataSettings:
         return FAMILIES.get(self.held_out, (self.held_out,))
 
     def training_sources(self) -> list[str]:
-        names = list(self.sources) if self.sources else [s for s in SOURCES
-                                                         if s not in DEFAULT_SKIP]  # fmt: skip
+        names = list(self.sources) if self.sources else list(default_sources())
         unknown = [n for n in names if n not in SOURCES]
         if unknown:
             raise ConfigError(
@@ -171,7 +170,7 @@ def build_reader_data(
                         summary.demo_sources.get(source_of[d["id"]], 0) + 1
                     )
         summary.instances[split] = dict(Counter(r["source"] for r in rows))
-        _write_jsonl(out / f"{split}.jsonl", rows)
+        write_jsonl_file(out / f"{split}.jsonl", rows)
     if overlap is None:
         overlap = overlap_report([t for it in kept for t in (it.question, it.query)])
     summary.overlap = overlap
@@ -181,14 +180,6 @@ def build_reader_data(
         json.dump(asdict(summary), f, indent=2, ensure_ascii=False)
         f.write("\n")
     return summary
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    from rarx.io.atomic import atomic_write
-
-    with atomic_write(path) as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

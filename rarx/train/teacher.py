@@ -28,7 +28,6 @@ def write_teacher_scores(
     """Score the first ``limit`` training questions of ``data`` (a file or data name)
     with the named MCR scorer and write them to ``out``; returns how many. Rows are
     written as they are scored, so a long run can be followed."""
-    from rarx.eval.datasets.base import McrItem
     from rarx.eval.mcr_scorers import load_scorer
     from rarx.io.atomic import atomic_write
     from rarx.io.jsonl import write_jsonl
@@ -42,7 +41,7 @@ def write_teacher_scores(
     with atomic_write(out) as f:
         for start in range(0, len(train), chunk):
             part = train[start : start + chunk]
-            items = [McrItem(it.instruction, it.query, it.options, it.label) for it in part]
+            items = [it.mcr for it in part]
             scores = teacher.scores(items, False)
             write_jsonl(f, ({"id": it.id, "scores": [float(x) for x in s]}
                             for it, s in zip(part, scores, strict=True)))  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,61 @@ def options_from(kwargs: dict[str, Any]) -> Any:
     from rarx.train.common import TrainOptions
 
     return TrainOptions(**{k: kwargs.pop(k) for k in COMMON if k in kwargs})
+
+
+def _setting_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+
+
+def _base_type(hint: Any) -> Any:
+    """``X | None`` → X; ``tuple[str, ...]`` → tuple."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, type(int | None)) and len(args) == 1:
+        return _base_type(args[0])
+    return typing.get_origin(hint) or hint
+
+
+def _option(f: dataclasses.Field, hint: Any) -> Callable:
+    meta, base = f.metadata, _base_type(hint)
+    flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+    kw: dict[str, Any] = {"help": meta.get("help", ""), "default": f.default}
+    if base is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", f.name, show_default=True, **kw)
+    if base is tuple:  # comma-separated on the command line
+        kw["default"] = ",".join(f.default) if f.default else None
+        return click.option(flag, f.name, type=str, **kw)
+    if "choices" in meta:
+        kw["type"] = click.Choice(list(meta["choices"]))
+    elif base is Path:
+        kw["type"] = click.Path(exists=meta.get("exists", False), path_type=Path)
+    elif base in (int, float) and "min" in meta:
+        kw["type"] = (click.IntRange if base is int else click.FloatRange)(min=meta["min"])
+    elif base in (int, float, str):
+        kw["type"] = base
+    return click.option(flag, f.name, show_default=f.default is not None, **kw)
+
+
+def settings_options(cls: type) -> Callable:
+    """One flag per field of an objective's settings dataclass (see
+    :func:`rarx.train.common.setting`): defaults and help are the dataclass's."""
+
+    def decorate(fn: Callable) -> Callable:
+        for f, hint in reversed(_setting_fields(cls)):
+            fn = _option(f, hint)(fn)
+        return fn
+
+    return decorate
+
+
+def settings_from(cls: type, kwargs: dict[str, Any], **given: Any) -> Any:
+    """Pop the settings' flags from a command's keyword arguments into ``cls``."""
+    values = dict(given)
+    for f, hint in _setting_fields(cls):
+        if f.name not in kwargs:
+            continue
+        value = kwargs.pop(f.name)
+        if _base_type(hint) is tuple:  # not given: the field's own default (None or ())
+            value = f.default if value is None else tuple(s for s in value.split(",") if s)
+        values[f.name] = value
+    return cls(**values)

@@ -1,0 +1,284 @@
+"""Top-layer training on cached frozen states.
+
+When only the top N decoder layers learn (with or without LoRA on them, and the final
+norm), the layers below compute the same states for a training example at every step.
+:func:`cache_states` runs them once per example (the caching pass) and keeps their
+output, the input of layer ``L - N``, in memory or memory-mapped on disk; during
+training :func:`cached_collator` hands those states to the model as ``inputs_embeds``
+while :func:`top_only` has the decoder run its top layers only. An epoch then costs
+the top layers' forward and backward passes and nothing below.
+
+What the top layers need besides the states is what the model's own forward builds
+from the batch: the causal mask from ``attention_mask`` and the rotary embeddings from
+``position_ids`` (given, or counted from 0 per row as for right padding). Each example
+is cached as it is alone, at positions 0..n-1; the collator places its states on the
+positions its batch's ``attention_mask`` marks real, so left and right padding both
+work as long as real tokens are contiguous and numbered from 0 (as rarx's collators
+number them). Padding positions get zeros: masked out as keys, they never reach a real
+token, and no loss reads them.
+
+Input-side embeddings are part of what is cached: a row that learns (a new token's
+embedding) is used at the top only through a tied or untied output head. Layers below
+the split must not learn; :func:`check_frozen_below` says so when they would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rarx.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def decoder_of(model: Any) -> Any:
+    """The decoder stack (``model.model`` of a Llama/Qwen/Mistral causal LM), also
+    through a peft wrapper."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(inner, "model", None)
+    if decoder is None or not hasattr(decoder, "layers"):
+        raise ConfigError(
+            f"top-layer training needs a decoder whose layers are model.model.layers "
+            f"(Llama, Qwen, Mistral, ...); {type(inner).__name__} has none: train all layers"
+        )
+    return decoder
+
+
+def split_layer(model: Any, train_layers: int) -> int:
+    """The index of the first layer that learns when the top ``train_layers`` do."""
+    n = len(decoder_of(model).layers)
+    if not 0 < train_layers <= n:
+        raise ConfigError(f"--train-layers {train_layers}: the model has {n} decoder layers")
+    return n - train_layers
+
+
+def check_frozen_below(model: Any, split: int) -> None:
+    """Refuse a cache whose states would go stale: nothing at or below layer ``split - 1``
+    (embeddings included) may learn."""
+    decoder = decoder_of(model)
+    below = [decoder.embed_tokens, *list(decoder.layers)[:split]]
+    learning = [n for m in below for n, p in m.named_parameters() if p.requires_grad]
+    if learning:
+        raise ConfigError(
+            f"cached states need the layers below {split} frozen, but {len(learning)} "
+            f"parameters there learn (e.g. {learning[0]}); cache only with --train-layers "
+            "(LoRA restricted to those layers), or train without the cache"
+        )
+
+
+@contextlib.contextmanager
+def _layers(decoder: Any, keep: slice, final_norm: bool) -> Iterator[None]:
+    """The decoder with only ``layers[keep]`` (and, unless ``final_norm``, no final
+    norm), restored afterwards. Per-layer attention kinds follow their layers; no KV
+    cache (its layers are numbered by the attention modules' own indices)."""
+    import torch
+
+    layers, norm = decoder.layers, decoder.norm
+    types = getattr(decoder.config, "layer_types", None)
+    use_cache = decoder.config.use_cache
+    decoder.config.use_cache = False
+    decoder.layers = torch.nn.ModuleList(list(layers)[keep])
+    if not final_norm:
+        decoder.norm = torch.nn.Identity()
+    if types is not None:
+        decoder.config.layer_types = list(types)[keep]
+    try:
+        yield
+    finally:
+        decoder.layers, decoder.norm = layers, norm
+        decoder.config.use_cache = use_cache
+        if types is not None:
+            decoder.config.layer_types = types
+
+
+def top_only(model: Any, split: int) -> contextlib.AbstractContextManager[None]:
+    """The model runs layers ``split..L-1``, the norm and the head on ``inputs_embeds``
+    that are layer ``split``'s input (the checkpoint the Trainer writes meanwhile holds
+    those layers under their new numbers; resume with the same ``--train-layers``)."""
+    return _layers(decoder_of(model), slice(split, None), final_norm=True)
+
+
+@dataclass
+class StateCache:
+    """Layer ``split``'s input for each example: ``states[offsets[i]:offsets[i+1]]``."""
+
+    states: Any  # numpy [tokens, hidden] float32, in memory or a memmap
+    offsets: Any  # numpy [examples + 1] int64
+    split: int
+    path: Path | None = None
+    seconds: float = 0.0  # the caching pass
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, i: int) -> Any:
+        return self.states[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.states.nbytes)
+
+    def report(self) -> dict[str, Any]:
+        """What the card records about the cache."""
+        return {"layer": self.split, "examples": len(self), "tokens": int(self.offsets[-1]),
+                "bytes": self.nbytes, "on_disk": self.path is not None,
+                "seconds": round(self.seconds, 1)}  # fmt: skip
+
+
+def cache_states(
+    model: Any, sequences: Sequence[Sequence[int]], split: int, path: Path | None = None,
+    quiet: bool = True, batch_size: int = 8,
+) -> StateCache:  # fmt: skip
+    """Run embeddings and layers ``0..split-1`` once per sequence (no gradients) and keep
+    their output; memory-mapped at ``path`` (a ``.npy`` file) when given, else in memory.
+
+    Sequences go in batches of similar length, padded on the right: under the causal
+    mask a real token attends to real tokens only, so its state is the one it has alone
+    at positions 0..n-1 (the order of floating-point sums aside)."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from rarx.progress import progress
+
+    if split <= 0:
+        raise ConfigError(f"nothing to cache below layer {split}")
+    decoder = decoder_of(model)
+    hidden = int(decoder.config.hidden_size)
+    lengths = [len(s) for s in sequences]
+    offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(lengths)
+    shape = (int(offsets[-1]), hidden)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        states = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+    else:
+        states = np.empty(shape, dtype=np.float32)
+    device = next(decoder.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: lengths[i])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad(), _layers(decoder, slice(0, split), final_norm=False):
+        for batch in progress(batches, desc="frozen states", quiet=quiet):
+            width = max(lengths[i] for i in batch)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for b, i in enumerate(batch):
+                ids[b, : lengths[i]] = torch.tensor(list(sequences[i]))
+                mask[b, : lengths[i]] = 1
+            out = decoder(input_ids=ids.to(device), attention_mask=mask.to(device),
+                          use_cache=False).last_hidden_state.float().cpu().numpy()  # fmt: skip
+            for b, i in enumerate(batch):
+                states[offsets[i] : offsets[i + 1]] = out[b, : lengths[i]]
+    if was_training:
+        model.train()
+    if path is not None:
+        states.flush()
+        del states
+        partial.replace(path)  # whole or absent: an interrupted pass leaves only .partial
+        states = np.load(path, mmap_mode="r")
+    cache = StateCache(states, offsets, split, path, time.perf_counter() - t0)
+    log.info("cached layer %d's input for %d examples: %.1f MB %s in %.0f s", split, len(cache),
+             cache.nbytes / 1e6, f"at {path}" if path else "in memory", cache.seconds)  # fmt: skip
+    return cache
+
+
+class CachedRows:
+    """A training set whose items carry their index into the cache: ``(i, row)``."""
+
+    def __init__(self, rows: Sequence[Any]):
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[int, Any]:
+        return i, self.rows[i]
+
+
+def cached_collator(collate: Callable[[list[Any]], dict[str, Any]], cache: StateCache) -> Callable:
+    """``collate`` over the rows, then ``input_ids`` replaced by the cached states placed on
+    the real positions of each row (``attention_mask``), as ``inputs_embeds``."""
+
+    def collate_cached(batch: Sequence[tuple[int, Any]]) -> dict[str, Any]:
+        import torch
+
+        out = collate([row for _, row in batch])
+        mask = out["attention_mask"].bool()
+        ids = out.pop("input_ids")
+        embeds = torch.zeros((*ids.shape, cache.states.shape[1]), dtype=torch.float32)
+        for b, (i, _) in enumerate(batch):
+            states = torch.from_numpy(cache.get(i).copy())
+            if int(mask[b].sum()) != states.shape[0]:
+                raise ConfigError(
+                    f"example {i}: {int(mask[b].sum())} tokens in the batch but "
+                    f"{states.shape[0]} cached; the cache is not for these rows"
+                )
+            embeds[b, mask[b]] = states
+        out["inputs_embeds"] = embeds
+        return out
+
+    return collate_cached
+
+
+def disk_cache_path(out: Path, split: int) -> Path:
+    """Where ``--state-cache disk`` keeps the states: beside the checkpoints."""
+    from rarx.train.common import CHECKPOINTS
+
+    return out / CHECKPOINTS / f"frozen-states-layer{split}.npy"
+
+
+STATE_CACHES = ("auto", "memory", "disk", "off")  # auto: memory whenever --train-layers
+
+
+@dataclass
+class CachedTraining:
+    """A training set, its collator and the context the Trainer runs in, on cached states."""
+
+    model: Any
+    cache: StateCache
+    dataset: CachedRows
+    collate: Callable
+
+    def top_only(self) -> contextlib.AbstractContextManager[None]:
+        return top_only(self.model, self.cache.split)
+
+    def finish(self) -> dict[str, Any]:
+        """The cache's report for the card; a disk cache is removed (it is rebuilt, not
+        reused, by a resumed run)."""
+        report = self.cache.report()
+        if self.cache.path is not None:
+            self.cache.states = None
+            self.cache.path.unlink(missing_ok=True)
+        return report
+
+
+def cached_training(
+    model: Any, rows: Sequence[Any], collate: Callable, train_layers: int, mode: str,
+    out: Path, device: str = "cpu", quiet: bool = True,
+) -> CachedTraining | None:  # fmt: skip
+    """Cache the frozen states of ``rows`` (items with ``input_ids``, attributes or keys)
+    for training the top ``train_layers`` layers of ``model`` (already made
+    :func:`rarx.train.causal.trainable`), or None where ``mode`` or the flags say no
+    cache."""
+    if mode not in STATE_CACHES:
+        raise ConfigError(f"--state-cache must be one of {', '.join(STATE_CACHES)}, got {mode!r}")
+    if mode == "off" or (mode == "auto" and not train_layers):
+        return None
+    if not train_layers:
+        raise ConfigError(f"--state-cache {mode} needs --train-layers N (the layers that learn)")
+    split = split_layer(model, train_layers)
+    check_frozen_below(model, split)
+    ids = [r.input_ids if hasattr(r, "input_ids") else r["input_ids"] for r in rows]
+    path = disk_cache_path(out, split) if mode == "disk" else None
+    cache = cache_states(model.to(device), ids, split, path, quiet=quiet)
+    return CachedTraining(model, cache, CachedRows(rows), cached_collator(collate, cache))
