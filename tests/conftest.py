@@ -45,7 +45,9 @@ def tiny_chat_llama(root: Path, texts: list[str], vocab_size: int, max_positions
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
     tokenizer.chat_template = (
         "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant: {% endif %}"
+        # The assistant turn opens with a newline, as real chat templates do: rarx reads a
+        # reply's labels only where the prompt's last token cannot merge with the reply.
+        "{% if add_generation_prompt %}assistant:\n{% endif %}"
     )
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
