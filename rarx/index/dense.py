@@ -285,25 +285,12 @@ def _meta_json(doc: Document) -> str | None:
 # -- the docstore --------------------------------------------------------------------
 
 
-class _DocStore:
-    """Parquet rows read one row group at a time, only when a document is asked for."""
+class _Docids:
+    """Row <-> docid lookups over ``self.docids`` (set by the subclass), built on first use."""
 
-    CACHED_GROUPS = 8
-
-    def __init__(self, path: Path):
-        import pyarrow.parquet as pq
-
-        self._path = path
-        with reading(path.parent, path.name):  # a damaged file: one line naming it
-            self._file = pq.ParquetFile(path, memory_map=True)
-            meta = self._file.metadata
-            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-            self.docids: list[str] = self._file.read(columns=["docid"]).column("docid").to_pylist()
-        self._starts = np.cumsum([0, *sizes])
-        self._rows: dict[str, int] | None = None
-        self._docid_array: np.ndarray | None = None
-        self._groups: OrderedDict[int, tuple[list[str], list[str], list[Any]]] = OrderedDict()
-        self._columns = [c for c in ("title", "text", "meta") if c in self._file.schema_arrow.names]
+    docids: list[str]
+    _rows: dict[str, int] | None = None
+    _docid_array: np.ndarray | None = None
 
     @property
     def docid_array(self) -> np.ndarray:
@@ -319,6 +306,25 @@ class _DocStore:
         if self._rows is None:
             self._rows = {d: i for i, d in enumerate(self.docids)}
         return self._rows.get(docid)
+
+
+class _DocStore(_Docids):
+    """Parquet rows read one row group at a time, only when a document is asked for."""
+
+    CACHED_GROUPS = 8
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        self._path = path
+        with reading(path.parent, path.name):  # a damaged file: one line naming it
+            self._file = pq.ParquetFile(path, memory_map=True)
+            meta = self._file.metadata
+            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            self.docids: list[str] = self._file.read(columns=["docid"]).column("docid").to_pylist()
+        self._starts = np.cumsum([0, *sizes])
+        self._groups: OrderedDict[int, tuple[list[str], list[str], list[Any]]] = OrderedDict()
+        self._columns = [c for c in ("title", "text", "meta") if c in self._file.schema_arrow.names]
 
     def _group(self, g: int) -> tuple[list[str], list[str], list[Any]]:
         if g in self._groups:
@@ -346,27 +352,11 @@ class _DocStore:
         return found
 
 
-class _DocidList:
+class _DocidList(_Docids):
     """The docstore of an adopted pyserini faiss folder: ids only (its ``docid`` file)."""
 
     def __init__(self, path: Path):
         self.docids = path.read_text(encoding="utf-8").splitlines()
-        self._rows: dict[str, int] | None = None
-        self._docid_array: np.ndarray | None = None
-
-    @property
-    def docid_array(self) -> np.ndarray:
-        if self._docid_array is None:
-            table = np.empty(len(self.docids), dtype=object)
-            table[:] = self.docids
-            table.flags.writeable = False
-            self._docid_array = table
-        return self._docid_array
-
-    def row_of(self, docid: str) -> int | None:
-        if self._rows is None:
-            self._rows = {d: i for i, d in enumerate(self.docids)}
-        return self._rows.get(docid)
 
     def documents(self, rows: Iterable[int]) -> dict[int, Document | None]:
         return dict.fromkeys(rows)  # no text stored: hits carry none

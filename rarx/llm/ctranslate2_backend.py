@@ -87,6 +87,7 @@ class CTranslate2LLM:
     tokenize = TransformersLLM.tokenize
     token_id = TransformersLLM.token_id
     check_single_tokens = TransformersLLM.check_single_tokens
+    _output = TransformersLLM._output  # end tokens, control tokens and stop strings alike
 
     def __init__(
         self,
@@ -183,24 +184,6 @@ class CTranslate2LLM:
                 new = list(results[row].sequences_ids[0])
                 outputs[i] = self._output(new, len(batch[row]), seconds, prefill, stop)
         return [o for o in outputs if o is not None]
-
-    def _output(
-        self, new: list[int], prompt_tokens: int, seconds: float, prefill: float | None,
-        stop: Sequence[str],
-    ) -> LLMOutput:  # fmt: skip
-        finish = "length"
-        for j, tok in enumerate(new):
-            if tok in self._eos_ids:
-                new, finish = new[: j + 1], "stop"
-                break
-        text = self.tokenizer.decode([t for t in new if t not in self._control_ids])
-        for s in stop:
-            if s and s in text:
-                text, finish = text[: text.index(s)], "stop"
-        return LLMOutput(
-            text=text, prompt_tokens=prompt_tokens, completion_tokens=len(new),
-            seconds=seconds, finish_reason=finish, prefill_seconds=prefill,
-        )  # fmt: skip
 
     # -- scoring ----------------------------------------------------------------------
 

@@ -196,14 +196,16 @@ class TransformersLLM:
             width = enc["input_ids"].shape[1]
             for row in range(len(batch)):
                 outputs.append(
-                    self._output(out[row, width:].tolist(), enc, row, seconds, prefill, stop)
+                    self._output(out[row, width:].tolist(), int(enc["attention_mask"][row].sum()),
+                                 seconds, prefill, stop)  # fmt: skip
                 )
         return outputs
 
     def _output(
-        self, new: list[int], enc: Any, row: int, seconds: float, prefill: float | None,
+        self, new: list[int], prompt_tokens: int, seconds: float, prefill: float | None,
         stop: Sequence[str],
     ) -> LLMOutput:  # fmt: skip
+        """Generated ids as an output: cut at the first end token, then at a stop string."""
         finish = "length"
         for j, tok in enumerate(new):
             if tok in self._eos_ids:
@@ -217,7 +219,7 @@ class TransformersLLM:
                 text, finish = text[: text.index(s)], "stop"
         return LLMOutput(
             text=text,
-            prompt_tokens=int(enc["attention_mask"][row].sum()),
+            prompt_tokens=prompt_tokens,
             completion_tokens=len(new),
             seconds=seconds,
             finish_reason=finish,
