@@ -65,7 +65,7 @@ def main() -> None:
         ["train", "data", "gate", "--llm", args.base, "--questions", args.sources,
          "--limit", str(args.train_limit), "--dev-limit", str(args.data_dev_limit),
          "--out", str(data)],
-        (data / "gate_data.json").is_file(),
+        (data / "manifest.json").is_file(),
     )  # fmt: skip
     seconds["train"] = step(
         ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
@@ -89,7 +89,7 @@ def main() -> None:
         results[ds] = json.loads(path.read_text())
 
     card = json.loads((model / "rarx_model.json").read_text())
-    summary = json.loads((data / "gate_data.json").read_text())
+    summary = json.loads((data / "manifest.json").read_text())
     rows, goals = [], {}
     for ds, r in results.items():
         sysm = r["systems"]

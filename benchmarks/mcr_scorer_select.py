@@ -21,7 +21,7 @@ from common import table, write_result
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer
 from rarx.llm import load_llm
-from rarx.train.mc_data import build_mc
+from rarx.train.data.mc import build_mc
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from rarx.eval.significance import mean_ci, paired_t_test
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
 from rarx.stages.common import DEMOS
 from rarx.stages.demos import DemosParams, DemosStage
-from rarx.train.mc_data import SOURCES
+from rarx.train.data.mc import SOURCES
 from rarx.types import Query, QueryState
 
 LETTERS = "ABCDE"

@@ -35,7 +35,7 @@ NAME = "train_cached_states"
 
 def rows_for(llm: Any, questions: int) -> list[Any]:
     from rarx.train.choice import ChoiceEncoder
-    from rarx.train.mc_data import read_mc, resolve_data, split_items, spread
+    from rarx.train.data.mc import read_mc, resolve_data, split_items, spread
 
     train, _ = split_items(read_mc(resolve_data("reasoning-mc")))
     items = spread(train, questions)

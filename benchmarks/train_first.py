@@ -184,8 +184,9 @@ def windows_as_mc(windows: Path) -> Path:
     over the candidates); 5% of queries (by a hash of their id) as its dev split."""
     import hashlib
 
-    from rarx.train.mc_data import McExample, read_manifest, write_mc
-    from rarx.train.ranking_data import read_windows
+    from rarx.train.data.manifest import read_manifest
+    from rarx.train.data.mc import McExample, write_mc
+    from rarx.train.data.ranking import read_windows
 
     items = []
     for w in read_windows(windows):

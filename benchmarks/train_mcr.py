@@ -106,7 +106,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, WORK, table, write_result  # noqa: E402
 from rarx.eval.mcr import mcr_files, read_mcr_csv  # noqa: E402
-from rarx.train.mc_data import default_sources  # noqa: E402
+from rarx.train.data.mc import default_sources  # noqa: E402
 
 HERE = Path(os.environ.get("TRAIN_MCR_WORK", WORK / "train_mcr"))
 MODELS = HERE / "models"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rarx.eval.datasets.base import McrItem
-from rarx.train.mc_data import McExample, dev_split, read_mc, write_mc
+from rarx.train.data.mc import McExample, dev_split, read_mc, write_mc
 
 # Learnable in a few steps: the correct option repeats the question's key word, and
 # only the wrong ones say "not".
@@ -139,13 +139,16 @@ def test_cross_encoder_learns_and_loads_as_a_model(
     from rarx.eval.mcr_scorers import load_scorer
     from rarx.models.card import ModelCard
     from rarx.rerank.cross_encoder import CrossEncoderReranker
-    from rarx.train.cross_encoder import CrossEncoderSettings, train_cross_encoder
-    from rarx.train.mc_data import scorer_accuracy
+    from rarx.train.cross_encoder import CrossEncoderSettings
+    from rarx.train.data.mc import scorer_accuracy
+    from rarx.train.driver import run
 
     data = _write_data(tmp_path / "mc.jsonl", _items())
     out = tmp_path / "ce"
-    train_cross_encoder(
-        _opts(data, tiny_bert, out), CrossEncoderSettings(loss=loss, logging_steps=1)
+    run(
+        "cross-encoder",
+        _opts(data, tiny_bert, out),
+        CrossEncoderSettings(loss=loss, logging_steps=1),
     )
     first, last = _first_last(_losses(out))
     assert last < first
@@ -186,15 +189,16 @@ def test_encoder_learns_resumes_and_stops_on_time(tmp_path: Path, tiny_bert: Pat
     from rarx.models.card import ModelCard
     from rarx.models.encoder import Encoder, EncoderConfig
     from rarx.train.common import last_checkpoint
-    from rarx.train.encoder import EncoderSettings, train_encoder
+    from rarx.train.driver import run
+    from rarx.train.encoder import EncoderSettings
 
     data = _write_data(tmp_path / "mc.jsonl", _items())
     out = tmp_path / "enc"
     settings = EncoderSettings(logging_steps=1)
-    card = train_encoder(_opts(data, tiny_bert, out, max_steps=4, save_steps=2), settings)
+    card = run("encoder", _opts(data, tiny_bert, out, max_steps=4, save_steps=2), settings)
     assert card.steps == 4 and last_checkpoint(out).endswith("checkpoint-4")
     # --resume continues from the checkpoint: the global step goes on from 4.
-    resumed = train_encoder(_opts(data, tiny_bert, out, max_steps=6, resume=True), settings)
+    resumed = run("encoder", _opts(data, tiny_bert, out, max_steps=6, resume=True), settings)
     assert resumed.steps == 6 and resumed.options["resumed_from"] == 4
     first, last = _first_last(_losses(out))
     assert last < first
@@ -203,7 +207,7 @@ def test_encoder_learns_resumes_and_stops_on_time(tmp_path: Path, tiny_bert: Pat
     assert vecs.shape == (1, 32)
     # --max-minutes stops cleanly after the first step and keeps its checkpoint.
     late = tmp_path / "late"
-    stopped = train_encoder(_opts(data, tiny_bert, late, max_steps=50, max_minutes=1e-6), settings)
+    stopped = run("encoder", _opts(data, tiny_bert, late, max_steps=50, max_minutes=1e-6), settings)
     assert stopped.stopped_early and stopped.steps < 50
     assert last_checkpoint(late).endswith(f"checkpoint-{stopped.steps}")
     assert ModelCard.read(late).stopped_early

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rarx.train.mc_data import McExample, write_mc
+from rarx.train.data.mc import McExample, write_mc
 from tests.conftest import tiny_chat_llama
 
 THINGS = ["cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "rain", "snow"]
@@ -125,8 +125,9 @@ def test_teacher_scores_choose_the_questions_and_must_match_the_options(
 ):
     from rarx.errors import InputError
     from rarx.models.card import ModelCard
-    from rarx.train.choice import ChoiceSettings, train_choice
+    from rarx.train.choice import ChoiceSettings
     from rarx.train.common import TrainOptions
+    from rarx.train.driver import run as train
 
     items = questions(12, 1)
     data = write_data(tmp_path / "mc.jsonl", items)
@@ -137,7 +138,7 @@ def test_teacher_scores_choose_the_questions_and_must_match_the_options(
     def run(out: str) -> Any:
         opts = TrainOptions(data=str(data), base=str(tiny_lm), out=tmp_path / out,
                             max_steps=1, batch_size=2, seed=0, quiet=True)  # fmt: skip
-        return train_choice(opts, ChoiceSettings(teacher_scores=teacher, dev=0))
+        return train("choice", opts, ChoiceSettings(teacher_scores=teacher, dev=0))
 
     card = run("t")
     assert card.options["train_questions"] == 3

@@ -15,17 +15,10 @@ from rarx.errors import ConfigError
 
 
 def commands() -> list[tuple[str, Any]]:
-    from rarx.train.choice import ChoiceSettings
-    from rarx.train.cross_encoder import CrossEncoderSettings
-    from rarx.train.encoder import EncoderSettings
-    from rarx.train.first import FirstSettings
-    from rarx.train.gate import GateTrainSettings
-    from rarx.train.lm import LmSettings
-    from rarx.train.reader import ReaderTrainSettings
+    """Every registered objective has a command (generated from its class)."""
+    from rarx.train.objective import OBJECTIVES, objective_class
 
-    return [("choice", ChoiceSettings), ("cross-encoder", CrossEncoderSettings),
-            ("encoder", EncoderSettings), ("first", FirstSettings), ("gate", GateTrainSettings),
-            ("lm", LmSettings), ("reader", ReaderTrainSettings)]  # fmt: skip
+    return [(name, objective_class(name).Settings) for name in OBJECTIVES]
 
 
 def command(name: str) -> click.Command:
@@ -45,14 +38,13 @@ def test_every_setting_is_a_flag_with_the_settings_default(name: str, cls: Any) 
     params = parse(name, [*need, "--base", "b"])
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
-            assert f.name not in params or f.name in COMMON  # reader's data: other flags
+            assert f.name not in params or f.name in COMMON
             continue
         default = ",".join(f.default) if isinstance(f.default, tuple) and f.default else f.default
         assert params[f.name] == (default if default != () else None), f.name
     # parsed with nothing given, the flags rebuild the dataclass's own defaults
-    rest = {k: v for k, v in params.items() if k not in COMMON}
-    given = {"data": cls().data} if name == "reader" else {}
-    assert settings_from(cls, rest, **given) == cls(**given)
+    rest = {k: v for k, v in params.items() if k not in (*COMMON, "corpus")}
+    assert settings_from(cls, rest) == cls()
 
 
 def test_flags_parse_into_the_settings(tmp_path: Path) -> None:

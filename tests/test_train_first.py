@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rarx.errors import ConfigError
-from rarx.train.ranking_data import (
+from rarx.train.data.ranking import (
     RankingWindow,
     make_windows,
     order_from_qrels,
@@ -114,7 +114,7 @@ def test_shuffled_windows_keep_the_teacher_best_and_are_seeded(tmp_path: Path):
 
 
 def test_evaluation_sets_are_refused_as_training_data(tmp_path: Path):
-    from rarx.train.ranking_data import build_ranking_data
+    from rarx.train.data.ranking import build_ranking_data
 
     with pytest.raises(ConfigError, match="evaluation data"):
         build_ranking_data("piqa", tmp_path / "w.jsonl")
@@ -286,8 +286,8 @@ def least_liked(model: str) -> int:
 def test_training_prompt_is_the_first_rerankers_prompt(tiny_lm: Path, one_thread: None):
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.rerank.listwise import FirstReranker
+    from rarx.train.data.ranking import corpus_text
     from rarx.train.first import WindowEncoder
-    from rarx.train.ranking_data import corpus_text
 
     llm = TransformersLLM(str(tiny_lm), device="cpu")
     q, r = Query("q1", "what erupts from volcanoes?"), ranking("q1", ["d3", "d4", "d5", "d1"])
@@ -381,7 +381,8 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     from safetensors.torch import load_file
 
     from rarx.train.common import TrainOptions, last_checkpoint
-    from rarx.train.first import FirstSettings, train_first
+    from rarx.train.driver import run
+    from rarx.train.first import FirstSettings
 
     data = tmp_path / "windows.jsonl"
     write_windows(data, fixed_windows(6, 0))
@@ -400,7 +401,7 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
             **kw,
         )
 
-    first = train_first(opts(max_minutes=1e-6, lora=True), settings)
+    first = run("first", opts(max_minutes=1e-6, lora=True), settings)
     assert first.stopped_early and first.steps == 1
     checkpoint = last_checkpoint(tmp_path / "m")
     assert checkpoint is not None and checkpoint.endswith("checkpoint-1")
@@ -410,7 +411,7 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     state["log_history"][0]["loss"] = 123.0
     state_file.write_text(json.dumps(state))
 
-    resumed = train_first(opts(resume=True, lora=True), settings)
+    resumed = run("first", opts(resume=True, lora=True), settings)
     assert resumed.steps == 6 and not resumed.stopped_early
     assert resumed.options["loss_history"][0] == 123.0
     assert len(resumed.options["loss_history"]) == 6

@@ -13,8 +13,8 @@ from rarx.eval.adaptive import calibrate, roc_auc
 from rarx.eval.qa import contains_answer
 from rarx.eval.splits import split_of
 from rarx.stages.gate import RET, GateParams, GateStage, single_token_marker
-from rarx.train import gate_data
-from rarx.train.gate_data import QAItem, build_gate_data, read_instances
+from rarx.train.data import gate as gate_data
+from rarx.train.data.gate import QAItem, build_gate_data, read_instances
 from rarx.types import Document, Query, QueryState
 from tests.conftest import tiny_chat_llama
 from tests.fakes import ScriptedLLM
@@ -268,7 +268,8 @@ def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
     from rarx.eval import leakage
     from rarx.train.causal import load_causal_lm
     from rarx.train.common import TrainOptions, seed_everything
-    from rarx.train.gate import GateTrainSettings, add_ret_token, train_gate
+    from rarx.train.driver import run
+    from rarx.train.gate import GateTrainSettings, add_ret_token
 
     monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: [])  # no packaged sets
     base = tiny_base(tmp_path / "base")
@@ -277,14 +278,15 @@ def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
                         lr=1e-2, batch_size=8, lora=True, quiet=True)  # fmt: skip
     # no probe: the row must move by LoRA training alone
     settings = GateTrainSettings(lora_r=4, lora_alpha=8, dev_eval=False, probe_init=False)
-    result = train_gate(opts, settings)
-    assert not (result.out / "adapter_config.json").exists()  # merged: a plain model
-    merged = AutoModelForCausalLM.from_pretrained(result.out)
+    card = run("gate", opts, settings)
+    ret_id = card.options["ret_token_id"]
+    assert not (opts.out / "adapter_config.json").exists()  # merged: a plain model
+    merged = AutoModelForCausalLM.from_pretrained(opts.out)
     # the <RET> row moved away from its initialisation (mean resizing is deterministic)
     seed_everything(opts.seed)  # the trainer's own sequence: seed, load, add the token
     tokenizer, start = load_causal_lm(str(base))
     add_ret_token(tokenizer, start)
-    row = merged.get_input_embeddings().weight[result.ret_id]
+    row = merged.get_input_embeddings().weight[ret_id]
     assert merged.get_input_embeddings().weight.shape[0] == len(tokenizer)
-    assert not torch.allclose(row, start.get_input_embeddings().weight[result.ret_id])
-    assert result.card.options["lora"]["merged"] is True
+    assert not torch.allclose(row, start.get_input_embeddings().weight[ret_id])
+    assert card.options["lora"]["merged"] is True

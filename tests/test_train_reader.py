@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from rarx.eval.mc_reader import choose, letter_counts, lettered
-from rarx.train.mc_data import McExample
-from rarx.train.reader_data import ReaderDataSettings, build_reader_data, read_rows
+from rarx.train.data.mc import McExample
+from rarx.train.data.reader import ReaderDataSettings, build_reader_data, read_rows
 from tests.conftest import tiny_chat_llama
 
 THINGS = ["cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "rain", "snow"]
@@ -57,7 +57,7 @@ def reader_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demonstrations_are_never_the_question_nor_the_held_out_task(reader_data: Path) -> None:
     train = read_rows(reader_data / "train.jsonl")
     dev = read_rows(reader_data / "dev.jsonl")
-    summary = json.loads((reader_data / "reader_data.json").read_text())
+    summary = json.loads((reader_data / "manifest.json").read_text())
     items = {it.id: it for it in tiny_items()}
     assert {r["source"] for r in train + dev} == {"sciq", "openbookqa"}
     assert "sciq/leak" not in {r["id"] for r in train} and summary["dropped_held_out"] == 1

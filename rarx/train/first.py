@@ -26,8 +26,9 @@ from typing import Any
 from rarx.errors import ConfigError
 from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
 from rarx.train.common import TrainOptions, setting
+from rarx.train.data.ranking import RankingWindow
 from rarx.train.frozen_states import STATE_CACHES
-from rarx.train.ranking_data import RankingWindow
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ def windows_file(data: str, quiet: bool = True) -> Path:
             f"build windows with `rarx train data ranking --dataset NAME --out FILE`"
         )
     from rarx.models.cache import cache_dir
-    from rarx.train.ranking_data import build_ranking_data
+    from rarx.train.data.ranking import build_ranking_data
 
     target = cache_dir() / "train-data" / f"ranking-{data}.jsonl"
     if not target.is_file():
@@ -343,23 +344,38 @@ def windows_file(data: str, quiet: bool = True) -> Path:
 DATA_DEFAULTS: dict[str, Any] = {"window": 20, "shuffle": 0.5, "seed": 42}
 
 
-def train_first(
+class First:
+    name = "first"
+    Settings = FirstSettings
+    cli = CliSpec(
+        """Train an LLM as a FIRST reranker on ranking windows.
+
+    --data is a windows file from `rarx train data ranking`, or a packaged dataset name
+    (its windows are built on first use). The result in --out is a model directory:
+    use it as `rerank: {method: first, llm: OUT}` in a pipeline, or
+    `rarx search ... --rerank first --rerank-llm OUT`.""",
+        base="smollm2-135m", lr=1e-5, batch_size=2, lora=True,
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: FirstSettings) -> Outcome:
+        return _train(opts, settings)
+
+
+def _train(
     opts: TrainOptions, settings: FirstSettings | None = None,
     template: ListwiseTemplate = LISTWISE,
-) -> Any:  # fmt: skip
-    """Train ``opts.base`` on ranking windows; write the model, its tokenizer and its
-    card to ``opts.out``; return the card. ``settings.dev`` windows (a seeded sample, at
+) -> Outcome:  # fmt: skip
+    """Train ``opts.base`` on ranking windows; write the model and its tokenizer to
+    ``opts.out``. ``settings.dev`` windows (a seeded sample, at
     most a fifth) are held out and scored before and after training. ``train_layers`` > 0
     trains only the top that many decoder layers (with ``opts.lora``: puts adapters
     only there), on cached states of the layers below (``state_cache``), so an epoch
     costs the top layers only, which is what makes CPU training of an LLM practical."""
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.models.card import DataRef
-    from rarx.train.common import seed_everything, write_card
-    from rarx.train.ranking_data import data_overlap, read_windows
+    from rarx.train.data.ranking import data_overlap, read_windows
 
     s = settings or FirstSettings()
-    seed_everything(opts.seed)
     data_path = windows_file(opts.data, opts.quiet)
     windows = read_windows(data_path)
     llm = TransformersLLM(opts.base, device="cpu", quiet=opts.quiet)
@@ -384,24 +400,15 @@ def train_first(
     train_rows = [e for i, e in enumerate(fits) if i not in held]
     dev_rows = [e for i, e in enumerate(fits) if i in held]
     result, metrics, cache = fit_first(opts, llm, train_rows, dev_rows, id_tokens, s)
-    return write_card(
-        opts,
-        "first",
-        [DataRef.of(data_path, len(windows))],
-        result,
-        metrics,
-        overlap=data_overlap(data_path, windows),
-        passage_tokens=s.passage_tokens,
-        lm_weight=s.lm_weight,
-        rank_weight=s.rank_weight,
-        dev=len(dev_rows),
-        train_windows=len(train_rows),
-        lora_r=s.lora_r if opts.lora else None,
-        train_layers=s.train_layers,
-        template="listwise",
-        loss_history=result.loss_history,
+    options = dict(
+        passage_tokens=s.passage_tokens, lm_weight=s.lm_weight, rank_weight=s.rank_weight,
+        dev=len(dev_rows), train_windows=len(train_rows),
+        lora_r=s.lora_r if opts.lora else None, train_layers=s.train_layers,
+        template="listwise", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
-    )
+    )  # fmt: skip
+    data = [DataRef.of(data_path, len(windows))]
+    return Outcome(data, result, metrics, data_overlap(data_path, windows), options)
 
 
 def check_weights(lm_weight: float, rank_weight: float) -> None:

@@ -27,18 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
+from rarx.io.jsonl import read_jsonl
 from rarx.llm.base import ChatPrompt
-from rarx.models.card import DataRef, ModelCard
+from rarx.models.card import DataRef
 from rarx.stages.gate import RET
-from rarx.train.common import (
-    TrainOptions,
-    seed_everything,
-    setting,
-    training_arguments,
-    write_card,
-)
-from rarx.train.frozen_states import STATE_CACHES
-from rarx.train.gate_data import (
+from rarx.train.common import TrainOptions, setting, training_arguments
+from rarx.train.data.gate import (
     QUESTIONS_FILE,
     build_gate_data,
     default_dir,
@@ -46,6 +40,8 @@ from rarx.train.gate_data import (
     read_instances,
     read_summary,
 )
+from rarx.train.frozen_states import STATE_CACHES
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 IGNORE = -100  # label of a position the loss skips (transformers' convention)
@@ -197,16 +193,24 @@ def probe_ret_row(
     return fit.metrics()
 
 
-@dataclass
-class GateTrainResult:
-    out: Path
-    card: ModelCard
-    ret_id: int
+class Gate:
+    name = "gate"
+    Settings = GateTrainSettings
+    cli = CliSpec(
+        "Teach an LLM to answer, or to ask for retrieval with <RET> when it would answer "
+        "wrong. --data is a folder from `rarx train data gate` or source names (sciq, squad, "
+        "nq-open, triviaqa; built on first use with --base). OUT works as `llm:` anywhere; "
+        "its card's options name the <RET> token id.",
+        base="smollm2-135m", lr=5e-5, batch_size=4, lora=True,
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: GateTrainSettings) -> Outcome:
+        return _train(opts, settings)
 
 
-def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) -> GateTrainResult:
+def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Outcome:
     """Train, save the model (merged when LoRA) with its tokenizer, score it on the dev
-    questions, and write the card."""
+    questions."""
     from transformers import Trainer
 
     from rarx.train.causal import LoraSpec, load_causal_lm, pad_id, trainable
@@ -219,7 +223,6 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     dev_rows = read_instances(dev_path) if dev_path.is_file() else []
     if not train_rows:
         raise ConfigError(f"{data / 'train.jsonl'} holds no instances")
-    seed_everything(opts.seed)
     tokenizer, model = load_causal_lm(opts.base)
     ret_id = add_ret_token(tokenizer, model)
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
@@ -253,30 +256,26 @@ def train_gate(opts: TrainOptions, settings: GateTrainSettings | None = None) ->
     if dev_rows:
         refs.append(DataRef.of(dev_path, len(dev_rows)))
     summary = read_summary(data)
-    card = write_card(
-        opts, "gate", refs, result, metrics=metrics, overlap=training_overlap(data),
+    return Outcome(refs, result, metrics, training_overlap(data), dict(
         ret_token=RET, ret_token_id=ret_id, data_dir=str(data.resolve()),
         data_llm=summary.llm if summary else None,
         lora={"r": settings.lora_r, "alpha": settings.lora_alpha, "merged": True}
         if opts.lora else None,
         max_length=settings.max_length, probe_init=settings.probe_init,
         train_layers=settings.train_layers, **trained.card_options(),
-    )  # fmt: skip
-    return GateTrainResult(opts.out, card, ret_id)
+    ))  # fmt: skip
 
 
 def training_overlap(data: Path) -> dict[str, float]:
     """The share of every evaluation set rarx knows found among the training questions
     (a packaged set the data was split from shows its train share: evaluate on its test
     split, as ``rarx eval adaptive`` does)."""
-    import json
-
     from rarx.eval.leakage import overlap_report
 
     path = data / QUESTIONS_FILE
     if not path.is_file():
         return {}
-    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = [r for _, r in read_jsonl(path)]
     return overlap_report([r["question"] for r in rows if r["split"] == "train"])
 
 
@@ -284,13 +283,11 @@ def dev_gate_metrics(model_dir: Path, questions: Path, device: str = "cpu") -> d
     """The saved model, loaded as a pipeline loads it, on the dev questions: how often the
     adapt-llm gate retrieves, and the AUC of P(<RET>) for predicting the base model's
     closed-book failure (with the mean P(<RET>) of each class)."""
-    import json
-
     from rarx.eval.adaptive import adapt_decisions, p_ret, roc_auc
     from rarx.llm import load_llm
     from rarx.train.common import resolve_device
 
-    rows = [json.loads(x) for x in questions.read_text(encoding="utf-8").splitlines() if x]
+    rows = [r for _, r in read_jsonl(questions)]
     dev = [r for r in rows if r["split"] == "dev"]
     if not dev:
         return {}

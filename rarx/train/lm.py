@@ -25,14 +25,9 @@ from typing import Any
 
 from rarx.errors import ConfigError, InputError
 from rarx.io.corpus import Corpus, corpus_checksum, corpus_files
-from rarx.models.card import DataRef, ModelCard
-from rarx.train.common import (
-    TrainOptions,
-    seed_everything,
-    setting,
-    training_arguments,
-    write_card,
-)
+from rarx.models.card import DataRef
+from rarx.train.common import TrainOptions, setting, training_arguments
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +100,22 @@ def corpus_blocks(
     return Blocks(train, dev, len(docs), tokens)
 
 
-def train_lm(opts: TrainOptions, settings: LmSettings | None = None) -> ModelCard:
-    """Continue pre-training ``opts.base`` on the corpus ``opts.data``; returns the card."""
+class Lm:
+    name = OBJECTIVE
+    Settings = LmSettings
+    cli = CliSpec(
+        "Continue pre-training --base on --corpus (causal LM loss over packed sequences); "
+        "the result in --out works as llm: or draft_llm: of any stage.",
+        lr=5e-5, batch_size=8, lora=True, data_flag="corpus",
+        data_help="In-domain text: any corpus rarx indexes (JSONL, BEIR folder, Parquet).",
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: LmSettings) -> Outcome:
+        return _train(opts, settings)
+
+
+def _train(opts: TrainOptions, settings: LmSettings | None = None) -> Outcome:
+    """Continue pre-training ``opts.base`` on the corpus ``opts.data``."""
     from rarx.errors import require
 
     require("transformers", "train")
@@ -119,7 +128,6 @@ def train_lm(opts: TrainOptions, settings: LmSettings | None = None) -> ModelCar
     block_size, dev_fraction, limit = s.block_size, s.dev_fraction, s.limit
     if not corpus_files(opts.data):
         raise InputError("no corpus files", opts.data)
-    seed_everything(opts.seed)
     tokenizer, model = load_causal_lm(opts.base)
     if tokenizer.pad_token_id is None:  # the collator pads (and masks) with it
         tokenizer.pad_token = tokenizer.eos_token
@@ -152,8 +160,7 @@ def train_lm(opts: TrainOptions, settings: LmSettings | None = None) -> ModelCar
     if result.loss_history:
         metrics["train_loss_last"] = round(result.loss_history[-1], 4)
     data = [DataRef(opts.data, corpus_checksum(opts.data), blocks.documents)]
-    return write_card(
-        opts, OBJECTIVE, data, result, metrics, block_size=block_size,
-        dev_fraction=dev_fraction, limit=limit, train_blocks=len(blocks.train),
-        dev_blocks=len(blocks.dev), corpus_tokens=blocks.tokens,
-    )  # fmt: skip
+    return Outcome(data, result, metrics, {}, dict(
+        block_size=block_size, dev_fraction=dev_fraction, limit=limit,
+        train_blocks=len(blocks.train), dev_blocks=len(blocks.dev), corpus_tokens=blocks.tokens,
+    ))  # fmt: skip

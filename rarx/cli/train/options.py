@@ -16,16 +16,16 @@ COMMON = ("data", "base", "out", "epochs", "max_steps", "lr", "batch_size", "see
           "max_minutes", "resume", "lora", "save_steps", "quiet")  # fmt: skip
 
 
-def train_options(
-    base: str | None = None, lr: float = 2e-5, batch_size: int = 16, lora: bool = False,
-    data: bool = True,
-) -> Callable:  # fmt: skip
-    """Decorate a command with the shared flags; defaults differ per objective. With
-    ``data=False`` the command names its own input flag (e.g. ``--corpus``)."""
+def train_options(spec: Any) -> Callable:
+    """Decorate a command with the shared flags, with an objective's defaults
+    (:class:`rarx.train.objective.CliSpec`: base, lr, batch size, --lora, the input flag)."""
+    base, lr, batch_size = spec.base, spec.lr, spec.batch_size
 
     def decorate(f: Callable) -> Callable:
         opts = [
-            click.option("--data", required=True, help="Training data: a file, or a data name."),
+            click.option(
+                f"--{spec.data_flag}", spec.data_flag, required=True, help=spec.data_help
+            ),  # fmt: skip
             click.option(
                 "--base",
                 default=base,
@@ -78,9 +78,7 @@ def train_options(
             ),
             quiet_option,
         ]
-        if not data:
-            opts.pop(0)
-        if lora:
+        if spec.lora:
             opts.append(
                 click.option(
                     "--lora",
@@ -95,11 +93,13 @@ def train_options(
     return decorate
 
 
-def options_from(kwargs: dict[str, Any]) -> Any:
-    """Pop the shared flags from a command's keyword arguments into TrainOptions; what
-    remains is the objective's own."""
+def options_from(kwargs: dict[str, Any], data_flag: str = "data") -> Any:
+    """Pop the shared flags (the input under its own flag's name) from a command's keyword
+    arguments into TrainOptions; what remains is the objective's own."""
     from rarx.train.common import TrainOptions
 
+    if data_flag != "data" and data_flag in kwargs:
+        kwargs["data"] = str(kwargs.pop(data_flag))
     return TrainOptions(**{k: kwargs.pop(k) for k in COMMON if k in kwargs})
 
 
@@ -120,6 +120,8 @@ def _option(f: dataclasses.Field, hint: Any) -> Callable:
     meta, base = f.metadata, _base_type(hint)
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
     kw: dict[str, Any] = {"help": meta.get("help", ""), "default": f.default}
+    if base is bool and meta.get("required"):  # a flag that must be given: --demos
+        return click.option(flag, f.name, is_flag=True, required=True, help=kw["help"])
     if base is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", f.name, show_default=True, **kw)
     if base is tuple:  # comma-separated on the command line

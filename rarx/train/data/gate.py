@@ -17,27 +17,25 @@ text equals a dev or test question's is dropped.
 from __future__ import annotations
 
 import ast
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
 from rarx.eval.qa import contains_answer, normalize_answer
 from rarx.eval.splits import assert_disjoint, select, split_of
-from rarx.io.atomic import atomic_write
 from rarx.io.jsonl import write_jsonl_file
 from rarx.llm.base import ChatPrompt
 from rarx.progress import progress_bar
 from rarx.stages.gate import ADAPT_PROMPT, RET
 from rarx.stages.generate import GenerateParams, cut
 from rarx.stages.templates import template
+from rarx.train.data.manifest import read_manifest, write_manifest
 from rarx.types import Document
 
-META_FILE = "gate_data.json"
 QUESTIONS_FILE = "questions.jsonl"
 KINDS = ("answer", "retrieve", "context")
 NQ_OPEN = "hf_datasets/nq_open/none/validation/data-00000-of-00001.arrow"
@@ -180,16 +178,15 @@ class GateDataSummary:
     version: int = 1
 
     def write(self, out: Path) -> None:
-        with atomic_write(out / META_FILE) as f:
-            json.dump(asdict(self), f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_manifest(out, {"name": "gate", **asdict(self)})
 
 
 def read_summary(out: str | Path) -> GateDataSummary | None:
-    path = Path(out) / META_FILE
-    if not path.is_file():
+    found = read_manifest(out)
+    if found is None or found.get("name") != "gate":
         return None
-    return GateDataSummary(**json.loads(path.read_text(encoding="utf-8")))
+    return GateDataSummary(**{f.name: found[f.name] for f in fields(GateDataSummary)
+                              if f.name in found})  # fmt: skip
 
 
 def closed_book_answers(
@@ -228,7 +225,7 @@ def build_gate_data(
     quiet: bool = False,
 ) -> GateDataSummary:
     """Write ``train.jsonl``, ``dev.jsonl``, ``questions.jsonl`` (each question's
-    closed-book answer and verdict) and ``gate_data.json`` (counts) into ``out``.
+    closed-book answer and verdict) and ``manifest.json`` (counts) into ``out``.
 
     ``limit``: training questions per source (taken in the split's hash order);
     ``dev_limit``: dev questions per source (default: a quarter of ``limit``, at least 8)."""
@@ -290,9 +287,11 @@ def build_gate_data(
 
 
 def read_instances(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    for i, r in enumerate(rows, 1):
+    from rarx.io.jsonl import read_jsonl
+
+    rows = []
+    for i, r in read_jsonl(path):
+        rows.append(r)
         if r.get("kind") not in KINDS or "messages" not in r or "target" not in r:
             raise ConfigError(
                 f"{path}:{i}: not a gate instance (expected kind in {KINDS}, messages, "

@@ -25,7 +25,6 @@ The data name ``reasoning-mc`` builds this file on first use into the cache
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,6 +36,7 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.datasets.olmo import PACKAGE, package_version, read_arrow, source_file
+from rarx.train.data.manifest import describes, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -229,25 +229,13 @@ def _with_split(it: McExample, split: str) -> McExample:
     return McExample(**{**asdict(it), "split": split})
 
 
-def manifest_path(path: str | Path) -> Path:
-    """``reasoning-mc.jsonl`` -> ``reasoning-mc.manifest.json`` beside it."""
-    path = Path(path)
-    return path.with_name(path.stem + ".manifest.json")
-
-
 def write_mc(path: str | Path, items: Sequence[McExample], manifest: dict[str, Any]) -> Path:
     """The JSONL file and its manifest, each written atomically."""
-    from rarx.io.atomic import atomic_write
-    from rarx.io.hashing import file_checksum
-    from rarx.io.jsonl import write_jsonl
+    from rarx.io.jsonl import write_jsonl_file
 
     path = Path(path)
-    with atomic_write(path) as f:
-        write_jsonl(f, (asdict(it) | {"options": list(it.options)} for it in items))
-    with atomic_write(manifest_path(path)) as f:
-        json.dump({**manifest, "file_sha256": file_checksum(path)}, f, indent=2,
-                  ensure_ascii=False)  # fmt: skip
-        f.write("\n")
+    write_jsonl_file(path, (asdict(it) | {"options": list(it.options)} for it in items))
+    write_manifest(path, manifest)
     return path
 
 
@@ -280,11 +268,6 @@ def read_mc(path: str | Path) -> list[McExample]:
     if not items:
         raise InputError("no items in the training file", path)
     return items
-
-
-def read_manifest(path: str | Path) -> dict[str, Any] | None:
-    p = manifest_path(path)
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
 def cached_path(name: str = DATA_NAME) -> Path:
@@ -342,7 +325,7 @@ def card_data(path: Path, items: Sequence[McExample]) -> tuple[list[Any], dict[s
     refs = [DataRef.of(path, len(items))]
     manifest = read_manifest(path) or {}
     whole = sum(manifest.get("counts", {}).values()) in (0, len(items))  # no --sources cut
-    if manifest.get("file_sha256") == refs[0].checksum and "overlap" in manifest and whole:
+    if describes(manifest, path) and "overlap" in manifest and whole:
         return refs, dict(manifest["overlap"])
     overlap = overlap_report(
         [t for it in items for t in (it.question, it.query)],

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
-from rarx.train.mc_data import EVAL_ONLY
+from rarx.train.data.mc import EVAL_ONLY
 from rarx.types import Document, Query, Ranking
 
 log = logging.getLogger(__name__)
@@ -283,6 +283,8 @@ def build_ranking_data(
     write_windows(out, windows)
     stats.notes = {"first_stage": run.name, **run.settings}
     stats.overlap = windows_overlap(windows)
+    from rarx.train.data.manifest import write_manifest
+
     write_manifest(out, {
         "name": "ranking", "dataset": name, "path": str(data.path), "split": split,
         "teacher": "run" if teacher_run is not None else "qrels",
@@ -305,32 +307,12 @@ def windows_overlap(windows: Sequence[RankingWindow]) -> dict[str, float]:
     return overlap_report(w.query for w in windows)
 
 
-def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
-    """``windows.jsonl`` -> ``windows.manifest.json`` beside it, with the file's checksum,
-    as the other training data builders write theirs."""
-    import json
-    from datetime import UTC, datetime
-
-    from rarx.io.atomic import atomic_write
-    from rarx.io.hashing import file_checksum
-    from rarx.train.mc_data import manifest_path
-
-    target = manifest_path(path)
-    built = datetime.now(UTC).replace(microsecond=0).isoformat()
-    with atomic_write(target) as f:
-        json.dump({**manifest, "built_at": built, "file_sha256": file_checksum(path)}, f,
-                  indent=2, ensure_ascii=False)  # fmt: skip
-        f.write("\n")
-    return target
-
-
 def data_overlap(path: str | Path, windows: Sequence[RankingWindow]) -> dict[str, float]:
     """The overlap recorded in the file's manifest when it describes this very file,
     else measured now."""
-    from rarx.io.hashing import file_checksum
-    from rarx.train.mc_data import read_manifest
+    from rarx.train.data.manifest import describes, read_manifest
 
     manifest = read_manifest(path) or {}
-    if "overlap" in manifest and manifest.get("file_sha256") == file_checksum(path):
+    if "overlap" in manifest and describes(manifest, path):
         return dict(manifest["overlap"])
     return windows_overlap(windows)

@@ -31,7 +31,7 @@ def write_teacher_scores(
     from rarx.eval.mcr_scorers import load_scorer
     from rarx.io.atomic import atomic_write
     from rarx.io.jsonl import write_jsonl
-    from rarx.train.mc_data import read_mc, resolve_data, split_items
+    from rarx.train.data.mc import read_mc, resolve_data, split_items
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")

@@ -3,7 +3,7 @@ with demonstration retrieval"): k labelled examples retrieved from a bank by the
 question, then the question with its lettered options -> the answer label.
 
 Built from the multiple-choice validation splits that are clean for training
-(:mod:`rarx.train.mc_data`: never PIQA, SIQA, WinoGrande or HellaSwag). The held-out
+(:mod:`rarx.train.data.mc`: never PIQA, SIQA, WinoGrande or HellaSwag). The held-out
 task (the one the reader is evaluated on) and its family (ARC-Easy and ARC-Challenge
 come from one dataset) are left out of both the training questions and the bank, and a
 training question whose text is a held-out question is dropped. BoolQ is left out by
@@ -19,13 +19,12 @@ sees in training what a ``demos`` + ``generate`` pipeline shows it.
 
 Output folder: ``train.jsonl`` and ``dev.jsonl`` (``messages``, ``prefix``, ``target``
 plus ``id``, ``source``, ``demo_ids``, ``demo_sources``), ``bank/`` (the index),
-``reader_data.json`` (settings, counts, answer-label shares, overlap with evaluation
+``manifest.json`` (settings, counts, answer-label shares, overlap with evaluation
 sets).
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -36,9 +35,8 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.eval.mc_reader import LABELS, label_token, lettered, reader_prompt
 from rarx.io.jsonl import write_jsonl_file
-from rarx.train.mc_data import SOURCES, McExample, build_mc, default_sources, spread
+from rarx.train.data.mc import SOURCES, McExample, build_mc, default_sources, spread
 
-META_FILE = "reader_data.json"
 BANK_DIR = "bank"
 # Tasks that share a dataset with a held-out task leave with it.
 FAMILIES = {"arc-easy": ("arc-easy", "arc-challenge-val"),
@@ -174,19 +172,19 @@ def build_reader_data(
     if overlap is None:
         overlap = overlap_report([t for it in kept for t in (it.question, it.query)])
     summary.overlap = overlap
-    from rarx.io.atomic import atomic_write
+    from rarx.train.data.manifest import write_manifest
 
-    with atomic_write(out / META_FILE) as f:
-        json.dump(asdict(summary), f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    write_manifest(out, {"name": "reader", **asdict(summary)})
     return summary
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """Instances written by :func:`build_reader_data`."""
-    path = Path(path)
-    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    for i, r in enumerate(rows, 1):
+    from rarx.io.jsonl import read_jsonl
+
+    rows = []
+    for i, r in read_jsonl(path):
+        rows.append(r)
         if "messages" not in r or "target" not in r:
             raise ConfigError(f"{path}:{i}: not a reader instance (expected messages, "
                               "target); build it with `rarx train data reader`")  # fmt: skip
@@ -194,8 +192,10 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_summary(out: str | Path) -> dict[str, Any] | None:
-    p = Path(out) / META_FILE
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+    from rarx.train.data.manifest import read_manifest
+
+    found = read_manifest(out)
+    return found if found is not None and found.get("name") == "reader" else None
 
 
 def default_dir(settings: ReaderDataSettings) -> Path:
