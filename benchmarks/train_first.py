@@ -185,23 +185,16 @@ def windows_as_mc(windows: Path) -> Path:
     import hashlib
 
     from rarx.train.data.manifest import read_manifest
-    from rarx.train.data.mc import McExample, write_mc
+    from rarx.eval.datasets.base import McrItem
+    from rarx.train.data.mc import write_mc
     from rarx.train.data.ranking import read_windows
 
     items = []
     for w in read_windows(windows):
         dev = int(hashlib.sha256(w.qid.encode()).hexdigest(), 16) % 20 == 0
         items.append(
-            McExample(
-                w.qid,
-                w.source,
-                "dev" if dev else "train",
-                "",
-                w.query,
-                w.query,
-                w.passages,
-                w.order[0],
-            )
+            McrItem("", w.query, tuple(w.passages), w.order[0], id=w.qid, source=w.source,
+                    split="dev" if dev else "train", question=w.query)  # fmt: skip
         )
     manifest = read_manifest(windows) or {}
     counts = {"train": sum(it.split == "train" for it in items)}

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from rarx.eval.datasets.base import McrItem
-from rarx.train.data.mc import McExample, dev_split, read_mc, write_mc
+from rarx.train.data.mc import dev_split, read_mc, write_mc
 
 # Learnable in a few steps: the correct option repeats the question's key word, and
 # only the wrong ones say "not".
 _WORDS = ["sun", "moon", "rain", "snow", "wind", "fire", "rock", "tree", "fish", "bird"]
 
 
-def _items(n: int = 12) -> list[McExample]:
+def _items(n: int = 12) -> list[McrItem]:
     out = []
     for i in range(n):
         w = _WORDS[i % len(_WORDS)]
@@ -26,11 +26,12 @@ def _items(n: int = 12) -> list[McExample]:
         options.insert(label, f"the {w} answer {i}")
         split = "dev" if i >= n - 3 else "train"
         q = f"which answer is about {w} number {i}"
-        out.append(McExample(f"toy/{i}", "toy", split, "Answer it.", q, q, tuple(options), label))
+        out.append(McrItem("Answer it.", q, tuple(options), label, id=f"toy/{i}", source="toy",
+                           split=split, question=q))  # fmt: skip
     return out
 
 
-def _write_data(path: Path, items: list[McExample]) -> Path:
+def _write_data(path: Path, items: list[McrItem]) -> Path:
     return write_mc(path, items, {"name": "toy", "overlap": {"piqa": 0.0, "toy-eval": 0.25}})
 
 

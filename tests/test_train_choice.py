@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from rarx.train.data.mc import McExample, write_mc
+from rarx.eval.datasets.base import McrItem
+from rarx.train.data.mc import write_mc
 from tests.conftest import tiny_chat_llama
 
 THINGS = ["cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "rain", "snow"]
 
 
-def questions(n: int, label: int, dev: int = 4) -> list[McExample]:
+def questions(n: int, label: int, dev: int = 4) -> list[McrItem]:
     """``n`` questions whose correct option always sits at position ``label``: a rule a
     tiny model learns in a few steps. The last ``dev`` are the dev split."""
     out = []
@@ -23,11 +24,12 @@ def questions(n: int, label: int, dev: int = 4) -> list[McExample]:
         options = tuple(THINGS[(i + j) % len(THINGS)] for j in range(4))
         q = f"which thing is number {i}"
         split = "dev" if i >= n - dev else "train"
-        out.append(McExample(f"toy/{i}", "toy", split, "Answer it.", q, q, options, label))
+        out.append(McrItem("Answer it.", q, options, label, id=f"toy/{i}", source="toy",
+                           split=split, question=q))  # fmt: skip
     return out
 
 
-def write_data(path: Path, items: list[McExample]) -> Path:
+def write_data(path: Path, items: list[McrItem]) -> Path:
     # The manifest's overlap stands in for the check against every packaged set.
     return write_mc(path, items, {"name": "toy", "overlap": {"toy-eval": 0.0}})
 
@@ -47,16 +49,10 @@ def scorer(model: str) -> Any:
     return load_scorer("llm-choice", model, device="cpu")
 
 
-def mcr(items: list[McExample]) -> list[Any]:
-    from rarx.eval.datasets.base import McrItem
-
-    return [McrItem(it.instruction, it.query, it.options, it.label) for it in items]
-
-
 def least_liked(model: str) -> int:
     """The option position the untrained model scores lowest: teaching that one shows
     the training, not a lucky initialisation."""
-    return int(scorer(model).scores(mcr(questions(1, 0, 0)), False)[0].argmin())
+    return int(scorer(model).scores(questions(1, 0, 0), False)[0].argmin())
 
 
 def test_choice_ranks_put_the_answer_first_and_follow_the_teacher():
@@ -87,7 +83,7 @@ def test_the_trained_position_is_the_one_llm_choice_reads(tiny_lm: Path):
     with torch.no_grad():
         logp = torch.log_softmax(llm.model(input_ids=ids).logits[0, -1].float(), -1)
     mine = [float(logp[t]) for t in encoder.id_tokens(4)]
-    theirs = scorer(str(tiny_lm)).scores(mcr([item]), False)[0]
+    theirs = scorer(str(tiny_lm)).scores([item], False)[0]
     assert mine == pytest.approx(list(theirs), abs=1e-4)
 
 
@@ -111,10 +107,14 @@ def test_train_choice_learns_writes_a_card_and_scores_as_llm_choice(tiny_lm: Pat
     assert card.overlap == {"toy-eval": 0.0}
     losses = card.options["loss_history"]
     assert sum(losses[-4:]) < 0.75 * sum(losses[:4])
-    assert card.metrics["base_dev_top1"] == 0.0 and card.metrics["dev_top1"] == 1.0
+    # dev accuracy is the llm-choice scorer's (rarx eval mcr's), before and after training
+    assert card.metrics["base_dev_accuracy"] == 0.0 and card.metrics["dev_accuracy"] == 1.0
+    assert card.metrics["dev_questions"] == 4 and card.metrics["dev_accuracy/toy"] == 1.0
+    dev = [it for it in questions(12, best) if it.split == "dev"]
+    assert [int(s.argmax()) for s in scorer(str(out)).scores(dev, False)] == [best] * 4
 
     # The directory is an llm-choice model: new questions get the taught position.
-    new = mcr([it for it in questions(30, best, 0)[20:]])
+    new = questions(30, best, 0)[20:]
     for model, taught in ((str(tiny_lm), False), (str(out), True)):
         picks = [int(s.argmax()) for s in scorer(model).scores(new, False)]
         assert (picks == [best] * len(new)) is taught

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from rarx.eval.datasets.base import McrItem
 from rarx.eval.mc_reader import choose, letter_counts, lettered
-from rarx.train.data.mc import McExample
 from rarx.train.data.reader import ReaderDataSettings, build_reader_data, read_rows
 from tests.conftest import tiny_chat_llama
 
@@ -19,7 +19,7 @@ THINGS = ["cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "rain", "
 HELD_OUT_Q = "which thing is held out number 3"
 
 
-def tiny_items() -> list[McExample]:
+def tiny_items() -> list[McrItem]:
     """Two training tasks, the held-out task (ARC-Easy) and its family (ARC-Challenge);
     one SciQ question repeats a held-out question's text, another repeats a training
     question's text under another id."""
@@ -27,19 +27,19 @@ def tiny_items() -> list[McExample]:
     for i in range(12):
         for src in ("sciq", "openbookqa"):
             opts = tuple(THINGS[(i + j) % 10] for j in range(4))
-            items.append(McExample(f"{src}/{i}", src, "dev" if i >= 10 else "train", "",
-                                   f"{src} asks which thing is number {i}",
-                                   f"{src} asks which thing is number {i}", opts, 0))  # fmt: skip
+            q = f"{src} asks which thing is number {i}"
+            items.append(McrItem("", q, opts, 0, id=f"{src}/{i}", source=src,
+                                 split="dev" if i >= 10 else "train", question=q))  # fmt: skip
     for src in ("arc-easy", "arc-challenge-val"):
         for i in range(4):
             q = f"which thing is held out number {i}" if src == "arc-easy" else f"arc thing {i}"
-            items.append(McExample(f"{src}/{i}", src, "train", "", q, q,
-                                   ("cat", "dog", "sun", "moon"), 1))  # fmt: skip
-    items.append(McExample("sciq/leak", "sciq", "train", "", HELD_OUT_Q.upper(),
-                           HELD_OUT_Q.upper(), ("cat", "dog", "sun", "moon"), 2))  # fmt: skip
+            items.append(McrItem("", q, ("cat", "dog", "sun", "moon"), 1, id=f"{src}/{i}",
+                                 source=src, split="train", question=q))  # fmt: skip
+    items.append(McrItem("", HELD_OUT_Q.upper(), ("cat", "dog", "sun", "moon"), 2, id="sciq/leak",
+                         source="sciq", split="train", question=HELD_OUT_Q.upper()))  # fmt: skip
     twin = items[0]
-    items.append(McExample("openbookqa/twin", "openbookqa", "train", "", twin.question,
-                           twin.query, twin.options, 0))  # fmt: skip
+    items.append(McrItem("", twin.query, twin.options, 0, id="openbookqa/twin",
+                         source="openbookqa", split="train", question=twin.question))  # fmt: skip
     return items
 
 

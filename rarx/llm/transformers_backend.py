@@ -81,22 +81,41 @@ class TransformersLLM:
     ):
         torch = require("torch", "llm")
         transformers = require("transformers", "llm")
-        self.name = model
-        self.batch_size = max(1, int(batch_size))
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype == "bfloat16" and self.device == "cpu" and cpu_has_bf16() is False:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "bfloat16" and device == "cpu" and cpu_has_bf16() is False:
             log.warning("%s: this CPU has no bfloat16 units (no amx_bf16 or avx512_bf16), so "
                         "bfloat16 runs several times slower than float32 here; drop --dtype "
                         "bfloat16 or use a GPU", model)  # fmt: skip
         resolved = resolve_model(model, kind="llm")
         source = causal_lm_dir(resolved, quiet=quiet)
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            loaded = transformers.AutoModelForCausalLM.from_pretrained(
                 source, dtype=getattr(torch, dtype)
             )
         except OSError as exc:
             raise hub_error(model, exc) from exc
+        self._adopt(loaded, tokenizer, model, device, batch_size, max_context)
+
+    @classmethod
+    def wrap(
+        cls, model: Any, tokenizer: Any, name: str, *, device: str = "cpu", batch_size: int = 8,
+        max_context: int | None = None,
+    ) -> TransformersLLM:  # fmt: skip
+        """A model and tokenizer loaded already (a trainer's) as an LLM, set up exactly as
+        a model loaded by name is (padding side, pad token, greedy generation)."""
+        llm = cls.__new__(cls)
+        llm._adopt(model, tokenizer, name, device, batch_size, max_context)
+        return llm
+
+    def _adopt(
+        self, model: Any, tokenizer: Any, name: str, device: str, batch_size: int,
+        max_context: int | None,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self.batch_size = max(1, int(batch_size))
+        self.device = device
+        self.tokenizer, self.model = tokenizer, model
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:

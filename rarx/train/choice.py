@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
+from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt
 from rarx.train.common import TrainOptions, setting
-from rarx.train.data.mc import McExample
 from rarx.train.first import Encoded, FirstLossSettings
 from rarx.train.objective import CliSpec, Outcome
 
@@ -84,10 +84,10 @@ class ChoiceEncoder:
         self.llm.check_single_tokens(labels)
         return [self.llm.token_id(x) for x in labels]
 
-    def chat(self, it: McExample) -> Any:
-        return self.prompt.build(it.mcr, self.instructions)
+    def chat(self, it: McrItem) -> Any:
+        return self.prompt.build(it, self.instructions)
 
-    def encode(self, it: McExample, teacher: Sequence[float] | None = None) -> Encoded:
+    def encode(self, it: McrItem, teacher: Sequence[float] | None = None) -> Encoded:
         prompt = self.llm.prompt_ids(self.chat(it))
         reply = [self.llm.token_id(self.prompt.labels[it.label]), *self.eos]
         ranks = choice_ranks(it.label, len(it.options), teacher)
@@ -113,7 +113,9 @@ class Choice:
 def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     """Train ``opts.base`` on the data's training questions; write the model and its
     tokenizer to ``opts.out``."""
+    from rarx.eval.mcr_scorers.llm_choice import ChoiceScorer
     from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.train.causal import load_causal_lm
     from rarx.train.common import file_ref
     from rarx.train.data.mc import (
         card_data,
@@ -121,10 +123,11 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
         read_mc,
         read_teacher_scores,
         resolve_data,
+        scorer_accuracy,
         split_items,
         spread,
     )
-    from rarx.train.first import fit_first
+    from rarx.train.first import as_llm, fit_first
 
     path = resolve_data(opts.data)
     items = filter_sources(read_mc(path), settings.sources)
@@ -136,11 +139,12 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     if not train:
         raise InputError("no training question (split 'train'; scored by the teacher)", path)
     dev = spread(dev, settings.dev) if settings.dev else []
-    llm = TransformersLLM(opts.base, device="cpu", quiet=opts.quiet)
+    tokenizer, model = load_causal_lm(opts.base)
+    llm = TransformersLLM.wrap(model, tokenizer, opts.base)
     encoder = ChoiceEncoder(llm, instructions=settings.instructions)
     id_tokens = encoder.id_tokens(max(len(it.options) for it in (*train, *dev)))
 
-    def encoded(rows: Sequence[McExample], scores: dict | None) -> list[Encoded]:
+    def encoded(rows: Sequence[McrItem], scores: dict | None) -> list[Encoded]:
         out = []
         for it in rows:
             t = None if scores is None else scores[it.id]
@@ -156,14 +160,21 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
                         len(out) - len(fits), len(out), llm.context_length)  # fmt: skip
         return fits
 
-    train_rows, dev_rows = encoded(train, teacher), encoded(dev, None)
-    result, metrics, cache = fit_first(opts, llm, train_rows, dev_rows, id_tokens, settings)
+    def evaluate(trained: Any) -> dict[str, float]:
+        """Dev accuracy as `rarx eval mcr --scorer llm-choice` scores it."""
+        scorer = ChoiceScorer(as_llm(trained, tokenizer, opts.base), prompt=encoder.prompt)
+        scored = scorer_accuracy(scorer, dev, settings.instructions)
+        return {f"dev_{k}": v for k, v in scored.items()}
+
+    train_rows = encoded(train, teacher)
+    result, metrics, cache = fit_first(opts, llm, train_rows, evaluate if dev else None,
+                                       id_tokens, settings)  # fmt: skip
     refs, overlap = card_data(path, items)
     return Outcome(refs, result, metrics, overlap, dict(
         teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,
         rank_weight=settings.rank_weight, lora_r=settings.lora_r if opts.lora else None,
         train_layers=settings.train_layers, instructions=settings.instructions,
         sources=list(settings.sources), train_questions=len(train_rows),
-        dev_questions=len(dev_rows), prompt="llm-choice", loss_history=result.loss_history,
+        dev_questions=len(dev), prompt="llm-choice", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
     ))  # fmt: skip

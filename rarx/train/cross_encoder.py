@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
+from rarx.eval.datasets.base import McrItem
 from rarx.train.common import TrainOptions, file_ref, resolve_device, setting
 from rarx.train.data.mc import (
-    McExample,
     card_data,
     filter_sources,
     read_mc,
@@ -83,7 +83,7 @@ def _softmax(xs: Sequence[float], t: float) -> list[float]:
 
 
 def targets(
-    items: Sequence[McExample],
+    items: Sequence[McrItem],
     teacher: dict[str, list[float]] | None,
     alpha: float,
     temperature: float,
@@ -107,9 +107,7 @@ def targets(
     return out
 
 
-def _dataset(
-    items: Sequence[McExample], settings: CrossEncoderSettings, teacher: dict | None
-) -> Any:
+def _dataset(items: Sequence[McrItem], settings: CrossEncoderSettings, teacher: dict | None) -> Any:
     """The training rows the chosen loss reads."""
     from datasets import Dataset
 
@@ -128,7 +126,7 @@ def _dataset(
     })  # fmt: skip
 
 
-def _loss(model: Any, items: Sequence[McExample], settings: CrossEncoderSettings) -> Any:
+def _loss(model: Any, items: Sequence[McrItem], settings: CrossEncoderSettings) -> Any:
     if settings.loss == "bce":
         import torch
         from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss

