@@ -55,3 +55,17 @@ def ray_engine(engine: str, workers: int | None, ray_address: str | None) -> Any
     from rarx.distributed.cluster import RayEngine
 
     return RayEngine(workers=workers, address=ray_address)
+
+
+def rerank_option(help: str) -> Any:
+    """``--rerank METHOD``: the reranker registry's names (:data:`rarx.rerank.METHODS`),
+    the same for every command that reranks."""
+    from rarx.rerank import METHODS
+
+    return click.option("--rerank", type=click.Choice(list(METHODS)), help=help)
+
+
+def warn(messages: list[str]) -> None:
+    """Warnings on stderr, one a line."""
+    for m in messages:
+        click.echo(f"rarx: warning: {m}", err=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from rarx.cli.options import quiet_option, threads_option
+from rarx.cli.options import quiet_option, rerank_option, threads_option
 from rarx.index.base import load_index
 from rarx.io.atomic import atomic_write
 from rarx.io.table import table
@@ -132,11 +132,9 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 )
 @click.option("--instruction", default="", help="Instruction prepended to queries (dense).")
 @click.option("--tag", default="rarx", show_default=True, help="Run tag (TREC format).")
-@click.option(
-    "--rerank",
-    type=click.Choice(["first", "listwise", "cross-encoder"]),
-    help="Rerank the top --rerank-k hits: FIRST single-token listwise, generated permutation "
-    "(listwise), or a cross-encoder.",
+@rerank_option(
+    "Rerank the top --rerank-k hits: FIRST single-token listwise, generated permutation "
+    "(listwise), or a cross-encoder."
 )
 @click.option(
     "--rerank-llm",

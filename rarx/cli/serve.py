@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from rarx.cli.options import quiet_option
+from rarx.cli.options import quiet_option, rerank_option
 from rarx.errors import require
 
 log = logging.getLogger("rarx.serve")
@@ -82,10 +82,9 @@ def _loopback(host: str) -> bool:
     show_default=True,
     help="Seconds a request may take (queueing included).",
 )
-@click.option(
-    "--rerank",
-    type=click.Choice(["first", "listwise"]),
-    help="Reranker applied to searches that ask for it ('rerank': true).",
+@rerank_option(
+    "Reranker applied to searches that ask for it ('rerank': true); an LLM reranker (a "
+    "cross-encoder reranks in a pipeline's rerank stage)."
 )
 @click.option("--rerank-llm", default="smollm2-135m", show_default=True)
 @click.option("--rerank-k", type=click.IntRange(min=1), default=20, show_default=True)

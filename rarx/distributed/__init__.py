@@ -14,6 +14,8 @@ Nothing here imports Ray until it is used; install it with ``pip install 'rarx[r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rarx.distributed.cluster import RayEngine
@@ -44,4 +46,30 @@ def build_index(
     )
 
 
-__all__ = ["KINDS", "RayEngine", "build_index"]
+def execution(engine: RayEngine | None) -> Any:
+    """Where ``rarx eval retrieval`` runs its systems: None (this process) without an
+    engine, else the engine's workers."""
+    if engine is None:
+        return None
+    from rarx.distributed.execution import RayExecution
+
+    return RayExecution(engine)
+
+
+def pipeline_opener(engine: RayEngine | None) -> Any:
+    """``open_pipeline(spec, strict)`` for :func:`rarx.eval.qa_run.run_qa`: None (a
+    pipeline in this process) without an engine, else one on the engine's workers."""
+    if engine is None:
+        return None
+
+    @contextmanager
+    def open_pipeline(spec: Any, strict: bool) -> Iterator[Any]:
+        from rarx.distributed.pipeline import RayPipeline
+
+        with RayPipeline(spec, engine, strict=strict) as pipe:
+            yield pipe
+
+    return open_pipeline
+
+
+__all__ = ["KINDS", "RayEngine", "build_index", "execution", "pipeline_opener"]

@@ -234,7 +234,7 @@ def auc_with_ci(p: Sequence[float], failed: Sequence[bool], resamples: int,
 def run_adaptive(
     config: AdaptiveConfig, resources: Any = None, quiet: bool = False
 ) -> dict[str, Any]:
-    """Everything in the module docstring, as one JSON-ready dict."""
+    """Everything in the module docstring, as one results file (kind "adaptive")."""
     from rarx.eval.retrieval import resolve_dataset
     from rarx.eval.systems import corpus_key
     from rarx.index.lucene import LuceneIndex
@@ -320,7 +320,9 @@ def run_adaptive(
     if config.check > 0:
         result["check"] = _check(pipes["Adapt"], test, systems["Adapt"], config, where, quiet)
     result["seconds"]["total"] = round(time.perf_counter() - t0, 1)
-    return result
+    from rarx.eval.results import envelope
+
+    return envelope("adaptive", **result)
 
 
 def training_overlap(gate_llm: str, queries: Sequence[Query]) -> dict[str, Any] | None:

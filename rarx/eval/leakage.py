@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from rarx.text import normalize_answer
 
@@ -221,3 +222,19 @@ def spec_models(spec: object) -> list[str]:
         )
         out.extend(v for v in values if isinstance(v, str) and v)
     return out
+
+
+def dataset_warnings(models: Sequence[str], data: Any, dataset: str) -> list[str]:
+    """:func:`model_warnings` for a BEIR dataset (``data``) asked for as ``dataset``: it
+    is known by that name, its folder's and its manifest's."""
+    from rarx.eval.datasets import read_manifest
+
+    names = [dataset, Path(data.path).name, (read_manifest(data.path) or {}).get("name", "")]
+    return model_warnings(list(models), names, [q.text for q in data.queries])
+
+
+def pipeline_models(paths: Iterable[str | Path]) -> list[str]:
+    """The trained models the pipeline files name."""
+    from rarx.pipeline.spec import load_spec
+
+    return [m for p in paths for m in spec_models(load_spec(p))]

@@ -133,3 +133,56 @@ def evaluate_pipeline(
         states.extend(out)
     result = score_states(states, golds)
     return QAEvaluation(result.aggregate, result.per_query, time.perf_counter() - start)
+
+
+@dataclass
+class QARun:
+    evaluation: QAEvaluation
+    results: dict[str, Any]  # the results file (kind "qa")
+    warnings: list[str]  # trained models on overlapping data, answers from memory
+    where: str  # the dataset's folder
+    queries: int
+    pipeline: str  # its name
+
+
+def run_qa(
+    pipeline_path: str | Path, dataset: str, *, limit: int | None = None, batch_size: int = 16,
+    strict: bool = False, allow_memory_overlap: bool = False, open_pipeline: Any = None,
+    quiet: bool = True,
+) -> QARun:  # fmt: skip
+    """``rarx eval qa``: the pipeline file over the first ``limit`` questions of a
+    packaged QA dataset. ``open_pipeline(spec, strict)``: a context manager giving the
+    pipeline to run (:func:`rarx.distributed.pipeline_opener` for Ray workers; by default
+    one in this process)."""
+    from contextlib import nullcontext
+
+    from rarx.eval.leakage import dataset_warnings, spec_models
+    from rarx.eval.results import envelope
+    from rarx.eval.retrieval import resolve_dataset
+    from rarx.pipeline.pipeline import Pipeline
+    from rarx.pipeline.spec import load_spec
+
+    spec = load_spec(pipeline_path)  # fails on a bad file before the dataset or models load
+    data = resolve_dataset(dataset)
+    queries = list(data.queries)[:limit]
+    for q in queries:
+        gold_answers(q, str(data.path))
+    overlaps = check_memory_overlap(spec, queries, allow=allow_memory_overlap)
+    warnings = dataset_warnings(spec_models(spec), data, dataset)
+    warnings += [f"{o}; their answers come from memory: an upper bound, not an evaluation"
+                 for o in overlaps]  # fmt: skip
+    if open_pipeline is None:
+        opened: Any = nullcontext(Pipeline.from_spec(spec, strict=strict))
+    else:
+        opened = open_pipeline(spec, strict)
+    with opened as pipe:
+        result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
+    results = envelope(
+        "qa",
+        dataset={"name": dataset, "path": str(data.path), "queries": len(queries)},
+        system={"pipeline": str(pipeline_path), "name": spec.name,
+                "memory_overlap": [vars(o) for o in overlaps]},
+        figures=result.aggregate,
+        seconds=result.seconds,
+    )  # fmt: skip
+    return QARun(result, results, warnings, str(data.path), len(queries), spec.name)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from rarx.train.data.mc import SOURCES
+
 
 @click.command("mc")
 @click.option(
@@ -17,8 +19,7 @@ import click
 @click.option(
     "--sources",
     default="",
-    help="Comma-separated sources (default all): "
-    "arc-easy, arc-challenge-val, openbookqa, commonsenseqa, sciq, copa, boolq.",
+    help=f"Comma-separated sources (default all): {', '.join(SOURCES)}.",
 )
 @click.option(
     "--dev-fraction",

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rarx.cli.options import quiet_option
+from rarx.eval.mcr_scorers import SCORERS
 
 
 @click.command("teacher")
@@ -19,9 +20,10 @@ from rarx.cli.options import quiet_option
 )
 @click.option(
     "--scorer",
+    type=click.Choice(list(SCORERS)),
     default="llm-likelihood",
     show_default=True,
-    help="MCR scorer that teaches (llm-likelihood, llm-choice, cross-encoder, ...).",
+    help="MCR scorer that teaches.",
 )
 @click.option("--model", default=None, help="The teacher model (scorer's default if unset).")
 @click.option(
