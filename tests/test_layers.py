@@ -111,6 +111,30 @@ def test_the_layer_check_catches_upward_and_lazy_imports() -> None:
     ]
 
 
+def private_imports(module: str, source: str, package: list[str]) -> list[str]:
+    """Names with a leading underscore that ``module`` imports from another rarx module
+    (a private module's public names are fine: ``from ._llm import scorer_llm``)."""
+    wrong = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = package[: len(package) - node.level + 1] if node.level else []
+        target = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+        if not target.startswith("rarx") or target == module:
+            continue
+        for alias in node.names:
+            if alias.name.startswith("_") and not alias.name.startswith("__"):
+                wrong.append(f"{module} imports {target}.{alias.name}")
+    return wrong
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    wrong = [w for m in modules() for w in private_imports(m, *source_of(m))]
+    assert not wrong, "make them public in a module named for what they are:\n" + "\n".join(wrong)
+    found = private_imports("rarx.index.impact", "from .dense import _DocStore", ["rarx", "index"])
+    assert found == ["rarx.index.impact imports rarx.index.dense._DocStore"]
+
+
 # Each module imported in a child forked from a parent that has imported no rarx module:
 # a fresh interpreter's view (circular imports show) at a fraction of the cost.
 _IMPORT_EACH = """

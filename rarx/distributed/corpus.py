@@ -20,32 +20,11 @@ from typing import Any
 
 from rarx.distributed.cluster import rarx_errors, ray
 from rarx.errors import InputError
+from rarx.index.docstore import COLUMNS, docstore_table
 from rarx.io.corpus import corpus_files, record_to_document
 from rarx.types import Document
 
-COLUMNS = ("docid", "title", "text", "meta")
 BLOCK_BYTES = 64 * 2**20  # target block size when blocks are split between workers
-
-
-def _table(docs: list[Document]) -> Any:
-    import pyarrow as pa
-
-    columns = [[d.docid for d in docs], [d.title for d in docs], [d.text for d in docs],
-               [_meta_json(d) for d in docs]]  # fmt: skip
-    schema = pa.schema([(c, pa.string()) for c in COLUMNS])  # typed even when empty
-    return pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=schema)
-
-
-def _meta_json(doc: Document) -> str | None:
-    if not doc.meta:
-        return None
-    try:
-        return json.dumps(dict(doc.meta), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"document {doc.docid!r}: its meta cannot be stored as JSON ({exc}); keep meta "
-            "to strings, numbers, booleans, lists and mappings"
-        ) from None
 
 
 def _parse_lines(batch: Any) -> Any:
@@ -60,11 +39,11 @@ def _parse_lines(batch: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise InputError(f"malformed JSON ({exc.msg}) in line {line[:80]!r}", path) from None
         docs.append(record_to_document(obj, path))
-    return _table(docs)
+    return docstore_table(docs)
 
 
 def _parse_rows(batch: Any, where: str) -> Any:
-    return _table([record_to_document(row, where) for row in batch.to_pylist()])
+    return docstore_table([record_to_document(row, where) for row in batch.to_pylist()])
 
 
 @contextmanager

@@ -24,7 +24,6 @@ import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -32,7 +31,7 @@ from rarx import __version__
 from rarx.errors import ConfigError, IndexFormatError, InputError, RarxError
 from rarx.index.anserini import AnseriniHits
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
-from rarx.index.dense import DOCSTORE_FILE, _DocStore, _meta_json
+from rarx.index.docstore import DOCSTORE_FILE, DocStore, docstore_writer, unique_texts
 from rarx.index.integrity import lucene_errors
 from rarx.index.java import jclass
 from rarx.index.matrix import (
@@ -93,12 +92,6 @@ class SpladeLoadOptions:
             raise ConfigError(f"matrix_memory must be 'ram' or 'mmap', got {self.matrix_memory!r}")
 
 
-def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 class ImpactIndex:
     """Documents as SPLADE term impacts in Lucene, searched with Anserini's impact scoring."""
 
@@ -109,7 +102,7 @@ class ImpactIndex:
         path: Path,
         manifest: Manifest,
         searcher: Any,
-        docstore: _DocStore,
+        docstore: DocStore,
         encoder_config: SparseEncoderConfig,
         encoder: SparseEncoder | None = None,
         matrix: ScoreMatrix | None = None,
@@ -248,7 +241,7 @@ class ImpactIndex:
             )
         with lucene_errors(path, manifest.files, LUCENE_DIR):
             searcher = jclass("io.anserini.search.SimpleImpactSearcher")(str(path / LUCENE_DIR))
-        docstore = _DocStore(path / DOCSTORE_FILE)
+        docstore = DocStore(path / DOCSTORE_FILE)
         matrix = None
         if engine != "lucene":
             try:
@@ -362,41 +355,22 @@ def _encode_to_shards(
 ) -> int:
     """Encode each chunk, append its impacts to the shards and its documents to the
     docstore (beside ``directory``), in corpus order; returns the number of terms written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     directory.mkdir()
-    schema = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string()),
-                        ("meta", pa.string())])  # fmt: skip
-    seen: set[str] = set()  # a duplicate id would make doc() ambiguous
     pending: deque[list[Document]] = deque()  # chunks handed to the encoder, not yet written
-
-    def texts() -> Iterator[list[str]]:
-        for chunk in _chunks(docs, chunk_size):
-            for d in chunk:
-                if d.docid in seen:
-                    raise InputError(
-                        f"duplicate document id {d.docid!r}; ids must be unique (rarx "
-                        "index --dedupe keeps the first)"
-                    )
-                seen.add(d.docid)
-            pending.append(chunk)
-            yield [d.contents for d in chunk]
+    texts = unique_texts(docs, chunk_size, pending)
 
     files = [open(directory / f"part-{i:03d}.jsonl", "w", encoding="utf-8") for i in range(shards)]
     written = terms = 0
     try:
-        with pq.ParquetWriter(directory.parent / DOCSTORE_FILE, schema) as store:
-            for vectors in encoder.doc_impact_chunks(texts(), batch_size, quantization):
+        with docstore_writer(directory.parent / DOCSTORE_FILE) as store:
+            for vectors in encoder.doc_impact_chunks(texts, batch_size, quantization):
                 chunk = pending.popleft()
                 for d, vector in zip(chunk, vectors, strict=True):
                     line = json.dumps({"id": d.docid, "vector": vector}, ensure_ascii=False)
                     files[written % shards].write(line + "\n")
                     written += 1
                     terms += len(vector)
-                columns = [[d.docid for d in chunk], [d.title for d in chunk],
-                           [d.text for d in chunk], [_meta_json(d) for d in chunk]]  # fmt: skip
-                store.write_table(pa.Table.from_arrays(columns, schema=schema))
+                store(chunk)
                 done(len(chunk))
     finally:
         for f in files:
