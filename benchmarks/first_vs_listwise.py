@@ -82,17 +82,10 @@ def bm25_candidates(docs: list[Document], queries: list[Query], k: int) -> list[
 
 
 def ndcg10(rankings: list[Ranking], qrels: dict[str, dict[str, int]]) -> float:
-    run = {r.qid: {h.docid: h.score for h in r.hits} for r in rankings}
-    try:
-        import ir_measures
-        from ir_measures import nDCG
-    except ImportError:  # a GPU machine without it: binary nDCG@10, one relevant each
-        import math
+    """nDCG@10 over the queries of ``qrels`` (rarx.eval.metrics: ir-measures)."""
+    from rarx.eval.metrics import evaluate, run_from_rankings
 
-        gains = [next((1 / math.log2(i + 2) for i, h in enumerate(r.hits[:10])
-                       if qrels[r.qid].get(h.docid)), 0.0) for r in rankings]  # fmt: skip
-        return sum(gains) / len(gains)
-    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+    return float(evaluate(run_from_rankings(rankings), qrels, ["nDCG@10"]).aggregate["nDCG@10"])
 
 
 def save_candidates(path: Path, pairs: list[tuple[Query, Ranking]], qrels: dict) -> None:

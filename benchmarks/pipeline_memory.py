@@ -31,6 +31,7 @@ from pipeline_common import PWORK, bm25_index, run_timed, sciq, score
 
 from rarx.eval.qa import exact_match
 from rarx.eval.qa_memory import calibrate_memory
+from rarx.eval.significance import mean_ci
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
 from rarx.pipeline import Resources
 from rarx.types import Query
@@ -38,13 +39,11 @@ from rarx.types import Query
 THRESHOLDS = (0.8, 0.85, 0.9, 0.95)
 
 
-def bootstrap_ci(values: list[bool], reps: int = 1000, seed: int = 0) -> list[float] | None:
-    """A seeded percentile bootstrap 95% interval of the mean of ``values``."""
-    if not values:
-        return None
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(reps))
-    return [round(means[int(0.025 * reps)], 4), round(means[int(0.975 * reps) - 1], 4)]
+def bootstrap_ci(values: list[bool]) -> list[float] | None:
+    """A seeded percentile bootstrap 95% interval of the share of ``values`` that hold
+    (rarx.eval.significance)."""
+    ci = mean_ci([float(v) for v in values])
+    return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
 
 
 def paraphrase(text: str, i: int) -> str:

@@ -21,7 +21,6 @@ it was not trained on?
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import statistics
@@ -40,14 +39,12 @@ TRAIN_SET = "sciq"
 
 
 def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and its 95% t-interval."""
-    from scipy.stats import t
+    """Mean and its seeded 95% bootstrap interval (rarx.eval.significance)."""
+    from rarx.eval import significance
 
     m = statistics.fmean(values)
-    if len(values) < 2:
-        return m, m, m
-    half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return m, m - half, m + half
+    ci = significance.mean_ci(values)
+    return (m, *ci) if ci is not None else (m, m, m)
 
 
 def ndcg_per_query(rankings: list[Ranking], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
@@ -184,8 +181,8 @@ def windows_as_mc(windows: Path) -> Path:
     over the candidates); 5% of queries (by a hash of their id) as its dev split."""
     import hashlib
 
-    from rarx.train.data.manifest import read_manifest
     from rarx.eval.datasets.base import McrItem
+    from rarx.train.data.manifest import read_manifest
     from rarx.train.data.mc import write_mc
     from rarx.train.data.ranking import read_windows
 
@@ -193,8 +190,16 @@ def windows_as_mc(windows: Path) -> Path:
     for w in read_windows(windows):
         dev = int(hashlib.sha256(w.qid.encode()).hexdigest(), 16) % 20 == 0
         items.append(
-            McrItem("", w.query, tuple(w.passages), w.order[0], id=w.qid, source=w.source,
-                    split="dev" if dev else "train", question=w.query)  # fmt: skip
+            McrItem(
+                "",
+                w.query,
+                tuple(w.passages),
+                w.order[0],
+                id=w.qid,
+                source=w.source,
+                split="dev" if dev else "train",
+                question=w.query,
+            )  # fmt: skip
         )
     manifest = read_manifest(windows) or {}
     counts = {"train": sum(it.split == "train" for it in items)}

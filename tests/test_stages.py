@@ -176,16 +176,16 @@ def test_qa_memory_hits_and_backs_off(memory: Any, tiny_bm25: Any, resources: Re
 
 
 def test_a_shuffled_multiple_choice_question_is_the_same_question() -> None:
-    from rarx.stages.demos import question_key
+    from rarx.stages.demos import mc_question_key
 
     q = "Which gas do plants take in?\nA. oxygen\nB. carbon dioxide\nC. helium"
     shuffled = "which gas do plants take in\nA) helium\nB) Oxygen\nC) carbon dioxide"
     other = "Which gas do animals breathe out?\nA. oxygen\nB. carbon dioxide\nC. helium"
-    assert question_key(q) == question_key(shuffled)
-    assert question_key(q) != question_key(other)
-    assert question_key(q) != question_key("Which gas do plants take in?\nA. oxygen\nB. neon")
+    assert mc_question_key(q) == mc_question_key(shuffled)
+    assert mc_question_key(q) != mc_question_key(other)
+    assert mc_question_key(q) != mc_question_key("Which gas do plants take in?\nA. oxygen\nB. neon")
     # a question ending in one lettered line keeps it as text
-    assert question_key("Is it\nA. big") != question_key("Is it")
+    assert mc_question_key("Is it\nA. big") != mc_question_key("Is it")
 
 
 @pytest.mark.slow

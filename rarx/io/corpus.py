@@ -134,19 +134,3 @@ class Corpus:
 
 def read_corpus(path: str | Path, dedupe: bool = False) -> Iterator[Document]:
     return iter(Corpus(path, dedupe))
-
-
-def write_corpus_jsonl(f, docs) -> int:  # noqa: ANN001 - text file, iterable of Document
-    """BEIR-style JSONL (``_id``, ``title``, ``text``)."""
-    import json
-
-    n = 0
-    for d in docs:
-        f.write(
-            json.dumps(
-                {"_id": d.docid, "title": d.title, "text": d.text, **d.meta}, ensure_ascii=False
-            )
-            + "\n"
-        )
-        n += 1
-    return n

@@ -85,11 +85,3 @@ def read_topics(path: str | Path) -> list[Query]:
             raise InputError(f"duplicate query id {q.qid!r}", path)
         seen.add(q.qid)
     return queries
-
-
-def write_topics_tsv(path: str | Path, queries: list[Query]) -> None:
-    from rarx.io.atomic import atomic_write
-
-    with atomic_write(path) as f:
-        for q in queries:
-            f.write(f"{q.qid}\t{_one_line(q.text)}\n")

@@ -120,7 +120,3 @@ def parse_params(cls: type[T], raw: Mapping[str, Any] | None, where: str) -> T:
         return cls(**values)
     except (ValueError, ConfigError) as exc:  # a dataclass's own cross-field checks
         raise ConfigError(f"{where}: {exc}") from None
-
-
-def params_as_dict(params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(params)

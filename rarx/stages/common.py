@@ -84,14 +84,3 @@ def passages(state: QueryState, n: int) -> list[Document]:
 
 def hit_summary(hits: Sequence[Hit], n: int = 5) -> list[dict[str, Any]]:
     return [{"docid": h.docid, "score": round(h.score, 4)} for h in hits[:n]]
-
-
-def clean_answer(text: str) -> str:
-    """The first non-empty line of a generation, without an echoed ``Answer:`` label."""
-    for line in text.strip().splitlines():
-        line = line.strip()
-        if line.lower().startswith("answer:"):
-            line = line[len("answer:") :].strip()
-        if line:
-            return line
-    return ""

@@ -36,7 +36,7 @@ class DemosParams:
 _OPTION = re.compile(r"^\s*[A-Z][.)]\s+(.*)$")
 
 
-def question_key(text: str) -> str:
+def mc_question_key(text: str) -> str:
     """The normalised question; trailing lettered option lines (``A. ...``, ``B) ...``)
     count as a set, so a shuffled copy of a multiple-choice question has the same key."""
     lines = text.strip().splitlines()
@@ -73,7 +73,8 @@ class DemosStage(KindStage[DemosParams]):
         return cls(resources.index(p.index), p)
 
     def _keep(self, s: QueryState, pair: Any) -> bool:
-        return pair.id != s.query.qid and question_key(pair.question) != question_key(s.query.text)
+        same = mc_question_key(pair.question) == mc_question_key(s.query.text)
+        return pair.id != s.query.qid and not same
 
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         k = self.params.k

@@ -256,7 +256,7 @@ def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Out
     if dev_rows:
         refs.append(DataRef.of(dev_path, len(dev_rows)))
     summary = read_summary(data)
-    return Outcome(refs, result, metrics, training_overlap(data), dict(
+    return Outcome(refs, result, metrics, gate_data_overlap(data), dict(
         ret_token=RET, ret_token_id=ret_id, data_dir=str(data.resolve()),
         data_llm=summary.llm if summary else None,
         lora={"r": settings.lora_r, "alpha": settings.lora_alpha, "merged": True}
@@ -266,7 +266,7 @@ def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Out
     ))  # fmt: skip
 
 
-def training_overlap(data: Path) -> dict[str, float]:
+def gate_data_overlap(data: Path) -> dict[str, float]:
     """The share of every evaluation set rarx knows found among the training questions
     (a packaged set the data was split from shows its train share: evaluate on its test
     split, as ``rarx eval adaptive`` does)."""
