@@ -65,3 +65,20 @@ def test_flags_parse_into_the_settings(tmp_path: Path) -> None:
         parse("choice", ["--data", "d", "--out", "o", "--state-cache", "gpu"])
     with pytest.raises(ConfigError, match="loss weights"):  # the dataclass checks values
         settings_from(ChoiceSettings, {"lm_weight": 0.0, "rank_weight": 0.0})
+
+
+def test_the_registry_names_each_objective_class_and_the_driver_checks_settings() -> None:
+    from rarx.cli.train import train
+    from rarx.train.choice import ChoiceSettings
+    from rarx.train.common import TrainOptions
+    from rarx.train.driver import run
+    from rarx.train.objective import OBJECTIVES, objective_class
+
+    ctx = click.Context(train)
+    for name in OBJECTIVES:  # each class is named as it is registered, and has its command
+        assert objective_class(name).name == name and name in train.list_commands(ctx)
+    with pytest.raises(ConfigError, match="unknown training objective 'nope'.*choice"):
+        objective_class("nope")
+    opts = TrainOptions(data="d", base="b", out=Path("o"))
+    with pytest.raises(TypeError, match="encoder takes EncoderSettings, got ChoiceSettings"):
+        run("encoder", opts, ChoiceSettings())  # fails before any model or data loads
