@@ -117,28 +117,17 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.train.causal import load_causal_lm
     from rarx.train.common import file_ref
-    from rarx.train.data.mc import (
-        card_data,
-        filter_sources,
-        read_mc,
-        read_teacher_scores,
-        resolve_data,
-        scorer_accuracy,
-        split_items,
-        spread,
-    )
+    from rarx.train.data.mc import card_data, mc_splits, read_teacher_scores, scorer_accuracy
     from rarx.train.first import as_llm, fit_first
 
-    path = resolve_data(opts.data)
-    items = filter_sources(read_mc(path), settings.sources)
-    train, dev = split_items(items)
+    data = mc_splits(opts.data, settings.sources, settings.dev)
+    path, items, train, dev = data.path, data.items, data.train, data.dev
     teacher = None
     if settings.teacher_scores is not None:
         teacher = read_teacher_scores(settings.teacher_scores)
         train = [it for it in train if it.id in teacher]  # the questions the teacher scored
     if not train:
         raise InputError("no training question (split 'train'; scored by the teacher)", path)
-    dev = spread(dev, settings.dev) if settings.dev else []
     tokenizer, model = load_causal_lm(opts.base)
     llm = TransformersLLM.wrap(model, tokenizer, opts.base)
     encoder = ChoiceEncoder(llm, instructions=settings.instructions)

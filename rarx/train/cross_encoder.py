@@ -28,16 +28,7 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.eval.datasets.base import McrItem
 from rarx.train.common import TrainOptions, file_ref, resolve_device, setting
-from rarx.train.data.mc import (
-    card_data,
-    filter_sources,
-    read_mc,
-    read_teacher_scores,
-    resolve_data,
-    scorer_accuracy,
-    split_items,
-    spread,
-)
+from rarx.train.data.mc import card_data, mc_splits, read_teacher_scores, scorer_accuracy
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
@@ -163,12 +154,8 @@ def _train(opts: TrainOptions, settings: CrossEncoderSettings) -> Outcome:
     from rarx.train.common import training_arguments
     from rarx.train.driver import fit_and_save
 
-    path = resolve_data(opts.data)
-    items = filter_sources(read_mc(path), settings.sources)
-    train, dev = split_items(items)
-    dev = spread(dev, settings.dev_limit)
-    if not train:
-        raise InputError("the data has no training items (split 'train')", path)
+    data = mc_splits(opts.data, settings.sources, settings.dev_limit)
+    path, items, train, dev = data.path, data.items, data.train, data.dev
     teacher = None
     if settings.teacher_scores is not None:
         # The student learns from the questions the teacher scored (all, or a first part).

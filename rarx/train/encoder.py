@@ -19,26 +19,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rarx.errors import ConfigError, InputError
+from rarx.errors import ConfigError
 from rarx.eval.datasets.base import McrItem
 from rarx.train.common import TrainOptions, resolve_device, setting
-from rarx.train.data.mc import (
-    SOURCES,
-    card_data,
-    default_sources,
-    filter_sources,
-    read_mc,
-    resolve_data,
-    scorer_accuracy,
-    split_items,
-    spread,
-)
+from rarx.train.data.mc import card_data, default_sources, mc_splits, scorer_accuracy
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
 
 OBJECTIVE = "encoder"
-DEFAULT_SOURCES = default_sources()
 
 
 @dataclass(frozen=True)
@@ -74,12 +63,6 @@ def rows(items: Sequence[McrItem], negatives: int) -> dict[str, list[str]]:
     return cols
 
 
-def _select(items: list[McrItem], sources: tuple[str, ...] | None) -> list[McrItem]:
-    if sources is not None:
-        return filter_sources(items, sources)
-    return [it for it in items if it.source not in SOURCES or it.source in DEFAULT_SOURCES]
-
-
 class Encoder:
     name = OBJECTIVE
     Settings = EncoderSettings
@@ -109,12 +92,8 @@ def _train(opts: TrainOptions, settings: EncoderSettings) -> Outcome:
     from rarx.train.common import training_arguments
     from rarx.train.driver import fit_and_save
 
-    path = resolve_data(opts.data)
-    items = _select(read_mc(path), settings.sources)
-    train, dev = split_items(items)
-    dev = spread(dev, settings.dev_limit)
-    if not train:
-        raise InputError("the data has no training items (split 'train')", path)
+    data = mc_splits(opts.data, settings.sources, settings.dev_limit, default_sources())
+    path, items, train, dev = data.path, data.items, data.train, data.dev
     device = resolve_device(opts.device)
     try:
         model = SentenceTransformer(resolve_model(opts.base).source, device=device)

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -357,6 +357,35 @@ def scorer_accuracy(
     if not items:
         return {"questions": 0.0}
     return mc_accuracy(items, scorer.scores(items, with_instructions))
+
+
+@dataclass(frozen=True)
+class McSplits:
+    """A multiple-choice training file as an objective reads it."""
+
+    path: Path
+    items: list[McrItem]  # those of the chosen sources
+    train: list[McrItem]
+    dev: list[McrItem]  # at most the dev limit, spread over the split
+
+
+def mc_splits(
+    data: str, sources: Sequence[str] | None, dev_limit: int | None,
+    default: Sequence[str] | None = None,
+) -> McSplits:  # fmt: skip
+    """``--data`` (a file or data name) read and cut to ``sources`` (None: ``default``'s
+    packaged sources, or all), split into train and dev; ``dev_limit`` 0 keeps no dev
+    question, None all of them. An error when no training question is left."""
+    path = resolve_data(data)
+    items = read_mc(path)
+    if sources is not None or default is None:
+        items = filter_sources(items, sources)
+    else:  # items of other sources (a file made by hand) stay
+        items = [it for it in items if it.source not in SOURCES or it.source in default]
+    train, dev = split_items(items)
+    if not train:
+        raise InputError("the data has no training items (split 'train')", path)
+    return McSplits(path, items, train, spread(dev, dev_limit) if dev_limit != 0 else [])
 
 
 def spread(items: Sequence[McrItem], limit: int | None) -> list[McrItem]:
