@@ -33,9 +33,10 @@ from rarx.progress import progress_bar
 from rarx.stages.gate import ADAPT_PROMPT, RET
 from rarx.stages.generate import GenerateParams, cut
 from rarx.stages.templates import template
-from rarx.train.data.manifest import read_manifest, write_manifest
+from rarx.train.data.manifest import MANIFEST, read_manifest, write_manifest
 from rarx.types import Document
 
+META_FILE = MANIFEST  # the build's manifest, written last: a complete build has it
 QUESTIONS_FILE = "questions.jsonl"
 KINDS = ("answer", "retrieve", "context")
 NQ_OPEN = "hf_datasets/nq_open/none/validation/data-00000-of-00001.arrow"
