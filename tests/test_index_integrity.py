@@ -177,6 +177,17 @@ def test_bytes_written_into_stored_fields_are_found_and_named(
     )
 
 
+def test_a_score_matrix_built_from_damaged_stored_fields_names_the_file(
+    tiny_bm25: Any, tmp_path: Path
+) -> None:
+    path = copy(tiny_bm25, tmp_path / "idx")
+    spoil(path / "lucene" / "_0.fdt")
+    shutil.rmtree(path / "matrix")  # as an index from before the matrix: built on open
+    with pytest.raises(IndexCorruptError, match=r"is damaged: lucene/_0\.fdt: checksum differs"):
+        load_index(path)  # the build compares stored ids with the ones it sorted
+    assert not (path / "matrix").exists() and leftovers(path / "matrix") == []
+
+
 def test_lucene_checkindex_names_the_file_when_no_checksums_were_recorded(
     tiny_bm25: Any, tmp_path: Path
 ) -> None:

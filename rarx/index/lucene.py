@@ -317,9 +317,10 @@ class LuceneIndex:
                 float(manifest.params.get("b", Bm25BuildParams.b)),
             )
             params = Bm25Params(settings["k1"], settings["b"])
-            try:
-                where = lucene_dir(path, manifest)
-                matrix = open_matrix(path, where, "bm25", matrix_memory, params, built)
+            try:  # a (re)build reads the Lucene index: its failures name the damaged file
+                with lucene_errors(path, manifest.files, lucene_subdir(manifest)):
+                    where = lucene_dir(path, manifest)
+                    matrix = open_matrix(path, where, "bm25", matrix_memory, params, built)
             except MatrixUnavailable as exc:
                 if engine == "matrix":
                     raise
