@@ -4,8 +4,9 @@ without a Lucene search per query.
 At build time (once; :func:`build_matrix`) every term's postings (Lucene document ids and
 term frequencies, or impacts) and every document's one-byte encoded length are read
 through Lucene's own readers, every document's docid and its place in Anserini's
-tie-break order through Anserini's own sort on docids (:func:`_read_docids`), and BM25's per-posting scores are computed the way Lucene's
-``BM25Similarity`` computes them (Lucene 9.9, in Anserini 1.7.1):
+tie-break order through Anserini's own sort on docids (:func:`_read_docids`), and BM25's
+per-posting scores are computed the way Lucene's ``BM25Similarity`` computes them (Lucene
+9.9, in Anserini 1.7.1):
 
 - ``idf = (float) Math.log(1 + (docCount - docFreq + 0.5) / (docFreq + 0.5))`` in double
   (Java's ``Math.log``, called here on each distinct argument), then rounded to float;
