@@ -177,6 +177,32 @@ def test_bytes_written_into_stored_fields_are_found_and_named(
     )
 
 
+@pytest.mark.parametrize("engine", ["matrix", "lucene"])
+def test_a_block_lucene_calls_corrupt_is_named_never_read_as_a_missing_id(
+    tiny_bm25: Any, tmp_path: Path, engine: str
+) -> None:
+    from rarx.index.java import jclass
+
+    path = copy(tiny_bm25, tmp_path / "idx")
+    fdt = path / "lucene" / "_0.fdt"
+    data = bytearray(fdt.read_bytes())
+    start = jclass("org.apache.lucene.codecs.CodecUtil").indexHeaderLength(
+        "Lucene90StoredFieldsFastData", "")  # fmt: skip
+    assert data[start] == 0  # the block's first document
+    data[start] = 5  # Lucene: CorruptIndexException, which Anserini's id lookup returns as null
+    fdt.write_bytes(bytes(data))
+    index = load_index(path, engine=engine)
+    photo = [Query("p", "photosynthesis")]
+    damage = r"is damaged: lucene/_0\.fdt: checksum differs from the build's"
+    if engine == "lucene":  # the hits' ids are read from the block
+        with pytest.raises(IndexCorruptError, match=damage):
+            index.search(photo, 3)
+    else:
+        assert index.search(photo, 3) == tiny_bm25.search(photo, 3)
+    with pytest.raises(IndexCorruptError, match=damage):
+        index.search(photo, 3, with_docs=True)
+
+
 def test_a_score_matrix_built_from_damaged_stored_fields_names_the_file(
     tiny_bm25: Any, tmp_path: Path
 ) -> None:
