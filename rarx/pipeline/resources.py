@@ -184,11 +184,14 @@ class Resources:
 
         return self._get(_key("llm", llm_name(ref), settings), load)
 
-    def index(self, path: str | Path) -> Index:
+    def index(self, path: str | Path, **options: Any) -> Index:
+        """The index at ``path``, opened with load ``options`` (one object per path and
+        options)."""
         from rarx.index.base import load_index
 
         resolved = str(Path(path).resolve())
-        return self._get(_key("index", resolved, {}), lambda: self.policy.index(load_index(path)))
+        return self._get(_key("index", resolved, options),
+                         lambda: self.policy.index(load_index(path, **options)))  # fmt: skip
 
     def __len__(self) -> int:
         return len(self._items)
