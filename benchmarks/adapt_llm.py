@@ -65,12 +65,19 @@ def main() -> None:
     ap.add_argument("--check", type=int, default=8, help="questions run as a real pipeline")
     ap.add_argument("--lora", action="store_true", help="LoRA (merged) instead of full FT")
     ap.add_argument("--device", default="cpu", help="training and evaluation (cuda on a GPU)")
-    ap.add_argument("--backend", default="transformers", choices=["transformers", "ctranslate2"],
-                    help="backend of the LLMs that only generate or score (gate data, "
-                         "evaluation); training always uses transformers")
+    ap.add_argument(
+        "--backend",
+        default="transformers",
+        choices=["transformers", "ctranslate2"],
+        help="backend of the LLMs that only generate or score (gate data, "
+        "evaluation); training always uses transformers",
+    )
     ap.add_argument("--train-layers", type=int, default=0, help="train only the top N layers")
-    ap.add_argument("--resume", action="store_true",
-                    help="continue training from the gate model's newest checkpoint")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue training from the gate model's newest checkpoint",
+    )
     ap.add_argument("--name", default="adapt_llm", help="work folder and results name")
     args = ap.parse_args()  # fmt: skip
     out = WORK / args.name

@@ -81,9 +81,12 @@ def test_a_pipeline_runs_the_installed_fallback_and_logs_it_once(
         in explain(state)  # fmt: skip
 
 
-def test_shipped_pipelines_fall_back_to_the_packaged_model(empty_cache: Path) -> None:
-    """On a fresh clone (qwen not installed) every LLM the shipped pipelines name
-    resolves to the packaged SmolLM2, so `make demo` runs there."""
+def test_shipped_pipelines_fall_back_to_the_packaged_model(
+    empty_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fresh clone (qwen not installed, no trained gate under models/) every LLM
+    the shipped pipelines name resolves to the packaged SmolLM2, so `make demo` runs."""
+    monkeypatch.chdir(tmp_path)  # their paths are relative to where rarx runs
     seen = 0
     for path in sorted((ROOT / "pipelines").glob("*.yaml")):
         for stage in load_spec(path).stages:
@@ -95,3 +98,18 @@ def test_shipped_pipelines_fall_back_to_the_packaged_model(empty_cache: Path) ->
                 chosen, _, _ = choose_llm(ref)
                 assert chosen == "ctranslate2:smollm2-135m", (path.name, stage.where)
     assert seen >= 6
+
+
+def test_validate_says_which_llm_each_list_resolves_to(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.yaml"
+    path.write_text(f"stages:\n  - generate: {{llm: [{QWEN}, smollm2-135m], top_docs: 0}}\n")
+    env = {**os.environ, "RARX_CACHE": str(tmp_path / "cache")}  # qwen not installed
+    out = subprocess.run([sys.executable, "-m", "rarx.cli.main", "pipeline", "validate", str(path)],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"stage 1 (generate) llm: LLM: falling back to smollm2-135m (choice 2 of [{QWEN}, " \
+        "smollm2-135m]): qwen2.5-coder-1.5b is not installed" in out.stdout  # fmt: skip
