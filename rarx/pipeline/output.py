@@ -63,7 +63,8 @@ def answered_from(state: QueryState) -> str | None:
             if isinstance(gate, Mapping) and gate.get("retrieve") is False:
                 return f"the model's own memory ({e.stage}; the gate decided not to retrieve)"
             return f"the model's own memory ({e.stage}, closed book)"
-        return f"retrieval ({e.stage} read the top of {len(state.ranking.hits)} hits)"
+        n = len(state.ranking.hits)
+        return f"retrieval ({e.stage} read the top of {n} retrieved hit{'s' * (n != 1)})"
     return None
 
 
