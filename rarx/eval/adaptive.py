@@ -241,14 +241,18 @@ def outcomes(config: AdaptiveConfig, queries: list[Query], where: str, pipes: di
         values, o.seconds[name] = ck.measure(name, qids, fn)
         return values
 
-    for name, attr in (("NR", "nr"), ("AR", "ar")):
-        setattr(o, attr, measure(name, lambda idx, name=name: _answers(
-            pipes[name], [queries[i] for i in idx], where, b, quiet)))  # fmt: skip
+    def answers(system: str) -> Callable[[list[int]], list[Any]]:
+        return lambda idx: _answers(pipes[system], [queries[i] for i in idx], where, b, quiet)
+
+    def p_ret_of(model: str) -> Callable[[list[int]], list[Any]]:
+        return lambda idx: p_ret(llms[model], [texts[i] for i in idx], b, quiet,
+                                 f"P(<RET>) {model}")  # fmt: skip
+
+    o.nr, o.ar = measure("NR", answers("NR")), measure("AR", answers("AR"))
     o.adapt = measure("adapt", lambda idx: adapt_decisions(
         llms["gate"], [texts[i] for i in idx], b, quiet))  # fmt: skip
-    for name, attr in (("gate", "p_gate"), ("base", "p_base")):
-        setattr(o, attr, measure(f"p_ret_{name}", lambda idx, name=name: p_ret(
-            llms[name], [texts[i] for i in idx], b, quiet, f"P(<RET>) {name}")))  # fmt: skip
+    o.p_gate = measure("p_ret_gate", p_ret_of("gate"))
+    o.p_base = measure("p_ret_base", p_ret_of("base"))
     return o
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from rarx.index.base import Index, Manifest
-from rarx.llm import LLM, LLMOutput, LLMRef, Prompt, llm_name
+from rarx.llm import LLM, LLMChoice, LLMOutput, LLMRef, Prompt, llm_name
 from rarx.types import Document, Query, Ranking
 
 T = TypeVar("T")
@@ -187,20 +187,19 @@ class Resources:
     def llm(self, ref: LLMRef) -> LLM:
         from rarx.llm import load_llm
 
-        if isinstance(ref, tuple | list):
-            ref = self.choose(ref)
-        if isinstance(ref, str):
-            spec: str | dict[str, Any] = ref
+        one: LLMChoice = self.choose(ref) if isinstance(ref, tuple | list) else ref
+        if isinstance(one, str):
+            spec: str | dict[str, Any] = one
             settings: dict[str, Any] = dict(self.llm_options)
         else:
-            spec = {**self.llm_options, **ref}
+            spec = {**self.llm_options, **one}
             settings = spec
 
         def load() -> LLM:
             llm = load_llm(spec, **self.llm_options) if isinstance(spec, str) else load_llm(spec)
             return self.policy.llm(llm)
 
-        return self._get(_key("llm", llm_name(ref), settings), load)
+        return self._get(_key("llm", llm_name(one), settings), load)
 
     def index(self, path: str | Path) -> Index:
         from rarx.index.base import load_index
