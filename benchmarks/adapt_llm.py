@@ -17,7 +17,8 @@ Every step is the real command line (printed before it runs), and a step whose o
 exists is reused (delete benchmarks/work/NAME/ to start over):
 
 1. ``rarx train data gate --questions sciq,squad``: the base model answers the train and
-   dev questions closed-book (train: at most --train-limit per source).
+   dev questions closed-book (train: at most --train-limit per source); the answers are
+   kept as they come, so a stopped build resumes.
 2. ``rarx train gate``: fine-tuning (all layers, or the top --train-layers), stopped by
    --max-minutes; with --resume it continues from its newest checkpoint.
 3. ``rarx eval adaptive`` per dataset on the test split (never trained on), thresholds

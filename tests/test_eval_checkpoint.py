@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rarx.errors import ConfigError
-from rarx.eval.adaptive import Checkpoint
+from rarx.eval.checkpoint import Checkpoint
 
 
 def test_a_stopped_measurement_resumes_where_it_stopped(tmp_path: Path) -> None:
