@@ -1,18 +1,29 @@
-"""Adapt-LLM (Labruna et al., "When to Retrieve") with the packaged SmolLM2-135M on CPU:
-build the gate data, train the <RET> gate (time-limited), and evaluate NR / AR / Adapt and
-dev-calibrated threshold gates on held-out SciQ and SQuAD questions, each with its own
-corpus as the retrieval source.
+"""Adapt-LLM (Labruna et al., "When to Retrieve") on CPU: build the gate data, train
+the <RET> gate (time-limited), and evaluate NR / AR / Adapt and dev-calibrated threshold
+gates on held-out SciQ and SQuAD questions, each with its own corpus as the retrieval
+source.
 
     nice -n 10 .venv/bin/python benchmarks/adapt_llm.py [--limit 150] [--max-minutes 20]
 
+The 1.5B model, with every LLM that only generates or scores (gate data, evaluation)
+through the int8 ctranslate2 backend; training stays on transformers and the trained
+directory is converted once into the ctranslate2 cache:
+
+    nice -n 5 .venv/bin/python benchmarks/adapt_llm.py --base qwen2.5-coder-1.5b \
+        --backend ctranslate2 --name adapt_llm_qwen --limit 300 --dev-limit 100 \
+        --train-layers 4 --max-minutes 60 --resume
+
 Every step is the real command line (printed before it runs), and a step whose output
-exists is reused (delete benchmarks/work/adapt_llm/ to start over):
+exists is reused (delete benchmarks/work/NAME/ to start over):
 
 1. ``rarx train data gate --questions sciq,squad``: the base model answers the train and
-   dev questions closed-book (train: at most --train-limit per source).
-2. ``rarx train gate``: full fine-tuning, stopped by --max-minutes.
+   dev questions closed-book (train: at most --train-limit per source); the answers are
+   kept as they come, so a stopped build resumes.
+2. ``rarx train gate``: fine-tuning (all layers, or the top --train-layers), stopped by
+   --max-minutes; with --resume it continues from its newest checkpoint.
 3. ``rarx eval adaptive`` per dataset on the test split (never trained on), thresholds
-   calibrated on the dev split.
+   calibrated on the dev split; every answer, decision and P(<RET>) is kept in a
+   checkpoint as it is made, so the same command again resumes it.
 
 Untrained reference: pipeline_gating.py (the packaged model never writes <RET>).
 """
@@ -24,8 +35,6 @@ import json
 import time
 
 from common import WORK, rarx_cli, table, write_result
-
-OUT = WORK / "adapt_llm"
 
 
 def step(args: list[str], done: bool) -> float:
@@ -57,12 +66,31 @@ def main() -> None:
     ap.add_argument("--check", type=int, default=8, help="questions run as a real pipeline")
     ap.add_argument("--lora", action="store_true", help="LoRA (merged) instead of full FT")
     ap.add_argument("--device", default="cpu", help="training and evaluation (cuda on a GPU)")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--backend",
+        default="transformers",
+        choices=["transformers", "ctranslate2"],
+        help="backend of the LLMs that only generate or score (gate data, "
+        "evaluation); training always uses transformers",
+    )
+    ap.add_argument("--train-layers", type=int, default=0, help="train only the top N layers")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue training from the gate model's newest checkpoint",
+    )
+    ap.add_argument("--name", default="adapt_llm", help="work folder and results name")
+    args = ap.parse_args()  # fmt: skip
+    out = WORK / args.name
 
-    data, model = OUT / "gate-data", OUT / "gate-model"
+    def infer(model: str) -> str:
+        return model if args.backend == "transformers" else f"{args.backend}:{model}"
+
+    data, model = out / "gate-data", out / "gate-model"
+    resume = args.resume and any((model / "checkpoints").glob("*"))
     seconds = {}
     seconds["data"] = step(
-        ["train", "data", "gate", "--llm", args.base, "--questions", args.sources,
+        ["train", "data", "gate", "--llm", infer(args.base), "--questions", args.sources,
          "--limit", str(args.train_limit), "--dev-limit", str(args.data_dev_limit),
          "--out", str(data)],
         (data / "manifest.json").is_file(),
@@ -71,18 +99,18 @@ def main() -> None:
         ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
          "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
          str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "25",
-         "--device", args.device,
-         *(["--lora"] if args.lora else [])],
+         "--device", args.device, "--train-layers", str(args.train_layers),
+         *(["--lora"] if args.lora else []), *(["--resume"] if resume else [])],
         (model / "rarx_model.json").is_file(),
     )  # fmt: skip
     results = {}
     for ds in args.datasets.split(","):
-        path = OUT / f"eval-{ds}.json"
+        path = out / f"eval-{ds}.json"
         seconds[f"eval_{ds}"] = step(
-            ["eval", "adaptive", "--dataset", ds, "--gate-llm", str(model), "--base-llm",
-             args.base, "--limit", str(args.limit), "--dev-limit", str(args.dev_limit),
-             "--check", str(args.check), "--work-dir", str(OUT / "indexes"),
-             "--device", args.device,
+            ["eval", "adaptive", "--dataset", ds, "--gate-llm", infer(str(model)), "--base-llm",
+             infer(args.base), "--limit", str(args.limit), "--dev-limit", str(args.dev_limit),
+             "--check", str(args.check), "--work-dir", str(out / "indexes"),
+             "--device", args.device, "--checkpoint", str(out / f"eval-{ds}.checkpoint.json"),
              "--results", str(path)],
             path.is_file(),
         )  # fmt: skip
@@ -112,9 +140,10 @@ def main() -> None:
         met = {k: v for k, v in g.items() if isinstance(v, bool)}
         print(f"{ds}: AUC of P(<RET>) for closed-book failure: trained {g['auc_trained']}, "
               f"untrained {g['auc_base']}; goals {met}")  # fmt: skip
-    write_result("adapt_llm", {
+    write_result(args.name, {
         "setup": {
-            "base": args.base, "device": args.device, "sources": args.sources,
+            "base": args.base, "backend": args.backend, "train_layers": args.train_layers,
+            "device": args.device, "sources": args.sources,
             "train_limit": args.train_limit, "data_dev_limit": args.data_dev_limit,
             "max_minutes": args.max_minutes, "lr": args.lr, "batch_size": args.batch_size,
             "epochs": args.epochs, "lora": args.lora, "test_limit": args.limit,

@@ -26,7 +26,10 @@ where that backend is installed). Each query's result is appended to
 ``results/<name>.queries.jsonl`` as soon as it is done and the summary
 ``results/<name>.json`` is rewritten after every query, marked ``partial`` until every
 system has every sampled query; ``--resume`` skips what the JSONL already holds (same
-settings only: a mismatch is an error).
+settings only: a mismatch is an error). Each set's figures are also written as a
+``rarx eval report`` results file, ``results/report/<name>-<set>.json`` (kind
+``retrieval``), so ``rarx eval report`` draws them. ``--summarize`` rebuilds both from the
+JSONL without loading a model.
 """
 
 from __future__ import annotations
@@ -223,6 +226,57 @@ def summarize(
     return out
 
 
+LABELS = {"first": "FIRST", "first+inst": "FIRST +inst", "listwise": "listwise",
+          "first+orders": "FIRST orders"}  # fmt: skip
+
+
+def report_files(
+    name: str, summary: dict[str, Any], data_by: dict[str, Any], records: list[dict[str, Any]],
+    settings: dict[str, Any],
+) -> list[Path]:  # fmt: skip
+    """One ``rarx eval report`` results file (kind ``retrieval``) per set: the first stage
+    first, every reranker with its paired-test p-value against it."""
+    from rarx.eval.results import envelope, write_results
+
+    out = []
+    for dataset, s in summary.items():
+        if not s["systems"]:
+            continue
+        stages = [r.get("first_stage") for r in records
+                  if r["dataset"] == dataset and r["system"] == "first-stage"]  # fmt: skip
+        stage = stages[0] if stages else "first stage"
+        p_of = {t["system"]: t["p"] for t in s["paired_tests_nDCG@10"]
+                if t["against"] == "first-stage"}  # fmt: skip
+        systems = []
+        for system, v in s["systems"].items():
+            label = stage if system == "first-stage" else f"{LABELS.get(system, system)}"
+            systems.append({
+                "system": label,
+                "measures": {m: v[m] for m in MEASURES},
+                "queries": v["queries"],
+                "nDCG@10_ci95": v["nDCG@10_ci95"],
+                "seconds_per_query": v["seconds_per_query"],
+                "p_value_vs_first": {} if system == "first-stage"
+                else {"nDCG@10": p_of.get(system)},
+                "settings": {"llm": settings["llm"], "k": settings["k"],
+                             "instruction": s["instruction"] if system == "first+inst" else None},
+            })  # fmt: skip
+        data = data_by[dataset]
+        body = envelope(
+            "retrieval",
+            dataset={"name": dataset, "queries": s["sampled_queries"],
+                     "documents": len(data.corpus), "complete": s["complete"]},
+            systems=systems,
+            benchmark={"script": "benchmarks/first_rarb.py", "name": name,
+                       "oracle_share_with_answer_in_candidates":
+                       s["oracle_share_with_answer_in_candidates"]},
+        )  # fmt: skip
+        path = RESULTS / "report" / f"{name}-{dataset}.json"
+        write_results(path, body)
+        out.append(path)
+    return out
+
+
 def save(
     name: str,
     records: list[dict[str, Any]],
@@ -251,6 +305,7 @@ def save(
     }
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
         write_result(name, payload)
+    report_files(name, summary, data_by, records, settings)
     return summary
 
 
@@ -320,6 +375,9 @@ def main() -> None:
     ap.add_argument("--name", default="first_rarb", help="results/<name>.json and .queries.jsonl")
     ap.add_argument("--resume", action="store_true", help="skip queries the JSONL already holds")
     ap.add_argument("--time-budget", type=float, default=0, help="stop after this many seconds")
+    ap.add_argument(
+        "--summarize", action="store_true", help="rebuild the summaries from the JSONL only"
+    )
     args = ap.parse_args()
     datasets = args.dataset or ["arc-challenge"]
     options: dict[str, Any] = {}
@@ -338,8 +396,10 @@ def main() -> None:
     }
     jsonl = RESULTS / f"{args.name}.queries.jsonl"
     records: list[dict[str, Any]] = []
+    if args.summarize and not jsonl.is_file():
+        sys.exit(f"{jsonl} does not exist: nothing to summarize")
     if jsonl.is_file():
-        if not args.resume:
+        if not (args.resume or args.summarize):
             sys.exit(f"{jsonl} exists: pass --resume to continue it, or another --name")
         lines = jsonl.read_text().splitlines()
         head = json.loads(lines[0])
@@ -350,6 +410,9 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         jsonl.write_text(json.dumps({"settings": settings}) + "\n")
     done = {(r["dataset"], r["system"], r["qid"]) for r in records}
+    if args.summarize:
+        summarize_only(args, datasets, records, settings)
+        return
 
     from rarx.llm import load_llm
 
@@ -451,6 +514,25 @@ def main() -> None:
         out_of_time,
         quiet=False,
     )
+    print_tables(summary)
+
+
+def summarize_only(
+    args: Any, datasets: list[str], records: list[dict[str, Any]], settings: dict[str, Any]
+) -> None:
+    """The summary and report files from the records alone (no LLM is loaded; the first
+    stage runs again for the oracle share over the whole sample, as a run computes it)."""
+    data_by, oracle, instructions = {}, {}, {}
+    for dataset in datasets:
+        data = data_by[dataset] = load_set(dataset)
+        instructions[dataset] = data.instruction
+        queries = sample(data, args.queries, args.seed)
+        _, cands, _ = first_stage(data, dataset, queries, args.k)
+        oracle[dataset] = sum(
+            any(data.qrels[r.qid].get(d, 0) > 0 for d in r.docids) for r in cands
+        ) / len(queries)
+    summary = save(args.name, records, data_by, args, oracle, instructions, settings, 0.0, 0.0,
+                   False, quiet=False)  # fmt: skip
     print_tables(summary)
 
 

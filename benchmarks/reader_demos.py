@@ -14,8 +14,18 @@ the same after removing the reader's label prior ("calibrated", see
 :mod:`rarx.eval.mc_reader`). The free-text answer of the old benchmark (the model
 writes "C" 38 of 40 times) is what these replace.
 
-Per (model, condition) the label log-probabilities are cached under benchmarks/work, so a
-model can be added in a later run without scoring the others again.
+Per (model, condition) the label log-probabilities are cached under benchmarks/work,
+written after every ``--chunk`` questions: a model can be added in a later run without
+scoring the others again, and a stopped run resumes where it stopped (the same command
+again). A model is any LLM spec: ``ctranslate2:qwen2.5-coder-1.5b`` or, for a reader
+trained by ``rarx train reader`` (transformers), ``ctranslate2:DIR`` (converted once
+into the backend's cache).
+
+The 1.5B model on ARC-Easy (issue 25's sizes):
+
+    nice -n 5 .venv/bin/python benchmarks/reader_demos.py --task arc-easy --n 300 --k 2 \
+        --model base=ctranslate2:qwen2.5-coder-1.5b --model meta=ctranslate2:models/reader-qwen \
+        --result reader_demos_qwen_arc-easy
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from pipeline_common import PWORK
 from rarx.eval.mc_reader import choose, label_logprobs, letter_counts, lettered, reader_prompt
 from rarx.eval.significance import mean_ci, paired_t_test
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
+from rarx.io.atomic import atomic_write
 from rarx.stages.common import DEMOS
 from rarx.stages.demos import DemosParams, DemosStage
 from rarx.train.data.mc import SOURCES
@@ -56,20 +67,31 @@ def demos_for(bank: QAMemoryIndex, queries: list[Query], select: str, k: int, se
     return [s.context[DEMOS] for s in stage.run([QueryState(q) for q in queries])]
 
 
-def cached_logprobs(model: str, cond: str, key: str, qids: list[str], compute):  # noqa: ANN001, ANN201
+def cached_logprobs(
+    model: str,
+    cond: str,
+    key: str,
+    qids: list[str],
+    compute,  # noqa: ANN001, ANN201
+    chunk: int = 32,
+):
     """Label log-probabilities per question id, computed only for the ids not cached
-    (``compute(indices)`` scores those positions of ``qids``); seconds add up."""
+    (``compute(indices)`` scores those positions of ``qids``), ``chunk`` at a time with
+    the cache written (atomically) after each, so a stopped run resumes; seconds add up."""
     path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model)}.json"
     cached = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "logprobs": {}}
     todo = [i for i, q in enumerate(qids) if q not in cached["logprobs"]]
-    if todo:
+    for at in range(0, len(todo), chunk):
+        part = todo[at : at + chunk]
         t0 = time.perf_counter()
-        rows = compute(todo)
-        cached["logprobs"].update({qids[i]: r for i, r in zip(todo, rows, strict=True)})
+        rows = compute(part)
+        cached["logprobs"].update({qids[i]: r for i, r in zip(part, rows, strict=True)})
         cached["seconds"] = round(cached["seconds"] + time.perf_counter() - t0, 1)
         cached["model"] = model
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cached))
+        with atomic_write(path) as f:
+            json.dump(cached, f)
+        print(f"  {model} / {cond}: {len(cached['logprobs'])} of {len(qids)} scored "
+              f"({cached['seconds']:.0f} s)", flush=True)  # fmt: skip
     return {"seconds": cached["seconds"], "scored": len(cached["logprobs"]),
             "logprobs": [cached["logprobs"][q] for q in qids]}  # fmt: skip
 
@@ -85,8 +107,10 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--chunk", type=int, default=32, help="questions between cache writes")
     ap.add_argument("--model", action="append", required=True,
-                    help="NAME=MODEL (model name or trained directory); repeatable")  # fmt: skip
+                    help="NAME=SPEC: an LLM spec (smollm2-135m, ctranslate2:qwen2.5-coder-1.5b, "
+                         "ctranslate2:DIR for a trained directory); repeatable")  # fmt: skip
     ap.add_argument("--only", type=int, default=None,
                     help="Score only the first M questions of the sample (same bank)")  # fmt: skip
     ap.add_argument("--result", default="reader_demos")
@@ -125,7 +149,7 @@ def main() -> None:
                 llm = llm or load_llm(model, device="cpu", batch_size=args.batch_size)
                 return label_logprobs(llm, [ps[i] for i in todo], [n_opts[i] for i in todo])
 
-            got = cached_logprobs(model, cond, key, [q.qid for q in queries], compute)
+            got = cached_logprobs(model, cond, key, [q.qid for q in queries], compute, args.chunk)
             system = f"{name} / {cond}"
             entry = {"model": model, "seconds_all_scored": got["seconds"], "scored": got["scored"]}
             for mode in ("raw", "calibrated"):

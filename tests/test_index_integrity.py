@@ -141,16 +141,32 @@ def test_a_derived_directory_the_build_writes_stays_out_of_its_record(tmp_path: 
 # -- damaged Lucene files -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("engine", ["matrix", "lucene"])
 def test_bytes_written_into_stored_fields_are_found_and_named(
-    tiny_bm25: Any, tmp_path: Path
+    tiny_bm25: Any, tmp_path: Path, engine: str
 ) -> None:
     path = copy(tiny_bm25, tmp_path / "idx")
-    spoil(path / "lucene" / "_0.fdt")
-    # Same size: opening stays cheap and does not read it all. (The score matrix answers
-    # without reading stored fields; the Lucene path reads the stored ids.)
-    index = load_index(path, engine="lucene")
-    with pytest.raises(IndexCorruptError, match=r"is damaged: lucene/_0\.fdt: checksum differs"):
-        index.search(LAVA, 3)  # reads the stored ids from the damaged block
+    spoil(path / "lucene" / "_0.fdt")  # the stored-fields block of d3, d4 and d5
+    # Same size: opening stays cheap and does not read it all.
+    index = load_index(path, engine=engine)
+    assert index.settings["engine"] == engine
+    damage = r"is damaged: lucene/_0\.fdt: checksum differs from the build's"
+    if engine == "lucene":
+        with pytest.raises(IndexCorruptError, match=damage):
+            index.search(LAVA, 3)  # reads the hits' stored ids from the damaged block
+    else:  # the matrix holds the docids: a search that shows no text reads no stored field
+        assert index.search(LAVA, 3) == tiny_bm25.search(LAVA, 3)
+    # Hits with text read the damaged block: an error naming it, never an empty text
+    # (Anserini's own lookups return null there).
+    with pytest.raises(IndexCorruptError, match=damage):
+        index.search(LAVA, 3, with_docs=True)
+    with pytest.raises(IndexCorruptError, match=damage):
+        index.doc("d4")
+    # Documents in intact blocks read as built.
+    photo = [Query("p", "photosynthesis")]
+    assert index.search(photo, 1, with_docs=True) == tiny_bm25.search(photo, 1, with_docs=True)
+    assert index.search(photo, 1, with_docs=True)[0].docs[0] == DOCS[0]
+    assert index.doc("d1") == DOCS[0] and index.doc("no-such-doc") is None
     report = check_index(path)
     assert [str(p) for p in report.problems] == [
         "lucene/_0.fdt: checksum differs from the build's (bytes changed)"
@@ -159,6 +175,43 @@ def test_bytes_written_into_stored_fields_are_found_and_named(
     assert "  DAMAGED lucene/_0.fdt: checksum differs from the build's (bytes changed)" in (
         report.lines()
     )
+
+
+@pytest.mark.parametrize("engine", ["matrix", "lucene"])
+def test_a_block_lucene_calls_corrupt_is_named_never_read_as_a_missing_id(
+    tiny_bm25: Any, tmp_path: Path, engine: str
+) -> None:
+    from rarx.index.java import jclass
+
+    path = copy(tiny_bm25, tmp_path / "idx")
+    fdt = path / "lucene" / "_0.fdt"
+    data = bytearray(fdt.read_bytes())
+    start = jclass("org.apache.lucene.codecs.CodecUtil").indexHeaderLength(
+        "Lucene90StoredFieldsFastData", "")  # fmt: skip
+    assert data[start] == 0  # the block's first document
+    data[start] = 5  # Lucene: CorruptIndexException, which Anserini's id lookup returns as null
+    fdt.write_bytes(bytes(data))
+    index = load_index(path, engine=engine)
+    photo = [Query("p", "photosynthesis")]
+    damage = r"is damaged: lucene/_0\.fdt: checksum differs from the build's"
+    if engine == "lucene":  # the hits' ids are read from the block
+        with pytest.raises(IndexCorruptError, match=damage):
+            index.search(photo, 3)
+    else:
+        assert index.search(photo, 3) == tiny_bm25.search(photo, 3)
+    with pytest.raises(IndexCorruptError, match=damage):
+        index.search(photo, 3, with_docs=True)
+
+
+def test_a_score_matrix_built_from_damaged_stored_fields_names_the_file(
+    tiny_bm25: Any, tmp_path: Path
+) -> None:
+    path = copy(tiny_bm25, tmp_path / "idx")
+    spoil(path / "lucene" / "_0.fdt")
+    shutil.rmtree(path / "matrix")  # as an index from before the matrix: built on open
+    with pytest.raises(IndexCorruptError, match=r"is damaged: lucene/_0\.fdt: checksum differs"):
+        load_index(path)  # the build compares stored ids with the ones it sorted
+    assert not (path / "matrix").exists() and leftovers(path / "matrix") == []
 
 
 def test_lucene_checkindex_names_the_file_when_no_checksums_were_recorded(
@@ -176,6 +229,13 @@ def test_lucene_checkindex_names_the_file_when_no_checksums_were_recorded(
     assert str(caught.value).startswith(f"Lucene failed on index {path}: ")
     assert str(caught.value).endswith(f"'rarx index check {path}' tells whether the index is "
                                       "damaged")  # fmt: skip
+    # A stored document that cannot be decoded is damage, on either engine: named as far
+    # as Lucene names it (its Lucene part), never an empty text.
+    for engine in ("matrix", "lucene"):
+        with pytest.raises(IndexCorruptError) as caught:
+            load_index(path, engine=engine).doc("d4")
+        assert str(caught.value).startswith(f"index {path} is damaged: lucene/")
+        assert "(as Lucene names it: no build checksums to confirm)" in str(caught.value)
 
 
 def test_an_old_index_without_checksums_opens_and_check_says_it_cannot_verify(
@@ -232,8 +292,20 @@ def test_the_command_line_reports_and_exits_as_documented(tiny_bm25: Any, tmp_pa
         f"build's (bytes changed); rebuild it with 'rarx index --index {damaged} --overwrite' "
         "from its corpus"
     )
-    assert one_line_error(rarx("search", "--index", str(damaged), "--query", "lava",
-                               "--search-engine", "lucene")) == line
+    for engine in ("matrix", "lucene"):  # hits shown with their text: the block is read
+        assert one_line_error(rarx("search", "--index", str(damaged), "--query", "lava",
+                                   "--search-engine", engine)) == line  # fmt: skip
+    topics = tmp_path / "q.tsv"
+    topics.write_text("a\tvolcano lava\nb\tphotosynthesis glucose\n")
+    shown = rarx("search", "--index", str(damaged), "--topics", str(topics), "--format",
+                 "jsonl", "-o", str(tmp_path / "run.jsonl"))  # fmt: skip
+    assert one_line_error(shown) == line and not (tmp_path / "run.jsonl").exists()
+    # A TREC run shows no text: the score matrix answers it without stored fields.
+    runs = [tmp_path / "damaged.trec", tmp_path / "intact.trec"]
+    for index, run in zip((damaged, tiny_bm25.path), runs, strict=True):
+        done = rarx("search", "--index", str(index), "--topics", str(topics), "-o", str(run))
+        assert done.returncode == 0, done.stderr
+    assert runs[0].read_text() == runs[1].read_text() and "d4" in runs[0].read_text()
     old = unrecorded(copy(tiny_bm25, tmp_path / "old"))
     checked = rarx("index", "check", str(old), "--no-lucene")
     assert checked.returncode == 0, checked.stderr
@@ -476,6 +548,39 @@ def test_serve_refuses_a_damaged_index_at_start(
     truncate(truncated / "lucene" / "_0.fdt")
     with pytest.raises(IndexCorruptError, match=r"lucene/_0\.fdt: [\d,]+ bytes, built as"):
         create_app(ServeConfig(indexes={"x": truncated}, api_key=None))
+
+
+@pytest.mark.parametrize("engine", ["matrix", "lucene"])
+def test_serve_answers_500_naming_a_file_damaged_after_it_started(
+    tiny_bm25: Any, tmp_path: Path, engine: str
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from rarx.serve import ServeConfig, create_app
+
+    spoiled = copy(tiny_bm25, tmp_path / "spoiled")
+    app = create_app(ServeConfig(indexes={"x": spoiled}, api_key=None, search_engine=engine))
+
+    async def ask() -> list[httpx.Response]:
+        await app.state.rarx.start()
+        assert app.state.rarx.indexes["x"].inner.settings["engine"] == engine
+        spoil(spoiled / "lucene" / "_0.fdt")  # after it loaded: found by the first search
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rarx") as client:
+            return [await client.post("/v1/search", json={"index": "x", "query": q, "k": 1})
+                    for q in ("lava", "photosynthesis")]  # fmt: skip
+
+    damaged, intact = asyncio.run(ask())
+    assert damaged.status_code == 500  # serve's hits carry their text: d4's block is read
+    assert damaged.json()["detail"] == (
+        f"index {spoiled} is damaged: lucene/_0.fdt: checksum differs from the build's (bytes "
+        f"changed); rebuild it with 'rarx index --index {spoiled} --overwrite' from its corpus"
+    )
+    assert intact.status_code == 200  # d1's block is intact
+    (hit,) = intact.json()["rankings"][0]["hits"]
+    assert (hit["docid"], hit["title"], hit["text"]) == ("d1", DOCS[0].title, DOCS[0].text)
 
 
 def test_a_pipeline_over_a_damaged_index_is_one_line(tiny_bm25: Any, tmp_path: Path) -> None:

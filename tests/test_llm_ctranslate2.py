@@ -120,6 +120,34 @@ def test_next_token_logprobs_agree(smol: Any, ct_f32: CTranslate2LLM) -> None:
         assert math.log(sum(math.exp(v) for v in g.values())) < 0  # log-probabilities
 
 
+def test_path_logprobs_read_every_step_of_a_path_in_one_pass(
+    smol: Any, ct_f32: CTranslate2LLM
+) -> None:
+    # Paths of different lengths (and prompts of different lengths) in one call; each
+    # reading must equal the reference's and this backend's own per-token reading.
+    prompts = [ChatPrompt.user("Name a letter. " + "word " * i, prefix="[") for i in range(3)]
+    paths = [(), ("A",), ("A", "]", " >")]
+    letters = list("ABCDE")
+    want = smol.path_logprobs(prompts, paths, letters)
+    got = ct_f32.path_logprobs(prompts, paths, letters)
+    for p, path, w, g in zip(prompts, paths, want, got, strict=True):
+        assert len(g) == len(path) + 1
+        per_token = ct_f32.next_token_logprobs(
+            [ChatPrompt(p.messages, p.prefix + "".join(path[:j])) for j in range(len(path) + 1)],
+            letters,
+        )
+        for ws, gs, ps in zip(w, g, per_token, strict=True):
+            assert max(abs(ws[c] - gs[c]) for c in letters) < 2e-3
+            assert max(abs(ps[c] - gs[c]) for c in letters) < 2e-3
+
+
+def test_path_logprobs_over_the_logits_budget_defers_to_per_token_reading() -> None:
+    small = CTranslate2LLM("smollm2-135m", compute_type="float32", logits_budget_mb=1)
+    prompt = ChatPrompt.user("Name a letter. " + "word " * 40, prefix="[")
+    with pytest.raises(NotImplementedError, match="exceed the 1 MB budget"):
+        small.path_logprobs([prompt], [("A",)], ["A", "B"])
+
+
 def test_continuation_logprobs_agree(smol: Any, ct_f32: CTranslate2LLM) -> None:
     pairs = [
         ("Question: What color is the sky?\nAnswer:", " blue"),

@@ -182,3 +182,26 @@ def test_cli_search_engine_switch_and_run_meta(edge_bm25, tmp_path):
     bad = CliRunner().invoke(cli, ["search", "--index", str(edge_bm25.path), "--query", "lava",
                                    "--rm3", "--search-engine", "matrix"])  # fmt: skip
     assert bad.exit_code != 0 and "RM3 runs on the Lucene path only" in str(bad.exception)
+
+
+def test_docids_and_their_tie_order_are_read_in_few_calls_as_stored(
+    edge_bm25, tmp_path, monkeypatch
+):
+    from rarx.index.java import jclass
+    from rarx.index.matrix import Bm25Params, build_matrix
+
+    # Seven documents per sorted search: each later one starts after the last one read.
+    monkeypatch.setattr(matrix_module, "_DOCIDS_PER_CALL", 7)
+    built = build_matrix(Path(edge_bm25.path) / "lucene", tmp_path / "m", "bm25",
+                         Bm25Params(0.9, 0.4))  # fmt: skip
+    docids = json.loads((tmp_path / "m" / "docids.json").read_text(encoding="utf-8"))
+    stored_id = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
+    reader = edge_bm25._searcher.reader
+    assert docids == [stored_id(reader, i) for i in range(built["documents"])]
+    # Anserini breaks score ties by the docid's UTF-8 bytes (equal ids: by Lucene id).
+    by_bytes = sorted(range(len(docids)), key=lambda i: (docids[i].encode("utf-8"), i))
+    rank = np.load(tmp_path / "m" / "id_rank.npy")
+    assert rank[by_bytes].tolist() == list(range(len(docids)))
+    one_call = Path(edge_bm25.path) / MATRIX_DIR
+    for name in ("docids.json", "id_rank.npy"):
+        assert (tmp_path / "m" / name).read_bytes() == (one_call / name).read_bytes()

@@ -123,6 +123,31 @@ def test_search_answers_equal_the_library(bm25: Path, dense: Path, resources: Re
     assert_same(fused, library([bm25, dense], QUERIES, 5))
 
 
+def test_the_search_engine_setting_opens_bm25_indexes_with_it(
+    bm25: Path, resources: Resources
+) -> None:
+    with pytest.raises(ConfigError, match="search_engine must be one of auto, matrix, lucene, "
+                       "got 'fast'"):  # fmt: skip
+        ServeConfig(indexes={"bm25": bm25}, search_engine="fast")
+    batch = [{"qid": q.qid, "text": q.text} for q in QUERIES]
+    answers = {}
+    for engine in ("lucene", "matrix", "auto"):
+        app = app_for(resources, indexes={"bm25": bm25}, search_engine=engine)
+
+        async def go() -> dict[str, Any]:
+            async with await started(app) as c:  # noqa: B023 - run in this iteration
+                response = await c.post("/v1/search", json={"index": "bm25", "queries": batch,
+                                                            "k": 5})  # fmt: skip
+                assert response.status_code == 200
+                return response.json()
+
+        answers[engine] = call(go())
+        opened_with = app.state.rarx.indexes["bm25"].inner.settings["engine"]
+        assert opened_with == ("matrix" if engine == "auto" else engine)
+    assert answers["lucene"] == answers["matrix"] == answers["auto"]  # the same rankings
+    assert_same(answers["lucene"], library([bm25], QUERIES, 5))
+
+
 @pytest.mark.slow
 def test_a_pipeline_runs_by_name_with_explain(bm25: Path, tmp_path: Path,
                                               resources: Resources) -> None:  # fmt: skip

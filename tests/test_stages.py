@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from rarx.pipeline import Pipeline, Resources
+from rarx.pipeline.output import explain
 from rarx.stages.templates import TEMPLATES
 from rarx.types import Query, QueryState
 
@@ -168,6 +169,17 @@ def test_qa_memory_hits_and_backs_off(memory: Any, tiny_bm25: Any, resources: Re
     assert _events(miss, "qa_memory") == ["miss"] and miss.ranking is not None
     assert "answer" not in miss.context and len(miss.context["memory"]) == 2
     assert miss.trace[0].data["best_score"] < 0.9
+    # --explain names the route each answer took
+    assert "answered from: the QA memory (qa_memory: a stored question at" in explain(hit)
+    assert "answered from" not in explain(miss)  # no stage answered it
+    reader = Pipeline.from_dict({"stages": [
+        {"retrieve": {"index": str(tiny_bm25.path), "k": 2}},
+        {"generate": {"llm": "smollm2-135m", "top_docs": 2, "max_new_tokens": 4}},
+    ]}, resources=resources)  # fmt: skip
+    (read,) = reader.run(["How do earthquakes happen?"])
+    n = len(read.ranking.hits)  # type: ignore[union-attr]
+    assert explain(read).endswith(f"answered from: retrieval (generate read the top of {n} "
+                                  f"retrieved hit{'s' * (n != 1)})")  # fmt: skip
     # context mode never short-circuits
     ctx = Pipeline.from_dict({"stages": [{"qa_memory": {"index": str(memory.path),
                              "mode": "context"}}]}, resources=resources)  # fmt: skip

@@ -422,3 +422,45 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
         changed = not bool((trained[name] == tensor).all())
         top_proj = name.startswith("model.layers.1.") and name.endswith("proj.weight")
         assert changed == top_proj, name
+
+
+# -- a tokenizer that merges "[" into the identifiers (as Qwen's does) -------------------------
+
+
+@pytest.fixture(scope="module")
+def merged_llm(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("torch")
+    from rarx.llm.transformers_backend import TransformersLLM
+    from tests.test_reply import MERGED, qwen_like_tokenizer, tiny_lm
+
+    root = tmp_path_factory.mktemp("qwen-like-train")
+    tok = qwen_like_tokenizer(root / "tok", [*MERGED, ("Ċ", "Ċ")])
+    return TransformersLLM(str(tiny_lm(root / "lm", tok)), device="cpu")
+
+
+def test_training_teaches_the_tokens_first_reads_where_the_tokenizer_merges(
+    merged_llm: Any,
+) -> None:
+    from rarx.train.first import WindowEncoder
+
+    passages = tuple(f"passage number {i}" for i in range(16))  # A..P: O is two tokens
+    order = (2, 14, 0, *[i for i in range(16) if i not in (2, 14, 0)])  # C > O > A > ...
+    w = RankingWindow("q1", "which passage?", tuple(f"d{i}" for i in range(16)), passages, order)
+    enc = WindowEncoder(merged_llm)
+    e = enc.encode(w)
+    tok = merged_llm.tokenizer
+    chat = enc.prompt(w)
+    # The sequence is exactly what the model reads and writes: the rendered prompt
+    # (without the "[" its tokenizer merges into "[C") and the ranking, tokenised whole.
+    reply = "".join(enc.template.reply_parts([enc.template.ids(16)[i] for i in order]))
+    whole = tok(merged_llm.render(chat) + reply, add_special_tokens=False)["input_ids"]
+    assert e.input_ids[: -1] == whole and e.input_ids[-1] == tok.eos_token_id
+    assert tok.convert_ids_to_tokens(e.input_ids[e.prompt_len]) == "[C"
+    assert e.input_ids[: e.prompt_len] == merged_llm.prompt_ids(type(chat)(chat.messages))
+    # The rank loss reads each identifier's first token there: "[A".. for the merged
+    # ones; O (read as "[" then "O") has no logit of its own and is left out of it.
+    ids = enc.id_tokens(16)
+    assert tok.convert_ids_to_tokens(ids[:3]) == ["[A", "[B", "[C"]
+    assert tok.convert_ids_to_tokens(ids[14]) == "["
+    assert e.ranks[2] == 1 and e.ranks[0] == 3 and math.isinf(e.ranks[14])
+    assert sorted(r for r in e.ranks if math.isfinite(r)) == [1, *range(3, 17)]

@@ -98,6 +98,34 @@ def test_gate_data_builder_produces_both_instance_kinds(
                                                    if q["split"] == "train")  # fmt: skip
 
 
+class _StopsAfter(ScriptedLLM):
+    """Answers ``limit`` questions, then stops as an interrupted run does."""
+
+    def __init__(self, limit: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.limit = limit
+
+    def generate(self, prompts: Any, max_new_tokens: int = 128, stop: Any = ()) -> Any:
+        if len(self.calls) >= self.limit:
+            raise KeyboardInterrupt
+        return super().generate(prompts, max_new_tokens, stop)
+
+
+def test_a_stopped_gate_data_build_resumes_without_asking_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(gate_data.SOURCES, "tiny", tiny_items)
+    first = _StopsAfter(8, reply=knows)
+    with pytest.raises(KeyboardInterrupt):  # batches of 2, kept every 8 questions
+        build_gate_data(first, "tiny", tmp_path, batch_size=2, quiet=True)
+    assert not (tmp_path / gate_data.META_FILE).exists()
+    second = ScriptedLLM(reply=knows)
+    build_gate_data(second, "tiny", tmp_path, batch_size=2, quiet=True)
+    questions = (tmp_path / "questions.jsonl").read_text().splitlines()
+    assert len(first.calls) == 8 and len(second.calls) == len(questions) - 8
+    assert not (tmp_path / gate_data.PARTIAL_FILE).exists()  # a complete build keeps none
+
+
 def test_adapt_gate_decides_on_the_first_token_when_ret_is_one_token() -> None:
     class OneTokenRET(ScriptedLLM):
         def tokenize(self, text: str) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rarx.pipeline.spec import check_indexes, load_spec
+from rarx.pipeline.spec import PipelineSpec, check_indexes, load_spec
 
 
 @click.group()
@@ -31,3 +31,21 @@ def validate(files: tuple[Path, ...], no_index_check: bool) -> None:
             check_indexes(spec)
         stages = " → ".join(s.kind for s in spec.stages)
         click.echo(f"{path}: ok ({spec.name}: {stages})")
+        for line in _llm_choices(spec):
+            click.echo(f"  {line}")
+
+
+def _llm_choices(spec: PipelineSpec) -> list[str]:
+    """Which LLM each preference list resolves to here (checked, not loaded)."""
+    from rarx.errors import RarxError
+    from rarx.llm import choose_llm
+
+    out = []
+    for s in spec.stages:
+        for name, value in vars(s.params).items():
+            if isinstance(value, tuple) and name.endswith("llm"):
+                try:
+                    out.append(f"{s.where} {name}: {choose_llm(value)[1]}")
+                except RarxError as exc:
+                    out.append(f"{s.where} {name}: {exc}")
+    return out

@@ -121,6 +121,14 @@ def _loopback(host: str) -> bool:
     help="Seconds an idle connection stays open; above a client's (or proxy's) own, so the "
     "server never closes a connection the client is about to reuse.",
 )
+@click.option(
+    "--search-engine",
+    type=click.Choice(["auto", "matrix", "lucene"]),
+    default="auto",
+    show_default=True,
+    help="BM25/SPLADE indexes: search the score matrix beside the index (same rankings as "
+    "Lucene, faster) or Lucene itself; auto: the matrix where it is exact.",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @quiet_option
 def serve(
@@ -128,8 +136,8 @@ def serve(
     max_batch_size: int, max_wait_ms: float, max_concurrency: int, max_queue: int,
     timeout: float, rerank: str | None, rerank_llm: str, rerank_k: int, rerank_window: int,
     rerank_stride: int, max_k: int, max_queries: int, max_query_chars: int,
-    max_body_bytes: int, cors_origins: tuple[str, ...], keep_alive: int, access_log: bool,
-    quiet: bool,
+    max_body_bytes: int, cors_origins: tuple[str, ...], keep_alive: int, search_engine: str,
+    access_log: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Serve indexes and pipelines over HTTP until SIGTERM or Ctrl-C.
 
@@ -158,7 +166,7 @@ def serve(
         if rerank else None,
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         max_concurrency=max_concurrency, max_queue=max_queue, timeout_s=timeout,
-        cors_origins=cors_origins,
+        cors_origins=cors_origins, search_engine=search_engine,
         limits=Limits(max_query_chars=max_query_chars, max_k=max_k, max_queries=max_queries,
                       max_body_bytes=max_body_bytes),
     )  # fmt: skip

@@ -24,6 +24,7 @@ could reach on these questions.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, RarxError
+from rarx.eval.checkpoint import Checkpoint
 from rarx.eval.qa import contains_answer, exact_match, token_f1
 from rarx.eval.qa_run import evaluate_pipeline, gold_answers
 from rarx.eval.significance import bootstrap_ci, mean_ci, paired_t_test
 from rarx.eval.splits import select
+from rarx.llm.factory import LLMSpec
 from rarx.progress import progress_bar
 from rarx.stages.gate import GateParams, GateStage
 from rarx.types import Query
@@ -71,12 +74,13 @@ class AdaptiveConfig:
     tolerance: float = 0.01  # calibration: dev accuracy within this of AR
     batch_size: int = 16
     device: str = "cpu"  # the LLMs' device ("cuda" on a GPU)
-    dtype: str = "float32"  # the LLMs' weights
+    dtype: str | None = None  # the LLMs' weights; None: the backend's default
     resamples: int = 1000
     seed: int = 0
     check: int = 0  # test questions also run through the real adapt-llm pipeline
     work_dir: Path = Path("indexes/eval")
     source: str | None = None  # split key; default: the dataset's name
+    checkpoint: Path | None = None  # measurements kept here as they are made (resumable)
 
     def __post_init__(self) -> None:
         if self.top_docs < 1:
@@ -176,21 +180,36 @@ def _answers(pipe: Any, queries: list[Query], where: str, batch: int, quiet: boo
     return [r["answer"] for r in evaluate_pipeline(pipe, queries, where, batch, quiet).per_query]
 
 
+# The settings a checkpoint's measurements depend on (a different one makes them stale).
+CHECKPOINT_KEYS = ("dataset", "source", "gate_llm", "base_llm", "top_docs", "passage_tokens",
+                   "max_new_tokens", "device", "dtype")  # fmt: skip
+
+
 def outcomes(config: AdaptiveConfig, queries: list[Query], where: str, pipes: dict[str, Any],
-             llms: dict[str, Any], quiet: bool) -> Outcomes:  # fmt: skip
+             llms: dict[str, Any], quiet: bool, checkpoint: Checkpoint | None = None
+             ) -> Outcomes:  # fmt: skip
+    ck = checkpoint or Checkpoint(None, {}, 1)
     o = Outcomes(queries, [gold_answers(q, where) for q in queries])
+    qids = [q.qid for q in queries]
     texts = [q.text for q in queries]
-    for name, attr in (("NR", "nr"), ("AR", "ar")):
-        t = time.perf_counter()
-        setattr(o, attr, _answers(pipes[name], queries, where, config.batch_size, quiet))
-        o.seconds[name] = round(time.perf_counter() - t, 1)
-    t = time.perf_counter()
-    o.adapt = adapt_decisions(llms["gate"], texts, config.batch_size, quiet)
-    o.seconds["adapt"] = round(time.perf_counter() - t, 1)
-    for name, attr in (("gate", "p_gate"), ("base", "p_base")):
-        t = time.perf_counter()
-        setattr(o, attr, p_ret(llms[name], texts, config.batch_size, quiet, f"P(<RET>) {name}"))
-        o.seconds[f"p_ret_{name}"] = round(time.perf_counter() - t, 1)
+    b = config.batch_size
+
+    def measure(name: str, fn: Callable[[list[int]], list[Any]]) -> list[Any]:
+        values, o.seconds[name] = ck.measure(name, qids, fn)
+        return values
+
+    def answers(system: str) -> Callable[[list[int]], list[Any]]:
+        return lambda idx: _answers(pipes[system], [queries[i] for i in idx], where, b, quiet)
+
+    def p_ret_of(model: str) -> Callable[[list[int]], list[Any]]:
+        return lambda idx: p_ret(llms[model], [texts[i] for i in idx], b, quiet,
+                                 f"P(<RET>) {model}")  # fmt: skip
+
+    o.nr, o.ar = measure("NR", answers("NR")), measure("AR", answers("AR"))
+    o.adapt = measure("adapt", lambda idx: adapt_decisions(
+        llms["gate"], [texts[i] for i in idx], b, quiet))  # fmt: skip
+    o.p_gate = measure("p_ret_gate", p_ret_of("gate"))
+    o.p_base = measure("p_ret_base", p_ret_of("base"))
     return o
 
 
@@ -247,23 +266,22 @@ def run_adaptive(
     index = config.work_dir / f"bm25-{corpus_key(data)}"
     if not index.is_dir():
         LuceneIndex.build(data.corpus, index, overwrite=True, quiet=quiet)
-    resources = resources or Resources(
-        llm_options={
-            "device": config.device,
-            "dtype": config.dtype,
-            "batch_size": config.batch_size,
-        }
-    )
+    options: dict[str, Any] = {"device": config.device, "batch_size": config.batch_size}
+    if config.dtype is not None:  # else each backend's own (ctranslate2 on a CPU: int8)
+        options["dtype"] = config.dtype
+    resources = resources or Resources(llm_options=options)
     pipes = {k: Pipeline.from_dict(v, resources=resources)
              for k, v in _pipelines(config, str(index)).items()}  # fmt: skip
     llms = {"gate": resources.llm(config.gate_llm), "base": resources.llm(config.base_llm)}
     queries = list(data.queries)
     where = str(data.path)
     leakage = training_overlap(config.gate_llm, select(queries, source, "test"))
+    settings = {k: getattr(config, k) for k in CHECKPOINT_KEYS}
+    ck = Checkpoint(config.checkpoint, settings, chunk=4 * config.batch_size)
     dev = outcomes(config, select(queries, source, "dev", limit=config.dev_limit), where, pipes,
-                   llms, quiet)  # fmt: skip
+                   llms, quiet, ck)  # fmt: skip
     test = outcomes(config, select(queries, source, "test", limit=config.limit), where, pipes,
-                    llms, quiet)  # fmt: skip
+                    llms, quiet, ck)  # fmt: skip
 
     dev_nr, dev_ar = dev.correct(dev.nr), dev.correct(dev.ar)
     t_base, cal_base = calibrate(dev.p_base, dev_nr, dev_ar, config.tolerance)
@@ -329,12 +347,11 @@ def training_overlap(gate_llm: str, queries: Sequence[Query]) -> dict[str, Any] 
     """How many evaluated questions the gate model was trained on (same normalised text),
     read from the training data its card names; raises when any is. None when the model
     has no card or its data is not on this machine."""
-    import json
-
     from rarx.eval.qa import normalize_answer
     from rarx.models.card import ModelCard
 
-    card = ModelCard.read(gate_llm) if Path(gate_llm).is_dir() else None
+    path_text = LLMSpec.parse(gate_llm).model  # "ctranslate2:DIR" reads DIR's card
+    card = ModelCard.read(path_text) if Path(path_text).is_dir() else None
     data = card.options.get("data_dir") if card is not None else None
     path = Path(str(data)) / "questions.jsonl" if data else None
     if path is None or not path.is_file():

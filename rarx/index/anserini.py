@@ -14,6 +14,12 @@ docids, scores and order.
 RM3 and indexes from Lucene 8 take Anserini's own pipeline (its reranker cascade),
 still read back as whole arrays, one query at a time.
 
+Anserini's document lookups (``SimpleSearcher.doc``/``doc_raw``, ``IndexReaderUtils.document``,
+``documentRaw``; ``convertLuceneDocidToDocid`` for an ``IOException``) catch the exception a
+damaged stored-fields block raises and return null, which reads as a missing document or
+an empty text. :class:`StoredFields` reads what they returned null for again, through
+Lucene, so the damage raises (and :func:`rarx.index.integrity.lucene_errors` names the file).
+
 With ``weighted=True`` (impact indexes, :mod:`rarx.index.impact`) each query is a JSON
 object of term weights, read into a Java map in one call (Jackson) and built into the
 same query as ``SimpleImpactSearcher.search(Map)`` builds: each term boosted by its weight.
@@ -31,6 +37,7 @@ from rarx.errors import RarxError
 from rarx.index.java import jclass
 
 CONTENTS = "contents"  # Anserini's indexed field
+DOCID_FIELD = "id"  # the stored collection docid
 _OPEN, _NEXT, _CLOSE = '[{"scoreDocs":[', ']},{"scoreDocs":[', "]}]"  # a list of TopDocs
 _HIT_END = ",{}]]"  # after a hit's score: its (omitted) docid bytes
 _TIE_GAP = np.float32(1e-4)  # ScoreTiesAdjusterReranker's constants, as Java floats
@@ -39,6 +46,39 @@ _TIE_PASSES = 8
 _BATCH_HITS = 200_000  # hits fetched per Java call (about 20 bytes of text each)
 
 Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # docids (object), scores (f32), lucene ids
+
+# pyjnius keeps a method's target object in state shared by every proxy of its class (see
+# AnseriniHits): calls on proxies made per call (a StoredFields, a Document) hold this lock.
+_PER_CALL_PROXIES = threading.Lock()
+
+
+class StoredFields:
+    """A Lucene reader's stored fields, read so that a damaged block raises Lucene's
+    exception instead of reading as null."""
+
+    def __init__(self, reader: Any):
+        self._reader = reader
+        self._size = int(reader.maxDoc())
+        self._lucene_id = jclass("io.anserini.index.IndexReaderUtils").convertDocidToLuceneDocid
+
+    def lucene_id(self, docid: str) -> int | None:
+        """The Lucene id of collection docid ``docid`` (None: no such document). It is
+        looked up in the ``id`` field's terms, not in the stored fields."""
+        found = int(self._lucene_id(self._reader, docid))
+        return None if found < 0 else found
+
+    def fields(self, lucene_id: int, names: Sequence[str]) -> dict[str, str | None]:
+        """The stored string fields ``names`` of document ``lucene_id`` (None: not stored).
+        A damaged block raises Lucene's exception (CorruptIndexException, or whatever
+        decoding its bytes raised)."""
+        if not 0 <= lucene_id < self._size:
+            raise RarxError(f"Lucene id {lucene_id} is outside the index (0 to {self._size - 1})")
+        with _PER_CALL_PROXIES:
+            document = self._reader.storedFields().document(int(lucene_id))
+            return {name: document.get(name) for name in names}
+
+    def field(self, lucene_id: int, name: str) -> str | None:
+        return self.fields(lucene_id, (name,))[name]
 
 
 def adjust_score_ties(scores: np.ndarray, starts: Sequence[int] | np.ndarray = (0,)) -> np.ndarray:
@@ -159,6 +199,7 @@ class AnseriniHits:
         self._known = np.zeros(0, dtype=bool)
         self._ids_lock = threading.Lock()
         self._id_of = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
+        self._stored = StoredFields(self._reader)
 
     def _search_batch(self, texts: Sequence[str], k: int) -> list[Hits]:
         """The fast path: one Java call per query to search, one to fetch all hits.
@@ -225,7 +266,10 @@ class AnseriniHits:
         table, known = self._ids, self._known
         missing = np.flatnonzero(~known[lucene])
         for row in np.unique(lucene[missing]).tolist():
-            table[row] = self._id_of(self._reader, row)  # the stored id, as Anserini reads it
+            docid = self._id_of(self._reader, row)  # the stored id, as Anserini reads it
+            if docid is None:  # Anserini's null for an IOException: read again, to raise it
+                docid = self._stored.field(row, DOCID_FIELD)
+            table[row] = docid
             known[row] = True
         return table[lucene]
 

@@ -244,8 +244,10 @@ class ImpactIndex:
         docstore = DocStore(path / DOCSTORE_FILE)
         matrix = None
         if engine != "lucene":
-            try:
-                matrix = open_matrix(path, path / LUCENE_DIR, "impact", matrix_memory, None, None)
+            try:  # a (re)build reads the Lucene index: its failures name the damaged file
+                with lucene_errors(path, manifest.files, LUCENE_DIR):
+                    matrix = open_matrix(path, path / LUCENE_DIR, "impact", matrix_memory, None,
+                                         None)  # fmt: skip
             except MatrixUnavailable as exc:
                 if engine == "matrix":
                     raise

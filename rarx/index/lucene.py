@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 from rarx import __version__
 from rarx.errors import ConfigError, RarxError
-from rarx.index.adopt import NO_TEXT, RAW_JSON, RAW_TEXT
-from rarx.index.anserini import AnseriniHits
+from rarx.index.adopt import CONTENTS, ID, NO_TEXT, RAW, RAW_JSON, RAW_TEXT
+from rarx.index.anserini import AnseriniHits, StoredFields
 from rarx.index.base import ChecksumStream, Manifest, now_iso, staged_build
 from rarx.index.integrity import lucene_errors
 from rarx.index.java import jclass
@@ -215,6 +215,7 @@ class LuceneIndex:
         self.settings = settings
         self._text = manifest.params.get("text")  # how an adopted index stores text (adopt.py)
         self._hits = AnseriniHits(searcher)  # after set_bm25/set_rm3: it reads that setup
+        self._stored = StoredFields(searcher.reader)
         self._matrix = matrix
         self._analyzer = BatchAnalyzer(searcher.analyzer) if matrix is not None else None
 
@@ -316,9 +317,10 @@ class LuceneIndex:
                 float(manifest.params.get("b", Bm25BuildParams.b)),
             )
             params = Bm25Params(settings["k1"], settings["b"])
-            try:
-                where = lucene_dir(path, manifest)
-                matrix = open_matrix(path, where, "bm25", matrix_memory, params, built)
+            try:  # a (re)build reads the Lucene index: its failures name the damaged file
+                with lucene_errors(path, manifest.files, lucene_subdir(manifest)):
+                    where = lucene_dir(path, manifest)
+                    matrix = open_matrix(path, where, "bm25", matrix_memory, params, built)
             except MatrixUnavailable as exc:
                 if engine == "matrix":
                     raise
@@ -355,27 +357,27 @@ class LuceneIndex:
             if self._text is not None:
                 return self._adopted_doc(lucene_id)
             raw = self._searcher.doc_raw(lucene_id)  # by Lucene id: no lookup of the docid term
+            if raw is None:  # Anserini's null for any failure: read again, so damage raises
+                raw = self._stored.field(lucene_id, RAW)
             return None if raw is None else _document_from_raw(raw)
 
     def doc(self, docid: str) -> Document | None:
         with lucene_errors(self.path, self.manifest.files, lucene_subdir(self.manifest)):
-            if self._text is not None:
-                return self._adopted_doc(docid)
-            raw = self._searcher.doc_raw(docid)
-            return None if raw is None else _document_from_raw(raw)
+            if self._text is None and (raw := self._searcher.doc_raw(docid)) is not None:
+                return _document_from_raw(raw)
+            lucene_id = self._stored.lucene_id(docid)  # null above: absent, or damaged
+        return None if lucene_id is None else self._doc_at(lucene_id)
 
-    def _adopted_doc(self, key: int | str) -> Document | None:
+    def _adopted_doc(self, lucene_id: int) -> Document | None:
         """A document of an index rarx adopted, read as its stored fields allow."""
         if self._text == NO_TEXT:
             return None
-        stored = self._searcher.doc(key)  # Anserini's lookup: a Lucene id or a docid
-        if stored is None:
-            return None
-        docid = str(stored.get("id"))
+        stored = self._stored.fields(lucene_id, (ID, RAW, CONTENTS))
+        docid = str(stored[ID])
         if self._text == RAW_JSON:
-            obj = json.loads(stored.get("raw"))
+            obj = json.loads(stored[RAW] or "")
             return Document(docid, str(obj.get("contents", "")), str(obj.get("title") or ""))
-        text = stored.get("raw" if self._text == RAW_TEXT else "contents")
+        text = stored[RAW if self._text == RAW_TEXT else CONTENTS]
         return Document(docid, "" if text is None else str(text))
 
     def close(self) -> None:

@@ -3,8 +3,10 @@ without a Lucene search per query.
 
 At build time (once; :func:`build_matrix`) every term's postings (Lucene document ids and
 term frequencies, or impacts) and every document's one-byte encoded length are read
-through Lucene's own readers, and BM25's per-posting scores are computed the way Lucene's
-``BM25Similarity`` computes them (Lucene 9.9, in Anserini 1.7.1):
+through Lucene's own readers, every document's docid and its place in Anserini's
+tie-break order through Anserini's own sort on docids (:func:`_read_docids`), and BM25's
+per-posting scores are computed the way Lucene's ``BM25Similarity`` computes them (Lucene
+9.9, in Anserini 1.7.1):
 
 - ``idf = (float) Math.log(1 + (docCount - docFreq + 0.5) / (docFreq + 0.5))`` in double
   (Java's ``Math.log``, called here on each distinct argument), then rounded to float;
@@ -34,6 +36,7 @@ or whose files do not match, is stale and is rebuilt (atomically) on open.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -59,6 +62,8 @@ MEMORY_MODES = ("ram", "mmap")
 _ARRAYS = ("offsets", "docs", "freqs", "scores", "idf", "norms", "id_rank")
 _JSON_FILES = ("terms.json", "docids.json")
 _POSTINGS_PER_CALL = 1_000_000  # postings serialised per Java call at build time
+_DOCIDS_PER_CALL = 500_000  # documents read per sorted search at build time
+_DOCIDS_CHECKED = 1000  # documents whose stored id is compared with the sorted one
 _SEPARATOR = "rarxquerybreak"  # joins a batch's texts for one analyzer call
 _RANK_TOP = np.int64(2**31 - 1)
 _FEW_TERMS = 8  # more query terms than this: postings gathered with one index array
@@ -185,11 +190,100 @@ def _read_norms(leaf: Any, size: int) -> np.ndarray:
     return norms
 
 
-def _read_docids(reader: Any, size: int) -> list[str]:
+def _docid_order_mapper() -> Any:
+    """Jackson writing a sorted search's hits as ``{"scoreDocs":[[doc,[[bytes,length,
+    offset]]], ...]}``: each document's Lucene id and its docid sort value (a BytesRef:
+    base64 bytes, then the docid's length and offset within them)."""
     from rarx.index.java import jclass
 
-    id_of = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
-    return [str(id_of(reader, doc)) for doc in range(size)]
+    search, json_ann = "org.apache.lucene.search", "com.fasterxml.jackson.annotation"
+    array = jclass(f"{json_ann}.JsonFormat$Value").forShape(
+        jclass(f"{json_ann}.JsonFormat$Shape").ARRAY)  # fmt: skip
+    ignore = jclass(f"{json_ann}.JsonIgnoreProperties$Value").forIgnoredProperties
+    accessor = jclass(f"{json_ann}.PropertyAccessor")
+    visibility = jclass(f"{json_ann}.JsonAutoDetect$Visibility")
+    mapper = jclass("com.fasterxml.jackson.databind.ObjectMapper")()
+    mapper.setVisibility(accessor.ALL, visibility.NONE)
+    mapper.setVisibility(accessor.FIELD, visibility.PUBLIC_ONLY)
+    mapper.configure(jclass("com.fasterxml.jackson.databind.MapperFeature")
+                     .SORT_PROPERTIES_ALPHABETICALLY, True)  # fmt: skip
+    hit = mapper.configOverride(jclass(f"{search}.FieldDoc"))
+    hit.setFormat(array)
+    hit.setIgnorals(ignore("score", "shardIndex"))
+    mapper.configOverride(jclass("org.apache.lucene.util.BytesRef")).setFormat(array)
+    mapper.configOverride(jclass(f"{search}.TopFieldDocs")).setIgnorals(
+        ignore("totalHits", "fields"))  # fmt: skip
+    return mapper
+
+
+def _sorted_docid_rows(text: str) -> tuple[np.ndarray, list[str]]:
+    """Lucene ids and docids, in the order of ``text`` (the mapper's output)."""
+    docs, docids = [], []
+    for doc, values in json.loads(text)["scoreDocs"]:
+        ((data, length, offset),) = values
+        docs.append(doc)
+        docids.append(base64.b64decode(data)[offset : offset + length].decode("utf-8"))
+    return np.asarray(docs, dtype=np.int64), docids
+
+
+def _read_docids(reader: Any, size: int, lucene_dir: Path) -> tuple[list[str], np.ndarray]:
+    """Every document's collection docid, and its rank in the order Anserini's searches
+    break score ties in (its sort on the ``id`` doc values: the docid's bytes, then the
+    Lucene id). Read by that sort itself, over all documents, a few Java calls per
+    ``_DOCIDS_PER_CALL`` documents (not one per document: reading stored fields costs
+    tens of microseconds a document). A sample is checked against the stored ids, which
+    the Lucene path reports."""
+    from jnius import cast
+
+    from rarx.index.java import jclass
+
+    search = "org.apache.lucene.search"
+    searcher = jclass(f"{search}.IndexSearcher")(cast("org.apache.lucene.index.IndexReader",
+                                                      reader))  # fmt: skip
+    tie_break = jclass("io.anserini.search.SimpleSearcher").BREAK_SCORE_TIES_BY_DOCID.getSort()
+    by_docid = jclass(f"{search}.Sort")(tie_break[1])
+    everything = jclass(f"{search}.MatchAllDocsQuery")()
+    field_doc, bytes_ref = jclass(f"{search}.FieldDoc"), jclass("org.apache.lucene.util.BytesRef")
+    write = _docid_order_mapper().writeValueAsString
+    parts: list[tuple[np.ndarray, list[str]]] = []
+    read = 0
+    while read < size:
+        n = min(_DOCIDS_PER_CALL, size - read)
+        try:
+            if not parts:
+                top = searcher.search(everything, n, by_docid)
+            else:  # after the last hit read: its sort value and Lucene id
+                last_doc, last_id = int(parts[-1][0][-1]), parts[-1][1][-1]
+                after = field_doc(last_doc, float("nan"), [bytes_ref(last_id.encode("utf-8"))])
+                top = searcher.searchAfter(after, everything, n, by_docid)
+        except Exception as exc:  # a JavaException: no id doc values to sort on
+            if getattr(exc, "classname", None) != "java.lang.IllegalStateException":
+                raise
+            raise MatrixUnavailable(f"{lucene_dir}: documents cannot be sorted by docid "
+                                    f"({getattr(exc, 'innermessage', exc)})") from None
+        part = _sorted_docid_rows(write(top))
+        if part[0].shape[0] != n:
+            raise RarxError(f"{lucene_dir}: the sort by docid returned {part[0].shape[0]} of "
+                            f"{n} documents")  # fmt: skip
+        parts.append(part)
+        read += n
+    order = np.concatenate([d for d, _ in parts]) if parts else np.empty(0, np.int64)
+    id_rank = np.full(size, -1, dtype=np.int32)
+    id_rank[order] = np.arange(size, dtype=np.int32)
+    if size and id_rank.min() < 0:
+        raise RarxError(f"{lucene_dir}: the sort by docid left out some documents")
+    docids: list[str] = [""] * size
+    for doc, docid in zip(order.tolist(), (i for _, ids in parts for i in ids), strict=True):
+        docids[doc] = docid
+    stored_id = jclass("io.anserini.index.IndexReaderUtils").convertLuceneDocidToDocid
+    for doc in np.unique(np.linspace(0, size - 1, min(size, _DOCIDS_CHECKED), dtype=np.int64)):
+        stored = stored_id(reader, int(doc))
+        if stored != docids[doc]:
+            raise MatrixUnavailable(
+                f"{lucene_dir}: document {int(doc)}'s stored id is {stored!r}, its id doc "
+                f"values (Anserini's sort) say {docids[doc]!r}"
+            )
+    return docids, id_rank
 
 
 def _java_idf(df: np.ndarray, doc_count: int) -> np.ndarray:
@@ -271,7 +365,7 @@ def build_matrix(
         if not quiet:
             log.info("reading %s documents' postings from Lucene for the score matrix...", size)
         terms, offsets, docs, freqs = _read_postings(reader, leaf)
-        docids = _read_docids(reader, size)
+        docids, id_rank = _read_docids(reader, size, lucene_dir)
         norms = _read_norms(leaf, size) if similarity == "bm25" else np.zeros(size, np.uint8)
         df = np.diff(offsets)
         manifest: dict[str, Any] = {
@@ -296,9 +390,6 @@ def build_matrix(
             manifest.update(k1=params.k1, b=params.b, length_table=table)
         else:
             arrays.update(idf=np.zeros(0, np.float32), scores=np.zeros(0, np.float32))
-        order = sorted(range(size), key=lambda i: docids[i].encode("utf-8"))
-        id_rank = np.empty(size, dtype=np.int32)
-        id_rank[np.asarray(order, dtype=np.int64)] = np.arange(size, dtype=np.int32)
         arrays["id_rank"] = id_rank
     finally:
         reader.close()

@@ -62,6 +62,12 @@ class IndexKind:
     def has(self, capability: Capability | str) -> bool:
         return Capability(capability) in self.capabilities
 
+    def takes(self, option: str) -> bool:
+        """Whether ``cls.load`` takes load option ``option``."""
+        return self.load_options is not None and option in {
+            f.name for f in dataclasses.fields(self.load_options)
+        }
+
     def make_build_params(self, options: Mapping[str, Any]) -> Any:
         return _typed(self.build_params, options, f"an index of kind {self.name!r}", "build")
 

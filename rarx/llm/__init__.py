@@ -10,19 +10,22 @@ from rarx.llm.base import (
     Prompt,
     TokenizationError,
 )
-from rarx.llm.factory import BACKENDS, LLMRef, LLMSpec, llm_name, load_llm
+from rarx.llm.factory import BACKENDS, LLMChoice, LLMRef, LLMSpec, llm_name, load_llm
+from rarx.llm.preference import choose_llm
 
 __all__ = [
     "BACKENDS",
     "LLM",
     "ChatPrompt",
     "LLMCall",
+    "LLMChoice",
     "LLMError",
     "LLMOutput",
     "LLMRef",
     "LLMSpec",
     "Prompt",
     "TokenizationError",
+    "choose_llm",
     "llm_name",
     "load_llm",
 ]

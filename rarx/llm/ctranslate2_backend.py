@@ -21,6 +21,11 @@ Where each number comes from:
   logits of the last step are read.
 - ``continuation_logprobs``: ``Generator.score_batch`` over context + continuation ids
   (every token's log-probability given the ones before), the continuation's tail read.
+- ``path_logprobs`` (a reply read along a path of tokens, as Qwen's FIRST reads ``[`` then
+  ``O``): ``Generator.forward_batch``, which returns the logits of every position, read
+  at the path's last positions: one forward pass instead of one per path token. Those
+  logits cost prompt length x vocabulary floats, so a batch too large for
+  ``logits_budget_mb`` is refused and the caller reads the path one pass per token.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from rarx.errors import ConfigError, require
-from rarx.llm.base import LLMError, LLMOutput, Prompt
-from rarx.llm.transformers_backend import TransformersLLM
+from rarx.llm.base import ChatPrompt, LLMError, LLMOutput, Prompt, as_chat
+from rarx.llm.hf_tokens import HFTokens
 from rarx.progress import progress
 
 log = logging.getLogger(__name__)
@@ -71,23 +76,12 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits - (top + math.log(np.exp(logits - top).sum()))
 
 
-class CTranslate2LLM:
+class CTranslate2LLM(HFTokens):
     """A causal LM converted to CTranslate2. ``compute_type`` defaults to ``int8`` on
     the CPU and ``int8_float16`` on CUDA; ``dtype`` is taken as the compute type when
     ``compute_type`` is not given (``float32``, ``float16``, ``bfloat16``)."""
 
     backend = "ctranslate2"
-
-    # Rendering and tokens: the transformers backend's methods over the same tokenizer,
-    # so the ids and the FIRST / llm-choice single-token checks are identical.
-    render = TransformersLLM.render
-    prompt_ids = TransformersLLM.prompt_ids
-    count_tokens = TransformersLLM.count_tokens
-    truncate = TransformersLLM.truncate
-    tokenize = TransformersLLM.tokenize
-    token_id = TransformersLLM.token_id
-    check_single_tokens = TransformersLLM.check_single_tokens
-    _output = TransformersLLM._output  # end tokens, control tokens and stop strings alike
 
     def __init__(
         self,
@@ -99,6 +93,7 @@ class CTranslate2LLM:
         batch_size: int = 8,
         max_context: int | None = None,
         threads: int | None = None,
+        logits_budget_mb: int = 1024,
         quiet: bool = True,
     ):
         ct2 = require("ctranslate2", "ctranslate2")
@@ -107,6 +102,7 @@ class CTranslate2LLM:
 
         self.name = model
         self.batch_size = max(1, int(batch_size))
+        self.logits_budget = int(logits_budget_mb) << 20
         if device in (None, "auto"):
             device = "cuda" if ct2.get_cuda_device_count() > 0 else "cpu"
         if device.startswith("cuda:"):  # torch-style "cuda:1"
@@ -210,6 +206,51 @@ class CTranslate2LLM:
             raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
         # One step per row (equal lengths); its logits come as [1, vocab].
         return [np.asarray(r.logits[-1], dtype=np.float32).reshape(-1) for r in out]
+
+    def path_logprobs(
+        self, prompts: Sequence[Prompt], paths: Sequence[Sequence[str]], candidates: Sequence[str]
+    ) -> list[list[dict[str, float]]]:
+        """For each prompt and its path of tokens (appended after the prompt's prefix),
+        the candidates' log-probabilities after the prompt and after each path token:
+        ``len(path) + 1`` readings from one forward pass (the transformers backend's
+        ``path_logprobs``). Raises NotImplementedError where the full logits would not
+        fit ``logits_budget_mb`` or live off the CPU (the caller then reads one pass per
+        token)."""
+        if self.device != "cpu":
+            raise NotImplementedError("path_logprobs reads CPU logits; read per token")
+        cand = [self.token_id(c) for c in candidates]
+        ids = [self.prompt_ids(ChatPrompt(as_chat(p).messages, as_chat(p).prefix + "".join(path)))
+               for p, path in zip(prompts, paths, strict=True)]  # fmt: skip
+        row_bytes = [len(x) * self._vocab_size() * 4 for x in ids]
+        if max(row_bytes, default=0) > self.logits_budget:
+            raise NotImplementedError(
+                f"the logits of a {max(len(x) for x in ids)}-token prompt exceed the "
+                f"{self.logits_budget >> 20} MB budget; read per token"
+            )
+        results: list[list[dict[str, float]]] = [[] for _ in ids]
+        # Equal-length rows per batch (no padding to reason about), within the budget.
+        for group in length_groups([len(x) for x in ids], self.batch_size, 0):
+            take = max(1, self.logits_budget // max(1, row_bytes[group[0]]))
+            for at in range(0, len(group), take):
+                rows = group[at : at + take]
+                try:
+                    out = self.generator.forward_batch([ids[i] for i in rows])
+                except (RuntimeError, ValueError) as exc:
+                    raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
+                logits = np.asarray(out)  # [rows, length, vocab], raw logits
+                for r, i in enumerate(rows):
+                    keep = len(paths[i]) + 1
+                    tail = logits[r, logits.shape[1] - keep :]
+                    steps = [_log_softmax(step) for step in tail]
+                    results[i] = [
+                        {c: float(lps[t]) for c, t in zip(candidates, cand, strict=True)}
+                        for lps in steps
+                    ]
+                del out, logits
+        return results
+
+    def _vocab_size(self) -> int:
+        return len(self.tokenizer)
 
     def continuation_logprobs(
         self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None, quiet: bool = True

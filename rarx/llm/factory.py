@@ -15,11 +15,18 @@ BACKENDS = ("transformers", "ctranslate2", "openai")
 # An LLM as a pipeline or a stage names it: "smollm2-135m", "openai:gpt-4o-mini", or
 # {model: ..., backend: ..., device: ..., batch_size: ...} (ctranslate2 adds
 # compute_type: int8 | int8_float32 | float32 | float16 | int8_float16 ...).
-LLMRef = str | Mapping[str, Any]
+LLMChoice = str | Mapping[str, Any]
+# ... or a preference list of those: the first installed one is used
+# (:mod:`rarx.llm.preference`), e.g. [ctranslate2:qwen2.5-coder-1.5b, ctranslate2:smollm2-135m].
+LLMRef = LLMChoice | tuple[LLMChoice, ...]
 
 
 def llm_name(ref: LLMRef) -> str:
-    """The model name an :data:`LLMRef` names (for labels and cache keys)."""
+    """The model name an :data:`LLMRef` names (for labels and cache keys); a preference
+    list's names joined with ``|`` (resolve it with :func:`rarx.llm.preference.choose_llm`
+    to name the one that runs)."""
+    if isinstance(ref, tuple | list):
+        return "|".join(llm_name(r) for r in ref)
     return ref if isinstance(ref, str) else str(ref.get("model", "?"))
 
 

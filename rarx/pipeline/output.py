@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rarx.stages.common import ANSWER, ERROR
+from rarx.stages.common import ANSWER, ERROR, GATE
 from rarx.types import QueryState
 
 
@@ -49,6 +49,25 @@ def _short(value: Any, width: int = 160) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def answered_from(state: QueryState) -> str | None:
+    """Where the answer came from, read off the trace: the last stage that wrote one
+    (a QA-memory hit, a closed-book answer, or a reader after retrieval)."""
+    for e in reversed(state.trace):
+        if "answer" not in e.data:
+            continue
+        if e.event == "hit":
+            score, threshold = e.data.get("best_score"), e.data.get("threshold")
+            return f"the QA memory ({e.stage}: a stored question at {score} >= {threshold})"
+        gate = state.context.get(GATE)
+        if state.ranking is None:
+            if isinstance(gate, Mapping) and gate.get("retrieve") is False:
+                return f"the model's own memory ({e.stage}; the gate decided not to retrieve)"
+            return f"the model's own memory ({e.stage}, closed book)"
+        n = len(state.ranking.hits)
+        return f"retrieval ({e.stage} read the top of {n} retrieved hit{'s' * (n != 1)})"
+    return None
+
+
 def explain(state: QueryState) -> str:
     """A readable account of what each stage did for one query."""
     lines = [f"# {state.query.qid}: {state.query.text}"]
@@ -68,4 +87,7 @@ def explain(state: QueryState) -> str:
     if state.context.get(ERROR):
         lines.append(f"  error: {state.context[ERROR]}")
     lines.append(f"  answer: {state.context.get(ANSWER)!r}")
+    source = answered_from(state)
+    if source is not None:
+        lines.append(f"  answered from: {source}")
     return "\n".join(lines)

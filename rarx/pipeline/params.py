@@ -28,7 +28,8 @@ def _type_name(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is tuple:
-        return f"a list of {_type_name(get_args(tp)[0])}"
+        item = _type_name(get_args(tp)[0])
+        return f"a list of ({item})" if " or " in item else f"a list of {item}"
     if origin is not None and origin in (Mapping, dict):
         return "a mapping"
     if tp is type(None):

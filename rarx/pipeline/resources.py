@@ -17,16 +17,18 @@ A service that merges concurrent requests into batches supplies its own policy.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from rarx.index.base import Index, Manifest
-from rarx.llm import LLM, LLMOutput, LLMRef, Prompt, llm_name
+from rarx.llm import LLM, LLMChoice, LLMOutput, LLMRef, Prompt, llm_name
 from rarx.types import Document, Query, Ranking
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ConcurrencyPolicy(Protocol):
@@ -158,6 +160,7 @@ class Resources:
         self, llm_options: Mapping[str, Any] | None = None, policy: ConcurrencyPolicy | None = None
     ):
         self._items: dict[str, Any] = {}
+        self._choices: dict[str, Any] = {}  # preference list -> the LLM chosen from it
         self._lock = threading.Lock()
         self.llm_options = dict(llm_options or {})  # e.g. {"device": "cpu"} for all LLMs
         self.policy: ConcurrencyPolicy = policy if policy is not None else Serial()
@@ -168,27 +171,44 @@ class Resources:
                 self._items[key] = load()
             return self._items[key]
 
+    def choose(self, refs: tuple[Any, ...] | list[Any]) -> Any:
+        """The LLM a preference list resolves to here, chosen (and logged, one line)
+        once per list; a fallback from the first choice is logged as a warning."""
+        from rarx.llm import choose_llm
+
+        key = _key("llm-choice", "", {"refs": list(refs)})
+        with self._lock:
+            if key not in self._choices:
+                chosen, why, fell_back = choose_llm(refs)
+                (log.warning if fell_back else log.info)(why)
+                self._choices[key] = chosen
+            return self._choices[key]
+
     def llm(self, ref: LLMRef) -> LLM:
         from rarx.llm import load_llm
 
-        if isinstance(ref, str):
-            spec: str | dict[str, Any] = ref
+        one: LLMChoice = self.choose(ref) if isinstance(ref, tuple | list) else ref
+        if isinstance(one, str):
+            spec: str | dict[str, Any] = one
             settings: dict[str, Any] = dict(self.llm_options)
         else:
-            spec = {**self.llm_options, **ref}
+            spec = {**self.llm_options, **one}
             settings = spec
 
         def load() -> LLM:
             llm = load_llm(spec, **self.llm_options) if isinstance(spec, str) else load_llm(spec)
             return self.policy.llm(llm)
 
-        return self._get(_key("llm", llm_name(ref), settings), load)
+        return self._get(_key("llm", llm_name(one), settings), load)
 
-    def index(self, path: str | Path) -> Index:
+    def index(self, path: str | Path, **options: Any) -> Index:
+        """The index at ``path``, opened with load ``options`` (one object per path and
+        options)."""
         from rarx.index.base import load_index
 
         resolved = str(Path(path).resolve())
-        return self._get(_key("index", resolved, {}), lambda: self.policy.index(load_index(path)))
+        return self._get(_key("index", resolved, options),
+                         lambda: self.policy.index(load_index(path, **options)))  # fmt: skip
 
     def __len__(self) -> int:
         return len(self._items)

@@ -69,10 +69,13 @@ def _reranker(r: RerankParams, strict: bool, resources: Resources | None = None)
     if r.method == "cross-encoder":
         return make_reranker(r.method, llm_name(r.llm), r.k)
     extra: dict[str, Any] = {"passage_tokens": r.passage_tokens, **llm_rerank_options(r)}
+    ref = r.llm
+    if isinstance(ref, tuple):  # a preference list: the first LLM installed here
+        ref = (resources or Resources()).choose(ref)
     if resources is not None:
-        extra["llm"] = resources.llm(r.llm)
-    elif not isinstance(r.llm, str):  # {model, backend, ...backend options}
-        options = dict(r.llm)
+        extra["llm"] = resources.llm(ref)
+    elif not isinstance(ref, str):  # {model, backend, ...backend options}
+        options = dict(ref)
         options.pop("model", None)
         extra.update(backend=options.pop("backend", "transformers"), llm_options=options)
-    return make_reranker(r.method, llm_name(r.llm), r.k, r.window, r.stride, strict, **extra)
+    return make_reranker(r.method, llm_name(ref), r.k, r.window, r.stride, strict, **extra)

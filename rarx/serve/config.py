@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from rarx.errors import ConfigError
+from rarx.index.matrix import ENGINES
 from rarx.stages.rerank import RerankParams
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -57,6 +58,9 @@ class ServeConfig:
     api_key: str | None = field(default_factory=_env_api_key, repr=False)
     cors_origins: tuple[str, ...] = ()  # no CORS headers unless origins are given
     limits: Limits = field(default_factory=Limits)
+    # BM25 and SPLADE indexes: "matrix" (the score matrix), "lucene", or "auto" (the
+    # matrix where it is exact), as 'rarx search --search-engine'; other kinds ignore it.
+    search_engine: str = "auto"
 
     def __post_init__(self) -> None:
         indexes = {str(k): Path(v) for k, v in self.indexes.items()}
@@ -85,6 +89,10 @@ class ServeConfig:
             raise ConfigError(
                 f"need max_queue >= 0, max_wait_ms >= 0 and timeout_s > 0; got {self.max_queue}, "
                 f"{self.max_wait_ms}, {self.timeout_s}"
+            )
+        if self.search_engine not in ENGINES:
+            raise ConfigError(
+                f"search_engine must be one of {', '.join(ENGINES)}, got {self.search_engine!r}"
             )
         if self.rerank is not None and self.rerank.method == "cross-encoder":
             raise ConfigError(

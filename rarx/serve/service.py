@@ -111,13 +111,20 @@ class Service:
                 "SIGTERM will end the process without finishing requests in flight"
             )
         for name, path in self.config.indexes.items():
-            index = self.resources.index(path)
+            index = self.resources.index(path, **self._load_options(name))
             index.search([Query("warm-up", "warm up")], 1)  # lazy parts (encoder, JVM) load now
             self.indexes[name] = index
         for name, spec in self.specs.items():
             self.pipelines[name] = Pipeline.from_spec(spec, self.resources)
         if self.config.rerank is not None:
             self.resources.llm(self.config.rerank.llm)
+
+    def _load_options(self, name: str) -> dict[str, Any]:
+        """The search engine setting, for the kinds that take one (BM25, SPLADE)."""
+        engine = self.config.search_engine
+        if engine == "auto" or not index_kind(self.manifests[name].kind).takes("engine"):
+            return {}  # auto: each kind's own default
+        return {"engine": engine}
 
     async def close(self) -> None:
         for batcher in list(self._batchers.values()):

@@ -64,8 +64,10 @@ class RerankStage(KindStage[RerankParams]):
                     "rerank method 'cross-encoder' takes a model name or path in 'llm'"
                 )
             return cls(make_reranker(p.method, p.llm, p.k), p)
+        llm = resources.llm(p.llm)
+        label = llm.name if isinstance(p.llm, tuple) else llm_name(p.llm)  # the chosen one
         reranker = make_reranker(
-            p.method, llm_name(p.llm), p.k, p.window, p.stride, llm=resources.llm(p.llm),
+            p.method, label, p.k, p.window, p.stride, llm=llm,
             passage_tokens=p.passage_tokens, **llm_rerank_options(p),
         )  # fmt: skip
         return cls(reranker, p)

@@ -26,6 +26,8 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr_scorers.llm_choice import ChoicePrompt
+from rarx.llm.base import TokenizationError
+from rarx.llm.reply import plan_reply
 from rarx.train.common import TrainOptions, setting
 from rarx.train.first import Encoded, FirstLossSettings
 from rarx.train.objective import CliSpec, Outcome
@@ -82,6 +84,17 @@ class ChoiceEncoder:
             )
         labels = list(self.prompt.labels[:n])
         self.llm.check_single_tokens(labels)
+        # Read where llm-choice reads them (rarx.llm.reply): each label must be the one
+        # token it is alone, or training would teach a token the scorer never reads.
+        stand_in = McrItem("", "question?", tuple(f"option {x}" for x in labels), 0)
+        plan = plan_reply(self.llm, self.prompt.build(stand_in, self.instructions), labels)
+        moved = {x: plan.tokens[x] for x in labels if plan.tokens[x] != (x,)}
+        if plan.given != self.prompt.prefix or moved:
+            raise TokenizationError(
+                f"{self.llm.name}'s tokenizer merges llm-choice's labels with the reply "
+                f"prefix {self.prompt.prefix!r} (read as {moved or plan.as_dict()}); "
+                f"choose a prompt whose labels stand alone"
+            )
         return [self.llm.token_id(x) for x in labels]
 
     def chat(self, it: McrItem) -> Any:

@@ -9,14 +9,17 @@ paper's code adds the two as ``lm + 10 * ranknet``; those are the defaults here.
 
 Windows are turned into prompts by the very code the FIRST reranker runs: the
 listwise template, passages cut by the LLM's ``truncate``, rendered by its chat
-template, identifiers as its single tokens. The output directory is a plain
-transformers model (LoRA adapters are merged into it) with its tokenizer and a
-``rarx_model.json`` card, so it works as ``rerank: {method: first, llm: DIR}``.
+template, the reply read at the tokenizer's real boundary as FIRST reads it
+(:mod:`rarx.llm.reply`: Qwen writes ``[A`` as one token, so its prompt ends before
+``[``). The output directory is a plain transformers model (LoRA adapters are merged
+into it) with its tokenizer and a ``rarx_model.json`` card, so it works as
+``rerank: {method: first, llm: DIR}``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
+from rarx.llm.base import ChatPrompt, TokenizationError
+from rarx.llm.reply import ReplyPlan, plan_reply
 from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
 from rarx.train.common import TrainOptions, setting
 from rarx.train.data.ranking import RankingWindow
@@ -126,7 +131,7 @@ def first_loss(
 class Encoded:
     input_ids: list[int]  # prompt then reply
     prompt_len: int
-    ranks: list[int]  # teacher rank (1 = best) of each shown passage
+    ranks: list[float]  # teacher rank (1 = best) of each shown passage; inf: not ranked
 
 
 class WindowEncoder:
@@ -139,10 +144,27 @@ class WindowEncoder:
         tok = llm.tokenizer
         self.eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
 
+    def plan(self, n: int, prompt: Any = None) -> ReplyPlan:
+        """How FIRST reads a window of ``n`` identifiers after ``prompt`` (a stand-in
+        window's by default): at the tokenizer's real boundary (:mod:`rarx.llm.reply`)."""
+        if prompt is None:
+            prompt = self.template.build("query", ["passage"] * n)
+        return plan_reply(self.llm, prompt, self.template.ids(n), self.template.after_id)
+
     def id_tokens(self, n: int) -> list[int]:
-        ids = self.template.ids(n)
-        self.llm.check_single_tokens(ids)
-        return [self.llm.token_id(c) for c in ids]
+        """Each identifier's first token where FIRST reads it (``[A`` for Qwen, whose
+        tokenizer merges the bracket into the letter; ``A`` for SmolLM2). An identifier
+        read as two tokens (Qwen's ``[`` ``O``) shares its first token with others:
+        :meth:`encode` leaves it out of the rank loss."""
+        plan = self.plan(n)
+        ids = [self.llm.token_id(plan.tokens[c][0]) for c in self.template.ids(n)]
+        single = [i for c, i in zip(self.template.ids(n), ids, strict=True)
+                  if len(plan.tokens[c]) == 1]  # fmt: skip
+        if len(set(single)) != len(single):
+            raise TokenizationError(
+                f"{self.llm.name}: identifiers {self.template.ids(n)} share first tokens {ids}"
+            )
+        return ids
 
     def prompt(self, w: RankingWindow) -> Any:
         """The ChatPrompt FIRST builds for this window (passages cut as it cuts them)."""
@@ -150,17 +172,25 @@ class WindowEncoder:
         return self.template.build(w.query, texts)
 
     def encode(self, w: RankingWindow) -> Encoded:
-        prompt = self.llm.prompt_ids(self.prompt(w))
+        chat = self.prompt(w)
         ids = self.template.ids(len(w.passages))
-        reply: list[int] = []
-        for j, part in enumerate(self.template.reply_parts([ids[i] for i in w.order])):
-            if j % 2 == 0:  # an identifier: the single token FIRST scores
+        plan = self.plan(len(w.passages), chat)
+        # The prompt ends where FIRST reads (before "[" where the tokenizer merges it into
+        # the identifiers), and the reply opens with the first identifier as the model
+        # writes it there; the rest is taught piece by piece, identifiers as one token.
+        prompt = self.llm.prompt_ids(ChatPrompt(chat.messages, plan.given))
+        parts = self.template.reply_parts([ids[i] for i in w.order])
+        reply = [self.llm.token_id(t) for t in plan.tokens[parts[0]]]
+        for j, part in enumerate(parts[1:], 1):
+            if j % 2 == 0:
                 reply.append(self.llm.token_id(part))
             else:
                 reply += self.llm.tokenizer.encode(part, add_special_tokens=False)
-        ranks = [0] * len(w.order)
+        ranks = [0.0] * len(w.order)
         for r, pos in enumerate(w.order, 1):
-            ranks[pos] = r
+            # An identifier read as two tokens has no logit of its own at the first
+            # position: out of the rank loss (inf), still taught by the LM loss.
+            ranks[pos] = float(r) if len(plan.tokens[ids[pos]]) == 1 else math.inf
         return Encoded(prompt + reply + self.eos, len(prompt), ranks)
 
 

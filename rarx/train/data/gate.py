@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
+from rarx.eval.checkpoint import Checkpoint
 from rarx.eval.qa import contains_answer, normalize_answer
 from rarx.eval.splits import assert_disjoint, select, split_of
 from rarx.io.jsonl import write_jsonl_file
@@ -38,6 +39,7 @@ from rarx.types import Document
 
 META_FILE = MANIFEST  # the build's manifest, written last: a complete build has it
 QUESTIONS_FILE = "questions.jsonl"
+PARTIAL_FILE = "closed_book.partial.json"  # answers so far, while a build runs
 KINDS = ("answer", "retrieve", "context")
 NQ_OPEN = "hf_datasets/nq_open/none/validation/data-00000-of-00001.arrow"
 TRIVIAQA = "hf_datasets/trivia_qa/rc.wikipedia.nocontext/validation/data-00000-of-00001.arrow"
@@ -258,12 +260,21 @@ def build_gate_data(
                 if split_of(x.source, x.qid) != "train"]  # fmt: skip
     assert_disjoint([(x.source, x.qid) for x in chosen["train"]], held_out)
 
+    # The slow step, kept per question as it goes: the same command again resumes it.
+    partial = Checkpoint(out / PARTIAL_FILE, {"llm": summary.llm,
+                                             "max_new_tokens": max_new_tokens},
+                         chunk=4 * batch_size)  # fmt: skip
     rows: list[dict[str, Any]] = []
     for split in ("train", "dev"):
         items = chosen[split]
-        answers = closed_book_answers(
-            llm, [x.question for x in items], max_new_tokens, batch_size, quiet
-        )
+        questions = [x.question for x in items]
+
+        def ask(idx: list[int], questions: list[str] = questions) -> list[str]:
+            return closed_book_answers(llm, [questions[i] for i in idx], max_new_tokens,
+                                       batch_size, quiet)  # fmt: skip
+
+        keys = [f"{x.source}/{x.qid}" for x in items]
+        answers, _ = partial.measure("closed_book", keys, ask)
         found: list[dict[str, Any]] = []
         per_source: dict[str, list[float]] = {}
         for x, a in zip(items, answers, strict=True):
@@ -284,6 +295,7 @@ def build_gate_data(
     write_jsonl_file(out / QUESTIONS_FILE, rows)
     summary.seconds = round(time.perf_counter() - t0, 1)
     summary.write(out)  # last: its presence marks a complete build
+    (out / PARTIAL_FILE).unlink(missing_ok=True)
     return summary
 
 
