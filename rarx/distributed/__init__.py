@@ -46,9 +46,10 @@ def build_index(
     )
 
 
-def execution(engine: RayEngine | None) -> Any:
+def execution_for(engine: RayEngine | None) -> Any:
     """Where ``rarx eval retrieval`` runs its systems: None (this process) without an
-    engine, else the engine's workers."""
+    engine, else the engine's workers. (Not named ``execution``: importing the submodule
+    :mod:`rarx.distributed.execution` rebinds that package attribute to the module.)"""
     if engine is None:
         return None
     from rarx.distributed.execution import RayExecution
@@ -72,4 +73,4 @@ def pipeline_opener(engine: RayEngine | None) -> Any:
     return open_pipeline
 
 
-__all__ = ["KINDS", "RayEngine", "build_index", "execution", "pipeline_opener"]
+__all__ = ["KINDS", "RayEngine", "build_index", "execution_for", "pipeline_opener"]

@@ -103,7 +103,7 @@ def retrieval_cmd(
 
     With --engine ray, --pipeline systems run on Ray workers and --model systems encode
     the corpus on them; the figures are the same as a local run's."""
-    from rarx.distributed import execution
+    from rarx.distributed import execution_for
     from rarx.eval.leakage import dataset_warnings, pipeline_models
     from rarx.eval.results import write_results
     from rarx.eval.retrieval import RetrievalSystems, evaluate_retrieval
@@ -116,7 +116,7 @@ def retrieval_cmd(
     engine = ray_engine(engine, workers, ray_address)
     result = evaluate_retrieval(
         dataset, systems, split=split, measures=names, depth=depth, work_dir=work_dir, quiet=quiet,
-        execution=execution(engine),
+        execution=execution_for(engine),
     )  # fmt: skip
     if run_dir is not None:
         for i, s in enumerate(result.systems):
