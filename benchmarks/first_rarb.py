@@ -254,7 +254,7 @@ def report_files(
                 "system": label,
                 "measures": {m: v[m] for m in MEASURES},
                 "queries": v["queries"],
-                "nDCG@10_ci95": v["nDCG@10_ci95"],
+                "ci95": {"nDCG@10": v["nDCG@10_ci95"]},
                 "seconds_per_query": v["seconds_per_query"],
                 "p_value_vs_first": {} if system == "first-stage"
                 else {"nDCG@10": p_of.get(system)},

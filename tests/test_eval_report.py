@@ -194,3 +194,25 @@ def test_files_it_does_not_understand(tmp_path: Path) -> None:
     with pytest.raises(RarxError, match=r"a\.json and .*b\.json both hold nDCG@10 of bm25 on arc"):
         build_report([one, two], tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing is written before every file is read
+
+
+def test_intervals_the_file_holds_reach_the_report(tmp_path: Path) -> None:
+    runs = [run("bm25", [1, 3, 5, 2, 1, 5, 1, 2]), run("dense", [1] * N)]
+    path = retrieval_file(tmp_path / "r.json", "arc", runs)
+    written = json.loads(path.read_text())["systems"]
+    scores, _ = read_results(path)
+    by = {(s.system, s.metric): s for s in scores}
+    for system in written:
+        for m, (low, high) in system["ci95"].items():
+            assert by[system["system"], m].ci == (low, high)
+    bm25 = by["bm25", "nDCG@10"]
+    assert bm25.ci[0] < bm25.value < bm25.ci[1]  # per-query values differ: a real interval
+    report = build_report([path], tmp_path / "out")
+    assert "error bars are the files' 95% bootstrap intervals" in report.markdown.read_text()
+    # A malformed interval names the file and where it is.
+    data = json.loads(path.read_text())
+    data["systems"][0]["ci95"]["nDCG@10"] = [0.1]
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"r\.json: systems\[0\]\.ci95\.nDCG@10: an interval "
+                                         r"must be \[low, high\], got \[0\.1\]"):  # fmt: skip
+        read_results(path)

@@ -44,6 +44,24 @@ def test_paired_t_test_matches_scipy() -> None:
     assert paired_t_test(a, a) == (None, 4)
 
 
+def test_each_measure_carries_a_bootstrap_interval_over_every_judged_query() -> None:
+    from rarx.eval.retrieval import compare
+    from rarx.eval.significance import mean_ci
+    from rarx.eval.systems import SystemRun
+    from rarx.types import Ranking
+
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(6)}
+    # The relevant document first for q0..q3, nothing at all for q4 and q5.
+    rankings = [Ranking.from_arrays(f"q{i}", [f"d{i}", "x"], [2.0, 1.0]) for i in range(4)]
+    (result,) = compare([SystemRun("s", rankings, {})], qrels, ["nDCG@10"])
+    assert result.evaluation.aggregate["nDCG@10"] == pytest.approx(4 / 6)
+    low, high = result.ci95["nDCG@10"]
+    # The queries the run left out count as 0, as in the mean the interval goes with.
+    assert (low, high) == mean_ci([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    assert low < 4 / 6 < high  # not (1.0, 1.0): the four queries the run answered alone
+    assert result.as_dict()["ci95"] == {"nDCG@10": (low, high)}
+
+
 def test_needs_a_system(tmp_path: Path) -> None:
     with pytest.raises(RarxError, match="nothing to evaluate"):
         cli.main(["eval", "retrieval", "--dataset", str(_tiny_beir(tmp_path / "ds"))],

@@ -49,6 +49,7 @@ class Score:
     p_value: float | None = None  # paired test against `baseline` on this task
     baseline: str = ""
     source: str = ""
+    ci: tuple[float, float] | None = None  # 95% interval the file holds, drawn as error bars
 
     @property
     def label(self) -> str:
@@ -103,19 +104,30 @@ def _retrieval(task: str, systems: list, path: Path, where: str) -> list[Score]:
     score = partial(Score, "retrieval", task, source=str(path))
     rows = []
     for i, s in enumerate(systems):
-        at = f"{where}.systems[{i}]"
+        at = f"{where}.systems[{i}]" if where else f"systems[{i}]"
         name = str(_need(s, "system", path, at))
         measures = _need(s, "measures", path, at)
         if not isinstance(measures, dict) or not measures:
             raise InputError(f"{at}: 'measures' must map measure names to numbers", path)
         p_values = s.get("p_value_vs_first") or {}
+        intervals = s.get("ci95") or {}
         inst = INST in name or bool((s.get("settings") or {}).get("instruction"))  # else False
         system = name.replace(INST, "")
         for m, v in measures.items():
             value = _number(v, path, f"{at}.measures.{m}")
             p = p_values.get(m)
-            rows.append(score(system, inst, str(m), value, p, baseline if i else ""))
+            ci = _interval(intervals.get(m), path, f"{at}.ci95.{m}")
+            rows.append(score(system, inst, str(m), value, p, baseline if i else "", ci=ci))
     return rows
+
+
+def _interval(value: Any, path: Path, where: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise InputError(f"{where}: an interval must be [low, high], got {value!r}", path)
+    low, high = (_number(v, path, where) for v in value)
+    return low, high
 
 
 def _mcr_accuracy(entry: dict, variant: str) -> Any:
@@ -330,6 +342,8 @@ def _note(t: Table, alpha: float) -> str:
         parts.append("No paired tests in these results.")
     if len(t.rows) > 1:
         parts.append("Bold: best per task.")
+    if any(c is not None and c.ci is not None for _, cells in t.rows for c in cells):
+        parts.append("The figure's error bars are the files' 95% bootstrap intervals.")
     return " ".join(parts)
 
 

@@ -24,7 +24,8 @@ COLORS = (
 
 def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float) -> Path:
     """One PNG: a panel per metric; per task, each system's bars side by side (the
-    with-instruction variant hatched, next to the one without); ``*`` marks p < alpha."""
+    with-instruction variant hatched, next to the one without), with error bars where the
+    file holds a 95% interval; ``*`` marks p < alpha."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -44,7 +45,7 @@ def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float
     small = 7 if len(bars) * len(tasks) <= 24 else 6
     for ax, metric in zip(axes, metrics, strict=True):
         cell = {(s.system, s.instructions, s.task): s for s in mine if s.metric == metric}
-        top = max((s.value for s in cell.values()), default=1.0)
+        top = max((s.ci[1] if s.ci else s.value for s in cell.values()), default=1.0)
         for b, (system, inst) in enumerate(bars):
             color = COLORS[systems.index(system) % len(COLORS)]
             for x, task in enumerate(tasks):
@@ -62,10 +63,15 @@ def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float
                     alpha=0.55 if inst else 1.0,
                     linewidth=0.6,
                 )
+                if s.ci is not None:  # the 95% interval the results file holds
+                    # (floored at 0: a mean and its interval's end can differ in the last bit)
+                    err = [[max(0.0, s.value - s.ci[0])], [max(0.0, s.ci[1] - s.value)]]
+                    ax.errorbar(pos, s.value, yerr=err, fmt="none", ecolor="#333333",
+                                elinewidth=0.8, capsize=2)  # fmt: skip
                 mark = "*" if significant(s, alpha) else ""
                 ax.text(
                     pos,
-                    s.value + top * 0.015,
+                    (s.ci[1] if s.ci else s.value) + top * 0.015,
                     f"{s.value:.3f}{mark}",
                     ha="center",
                     va="bottom",

@@ -21,7 +21,7 @@ from rarx.eval.metrics import (
     parse_measures,
     run_from_rankings,
 )
-from rarx.eval.significance import paired_t_test
+from rarx.eval.significance import mean_ci, paired_t_test
 from rarx.eval.systems import SystemRun
 
 log = logging.getLogger(__name__)
@@ -62,18 +62,21 @@ class SystemResult:
     run: SystemRun
     evaluation: Evaluation
     p_values: dict[str, float | None]
+    ci95: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     def as_dict(self, per_query: bool = False) -> dict[str, Any]:
         return {
             "system": self.run.name,
             "settings": self.run.settings,
             "measures": self.evaluation.aggregate,
+            "ci95": self.ci95,
             "queries": self.evaluation.queries,
             "p_value_vs_first": self.p_values,
             "seconds": self.run.seconds,
             "queries_per_second": self.run.queries_per_second,
             **({"per_query": self.evaluation.per_query} if per_query else {}),
         }
+
 
 
 def compare(runs: Sequence[SystemRun], qrels: dict, measures: Sequence[str]) -> list[SystemResult]:
@@ -91,8 +94,16 @@ def compare(runs: Sequence[SystemRun], qrels: dict, measures: Sequence[str]) -> 
                 )[0]
         else:
             base = ev
-        results.append(SystemResult(run, ev, p_values))
+        results.append(SystemResult(run, ev, p_values, intervals(ev, qrels)))
     return results
+
+
+def intervals(ev: Evaluation, qrels: dict) -> dict[str, tuple[float, float] | None]:
+    """Each measure's 95% bootstrap interval (seed 0) over the queries its mean averages:
+    every judged query, 0 where the run has none (as ir-measures' aggregate counts it)."""
+    judged = sorted(set(qrels) | set(ev.per_query))
+    return {m: mean_ci([ev.per_query.get(q, {}).get(m, 0.0) for q in judged])
+            for m in ev.aggregate}  # fmt: skip
 
 
 @dataclass(frozen=True)
