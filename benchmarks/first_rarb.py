@@ -425,6 +425,13 @@ def main() -> None:
     oracle: dict[str, float] = {}
     instructions: dict[str, str] = {}
     out_of_time = False
+
+    def checkpoint(quiet: bool) -> dict[str, Any]:
+        """The summary and report files of what is done so far."""
+        wall = time.perf_counter() - start
+        return save(args.name, records, data_by, args, oracle, instructions, settings,
+                    load_seconds, wall, out_of_time, quiet=quiet)  # fmt: skip
+
     with jsonl.open("a") as sink:
         for dataset in datasets:
             data = load_set(dataset)
@@ -486,35 +493,10 @@ def main() -> None:
                     sink.flush()
                 if out_of_time:
                     break
-                save(
-                    args.name,
-                    records,
-                    data_by,
-                    args,
-                    oracle,
-                    instructions,
-                    settings,
-                    load_seconds,
-                    time.perf_counter() - start,
-                    out_of_time,
-                    quiet=True,
-                )
+                checkpoint(quiet=True)
             if out_of_time:
                 break
-    summary = save(
-        args.name,
-        records,
-        data_by,
-        args,
-        oracle,
-        instructions,
-        settings,
-        load_seconds,
-        time.perf_counter() - start,
-        out_of_time,
-        quiet=False,
-    )
-    print_tables(summary)
+    print_tables(checkpoint(quiet=False))
 
 
 def summarize_only(
