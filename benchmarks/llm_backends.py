@@ -4,9 +4,9 @@ chunk, one backend then the other) so both see the same background load.
 
 Parts (``--parts``, default all), for each model of ``--models``:
 
-- ``limits``: this machine's float32 and int8 matrix-multiply throughput (a large GEMM
-  in torch: ``matmul``, and fbgemm's int8 GEMM behind a quantized ``Linear``) and memory
-  bandwidth (a large array copy);
+- ``limits``: this machine's float32, bfloat16 and int8 matrix-multiply throughput (a
+  large GEMM in torch: ``matmul``, and fbgemm's int8 GEMM behind a quantized ``Linear``)
+  and memory bandwidth (a parallel read of 1 GiB; a copy beside it), all cores;
 - ``decode``: greedy generation, 4 prompts x 32 new tokens (both texts compared); then
   prefill tokens/s (one forward pass over a ~500-token prompt) and decode tokens/s (one
   prompt, 64 new tokens, time after the first token), each as a fraction of the
@@ -87,19 +87,28 @@ def save(res: dict[str, Any]) -> None:
 
 
 def machine_limits() -> dict[str, Any]:
+    """Compute and memory peaks with every core this process may use (the engines use all)."""
     import torch
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     n = 2048
+
+    def best_of(fn: Any, repeats: int = 6) -> float:
+        fn()  # warm-up: thread pool, page faults, packed weights
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        return best
+
     a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(4):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    out: dict[str, Any] = {"fp32_gflops": round(2 * n**3 / best / 1e9, 1)}
+    out: dict[str, Any] = {"fp32_gflops": round(2 * n**3 / best_of(lambda: a @ b) / 1e9, 1)}
+    ab, bb = a.bfloat16(), b.bfloat16()
+    out["bf16_gflops"] = round(2 * n**3 / best_of(lambda: ab @ bb) / 1e9, 1)
     # int8: fbgemm's GEMM behind a dynamically quantized Linear (torch._int_mm has no
-    # optimized CPU kernel); the float->int8 quantization of the input is in the time.
+    # optimized CPU kernel); the float->int8 quantization of the input is in the time, as
+    # it is in the engine's int8 layers.
     import warnings
 
     with warnings.catch_warnings():
@@ -107,21 +116,14 @@ def machine_limits() -> dict[str, Any]:
         lin = torch.ao.quantization.quantize_dynamic(
             torch.nn.Sequential(torch.nn.Linear(n, n)), {torch.nn.Linear}, dtype=torch.qint8
         )
-    best = float("inf")
     with torch.inference_mode():
-        for _ in range(4):
-            t = time.perf_counter()
-            lin(a)
-            best = min(best, time.perf_counter() - t)
-    out["int8_gops"] = round(2 * n**3 / best / 1e9, 1)
-    src = np.ones(256 << 20, dtype=np.uint8)  # 256 MiB, well past every cache
-    dst = np.empty_like(src)
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t)
-    out["copy_gbps"] = round(2 * src.nbytes / best / 1e9, 2)  # read + write
+        out["int8_gops"] = round(2 * n**3 / best_of(lambda: lin(a)) / 1e9, 1)
+    # Decoding reads every weight once per token: read bandwidth (a parallel reduction over
+    # 1 GiB, far past every cache) is its limit; a copy (read + write) is quoted beside it.
+    big = torch.ones(256 << 20, dtype=torch.float32)
+    out["read_gbps"] = round(big.nbytes / best_of(big.sum, 4) / 1e9, 2)
+    dst = torch.empty_like(big)
+    out["copy_gbps"] = round(2 * big.nbytes / best_of(lambda: dst.copy_(big), 4) / 1e9, 2)
     out["threads"] = torch.get_num_threads()
     return out
 
@@ -164,10 +166,10 @@ def decode_part(
         peak = limits["fp32_gflops"] if name == "transformers" else limits.get("int8_gops")
         if peak:
             row["prefill_frac_of_peak"] = round(row["prefill_tok_s"] * 2 * params / 1e9 / peak, 3)
-        weight_bytes = 4 * params if name == "transformers" else llm_weight_bytes(llm)
+        weight_bytes = llm_weight_bytes(llm)
         row["weight_bytes"] = weight_bytes
         row["decode_frac_of_bandwidth"] = round(
-            row["decode_tok_s"] * weight_bytes / 1e9 / limits["copy_gbps"], 3)  # fmt: skip
+            row["decode_tok_s"] * weight_bytes / 1e9 / limits.get("read_gbps", limits["copy_gbps"]), 3)  # fmt: skip
         out[name] = row
     out["decode_speedup"] = round(out["ctranslate2"]["decode_tok_s"]
                                   / out["transformers"]["decode_tok_s"], 2)  # fmt: skip
@@ -177,7 +179,14 @@ def decode_part(
 
 
 def llm_weight_bytes(llm: Any) -> int:
-    return int((Path(llm.path) / "model.bin").stat().st_size)
+    """Bytes of weights read per decoded token: all but the input embedding (one row of it
+    is read) unless it is tied to the output head."""
+    if not hasattr(llm, "model"):  # ctranslate2: its converted file
+        return int((Path(llm.path) / "model.bin").stat().st_size)
+    m = llm.model
+    emb, head = m.get_input_embeddings().weight, m.get_output_embeddings().weight
+    skip = 0 if emb.data_ptr() == head.data_ptr() else emb.numel() * emb.element_size()
+    return int(sum(p.numel() * p.element_size() for p in m.parameters()) - skip)
 
 
 # -- llm-choice -------------------------------------------------------------------------
