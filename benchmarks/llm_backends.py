@@ -10,8 +10,9 @@ Parts (``--parts``, default all), for each model of ``--models``:
 - ``decode``: greedy generation, 4 prompts x 32 new tokens (both texts compared); then
   prefill tokens/s (one forward pass over a ~500-token prompt) and decode tokens/s (one
   prompt, 64 new tokens, time after the first token), each as a fraction of the
-  machine's compute peak (2 x parameters FLOPs per token) or memory bandwidth (weight
-  bytes read per token);
+  machine's compute peak (2 x the decoder layers' parameters FLOPs per token) or memory
+  bandwidth (weight bytes read per token); the int8 texts' divergence from the reference,
+  and the same engine unquantized (float32) against the reference (its texts must match);
 - ``choice``: ``llm-choice`` (``rarx eval mcr``'s scorer) on the first ``--choice-n``
   ARC-Challenge MCR questions: accuracy of each, agreement of the predicted option,
   paired t-test on correctness, seconds per question;
@@ -91,7 +92,6 @@ def machine_limits() -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    n = 2048
 
     def best_of(fn: Any, repeats: int = 6) -> float:
         fn()  # warm-up: thread pool, page faults, packed weights
@@ -102,10 +102,17 @@ def machine_limits() -> dict[str, Any]:
             best = min(best, time.perf_counter() - t)
         return best
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out: dict[str, Any] = {"fp32_gflops": round(2 * n**3 / best_of(lambda: a @ b) / 1e9, 1)}
-    ab, bb = a.bfloat16(), b.bfloat16()
-    out["bf16_gflops"] = round(2 * n**3 / best_of(lambda: ab @ bb) / 1e9, 1)
+    # The kernels a decoder's prefill runs: ``linear`` at the shape of a 1.5B model's MLP
+    # (hidden 1536 -> 8960) over ~800 tokens. A square ``a @ b`` reaches less than this.
+    import torch.nn.functional as F
+
+    m, k, n = 768, 1536, 8960
+    x, w = torch.randn(m, k), torch.randn(n, k)
+    flops = 2 * m * k * n
+    out: dict[str, Any] = {"gemm_shape": [m, k, n]}
+    out["fp32_gflops"] = round(flops / best_of(lambda: F.linear(x, w)) / 1e9, 1)
+    xb, wb = x.bfloat16(), w.bfloat16()
+    out["bf16_gflops"] = round(flops / best_of(lambda: F.linear(xb, wb)) / 1e9, 1)
     # int8: fbgemm's GEMM behind a dynamically quantized Linear (torch._int_mm has no
     # optimized CPU kernel); the float->int8 quantization of the input is in the time, as
     # it is in the engine's int8 layers.
@@ -114,10 +121,10 @@ def machine_limits() -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lin = torch.ao.quantization.quantize_dynamic(
-            torch.nn.Sequential(torch.nn.Linear(n, n)), {torch.nn.Linear}, dtype=torch.qint8
+            torch.nn.Sequential(torch.nn.Linear(k, n)), {torch.nn.Linear}, dtype=torch.qint8
         )
     with torch.inference_mode():
-        out["int8_gops"] = round(2 * n**3 / best_of(lambda: lin(a)) / 1e9, 1)
+        out["int8_gops"] = round(flops / best_of(lambda: lin(x)) / 1e9, 1)
     # Decoding reads every weight once per token: read bandwidth (a parallel reduction over
     # 1 GiB, far past every cache) is its limit; a copy (read + write) is quoted beside it.
     big = torch.ones(256 << 20, dtype=torch.float32)
@@ -132,8 +139,10 @@ def machine_limits() -> dict[str, Any]:
 
 
 def decode_part(
-    llms: dict[str, Any], params: int, limits: dict[str, Any], batch: bool = True
+    llms: dict[str, Any], model: str, params: int, limits: dict[str, Any], batch: bool = True
 ) -> dict[str, Any]:
+    """``params``: the weights a token's forward pass multiplies by (the decoder layers;
+    the head runs for the last position only)."""
     out: dict[str, Any] = {}
     texts = {}
     for name, llm in llms.items() if batch else ():
@@ -142,9 +151,24 @@ def decode_part(
         out[f"{name}_4x32_seconds"] = round(time.perf_counter() - t, 2)
         texts[name] = [g.text for g in gen]
     if batch:
-        out["4x32_same_text"] = sum(a == b for a, b in zip(*texts.values(), strict=True))
+        ref, fast = texts["transformers"], texts["ctranslate2"]
+        out["4x32_same_text"] = sum(a == b for a, b in zip(ref, fast, strict=True))
+        # int8 moves near-tied logits, so greedy texts part somewhere: where, in tokens.
+        tok = llms["transformers"]
+        out["4x32_tokens_before_divergence"] = [
+            len(tok.tokenize(os.path.commonprefix([a, b]))) for a, b in zip(ref, fast, strict=True)
+        ]
+        out["4x32_texts"] = texts
         out["4x32_speedup"] = round(out["transformers_4x32_seconds"]
                                     / out["ctranslate2_4x32_seconds"], 2)  # fmt: skip
+        # The engine path itself is exact: unquantized, it writes the reference's texts.
+        exact = load_llm(f"ctranslate2:{model}", compute_type="float32", batch_size=4)
+        same = [g.text for g in exact.generate(PROMPTS, max_new_tokens=32)]
+        out["4x32_same_text_ctranslate2_float32"] = sum(
+            a == b for a, b in zip(ref, same, strict=True)
+        )
+        del exact
+        gc.collect()
     long_prompt = "Summarize the following notes.\n" + " ".join(
         f"Note {i}: the river carried silt to the delta in season {i}." for i in range(40)
     )
@@ -168,8 +192,9 @@ def decode_part(
             row["prefill_frac_of_peak"] = round(row["prefill_tok_s"] * 2 * params / 1e9 / peak, 3)
         weight_bytes = llm_weight_bytes(llm)
         row["weight_bytes"] = weight_bytes
+        bandwidth = limits.get("read_gbps", limits["copy_gbps"])
         row["decode_frac_of_bandwidth"] = round(
-            row["decode_tok_s"] * weight_bytes / 1e9 / limits.get("read_gbps", limits["copy_gbps"]), 3)  # fmt: skip
+            row["decode_tok_s"] * weight_bytes / 1e9 / bandwidth, 3)  # fmt: skip
         out[name] = row
     out["decode_speedup"] = round(out["ctranslate2"]["decode_tok_s"]
                                   / out["transformers"]["decode_tok_s"], 2)  # fmt: skip
@@ -365,6 +390,7 @@ def load_pair(model: str) -> tuple[dict[str, Any], dict[str, Any]]:
     info["ctranslate2_load_seconds"] = round(time.perf_counter() - t, 1)
     info["ctranslate2_rss_mb"] = round(rss_mb() - base)
     info["parameters"] = int(sum(p.numel() for p in ref.model.parameters()))
+    info["decoder_parameters"] = int(sum(p.numel() for p in ref.model.model.layers.parameters()))
     return {"transformers": ref, "ctranslate2": fast}, info
 
 
@@ -376,7 +402,8 @@ def main() -> None:
     ap.add_argument("--first-n", type=int, default=50)
     ap.add_argument("--first-set", default="sciq", choices=["sciq", "arc-challenge"],
                     help="the queries and BM25 corpus of the FIRST part")
-    ap.add_argument("--note", default="", help="the machine's load, kept with the results")
+    ap.add_argument("--note", default="",
+                    help="the machine's load, kept with the parts this run measures")  # fmt: skip
     ap.add_argument("--chunk", type=int, default=10)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="results JSON (default %(default)s)")
@@ -391,11 +418,11 @@ def main() -> None:
     res.update({"benchmark": "llm_backends", "settings": {
         "reference": "transformers float32, batch 4", "fast": "ctranslate2 int8, batch 4",
         "choice_n": args.choice_n, "first_n": args.first_n, "chunk": args.chunk,
-        "note": args.note or res.get("settings", {}).get("note", ""),
+        "note": res.get("settings", {}).get("note", "") or args.note,
         "interleaved": "backends run chunk by chunk, one then the other, so both see the "
                        "same background load: the ratios compare like with like"}})  # fmt: skip
     if "limits" in parts and "limits" not in res:
-        res["limits"] = machine_limits()
+        res["limits"] = {**machine_limits(), "note": args.note}
         save(res)
         print("limits", res["limits"], flush=True)
     for model in args.models.split(","):
@@ -405,8 +432,10 @@ def main() -> None:
         if "decode" in parts and "decode" not in entry:
             # The load of a shared machine drifts: the limits again, just before.
             entry["limits_at_decode"] = machine_limits()
-            entry["decode"] = decode_part(llms, info["parameters"], entry["limits_at_decode"],
+            entry["decode"] = decode_part(llms, model, info["decoder_parameters"],
+                                          entry["limits_at_decode"],
                                           batch=not args.skip_batch_decode)  # fmt: skip
+            entry["decode"]["note"] = args.note
             save(res)
             print(model, "decode", entry["decode"], flush=True)
         if "profile" in parts and "profile" not in entry:
