@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rarx.eval.report import Score, SectionInfo, ordered, significant
 
@@ -25,21 +26,30 @@ COLORS = (
 )
 
 
-CHANCE = {"color": "#555555", "linestyle": (0, (4, 3)), "linewidth": 1.0, "zorder": 3}
+# The chance level's dashed line (gid: found again in a drawn figure)
+CHANCE = {"color": "#555555", "linestyle": (0, (4, 3)), "linewidth": 1.0, "zorder": 3,
+          "gid": "chance"}
+LEGEND_CHANCE = {k: v for k, v in CHANCE.items() if k != "gid"}
 
 
 def draw_section(info: SectionInfo, scores: Sequence[Score], path: Path, alpha: float) -> Path:
-    """One PNG: a panel per metric; per task, each system's bars side by side (the
+    """The section's figure (:func:`section_figure`) written as one PNG."""
+    section_figure(info, scores, alpha).savefig(path)
+    return path
+
+
+def section_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any:
+    """A matplotlib Figure: a panel per metric; per task, each system's bars side by side (the
     with-instruction variant hatched, next to the one without), with error bars where the
     file holds a 95% interval, a dashed line at each task's chance level; ``*`` marks
-    p < alpha. A ``lines`` section is drawn by :func:`draw_lines`."""
+    p < alpha. A ``lines`` section is drawn by :func:`line_figure`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     if info.plot == "lines":
-        return draw_lines(info, scores, path, alpha)
+        return line_figure(info, scores, alpha)
     mine = [s for s in scores if s.section == info.key]
     metrics = ordered(s.metric for s in mine)
     tasks = ordered(s.task for s in mine)
@@ -122,19 +132,18 @@ def draw_section(info: SectionInfo, scores: Sequence[Score], path: Path, alpha: 
             )
         )
     if any(s.chance is not None for s in mine):
-        handles.append(Line2D([], [], label="chance", **CHANCE))
+        handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
     baselines = ordered(s.baseline for s in mine if s.baseline)
     if baselines:
         against = baselines[0] if len(baselines) == 1 else "each task's first system"
         handles.append(Patch(color="none", label=f"* p < {alpha:g} vs {against}"))
     fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
                ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
-    fig.savefig(path)
-    return path
+    return fig
 
 
-def draw_lines(info: SectionInfo, scores: Sequence[Score], path: Path, alpha: float) -> Path:
-    """One PNG: a panel per metric, x the section's datasets in order (sizes, client
+def line_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any:
+    """A matplotlib Figure: a panel per metric, x the section's datasets in order (sizes, client
     counts, layers), a line with markers per system, error bars where the file holds an
     interval, the chance level dashed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -180,11 +189,10 @@ def draw_lines(info: SectionInfo, scores: Sequence[Score], path: Path, alpha: fl
     handles = [Line2D([], [], color=COLORS[i % len(COLORS)], marker="o", label=lbl)
                for i, lbl in enumerate(labels)]  # fmt: skip
     if any(s.chance is not None for s in mine):
-        handles.append(Line2D([], [], label="chance", **CHANCE))
+        handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
     fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
                ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
-    fig.savefig(path)
-    return path
+    return fig
 
 
 def _legend_columns(labels: Sequence[str], width: float) -> int:
