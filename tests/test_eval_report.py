@@ -198,6 +198,12 @@ def test_files_it_does_not_understand(tmp_path: Path) -> None:
     with pytest.raises(RarxError, match=r"a\.json and .*b\.json both hold nDCG@10 of bm25 on arc"):
         build_report([one, two], tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing is written before every file is read
+    # kept apart, each file is its own section; the same figure restated is kept once
+    report = build_report([one, two], tmp_path / "apart", separate=True)
+    assert {s.section for s in report.scores} == {"a.retrieval", "b.retrieval"}
+    same = retrieval_file(tmp_path / "c.json", "arc", [run("bm25", [1] * N)])
+    report = build_report([one, same], tmp_path / "once")
+    assert [(s.source, s.metric) for s in report.scores] == [(str(one), m) for m in MEASURES]
 
 
 def test_intervals_the_file_holds_reach_the_report(tmp_path: Path) -> None:

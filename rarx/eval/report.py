@@ -130,30 +130,42 @@ def _mark_variants(scores: list[Score]) -> list[Score]:
 
 
 def load_report(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path], separate: bool = False
 ) -> tuple[list[Score], list[Source], dict[str, SectionInfo]]:
-    """Scores of several files and their sections (same key: merged, the first file's
-    title); the same figure twice is an error naming both files."""
+    """Scores of several files and their sections: sections of the same key merge (the
+    first file's title), unless ``separate`` keeps each file's apart (keys and titles
+    then name the file). A figure found again with the same value and n (a baseline
+    several files restate) is kept once; the same figure with another value in two
+    files is an error naming both."""
     if not paths:
         raise RarxError("no results files given: pass one or more RESULTS.json")
     scores: list[Score] = []
     sources: list[Source] = []
     sections: dict[str, SectionInfo] = {}
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple, Score] = {}
     for p in paths:
         rep, source = read_file(p)
+        if separate:
+            stem = Path(p).stem
+            rep = replace(rep, sections=tuple(
+                replace(sec, key=f"{stem}.{sec.key}", title=f"{sec.title} ({Path(p).name})")
+                for sec in rep.sections))  # fmt: skip
         for sec in rep.sections:
             sections.setdefault(sec.key, SectionInfo(sec.key, sec.title, sec.plot, sec.note,
                                                      sec.average))  # fmt: skip
         for s in scores_of(rep, source.path):
             key = (s.section, s.task, s.system, s.instructions, s.metric)
-            if key in seen and seen[key] != s.source:
+            if key in seen:
+                first = seen[key]
+                if (first.value, first.n) == (s.value, s.n) or first.source == s.source:
+                    continue
                 what = s.system + (INST if s.instructions else "")
                 raise RarxError(
-                    f"{seen[key]} and {s.source} both hold {s.metric} of {what} on "
-                    f"{s.task}; report one of them"
+                    f"{first.source} and {s.source} both hold {s.metric} of {what} on "
+                    f"{s.task} ({first.value:.4g} and {s.value:.4g}); report one of them, or "
+                    "pass --separate-files to keep each file's sections apart"
                 )
-            seen[key] = s.source
+            seen[key] = s
             scores.append(s)
         sources.append(source)
     return _mark_variants(scores), sources, sections
@@ -382,13 +394,14 @@ def build_report(
     out_dir: str | Path,
     title: str = "rarx evaluation report",
     alpha: float = 0.05,
+    separate: bool = False,
 ) -> Report:
     """Read every results file (all are checked before anything is written), then write
     ``report.md``, ``report.html`` and one ``<section key>.png`` per plotted section into
-    ``out_dir``."""
+    ``out_dir`` (``separate``: see :func:`load_report`)."""
     from rarx.errors import require
 
-    scores, sources, sections = load_report(paths)
+    scores, sources, sections = load_report(paths, separate)
     require("matplotlib", "eval")
     from rarx.eval.report_figures import draw_section
 
