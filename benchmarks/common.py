@@ -45,10 +45,18 @@ def peak_rss_mb(children: bool = False) -> float:
 def with_report(payload: dict[str, Any], reportable: Callable[[dict], Any]) -> dict[str, Any]:
     """``payload`` with its ``"report"`` section (rarx.eval.report_schema), built by the
     benchmark's own ``reportable`` function from the payload as the file will hold it (so
-    the backfill, ``benchmarks/reportable.py``, which reads the file, gives the same)."""
+    the backfill, ``benchmarks/reportable.py``, which reads the file, gives the same). If
+    that function fails, the payload is saved without the section, with a warning."""
     data = json.loads(json.dumps(payload, default=str))
     data.pop("report", None)
-    return {**payload, "report": reportable(data).as_json()}
+    try:
+        section = reportable(data).as_json()
+    except Exception as exc:  # noqa: BLE001 - hours of figures are never lost to the report
+        print(f"warning: the report section could not be built ({type(exc).__name__}: {exc}); "
+              "the figures are saved without it: add it with benchmarks/reportable.py once "
+              "the script's reportable() is fixed", file=sys.stderr)
+        return {k: v for k, v in payload.items() if k != "report"}
+    return {**payload, "report": section}
 
 
 def mcr_chance(path: str | Path, n: int | None = None) -> float | None:
