@@ -397,3 +397,15 @@ def test_every_committed_results_file_has_a_section_rarx_can_read() -> None:
         rep, _ = read_file(path)  # raises, naming the file and field, on any problem
         assert "report" in json.loads(path.read_text()), path  # written, not derived
         assert sum(len(s.measurements) for s in rep.sections) > 0
+
+
+def test_a_benchmark_keeps_its_figures_when_its_section_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import common
+
+    payload = {"benchmark": "x", "figures": {"accuracy": 0.5}, "report": {"stale": True}}
+    assert common.with_report(payload, lambda data: data["missing"]) == {
+        "benchmark": "x", "figures": {"accuracy": 0.5}}  # fmt: skip
+    assert "KeyError: 'missing'" in capsys.readouterr().err
