@@ -156,7 +156,7 @@ def main() -> None:
         "data": summary,
         "card": card,
         "goals": goals,
-        "results": {ds: {k: v for k, v in r.items() if k != "per_query"}
+        "results": {ds: {k: v for k, v in r.items() if k not in ("per_query", "report")}
                     for ds, r in results.items()},
     })  # fmt: skip
 
