@@ -283,7 +283,8 @@ def reportable(data: dict) -> object:
     setup = data["setup"]
     models = data.get("models") or {str(setup.get("model")).rsplit("/", 1)[-1]: data}
     quality, speed, other = [], [], []
-    for model, m in models.items():
+    for name, m in models.items():
+        model = f"{name} ({setup['device']}, {setup.get('torch_threads')} threads)"
         s = m["summary"]
         quality += [M(system, model, "nDCG@10", v, n=setup["queries"])
                     for system, v in s["ndcg@10"].items()]  # fmt: skip

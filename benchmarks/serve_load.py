@@ -456,7 +456,8 @@ def reportable(data: dict) -> object:
     from rarx.eval.report_schema import Reportable, Section
 
     levels = data["levels"]
-    by = levels if isinstance(levels, dict) else {"bm25": levels}
+    engine = (data.get("engine") or {}).get("engine")  # serve_load_bm25: one engine's levels
+    by = levels if isinstance(levels, dict) else {f"bm25 ({engine} engine)": levels}
     rows = [M(engine, str(lv["clients"]), m, lv[m], n=lv["requests"])
             for engine, lvs in by.items() for lv in lvs
             for m in ("rps", "p50_ms", "p95_ms", "lost")]  # fmt: skip
