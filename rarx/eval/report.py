@@ -181,7 +181,7 @@ def load_scores(paths: Sequence[str | Path]) -> tuple[list[Score], list[Source]]
 # Measures where less is better (times, sizes, losses, errors): no "best" in bold.
 LOWER_IS_BETTER = re.compile(
     r"(?i)(second|latency|_ms\b|\bms\b|\bms/|\bs/|_s\b|\bs\)|\bmb\b|_mb\b|bytes|loss|error|"
-    r"lost|p50|p95|p99|abs_.*diff)"
+    r"lost|p50|p95|p99|abs_.*diff|passes|rss|cost)"
 )
 
 

@@ -179,6 +179,9 @@ def line_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any
         levels = {s.chance for s in mine if s.metric == metric and s.chance is not None}
         for level in levels:
             ax.axhline(level, **CHANCE)
+        values = [s.value for s in mine if s.metric == metric]
+        if min(values) > 0 and max(values) / min(values) > 100:  # latencies, sizes: spread
+            ax.set_yscale("log")
         ax.set_xticks(range(len(xs)), xs, fontsize=8, rotation=0 if len(xs) < 8 else 30,
                       ha="center" if len(xs) < 8 else "right")  # fmt: skip
         ax.set_ylabel(metric, fontsize=8)
