@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 from common import WORK, rarx_cli, table, write_result
 
@@ -140,7 +141,7 @@ def main() -> None:
         met = {k: v for k, v in g.items() if isinstance(v, bool)}
         print(f"{ds}: AUC of P(<RET>) for closed-book failure: trained {g['auc_trained']}, "
               f"untrained {g['auc_base']}; goals {met}")  # fmt: skip
-    write_result(args.name, {
+    write_result(args.name, reportable=reportable, payload={
         "setup": {
             "base": args.base, "backend": args.backend, "train_layers": args.train_layers,
             "device": args.device, "sources": args.sources,
@@ -155,9 +156,34 @@ def main() -> None:
         "data": summary,
         "card": card,
         "goals": goals,
-        "results": {ds: {k: v for k, v in r.items() if k != "per_query"}
+        "results": {ds: {k: v for k, v in r.items() if k not in ("per_query", "report")}
                     for ds, r in results.items()},
     })  # fmt: skip
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: every gate's accuracy, F1 and retrieval rate per set with
+    intervals (rarx.eval.report_kinds' adaptive sections), AUC of P(<RET>), and the base
+    model's closed-book accuracy on the gate data's questions."""
+    from rarx.eval.report_kinds import adaptive_sections
+    from rarx.eval.report_schema import Measurement, Reportable, Section, scalars
+
+    setup = data["setup"]
+    sections = list(adaptive_sections(data["results"], "adapt-llm",
+                                      f"Adapt-LLM <RET> gate, base {setup['base']}"))  # fmt: skip
+    info = data.get("data") or {}
+    closed = [Measurement(f"{info.get('llm', setup['base'])} closed-book", ds,
+                          f"accuracy ({split} questions of the gate data)", acc,
+                          n=(info.get("questions") or {}).get(split, {}).get(ds))
+              for split, by in (info.get("closed_book_accuracy") or {}).items()
+              for ds, acc in by.items()]  # fmt: skip
+    if closed:
+        sections.append(Section("adapt-llm-closed-book", "Closed-book accuracy of the base "
+                                "model (the gate data's labels)", tuple(closed)))  # fmt: skip
+    return Reportable("adapt_llm", tuple(sections),
+                      f"<RET> gate trained from {setup['base']} on {setup['sources']}",
+                      scalars(setup, "base", "backend", "train_layers", "lora", "test_limit",
+                              "dev_limit", "seed"))  # fmt: skip
 
 
 if __name__ == "__main__":

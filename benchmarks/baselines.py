@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import with_report
+
 from rarx.eval.datasets import DATASETS, load_beir, prepare_dataset
 from rarx.eval.datasets.beir import is_beir_folder
 from rarx.eval.results import envelope, write_results
@@ -61,6 +63,23 @@ def run_dataset(name: str) -> dict:
             "systems": [s.as_dict() for s in scored]}  # fmt: skip
 
 
+def reportable(data: dict) -> object:
+    """The report section: every measure of every system per dataset, with intervals and
+    paired tests against BM25 (rarx.eval.report_kinds reads the systems as `rarx eval
+    retrieval` writes them)."""
+    from rarx.eval.report_kinds import retrieval_measurements
+    from rarx.eval.report_schema import Reportable, Section
+
+    rows = []
+    for i, d in enumerate(data["datasets"]):
+        rows += retrieval_measurements(d["dataset"], d["systems"], f"datasets[{i}].")
+    return Reportable("baselines", (Section("baselines", "Retrieval baselines (BM25, MiniLM, "
+                                            "hybrid) on RAR-b-recipe Full sets", tuple(rows),
+                                            average=True),),
+                      ", ".join(d["dataset"] for d in data["datasets"]),
+                      {"depth": data.get("depth"), **data.get("settings", {})})
+
+
 def main() -> None:
     names = sys.argv[1:] or ORDER
     # Datasets not rerun keep their earlier figures, so the table can be filled in parts.
@@ -71,11 +90,11 @@ def main() -> None:
         results.append(run_dataset(name))
         results.sort(key=lambda d: ORDER.index(d["dataset"]))
         # Written after each dataset, so an interrupted run keeps what it finished.
-        write_results(OUT, envelope(
+        write_results(OUT, with_report(envelope(
             "baselines", measures=MEASURES, depth=100,
             settings={"bm25": "Lucene k1=0.9 b=0.4", "dense": "minilm, 512 tokens, exact cosine",
                       "hybrid": "RRF k=60", "significance": "paired t-test vs bm25"},
-            datasets=results))  # fmt: skip
+            datasets=results), reportable))  # fmt: skip
     print(f"wrote {OUT}")
 
 

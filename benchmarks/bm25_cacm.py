@@ -42,12 +42,24 @@ def main() -> None:
     print(table(("system", "measure", "rarx", "anserini", "diff"), rows))
     write_result(
         "bm25_cacm",
-        {
+        reportable=reportable, payload={
             "command": "python benchmarks/bm25_cacm.py",
             "results": results,
             "note": "1000 hits, 52 judged topics, ir-measures (trec_eval)",
         },
     )
+
+
+def reportable(data: dict) -> object:
+    """The report section: AP and P@30 of rarx and Anserini per system on CACM."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    rows = [M(engine, system, m, v) for system, by in data["results"].items()
+            for engine, figs in by.items() for m, v in figs.items()]  # fmt: skip
+    return Reportable("bm25_cacm", (Section("bm25-cacm", "BM25 on CACM: rarx and Anserini",
+                                            tuple(rows), note=data.get("note", "")),),
+                      "CACM, 52 judged topics", {"command": data.get("command")})
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def main() -> None:
         f"matrix {sizes['matrix_bytes'] / 2**20:.1f} MiB beside a "
         f"{sizes['lucene_bytes'] / 2**20:.1f} MiB Lucene index; built in {build_seconds} s"
     )
-    write_result("bm25_overhead", {
+    write_result("bm25_overhead", reportable=reportable, payload={
         "command": "python benchmarks/bm25_overhead.py " + " ".join(sys.argv[1:]),
         "queries": len(queries),
         "bm25": {"k1": BM25.k1, "b": BM25.b},
@@ -201,6 +201,32 @@ def main() -> None:
         "target": f"identical rankings; matrix >= {TARGET_BM25S} of bm25s's q/s at every k "
                   "(one thread); CACM MAP/P@30 unchanged",
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: queries per second of each engine per k (one thread), CACM
+    effectiveness of the matrix path and Anserini, index sizes."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    qps = []
+    for setting, r in data["results"].items():
+        qps += [M(engine, setting, "queries/s", v, n=data["queries"])
+                for engine, v in r["qps"].items()]  # fmt: skip
+        if r.get("anserini_lucene_call_qps") is not None:
+            qps.append(M("anserini (Java call)", setting, "queries/s",
+                         r["anserini_lucene_call_qps"], n=data["queries"]))
+    quality = [M(name, "CACM", m, v) for name, key in (("rarx matrix (k=1000)",
+               "cacm_matrix_k1000"), ("anserini", "anserini_cacm"))
+               for m, v in data[key].items()]  # fmt: skip
+    sizes = [M(k.removesuffix("_bytes"), "index", "bytes", v) for k, v in data["sizes"].items()]
+    return Reportable("bm25_overhead", (
+        Section("bm25-overhead", "BM25 search speed: rarx matrix and Lucene, pyserini, bm25s",
+                tuple(qps), note=data.get("target", "")),
+        Section("bm25-overhead-cacm", "BM25 on CACM: the matrix path and Anserini",
+                tuple(quality), plot="table"),
+        Section("bm25-overhead-sizes", "BM25 index sizes", tuple(sizes), plot="table"),
+    ), f"{data['queries']} queries; {data['bm25s']}", dict(data["bm25"]))
 
 
 if __name__ == "__main__":

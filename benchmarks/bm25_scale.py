@@ -210,7 +210,7 @@ def main() -> None:
             f"{bs.get('peak_rss_mb', 0):.0f}", f"{bs.get('build_seconds', 0):.0f}",
             f"{ident.get('identical', '-')}/{ident.get('queries', '-')}",
         ))  # fmt: skip
-        write_result("bm25_scale", {
+        write_result("bm25_scale", reportable=reportable, payload={
             "command": "python benchmarks/bm25_scale.py " + " ".join(sys.argv[1:]),
             "partial": any(x not in s for x in steps),
             "results": results,
@@ -221,6 +221,30 @@ def main() -> None:
                  "matrix q/s k10", "k1000", "mmap k10", "k1000", "bm25s k10", "k1000",
                  "ratio k10", "k1000", "search RSS", "bm25s RSS", "bm25s build s",
                  "identical"), rows))  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: queries per second of each search step per k at each corpus
+    size, and the build's time and memory."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    qps, build = [], []
+    for r in data["results"]:
+        size = f"{r['passages']:,} passages"
+        for step, v in r.items():
+            if isinstance(v, dict) and isinstance(v.get("qps"), dict):
+                qps += [M(step, f"{size}, k={k}", "queries/s", q, n=v.get("queries"))
+                        for k, q in v["qps"].items()]  # fmt: skip
+        b = r.get("build") or {}
+        build += [M("build", size, m, b[m])
+                  for m in ("seconds", "peak_rss_mb", "passages_per_second",
+                            "matrix_build_seconds") if b.get(m) is not None]  # fmt: skip
+    return Reportable("bm25_scale", (
+        Section("bm25-scale", "BM25 at scale: search speed", tuple(qps),
+                note=data.get("target", "")),
+        Section("bm25-scale-build", "BM25 at scale: build", tuple(build), plot="table"),
+    ), data.get("command", ""), {"partial": data.get("partial")})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, table
+from common import RESULTS, table, with_report
 
 from rarx.eval.qa import contains_answer, exact_match, token_f1
 from rarx.eval.significance import mean_ci
@@ -74,7 +74,52 @@ def paired(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str) -> dic
             "ci": None if ci is None else [round(ci[0], 4), round(ci[1], 4)]}  # fmt: skip
 
 
+def always_yes(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """What answering "yes" to every question scores, on a yes/no set (BoolQ); None on
+    sets with other answers."""
+    if not rows or any({str(g).lower() for g in r["gold"]} - {"yes", "no"} for r in rows):
+        return None
+    scores = [scored("yes", r["gold"]) for r in rows]
+    return {m: sum(s[m] for s in scores) / len(scores) for m in METRICS}
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: contains / EM / F1 per LLM and set with intervals (chance: the
+    always-yes answer on yes/no sets), seconds per question, and each later LLM's paired
+    difference against the first."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval
+
+    quality, cost, diffs = [], [], []
+    for spec, entry in data["llms"].items():
+        for ds, d in entry["datasets"].items():
+            s = d.get("summary")
+            if not s:
+                continue
+            chance = always_yes(d.get("per_question") or [])
+            for m in METRICS:
+                quality.append(Measurement(spec, ds, m, s[m], interval(s.get(f"{m}_ci")), s["n"],
+                                           chance[m] if chance else None))  # fmt: skip
+            cost.append(Measurement(spec, ds, "seconds_per_question", s["seconds_per_question"],
+                                    n=s["n"]))  # fmt: skip
+    for key, by in (data.get("paired") or {}).items():
+        pair, ds = key.rsplit(" / ", 1)
+        for m, c in by.items():
+            diffs.append(Measurement(pair, ds, f"{m} difference", c["diff"], interval(c["ci"]),
+                                     c["n"]))  # fmt: skip
+    sections = [Section("closed-book", "Closed-book QA (test split, short-answer prompt)",
+                        tuple(quality), note="contains: a gold answer occurs in the reply "
+                        "(the gate data's label rule). Chance on BoolQ: answering yes always."),
+                Section("closed-book-seconds", "Closed-book QA: seconds per question",
+                        tuple(cost), plot="table")]  # fmt: skip
+    if diffs:
+        sections.append(Section("closed-book-paired", "Closed-book QA: paired differences",
+                                tuple(diffs)))  # fmt: skip
+    return Reportable("closed_book", tuple(sections),
+                      f"closed-book answers of {', '.join(data['llms'])}")
+
+
 def write(path: Path, payload: dict[str, Any]) -> None:
+    payload = with_report(payload, reportable)
     with atomic_write(path) as f:
         json.dump(payload, f, indent=2)
         f.write("\n")

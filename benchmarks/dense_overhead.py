@@ -161,13 +161,32 @@ def main() -> None:
     print(table(("what", "rarx", "direct", "ratio", "identical"), rows))
     passed = {name: r["ratio"] >= TARGET for name, r in results.items()}
     print("\n" + "\n".join(f"{'ok  ' if ok else 'FAIL'} {name}" for name, ok in passed.items()))
-    write_result("dense_overhead", {
+    write_result("dense_overhead", reportable=reportable, payload={
         "command": "python benchmarks/dense_overhead.py " + " ".join(sys.argv[1:]),
         "corpus": "cacm", "documents": len(docs), "queries": len(queries),
         "model": "minilm", "batch_size": args.batch_size, "faiss": "flat",
         "results": results, "target": f"ratio >= {TARGET}, identical rankings",
         "passed": passed,
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: queries per second through rarx and faiss directly per path
+    and k, and their ratio against the target."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    rows, ratio = [], []
+    for path, r in data["results"].items():
+        rows += [M(k, path, "queries/s", v, n=data["queries"])
+                 for k, v in r["queries_per_s"].items()]  # fmt: skip
+        ratio.append(M("rarx / direct", path, "ratio", r["ratio"], n=data["queries"]))
+    return Reportable("dense_overhead", (
+        Section("dense-overhead", "Dense search: rarx and faiss directly", tuple(rows)),
+        Section("dense-overhead-ratio", "Dense search: rarx / direct", tuple(ratio),
+                note=data.get("target", "")),
+    ), f"{data['model']} on {data['corpus']}, {data['documents']} documents",
+        scalars(data, "faiss", "batch_size"))
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def main() -> None:
         print(f"  {r['passages_per_s']:.1f} passages/s, {r['build_s']:.0f}s, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
         # written after every size, so a long run that is stopped keeps what it measured
-        write_result("dense_scale", {
+        write_result("dense_scale", reportable=reportable, payload={
             "command": command, "model": "minilm", "faiss": args.faiss,
             "batch_size": args.batch_size, "corpus": "corpus_gen.generate_passages(n, seed=0)",
             "results": results, "growth": growth(results),
@@ -125,6 +125,20 @@ def main() -> None:
             f"{g['from']:,} -> {g['to']:,}: time ~ N^{g['time_exponent']:.2f}, "
             f"peak RSS +{g['rss_mb_per_10k_passages']:.1f} MB per 10k passages"
         )
+
+
+def reportable(data: dict) -> object:
+    """The report section: build speed, time and memory by corpus size (lines)."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    rows = [M(f"{data['model']} {data['faiss']}", f"{r['n']:,}", m, r[m])
+            for r in data["results"]
+            for m in ("passages_per_s", "build_s", "peak_rss_mb", "index_mb")]  # fmt: skip
+    return Reportable("dense_scale", (
+        Section("dense-scale", "Dense index build by corpus size (passages)", tuple(rows),
+                plot="lines"),
+    ), data["corpus"], scalars(data, "model", "faiss", "batch_size"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ir_measures
 import pytrec_eval
+from common import with_report
 
 from rarx.eval.results import envelope, write_results
 from rarx.index.lucene import LuceneIndex
@@ -33,6 +34,19 @@ TREC_EVAL = {
     "RR": "recip_rank",
     "nDCG": "ndcg",
 }
+
+
+def reportable(data: dict) -> object:
+    """The report section: each measure as rarx, ir-measures and pytrec_eval compute it
+    on the same run (a table: the point is that they are identical)."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section
+
+    rows = [Measurement(tool, "CACM BM25 run", f["measure"], f[tool], n=data["queries"])
+            for f in data["figures"] for tool in ("rarx", "ir_measures", "pytrec_eval")]
+    same = all(f["identical"] for f in data["figures"])
+    return Reportable("eval_agreement", (Section("eval-agreement", "Evaluation measures: rarx, "
+                      f"ir-measures and pytrec_eval ({'identical' if same else 'DIFFERENT'})",
+                      tuple(rows), plot="table"),), f"{data['run']} against {data['qrels']}")
 
 
 def main() -> None:
@@ -88,12 +102,15 @@ def main() -> None:
         )
     write_results(
         OUT,
-        envelope(
-            "eval_agreement",
-            run=str(run_path),
-            qrels=str(qrels_path),
-            queries=rarx["queries"],
-            figures=rows,
+        with_report(
+            envelope(
+                "eval_agreement",
+                run=str(run_path),
+                qrels=str(qrels_path),
+                queries=rarx["queries"],
+                figures=rows,
+            ),
+            reportable,
         ),
     )
     print(f"wrote {OUT}")

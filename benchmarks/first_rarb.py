@@ -230,12 +230,78 @@ LABELS = {"first": "FIRST", "first+inst": "FIRST +inst", "listwise": "listwise",
           "first+orders": "FIRST orders"}  # fmt: skip
 
 
+def random_order(k: int, cutoff: int = 10) -> tuple[float, float]:
+    """Expected nDCG@cutoff and R@cutoff of a random order of ``k`` candidates holding the
+    query's one relevant passage (every RAR-b-recipe set has one per query): the passage
+    sits at each rank with probability 1/k."""
+    from math import log2
+
+    ranks = range(1, min(k, cutoff) + 1)
+    return sum(1 / log2(r + 1) for r in ranks) / k, len(ranks) / k
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section of ``results/<name>.json``: nDCG@10 and R@10 per system and set
+    (intervals, paired tests against the first stage; chance is a random order of the
+    candidates times the oracle share), seconds and forward passes per query, and the
+    top-pick histogram of shuffled windows where run."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    settings, k = data["settings"], data["settings"]["k"]
+    quality, cost, hist, by_gold = [], [], [], []
+    for dataset, s in data["datasets"].items():
+        oracle = s.get("oracle_share_with_answer_in_candidates")
+        chance = dict(zip(MEASURES, random_order(k), strict=True))
+        p_of = {t["system"]: t["p"] for t in s["paired_tests_nDCG@10"]
+                if t["against"] == "first-stage"}  # fmt: skip
+        for system, v in s["systems"].items():
+            label = LABELS.get(system, system)
+            for m in MEASURES:
+                p = p_of.get(system) if m == "nDCG@10" else None
+                quality.append(Measurement(
+                    label, dataset, m, v[m], interval(v.get(f"{m}_ci95")), v["queries"],
+                    None if oracle is None or system == "first-stage" else oracle * chance[m],
+                    p, "first-stage" if p is not None else ""))  # fmt: skip
+            for m in ("seconds_per_query", "forward_passes_per_query"):
+                cost.append(Measurement(label, dataset, m, v[m], n=v["queries"]))
+        if oracle is not None:
+            quality.append(Measurement(f"top {k} of the first stage", dataset,
+                                       "oracle: answer among the candidates", oracle,
+                                       n=s["sampled_queries"]))  # fmt: skip
+        pos = s.get("position") or {}
+        for i, count in enumerate(pos.get("top_pick_histogram") or []):
+            hist.append(Measurement(dataset, chr(ord("A") + i),
+                                    "windows whose top pick is here", count,
+                                    n=pos["windows"], chance=pos["windows"] / k))  # fmt: skip
+        for g, v in (pos.get("accuracy_by_gold_position") or {}).items():
+            by_gold.append(Measurement(dataset, chr(ord("A") + int(g)),
+                                       "top pick is gold, by the gold's position", v["accuracy"],
+                                       n=v["n"], chance=1 / k))  # fmt: skip
+    partial = " (partial: not every sampled query is done)" if data.get("partial") else ""
+    sections = [
+        Section("first-rarb", f"FIRST on RAR-b-recipe Full sets{partial}", tuple(quality),
+                note=f"Rerankers reorder the first stage's top {k}. Chance: a random order of "
+                "those candidates (one relevant passage per query, times the oracle share). "
+                "p-values: paired t-test on nDCG@10 against the first stage."),
+        Section("first-rarb-cost", "FIRST on RAR-b: cost per query", tuple(cost), plot="table"),
+    ]  # fmt: skip
+    if hist:
+        sections.append(Section("first-rarb-position", "FIRST's top pick by identifier "
+                                 "position (shuffled windows)", tuple(hist + by_gold),
+                                 note="Chance: a pick uniform over the window's "
+                                 "identifiers."))  # fmt: skip
+    return Reportable("first_rarb", tuple(sections),
+                      f"FIRST with {settings['llm']} on {', '.join(data['datasets'])}",
+                      scalars(settings, "llm", "k", "seed", "queries", "orders"))
+
+
 def report_files(
     name: str, summary: dict[str, Any], data_by: dict[str, Any], records: list[dict[str, Any]],
     settings: dict[str, Any],
 ) -> list[Path]:  # fmt: skip
     """One ``rarx eval report`` results file (kind ``retrieval``) per set: the first stage
     first, every reranker with its paired-test p-value against it."""
+    from rarx.eval.report_kinds import with_report
     from rarx.eval.results import envelope, write_results
 
     out = []
@@ -272,7 +338,7 @@ def report_files(
                        s["oracle_share_with_answer_in_candidates"]},
         )  # fmt: skip
         path = RESULTS / "report" / f"{name}-{dataset}.json"
-        write_results(path, body)
+        write_results(path, with_report(body))
         out.append(path)
     return out
 
@@ -304,7 +370,7 @@ def save(
         "datasets": summary,
     }
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        write_result(name, payload)
+        write_result(name, payload, reportable)
     report_files(name, summary, data_by, records, settings)
     return summary
 

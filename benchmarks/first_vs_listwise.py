@@ -185,7 +185,7 @@ def main() -> None:
                      "nDCG@10 (BM25 alone)": bm25, "nDCG@10 reranked": x["ndcg@10"]["listwise"],
                      "top-1 agreement": "", "failed / repaired windows": windows})  # fmt: skip
     print(table(["", *heads], [[label, *(c[label] for c in cols)] for label in cols[0]]))
-    write_result(args.name, {
+    write_result(args.name, reportable=reportable, payload={
         "setup": {"models": args.llm, "device": device, "dtype": dtype, "queries": len(pairs),
                   "k": args.k, "window": args.k, "stride": args.k // 2,
                   "passage_tokens": args.passage_tokens, "warmup_queries": len(warm),
@@ -272,6 +272,36 @@ def _threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+def reportable(data: dict) -> object:
+    """The report section: nDCG@10 of BM25, FIRST and listwise, median seconds per query
+    of each reranker, top-1 agreement and the speed-up, per model."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    setup = data["setup"]
+    models = data.get("models") or {str(setup.get("model")).rsplit("/", 1)[-1]: data}
+    quality, speed, other = [], [], []
+    for name, m in models.items():
+        model = f"{name} ({setup['device']}, {setup.get('torch_threads')} threads)"
+        s = m["summary"]
+        quality += [M(system, model, "nDCG@10", v, n=setup["queries"])
+                    for system, v in s["ndcg@10"].items()]  # fmt: skip
+        speed += [M(system, model, "median seconds per query", s[f"median_{system}_s"],
+                    n=setup["queries"]) for system in ("first", "listwise")]  # fmt: skip
+        other += [M("listwise vs first", model, k, s[k], n=setup["queries"])
+                  for k in ("speedup_listwise_over_first", "top1_agreement",
+                            "listwise_failed_windows",
+                            "listwise_repaired_permutations")]  # fmt: skip
+    return Reportable("first_vs_listwise", (
+        Section("first-vs-listwise", f"FIRST and listwise reranking, {setup['corpus']}",
+                tuple(quality + speed)),
+        Section("first-vs-listwise-ratios", "FIRST and listwise: speed-up and agreement",
+                tuple(other), plot="table"),
+    ), f"{setup['queries']} queries, top {setup['k']}",
+        scalars(setup, "device", "dtype", "k", "window", "stride", "passage_tokens",
+                "torch_threads"))
 
 
 if __name__ == "__main__":

@@ -95,7 +95,24 @@ def main() -> None:
         ("index_check_s", "index check s"),
     ]  # fmt: skip
     print(table([label for _, label in columns], [[r[k] for k, _ in columns] for r in rows]))
-    write_result("index_integrity", {"repeats": args.repeats, "results": rows})
+    write_result("index_integrity", {"repeats": args.repeats, "results": rows}, reportable)
+
+
+def reportable(data: dict) -> object:
+    """The report section: what recording and checking an index costs, against building
+    it and against Lucene's CheckIndex, per index."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    rows = [M("rarx", r["index"], m, r[m]) for r in data["results"]
+            for m in ("record_over_build", "size_check_over_load", "checksums_over_checkindex")]
+    secs = [M(m, r["index"], "seconds", r[m]) for r in data["results"]
+            for m in ("build_s", "record_s", "checksums_s", "lucene_checkindex_s", "index_check_s")]
+    return Reportable("index_integrity", (
+        Section("index-integrity", "Index integrity: cost ratios", tuple(rows), plot="table"),
+        Section("index-integrity-seconds", "Index integrity: seconds", tuple(secs)),
+    ), ", ".join(f"{r['index']} ({r['documents']} documents)" for r in data["results"]),
+        {"repeats": data["repeats"]})
 
 
 if __name__ == "__main__":

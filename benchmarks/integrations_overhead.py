@@ -220,12 +220,31 @@ def main() -> None:
                  "same docids"],
                 [(r["server"], r["path"], r["callers"], r["queries_per_s"], r["p50_ms"],
                   r["vs_in_process"], r["same_docids"]) for r in client_rows]))  # fmt: skip
-    write_result("integrations_overhead", {
+    write_result("integrations_overhead", reportable=reportable, payload={
         "setup": {**setup, "index": "CACM BM25 (rarx index)", "documents": index.manifest.documents,
                   "queries_from": "CACM's 64 topics, cycled", "cpus": os.cpu_count()},
         "adapters": adapter_rows, "client": client_rows,
         "seconds_total": round(time.perf_counter() - start, 1),
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: queries per second through the LangChain / LlamaIndex
+    adapters and through the HTTP client, against calling rarx directly."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    setup = data["setup"]
+    adapters = [M(a["path"], a["mode"], "queries/s", a["queries_per_s"], n=setup["queries"])
+                for a in data["adapters"]]  # fmt: skip
+    client = [M(c["path"], f"{c['server']}, {c['callers']} caller(s)", "queries/s",
+                c["queries_per_s"], n=setup["queries"]) for c in data["client"]]  # fmt: skip
+    return Reportable("integrations_overhead", (
+        Section("integrations-adapters", "Integrations: LangChain and LlamaIndex adapters",
+                tuple(adapters)),
+        Section("integrations-client", "Integrations: the HTTP client against in-process",
+                tuple(client)),
+    ), setup["index"], scalars(setup, "queries", "k", "repeats", "cpus"))
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS, table  # noqa: E402
-from benchmarks.mcr_ct2_arc import arc_file  # noqa: E402
+from benchmarks.common import RESULTS, table, with_report  # noqa: E402
+from benchmarks.mcr_ct2_arc import arc_chance, arc_file  # noqa: E402
 from rarx.eval.mcr import read_mcr_csv  # noqa: E402
 from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer  # noqa: E402
 from rarx.eval.significance import mean_ci, paired_t_test  # noqa: E402
@@ -80,7 +80,7 @@ def save(res: dict[str, Any]) -> None:
     out = Path(res.get("out", OUT))
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2) + "\n")
+    tmp.write_text(json.dumps(with_report(res, reportable), indent=2) + "\n")
     os.replace(tmp, out)
 
 
@@ -259,6 +259,7 @@ def summarize_choice(state: dict[str, Any]) -> None:
     state["paired_p"] = p
     state["speedup"] = round(state["transformers"]["seconds_per_question"]
                              / state["ctranslate2"]["seconds_per_question"], 2)  # fmt: skip
+    state["chance"] = arc_chance(len(rows))
 
 
 # -- FIRST ------------------------------------------------------------------------------
@@ -451,6 +452,74 @@ def main() -> None:
         del llms
         gc.collect()
     print_table(res)
+
+
+def reportable(res: dict[str, Any]) -> Any:
+    """The report section, per model: llm-choice accuracy of each backend on the first
+    ARC-C questions (chance, the paired test), FIRST agreement, decode and prefill speed,
+    seconds per question / window, load time and memory, and the speed-ups."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval
+
+    quality, speed, memory, ratios = [], [], [], []
+    for model, e in (res.get("models") or {}).items():
+        c = e.get("choice") or {}
+        if c.get("n"):
+            chance = c.get("chance") or arc_chance(c["n"])
+            for k in BACKENDS:
+                p = c.get("paired_p") if k == "ctranslate2" else None
+                quality.append(Measurement(k, model, f"llm-choice accuracy (ARC-C MCR, first "
+                                           f"{c['n']})", c[k]["accuracy"], None, c["n"], chance,
+                                           p, "transformers" if p is not None else ""))  # fmt: skip
+                speed.append(Measurement(k, model, "llm-choice seconds per question",
+                                         c[k]["seconds_per_question"], n=c["n"]))  # fmt: skip
+            ratios.append(Measurement("ctranslate2 − transformers", model,
+                                      "llm-choice accuracy difference", c["accuracy_delta"],
+                                      interval(c.get("accuracy_delta_ci95")), c["n"], None,
+                                      c.get("paired_p"), "transformers"))  # fmt: skip
+            ratios.append(Measurement("agreement", model, "llm-choice same answer",
+                                      c["agreement"], n=c["n"]))  # fmt: skip
+        for key, f in e.items():
+            if not key.startswith("first") or not f.get("n"):
+                continue
+            where = f.get("dataset", "sciq")
+            for m in ("top1_agreement", "kendall_tau"):
+                ratios.append(Measurement("ctranslate2 vs transformers", model,
+                                          f"FIRST {m} ({where}, {f['n']} windows)", f[m],
+                                          n=f["n"]))  # fmt: skip
+            for k in BACKENDS:
+                speed.append(Measurement(k, model, f"FIRST seconds per window ({where})",
+                                         f[f"{k}_seconds_per_window"], n=f["n"]))  # fmt: skip
+        d = e.get("decode") or {}
+        for k in BACKENDS:
+            for m in ("prefill_tok_s", "decode_tok_s"):
+                if isinstance(d.get(k), dict) and d[k].get(m) is not None:
+                    speed.append(Measurement(k, model, m.replace("_tok_s", " tokens/s"),
+                                             d[k][m]))  # fmt: skip
+            for m in ("load_seconds", "rss_mb"):
+                if e.get(f"{k}_{m}") is not None:
+                    memory.append(Measurement(k, model, m, e[f"{k}_{m}"]))
+        for m in ("prefill_speedup", "decode_speedup"):
+            if d.get(m) is not None:
+                ratios.append(Measurement("ctranslate2 / transformers", model, m, d[m]))
+    sections = []
+    if quality:
+        sections.append(Section("llm-backends-choice", "LLM backends: llm-choice accuracy "
+                                "(transformers float32 vs ctranslate2 int8)", tuple(quality),
+                                note="p-value: paired t-test of ctranslate2 against "
+                                "transformers on the same questions."))  # fmt: skip
+    if speed:
+        sections.append(Section("llm-backends-speed", "LLM backends: speed", tuple(speed)))
+    if ratios:
+        sections.append(Section("llm-backends-agreement", "LLM backends: agreement, paired "
+                                "differences and speed-ups", tuple(ratios), plot="table"))
+    if memory:
+        sections.append(Section("llm-backends-load", "LLM backends: load time and memory",
+                                tuple(memory), plot="table"))  # fmt: skip
+    limits = res.get("limits") or {}
+    return Reportable("llm_backends", tuple(sections),
+                      f"transformers vs ctranslate2 on {', '.join(res.get('models') or {})}",
+                      {**{k: v for k, v in limits.items()},
+                       **{k: res["settings"][k] for k in ("choice_n", "first_n")}})
 
 
 def print_table(res: dict[str, Any]) -> None:

@@ -126,7 +126,7 @@ def main() -> None:
                   f"{r['best']['after']:.2f}", f"{r['speedup_best']:.2f}x",
                   f"{r['median']['before']:.2f}", f"{r['median']['after']:.2f}",
                   "yes" if r["identical_matrix"] else "NO") for r in results]))  # fmt: skip
-    write_result("matrix_build", {
+    write_result("matrix_build", reportable=reportable, payload={
         "command": "python benchmarks/matrix_build.py " + " ".join(sys.argv[1:]),
         "before": args.before,
         "after": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -134,6 +134,22 @@ def main() -> None:
         "repeats": args.repeats,
         "results": results,
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: best and median build seconds before and after, per corpus."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    rows = [M(f"{when} ({data[when]})", r["corpus"], f"{stat} seconds", r[stat][when],
+              n=data["repeats"])
+            for r in data["results"] for stat in ("best", "median") for when in ("before", "after")]
+    ratio = [M("after vs before", r["corpus"], "speed-up (best)", r["speedup_best"])
+             for r in data["results"]]  # fmt: skip
+    return Reportable("matrix_build", (
+        Section("matrix-build", "BM25 matrix build time", tuple(rows)),
+        Section("matrix-build-speedup", "BM25 matrix build: speed-up", tuple(ratio), plot="table"),
+    ), data.get("command", ""), {"repeats": data["repeats"]})
 
 
 if __name__ == "__main__":

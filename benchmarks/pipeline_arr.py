@@ -27,6 +27,7 @@ import argparse
 import json
 import re
 import time
+from typing import Any
 
 from common import RESULTS, table, write_result
 from pipeline_common import bm25_index, qa_set, subset
@@ -185,7 +186,7 @@ def main() -> None:
                 [[c, f"{t['f1']['diff']:+.4f} {t['f1']['ci95']}, p={t['f1']['p']}",
                   f"{t['recall']['diff']:+.4f} {t['recall']['ci95']}, p={t['recall']['p']}"]
                  for c, t in tests.items()]))  # fmt: skip
-    write_result(name, {
+    write_result(name, reportable=reportable, payload={
         "complete": True,
         "setup": setup,
         "results": results,
@@ -193,6 +194,39 @@ def main() -> None:
         "ci": "bootstrap 95%, 1000 resamples, seed 0; tests: paired t-test per question",
         "per_question": records,
     })  # fmt: skip
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: EM, F1 and the gold passage's recall per system with
+    intervals and paired tests against retrieve-then-generate; the other comparisons and
+    seconds per query as tables."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    setup, base = data["setup"], "retrieve-then-generate"
+    dataset = setup["dataset"].split()[0]
+    tests = {tuple(k.split(" - ", 1)): v for k, v in data["comparisons"].items()}
+    rows, cost = [], []
+    for system, r in data["results"].items():
+        recall = next(m for m in r if m.startswith("R@") and not m.endswith("_ci95"))
+        for m, test_key in (("em", "em"), ("f1", "f1"), (recall, "recall")):
+            t = tests.get((system, base), {}).get(test_key) or {}
+            rows.append(Measurement(system, dataset, m, r[m], interval(r.get(f"{m}_ci95")),
+                                    r["n"], None, t.get("p"), base if t.get("p") is not None
+                                    else ""))  # fmt: skip
+        cost.append(Measurement(system, dataset, "seconds_per_query", r["seconds_per_query"],
+                                n=r["n"]))  # fmt: skip
+    diffs = [Measurement(f"{a} − {b}", dataset, f"{m} difference", t["diff"],
+                         interval(t["ci95"]), setup["questions"], None, t["p"], b)
+             for (a, b), by in tests.items() for m, t in by.items()]  # fmt: skip
+    return Reportable("pipeline_arr", (
+        Section("pipeline-arr", f"Adapt-retrieve-revise on {dataset}", tuple(rows),
+                note="p-values: paired t-test per question against retrieve-then-generate."),
+        Section("pipeline-arr-paired", "Adapt-retrieve-revise: paired differences",
+                tuple(diffs), plot="table"),
+        Section("pipeline-arr-seconds", "Adapt-retrieve-revise: seconds per query",
+                tuple(cost), plot="table"),
+    ), f"drafts by {setup['draft_llm']}, revision by {setup['revise_llm']}, "
+       f"{setup['questions']} questions", scalars(setup, "questions", "seed", "retriever", "k"))
 
 
 if __name__ == "__main__":

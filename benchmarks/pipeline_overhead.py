@@ -62,12 +62,26 @@ def main() -> None:
         rows.append([name, n, d, p, round(d / p, 4)])
     same = [r.docids for r in direct()] == [s.ranking.docids for s in piped()]
     print(table(["mode", "queries", "direct s", "pipeline s", "ratio"], rows))
-    write_result("pipeline_overhead", {
+    write_result("pipeline_overhead", reportable=reportable, payload={
         "setup": {"index": "bm25 over SciQ support paragraphs", "k": args.k,
                   "repeats": args.repeats, "timing": "best of repeats, interleaved",
                   "same_rankings": same},
         "results": results,
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: seconds through the pipeline and directly, and the ratio."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, scalars
+
+    rows = [M(k.removesuffix("_s"), mode, "seconds", r[k], n=r["queries"])
+            for mode, r in data["results"].items() for k in ("direct_s", "pipeline_s")]
+    rows += [M("direct / pipeline", mode, "ratio", r["ratio"], n=r["queries"])
+             for mode, r in data["results"].items()]  # fmt: skip
+    return Reportable("pipeline_overhead", (
+        Section("pipeline-overhead", "Pipeline overhead against the index directly",
+                tuple(rows)),), data["setup"]["index"], scalars(data["setup"]))
 
 
 if __name__ == "__main__":

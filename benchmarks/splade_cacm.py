@@ -195,7 +195,7 @@ def main() -> None:
     builds = {"cacm splade": json.loads(recorded.read_text())}
     if args.speed_only:
         search = speed(splade_dir, cacm, repeats, [10, 1000], [1])
-        write_result("splade_speed", {
+        write_result("splade_speed", reportable=reportable, payload={
             "command": "python benchmarks/splade_cacm.py --speed-only"
                        + (" --reuse" if args.reuse else "") + f" --repeats {repeats}",
             "model": "splade-tiny", "search": search, "build": builds["cacm splade"],
@@ -221,7 +221,7 @@ def main() -> None:
     )
     write_result(
         "splade_cacm",
-        {
+        reportable=reportable, payload={
             "command": "python benchmarks/splade_cacm.py" + flags + " ".join([""] + device),
             "model": "splade-tiny",
             "quantization": 100,
@@ -235,6 +235,35 @@ def main() -> None:
             "excluded (timed apart). Two shared cores: ratios are noisy.",
         },
     )
+
+
+def reportable(data: dict) -> object:
+    """The report section of ``splade_cacm.json`` (quality on CACM, search speed against
+    pyserini) and ``splade_speed.json`` (search speed of the matrix and Lucene paths)."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    search = data["search"]
+    qps = []
+    for setting, v in search.items():
+        if isinstance(v, dict) and isinstance(v.get("qps"), dict):
+            qps += [M(engine, setting, "queries/s", q, n=search["queries"])
+                    for engine, q in v["qps"].items()]  # fmt: skip
+    sections = []
+    if data.get("quality"):
+        sections.append(Section("splade-cacm", "SPLADE-tiny, BM25 and their fusion on CACM",
+                                tuple(M(system, "CACM", m, v) for system, figs in
+                                      data["quality"].items() for m, v in figs.items())))
+    sections.append(Section(f"{data['benchmark'].replace('_', '-')}-search",
+                            "SPLADE search speed (query encoding excluded)", tuple(qps)))
+    builds = data.get("builds") or ({"cacm splade": data["build"]} if data.get("build") else {})
+    if builds:
+        sections.append(Section(f"{data['benchmark'].replace('_', '-')}-builds", "SPLADE and "
+                                "BM25 builds", tuple(M(name, "build", m, b[m]) for name, b in
+                                builds.items() for m in ("seconds", "docs_per_second",
+                                "peak_rss_mb", "total_mb") if b.get(m) is not None), plot="table"))
+    return Reportable(data["benchmark"], tuple(sections), f"{data['model']}",
+                      {"command": data.get("command")})
 
 
 if __name__ == "__main__":

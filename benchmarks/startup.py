@@ -87,7 +87,7 @@ def main() -> None:
     print(f"rarx starts {ratio:.1f}x faster (target >= 3x)")
     write_result(
         "startup",
-        {
+        reportable=reportable, payload={
             "command": "python benchmarks/startup.py",
             "runs": args.runs,
             "seconds": times,
@@ -95,6 +95,20 @@ def main() -> None:
             "speedup": ratio,
         },
     )
+
+
+def reportable(data: dict) -> object:
+    """The report section: median start-to-result seconds of ``rarx search`` and
+    pyserini's command line, and the speed-up."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section
+
+    rows = [M(name, "one BM25 search", "median seconds", v, n=data["runs"])
+            for name, v in data["median"].items()]  # fmt: skip
+    rows.append(M("pyserini / rarx", "one BM25 search", "speed-up", data["speedup"]))
+    return Reportable("startup", (Section("startup", "Start-up: one search from a fresh "
+                                          "process", tuple(rows)),), data.get("command", ""),
+                      {"runs": data["runs"]})
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def main() -> None:
 
     def save() -> None:
         runs = [done[k] for k in sorted(done, key=int)]
-        write_result(a.name, {
+        write_result(a.name, reportable=reportable, payload={
             "base": a.base, "dtype": "float32", "device": "cpu", "questions": len(rows),
             "tokens": tokens, "batch_size": a.batch_size, "decoder_layers": total_layers,
             "source": "reasoning-mc train split (spread over its sources)",
@@ -153,6 +153,38 @@ def main() -> None:
                          r["speedup_3_epochs_incl_caching_cpu"], r["epoch_speedup_wall"],
                          r["cache_mb"], f"{r['max_step_loss_diff']:.2e}"])  # fmt: skip
     print(table(cols, rows_out))
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: per number of trained top layers, the epoch speed-up (CPU and
+    wall) and with the caching pass for 1 and 3 epochs, seconds per part, cache size and
+    the largest per-step loss difference between cached and full (a line per measure)."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, scalars
+
+    speed, seconds, check = [], [], []
+    for r in data["runs"]:
+        x = f"top {r['train_layers']} of {data['decoder_layers']}"
+        for m in ("epoch_speedup_cpu", "epoch_speedup_wall", "speedup_1_epoch_incl_caching_cpu",
+                  "speedup_3_epochs_incl_caching_cpu"):  # fmt: skip
+            if r.get(m) is not None:
+                speed.append(Measurement(m.replace("_", " "), x, "speed-up (x)", r[m],
+                                         n=r["steps"]))  # fmt: skip
+        for clock in ("cpu_s", "wall_s"):
+            for part, v in r[clock].items():
+                seconds.append(Measurement(part.replace("_", " "), x, clock, v, n=r["steps"]))
+        check.append(Measurement("cached vs full", x, "max |step loss difference|",
+                                 r["max_step_loss_diff"], n=r["steps"]))  # fmt: skip
+        check.append(Measurement("cache", x, "cache MB", r["cache_mb"]))
+    return Reportable("train_cached_states", (
+        Section("cached-states-speedup", f"Top-layer training on cached frozen states: "
+                f"{data['base']}", tuple(speed), plot="lines",
+                note="1.0 is no gain; 'incl caching' counts the caching pass once."),
+        Section("cached-states-seconds", "Cached frozen states: seconds per part",
+                tuple(seconds)),
+        Section("cached-states-check", "Cached frozen states: equality and size",
+                tuple(check), plot="table"),
+    ), f"{data['objective']} on {data['base']}, {data['questions']} questions",
+        scalars(data, "base", "dtype", "device", "questions", "tokens", "batch_size"))
+
 
 if __name__ == "__main__":
     main()

@@ -394,7 +394,7 @@ def main() -> None:
         training["cross_encoder"] = card_summary(ce_card, None)
     write_result(
         args.name,
-        {
+        reportable=reportable, payload={
             "setup": {
                 "base": args.base,
                 "train_set": TRAIN_SET,
@@ -449,6 +449,38 @@ def card_summary(card: Any, wall: float | None) -> dict[str, Any]:
         "loss_history": card.options.get("loss_history"),
         **({"wall_seconds": wall} if wall is not None else {}),
     }
+
+
+def reportable(data: dict) -> object:
+    """The report section: nDCG@10 of BM25, untrained and trained FIRST and the
+    cross-encoder per set (95% t-intervals; p-values against BM25 from the paired tests),
+    the pooled paired differences, and the reranking speed."""
+    from rarx.eval.report_schema import Measurement as M
+    from rarx.eval.report_schema import Reportable, Section, interval, scalars
+
+    setup = data["setup"]
+    tests_of = {"first_trained": "trained_vs_bm25", "first_untrained": "untrained_vs_bm25",
+                "cross_encoder": "ce_vs_bm25"}
+    rows, diffs = [], []
+    for ds, r in data["results"].items():
+        for system, v in r["ndcg@10"].items():
+            t = r["tests"].get(tests_of.get(system, ""), {})
+            rows.append(M(system, ds, "nDCG@10", v["mean"], (v["ci_lo"], v["ci_hi"]),
+                          r["queries"], None, t.get("p"), "bm25" if t.get("p") is not None else ""))
+        for name, t in r["tests"].items():
+            diffs.append(M(name, ds, "nDCG@10 difference", t["mean_diff"], interval(t["ci95"]),
+                           t["n"], None, t["p"]))
+    diffs += [M(name, "pooled", "nDCG@10 difference", t["mean_diff"], interval(t["ci95"]),
+                t["n"], None, t["p"]) for name, t in data["pooled"].items()]  # fmt: skip
+    return Reportable("train_first", (
+        Section("train-first", f"FIRST trained on {setup['train_set']}, {setup['base']}",
+                tuple(rows), note="Intervals: 95% t-intervals. p-values: paired t-test "
+                "against BM25."),
+        Section("train-first-paired", "Trained FIRST: paired differences", tuple(diffs),
+                plot="table"),
+    ), f"{setup['base']} trained on {setup['train_set']}, evaluated on "
+       f"{', '.join(setup['eval_sets'])}",
+        scalars(setup, "eval_queries", "k", "window", "lora", "train_layers", "seed"))
 
 
 if __name__ == "__main__":

@@ -333,6 +333,45 @@ def main() -> None:
     report(files, systems, results, cards, args)
 
 
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: accuracy per system and RAR-b MCR file (and pooled) with the
+    file's intervals, paired tests against the first system, chance (the mean of
+    1/options), and the trained models' dev metrics from their cards."""
+    from benchmarks.common import rarb_chance
+    from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
+
+    chance: dict[str, float | None] = {}
+    for r in data["results"]:
+        if r["file"] != "pooled" and r["file"] not in chance:
+            chance[r["file"]] = rarb_chance(r["file"], r["n"])
+    sizes = {r["file"]: r["n"] for r in data["results"] if r["file"] != "pooled"}
+    if sizes and all(chance.get(f) is not None for f in sizes):
+        chance["pooled"] = sum(chance[f] * n for f, n in sizes.items()) / sum(sizes.values())
+    rows = []
+    for r in data["results"]:
+        vs = next(((k[3:], v) for k, v in r.items() if k.startswith("vs_")), None)
+        p = vs[1].get("p_value") if vs else None
+        rows.append(Measurement(r["system"], Path(r["file"]).stem, "accuracy", r["accuracy"],
+                                interval(r.get("ci95")), r["n"], chance.get(r["file"]), p,
+                                vs[0] if vs and p is not None else ""))  # fmt: skip
+    dev = [Measurement(system, k, "dev metric (card)", v)
+           for system, card in (data.get("cards") or {}).items()
+           for k, v in (card.get("metrics") or {}).items()
+           if isinstance(v, int | float) and not isinstance(v, bool)]  # fmt: skip
+    sections = [Section("train-mcr", "Trained rerankers on RAR-b MCR files", tuple(rows),
+                        note="p-values: paired test against the first system on the same "
+                        "questions. pooled: every question of every file. Chance: the mean of "
+                        "1/options.")]  # fmt: skip
+    if dev:
+        sections.append(Section("train-mcr-cards", "Trained models: dev metrics from their "
+                                "cards (training-source dev splits)", tuple(dev),
+                                plot="table"))  # fmt: skip
+    systems = list(dict.fromkeys(r["system"] for r in data["results"]))
+    return Reportable("train_mcr", tuple(sections), f"{', '.join(systems)}",
+                      scalars(data["settings"], "minutes", "limit", "batch_size",
+                              "teacher_questions", "device", "llm_dtype"))  # fmt: skip
+
+
 def report(files: list[Path], systems: list[str], results: dict, cards: dict, args: Any) -> None:
     base = systems[0]
     rows, out = [], []
@@ -359,7 +398,8 @@ def report(files: list[Path], systems: list[str], results: dict, cards: dict, ar
                          f"{cmp['delta']:+.4f}" if cmp else "",
                          "" if not cmp else ("-" if p is None else f"{p:.3g}")])  # fmt: skip
     print(table(["file", "system", "n", "accuracy", "95% CI", f"vs {base}", "p"], rows))
-    write_result("train_mcr" + (f"-{args.tag}" if args.tag else ""), {
+    write_result("train_mcr" + (f"-{args.tag}" if args.tag else ""), reportable=reportable,
+                 payload={
         "settings": {"minutes": args.minutes, "limit": args.limit, "batch_size": args.batch_size,
                      "teacher_questions": args.teacher_questions, "choice_args": args.choice_args,
                      "torch_threads": os.environ.get("OMP_NUM_THREADS"),

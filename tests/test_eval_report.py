@@ -7,6 +7,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ def tables(markdown: str) -> dict[str, dict[str, list[str]]]:
             out[metric] = {}
         elif line.startswith("| ") and metric and not line.startswith("| system"):
             label, *cells = [c.strip() for c in line.strip("|").split("|")]
-            out[metric][label] = cells
+            out[metric][label] = cells  # "(chance)" and "(n)" rows too
     return out
 
 
@@ -152,14 +153,17 @@ def test_report_tables_and_figures(tmp_path: Path) -> None:
     assert t["nDCG@10"]["minilm (w/ inst)"] == [f"{ndcg(2):.4f}", "–", "–"]
     assert t["R@1"]["bm25"][0] == f"{3 / N:.4f}" and t["R@1"]["minilm (w/ inst)"][0] == "0.0000"
     assert "| system | arc | piqa | mean |" in md  # a folder path or spec shows its last part
-    assert "\\* p < 0.05, paired t-test against bm25" in md
+    assert "\\* p < 0.05, paired test against bm25" in md
+    assert t["nDCG@10"]["(n)"] == [str(N), str(N), ""]  # queries per task (then the mean)
     assert t["accuracy"] == {
         "minilm (w/o inst)": ["0.5000"],
         "minilm (w/ inst)": ["0.7500"],
         "e5 (w/o inst)": ["0.2500"],
         "e5 (w/ inst)": ["**1.0000**"],
+        "(n)": ["4"],
     }
-    assert t["EM"] == {"bm25-first": ["0.2500"]} and t["F1"] == {"bm25-first": ["0.5000"]}
+    assert t["EM"] == {"bm25-first": ["0.2500"], "(n)": ["4"]}
+    assert t["F1"] == {"bm25-first": ["0.5000"], "(n)": ["4"]}
 
     page = (out / "report.html").read_text()
     assert "<td><b>1.0000*</b></td>" in page and f"<td>{ndcg(2):.4f}</td>" in page
@@ -177,8 +181,8 @@ def test_files_it_does_not_understand(tmp_path: Path) -> None:
     bench.write_text(json.dumps({"benchmark": "bm25_cacm", "results": []}))
     with pytest.raises(
         InputError,
-        match=r"bm25_cacm\.json: not a results file rarx can report "
-        r"\(kind None\); expected the JSON that `rarx eval retrieval\|mcr\|qa",
+        match=r"bm25_cacm\.json: not a results file rarx can report \(benchmark 'bm25_cacm'\): "
+        r"it has no 'report' section; .*`python benchmarks/reportable.py FILE`",
     ):
         read_results(bench)
     broken = tmp_path / "broken.json"
@@ -194,6 +198,12 @@ def test_files_it_does_not_understand(tmp_path: Path) -> None:
     with pytest.raises(RarxError, match=r"a\.json and .*b\.json both hold nDCG@10 of bm25 on arc"):
         build_report([one, two], tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing is written before every file is read
+    # kept apart, each file is its own section; the same figure restated is kept once
+    report = build_report([one, two], tmp_path / "apart", separate=True)
+    assert {s.section for s in report.scores} == {"a.retrieval", "b.retrieval"}
+    same = retrieval_file(tmp_path / "c.json", "arc", [run("bm25", [1] * N)])
+    report = build_report([one, same], tmp_path / "once")
+    assert [(s.source, s.metric) for s in report.scores] == [(str(one), m) for m in MEASURES]
 
 
 def test_intervals_the_file_holds_reach_the_report(tmp_path: Path) -> None:
@@ -208,11 +218,194 @@ def test_intervals_the_file_holds_reach_the_report(tmp_path: Path) -> None:
     bm25 = by["bm25", "nDCG@10"]
     assert bm25.ci[0] < bm25.value < bm25.ci[1]  # per-query values differ: a real interval
     report = build_report([path], tmp_path / "out")
-    assert "error bars are the files' 95% bootstrap intervals" in report.markdown.read_text()
-    # A malformed interval names the file and where it is.
+    assert "error bars are the files' 95% intervals" in report.markdown.read_text()
+    # A malformed interval names the file and where it is: in the section the report reads,
     data = json.loads(path.read_text())
+    data["report"]["sections"][0]["measurements"][0]["ci95"] = [0.1]
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"r\.json: report\.sections\[0\]\.measurements\[0\]"
+                                         r"\.ci95: an interval must be \[low, high\], "
+                                         r"got \[0\.1\]"):  # fmt: skip
+        read_results(path)
+    # and in an envelope written before sections existed (read through its kind).
+    del data["report"]
     data["systems"][0]["ci95"]["nDCG@10"] = [0.1]
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"r\.json: systems\[0\]\.ci95\.nDCG@10: an interval "
                                          r"must be \[low, high\], got \[0\.1\]"):  # fmt: skip
         read_results(path)
+
+
+# --- the typed section every results file carries (rarx.eval.report_schema) -------------
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = [  # (gold, answer) of a yes/no set and of an open set
+    ("boolq", ["yes"], "yes"), ("boolq", ["yes"], "no"), ("boolq", ["no"], "no"),
+    ("boolq", ["yes"], "yes"), ("boolq", ["no"], "yes"),
+    ("sciq", ["pollen"], "pollen grains"), ("sciq", ["chromatin"], "the chromosomes"),
+    ("sciq", ["skeletal muscle"], "skeletal muscle"),
+]  # fmt: skip
+
+
+def closed_book_file(path: Path, monkeypatch: pytest.MonkeyPatch, llms: int = 2) -> dict:
+    """A results file saved by benchmarks/closed_book.py's own writer (answers scored by
+    its own functions), for ``llms`` LLMs with their paired differences."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import closed_book
+
+    payload: dict = {"benchmark": "closed_book", "llms": {}}
+    for j in range(llms):
+        datasets: dict = {}
+        for i, (ds, gold, answer) in enumerate(QUESTIONS):
+            answer = answer if j == 0 else gold[0]  # the second LLM knows every answer
+            datasets.setdefault(ds, {"per_question": []})["per_question"].append(
+                {"qid": f"q{i}", "question": f"question {i}", "gold": gold, "answer": answer,
+                 "seconds": 0.5 + j, **closed_book.scored(answer, gold)})  # fmt: skip
+        for d in datasets.values():
+            d["summary"], d["complete"] = closed_book.summary(d["per_question"]), True
+        payload["llms"][f"llm{j}"] = {"setup": {"llm": f"llm{j}"}, "datasets": datasets}
+    if llms > 1:
+        first, second = (payload["llms"][k]["datasets"] for k in ("llm0", "llm1"))
+        payload["paired"] = {f"llm1 - llm0 / {ds}": {m: closed_book.paired(
+            first[ds]["per_question"], second[ds]["per_question"], m)
+            for m in closed_book.METRICS} for ds in first}  # fmt: skip
+    closed_book.write(path, payload)
+    return payload
+
+
+def test_a_benchmark_file_reports_through_its_own_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = closed_book_file(tmp_path / "closed_book.json", monkeypatch)
+    saved = json.loads((tmp_path / "closed_book.json").read_text())
+    assert {k: v for k, v in saved.items() if k != "report"} == payload  # figures untouched
+    report = build_report([tmp_path / "closed_book.json"], tmp_path / "out")
+    t = tables(report.markdown.read_text())
+    summary = {(llm, ds): d["summary"] for llm, e in payload["llms"].items()
+               for ds, d in e["datasets"].items()}  # fmt: skip
+    assert t["contains"]["llm0"] == [f"{summary['llm0', ds]['contains']:.4f}"
+                                     for ds in ("boolq", "sciq")]  # fmt: skip
+    yes = sum(g == ["yes"] for ds, g, _ in QUESTIONS if ds == "boolq") / 5
+    assert t["contains"]["(chance)"] == [f"{yes:.4f}", "–"]  # always-yes on the yes/no set
+    assert t["contains"]["(n)"] == ["5", "3"]
+    diff = payload["paired"]["llm1 - llm0 / sciq"]["f1"]["diff"]
+    assert t["f1 difference"]["llm1 - llm0"][1] == f"{diff:.4f}"
+    assert [p.name for p in report.figures] == ["closed-book.png", "closed-book-paired.png"]
+    scores = {(s.system, s.task, s.metric): s for s in report.scores}
+    em = scores["llm0", "boolq", "em"]
+    assert em.ci == tuple(summary["llm0", "boolq"]["em_ci"]) and em.chance == yes
+
+
+def test_the_backfill_adds_only_the_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "closed_book.json"  # the name says which benchmark wrote it
+    closed_book_file(path, monkeypatch)
+    with_section = path.read_text()
+    data = json.loads(with_section)
+    del data["report"]
+    before = json.dumps(data, indent=1)  # any layout: only the section is appended
+    path.write_text(before + "\n")
+    script = [sys.executable, str(ROOT / "benchmarks" / "reportable.py"), str(path)]
+    run = subprocess.run(script, capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == f"{path}: written"
+    after = path.read_text()
+    assert after.startswith(before[:-1].rstrip())  # every byte before the section kept
+    assert json.loads(after) == json.loads(with_section)  # the same section as when saved
+    again = subprocess.run(script, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == f"{path}: unchanged" and path.read_text() == after
+    (tmp_path / "other.json").write_text(json.dumps({"benchmark": "other", "x": 1}))
+    failed = subprocess.run([*script[:2], str(tmp_path / "other.json")], capture_output=True,
+                            text=True)  # fmt: skip
+    assert failed.returncode == 1 and "no benchmark script writes it" in failed.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["sections"][0]["measurements"][2].update(value="high"),
+         r"report\.sections\[0\]\.measurements\[2\]\.value: expected a finite number, "
+         r"found 'high'"),
+        (lambda r: r["sections"][0]["measurements"][1].pop("measure"),
+         r"report\.sections\[0\]\.measurements\[1\]\.measure: missing \(required\)"),
+        (lambda r: r["sections"][1].update(plot="pie"),
+         r"report\.sections\[1\]\.plot: expected one of \['bars', 'lines', 'table'\], "
+         r"found 'pie'"),
+        (lambda r: r["sections"][0]["measurements"][0].update(chance=[0.5]),
+         r"report\.sections\[0\]\.measurements\[0\]\.chance: expected a finite number"),
+        (lambda r: r["sections"][0]["measurements"][0].update(n=2.5),
+         r"report\.sections\[0\]\.measurements\[0\]\.n: expected a count"),
+        (lambda r: r["sections"][0]["measurements"][0].update(colour="red"),
+         r"report\.sections\[0\]\.measurements\[0\]: unknown field\(s\) \['colour'\]"),
+        (lambda r: r.update(schema=2), r"report\.schema: expected 1, found 2"),
+        (lambda r: r["sections"][1].update(key="closed book"),
+         r"report\.sections\[1\]\.key: expected letters, digits"),
+    ],
+)  # fmt: skip
+def test_a_malformed_section_is_refused_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any, message: str
+) -> None:
+    path = tmp_path / "closed_book.json"
+    closed_book_file(path, monkeypatch)
+    data = json.loads(path.read_text())
+    change(data["report"])
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=rf"closed_book\.json: {message}"):
+        build_report([path], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_chance_line_is_drawn_where_the_section_sets_it() -> None:
+    from rarx.eval.report import SectionInfo, scores_of
+    from rarx.eval.report_figures import section_figure
+    from rarx.eval.report_schema import Measurement, Reportable, Section, mc_chance
+
+    chance = mc_chance([2, 4, 4])  # three questions with 2, 4 and 4 options
+    assert chance == pytest.approx((1 / 2 + 1 / 4 + 1 / 4) / 3)
+    rows = (Measurement("a", "set1", "accuracy", 0.6, (0.5, 0.7), 3, chance),
+            Measurement("b", "set1", "accuracy", 0.5, None, 3, chance),
+            Measurement("a", "set2", "accuracy", 0.7))  # fmt: skip
+    for plot in ("bars", "lines"):
+        rep = Reportable("t", (Section("s", "S", rows, plot=plot),))
+        fig = section_figure(SectionInfo("s", "S", plot, "", False), scores_of(rep), 0.05)
+        (ax,) = fig.axes
+        drawn = [a for a in [*ax.collections, *ax.lines] if a.get_gid() == "chance"]
+        assert drawn, plot
+        if plot == "bars":  # one segment over set1's bars, none over set2 (no chance there)
+            (segs,) = [a.get_segments() for a in drawn]
+            assert [(s[0][1], s[1][1]) for s in segs] == [(chance, chance)]
+            assert segs[0][0][0] < 0 < segs[0][1][0]  # set1 is at x = 0
+        else:
+            assert [list(a.get_ydata()) for a in drawn] == [[chance, chance]]
+        assert "chance" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plain = Reportable("t", (Section("s", "S", rows[2:]),))
+    fig = section_figure(SectionInfo("s", "S", "bars", "", False), scores_of(plain), 0.05)
+    assert not [a for a in [*fig.axes[0].collections, *fig.axes[0].lines]
+                if a.get_gid() == "chance"]  # fmt: skip
+    assert "chance" not in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_every_committed_results_file_has_a_section_rarx_can_read() -> None:
+    from rarx.eval.report import read_file
+
+    files = sorted((ROOT / "benchmarks" / "results").rglob("*.json"))
+    assert len(files) > 40
+    for path in files:
+        rep, _ = read_file(path)  # raises, naming the file and field, on any problem
+        assert "report" in json.loads(path.read_text()), path  # written, not derived
+        assert sum(len(s.measurements) for s in rep.sections) > 0
+
+
+def test_a_benchmark_keeps_its_figures_when_its_section_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import common
+
+    payload = {"benchmark": "x", "figures": {"accuracy": 0.5}, "report": {"stale": True}}
+    assert common.with_report(payload, lambda data: data["missing"]) == {
+        "benchmark": "x", "figures": {"accuracy": 0.5}}  # fmt: skip
+    assert "KeyError: 'missing'" in capsys.readouterr().err

@@ -202,6 +202,39 @@ def test_rerank_as_configured_equals_the_library_with_the_same_llm(
     assert resources.llm("smollm2-135m").inner is smol
 
 
+def test_rerank_with_a_cross_encoder_loads_it_once_and_equals_the_library(
+    bm25: Path, tiny_cross_encoder: str
+) -> None:
+    from rarx.stages.rerank import RerankParams
+
+    rerank = RerankParams("cross-encoder", tiny_cross_encoder, k=4)
+    resources = Resources()
+    app = app_for(resources, indexes={"bm25": bm25}, rerank=rerank)
+    batch = [{"qid": q.qid, "text": q.text} for q in QUERIES]
+
+    async def go() -> list[dict[str, Any]]:
+        async with await started(app) as c:
+            out = []
+            for k in (4, 2):  # two search pipelines (one per k), one cross-encoder
+                body = {"index": "bm25", "queries": batch, "k": k, "rerank": True}
+                r = await c.post("/v1/search", json=body)
+                assert r.status_code == 200, r.text
+                out.append(r.json())
+            info = (await c.get("/v1/indexes")).json()
+            assert info["rerank"]["method"] == "cross-encoder"
+            return out
+
+    four, two = call(go())
+    for got, k in ((four, 4), (two, 2)):  # the library loads its own copy of the model
+        want = search_pipeline([opened(bm25)], SearchOptions(k=k, rerank=rerank)).run(QUERIES)
+        assert_same(got, [s.ranking.top(k) for s in want])
+    plain = library([bm25], QUERIES, 4)
+    assert [[h["score"] for h in r["hits"]] for r in four["rankings"]] != [
+        r.scores.tolist() for r in plain]  # the cross-encoder's scores, not BM25's
+    assert [k for k in resources.loaded() if "cross-encoder" in k] == [
+        f'["cross-encoder", "{tiny_cross_encoder}", {{"device": null}}]']
+
+
 # -- batching -------------------------------------------------------------------------
 
 

@@ -83,10 +83,11 @@ def _loopback(host: str) -> bool:
     help="Seconds a request may take (queueing included).",
 )
 @rerank_option(
-    "Reranker applied to searches that ask for it ('rerank': true); an LLM reranker (a "
-    "cross-encoder reranks in a pipeline's rerank stage)."
+    "Reranker applied to searches that ask for it ('rerank': true): FIRST, listwise (an "
+    "LLM) or a cross-encoder, loaded once at start."
 )
-@click.option("--rerank-llm", default="smollm2-135m", show_default=True)
+@click.option("--rerank-llm", default="smollm2-135m", show_default=True,
+              help="LLM for first/listwise; model name or path for cross-encoder.")
 @click.option("--rerank-k", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--rerank-window", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--rerank-stride", type=click.IntRange(min=1), default=10, show_default=True)

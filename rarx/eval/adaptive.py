@@ -338,9 +338,10 @@ def run_adaptive(
     if config.check > 0:
         result["check"] = _check(pipes["Adapt"], test, systems["Adapt"], config, where, quiet)
     result["seconds"]["total"] = round(time.perf_counter() - t0, 1)
+    from rarx.eval.report_kinds import with_report
     from rarx.eval.results import envelope
 
-    return envelope("adaptive", **result)
+    return with_report(envelope("adaptive", **result))
 
 
 def training_overlap(gate_llm: str, queries: Sequence[Query]) -> dict[str, Any] | None:

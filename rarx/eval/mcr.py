@@ -143,12 +143,14 @@ class McrResult:
     accuracy_with: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     kind: str | None = None  # RAR-b's file kind, when the file is one of its
+    chance: float | None = None  # accuracy of guessing: the mean of 1/options per question
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "kind": self.kind,
             "questions": self.questions,
+            "chance": self.chance,
             "accuracy_without_instructions": self.accuracy_without,
             "accuracy_with_instructions": self.accuracy_with,
             "seconds": self.seconds,

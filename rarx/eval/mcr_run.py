@@ -29,6 +29,7 @@ def run_mcr(
     from rarx.eval.leakage import model_warnings
     from rarx.eval.mcr_kinds import load_mcr
     from rarx.eval.mcr_scorers import load_scorer, run_scorer
+    from rarx.eval.report_kinds import with_report
     from rarx.eval.results import envelope
 
     sets = load_mcr(data_path)
@@ -45,6 +46,7 @@ def run_mcr(
     rows = [run_scorer(s.path, s.items, scoring, instructions, s.kind.name if s.kind else None)
             for s in sets]  # fmt: skip
     settings = scoring.settings()
-    results = envelope("mcr", model=settings["model"], scorer=scorer, settings=settings,
-                       files=[r.as_dict() for r in rows])  # fmt: skip
+    files = [r.as_dict() for r in rows]
+    results = with_report(envelope("mcr", model=settings["model"], scorer=scorer,
+                                   settings=settings, files=files))  # fmt: skip
     return McrRun(rows, results, warnings)

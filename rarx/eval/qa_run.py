@@ -157,6 +157,7 @@ def run_qa(
     from contextlib import nullcontext
 
     from rarx.eval.leakage import dataset_warnings, spec_models
+    from rarx.eval.report_kinds import with_report
     from rarx.eval.results import envelope
     from rarx.eval.retrieval import resolve_dataset
     from rarx.pipeline.pipeline import Pipeline
@@ -177,12 +178,12 @@ def run_qa(
         opened = open_pipeline(spec, strict)
     with opened as pipe:
         result = evaluate_pipeline(pipe, queries, str(data.path), batch_size, quiet)
-    results = envelope(
+    results = with_report(envelope(
         "qa",
         dataset={"name": dataset, "path": str(data.path), "queries": len(queries)},
         system={"pipeline": str(pipeline_path), "name": spec.name,
                 "memory_overlap": [vars(o) for o in overlaps]},
         figures=result.aggregate,
         seconds=result.seconds,
-    )  # fmt: skip
+    ))  # fmt: skip
     return QARun(result, results, warnings, str(data.path), len(queries), spec.name)

@@ -1,47 +1,41 @@
-"""Reports: one Markdown and one HTML page, with tables and figures, from the results
-files that ``rarx eval retrieval|mcr|qa --results`` write (and the benchmark files of
-the same shapes, ``baselines`` and ``mcr``).
+"""Reports: one Markdown and one HTML page, with tables and figures, from results files.
 
-Every figure is read into a flat list of :class:`Score` values (section, task, system,
-with or without instructions, metric, value, p-value against the file's first system),
-so the tables and plots never look at a file's layout. Per section there is one table
-per metric (systems × tasks, the best value per task in bold, ``*`` where a paired test
-says p < alpha) and one PNG (a panel per metric, tasks along x, systems side by side,
-with-instruction bars hatched, ``*`` over significant bars; drawn by
-:mod:`rarx.eval.report_figures`, which alone imports matplotlib).
+A results file is read through its ``"report"`` section only
+(:mod:`rarx.eval.report_schema`; rarx's own envelopes written before sections existed
+get theirs from :mod:`rarx.eval.report_kinds`), flattened into :class:`Score` values
+(section, dataset, system, with or without instructions, measure, value, interval, n,
+chance, p-value against a baseline), so the tables and plots never look at a file's own
+layout. Sections of the same key merge across files. Per section there is one table per
+measure (systems x datasets, the best value per dataset in bold where higher is better,
+``*`` where a paired test says p < alpha, a chance row where there is one) and, unless the
+section is a table only, one PNG drawn by :mod:`rarx.eval.report_figures` (which alone
+imports matplotlib): a panel per measure, error bars from the file's intervals, the chance
+level as a dashed line.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from rarx.errors import InputError, RarxError
+from rarx.eval.report_schema import Reportable
 from rarx.io.atomic import atomic_write
 
-SECTIONS = {
-    "retrieval": "Retrieval",
-    "mcr": "Multiple-choice retrieval (MCR)",
-    "qa": "Question answering",
-}
-KINDS = ("retrieval", "mcr", "qa", "baselines")
-QA_METRICS = ("EM", "F1")
-INST = " +inst"  # how `rarx eval retrieval` names a system's with-instruction run
+INST = " +inst"
 
 
 @dataclass(frozen=True)
 class Score:
-    """One figure of one system on one task."""
+    """One figure of one system on one dataset, in one section."""
 
-    section: str  # "retrieval", "mcr" or "qa"
-    task: str
+    section: str  # the section's key
+    task: str  # the dataset (or x value of a line plot)
     system: str  # the system without its instruction variant
     instructions: bool | None  # None: the report has no with-instruction run of the system
     metric: str
@@ -50,6 +44,8 @@ class Score:
     baseline: str = ""
     source: str = ""
     ci: tuple[float, float] | None = None  # 95% interval the file holds, drawn as error bars
+    n: int | None = None
+    chance: float | None = None  # drawn as a dashed line
 
     @property
     def label(self) -> str:
@@ -59,12 +55,22 @@ class Score:
 
 
 @dataclass(frozen=True)
+class SectionInfo:
+    key: str
+    title: str
+    plot: str  # bars | lines | table
+    note: str
+    average: bool
+
+
+@dataclass(frozen=True)
 class Source:
     path: str
     kind: str
     created: str
     rarx: str
     about: str  # model or system and dataset, in words
+    settings: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,124 +84,14 @@ class Report:
 # --- reading -------------------------------------------------------------------------
 
 
-def _number(value: Any, path: Path, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise InputError(f"{where}: expected a number, found {value!r:.60}", path)
-    return float(value)
+def _settings_text(settings: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
-def _need(obj: Any, key: str, path: Path, where: str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise InputError(f"{where}: missing {key!r}; is this file from a rarx eval command?", path)
-    return obj[key]
+def read_file(path: str | Path) -> tuple[Reportable, Source]:
+    """One results file's report section, checked, and where it came from."""
+    from rarx.eval.report_kinds import reportable_of
 
-
-def _task_name(name: str) -> str:
-    """A dataset's short name: a folder path or download spec gives its last part."""
-    return Path(name.rstrip("/")).name or name
-
-
-def _retrieval(task: str, systems: list, path: Path, where: str) -> list[Score]:
-    """Systems of one dataset as ``rarx eval retrieval`` writes them; p-values are paired
-    t-tests against the first system."""
-    if not isinstance(systems, list) or not systems:
-        raise InputError(f"{where}: 'systems' must be a non-empty list", path)
-    baseline = str(_need(systems[0], "system", path, where))
-    score = partial(Score, "retrieval", task, source=str(path))
-    rows = []
-    for i, s in enumerate(systems):
-        at = f"{where}.systems[{i}]" if where else f"systems[{i}]"
-        name = str(_need(s, "system", path, at))
-        measures = _need(s, "measures", path, at)
-        if not isinstance(measures, dict) or not measures:
-            raise InputError(f"{at}: 'measures' must map measure names to numbers", path)
-        p_values = s.get("p_value_vs_first") or {}
-        intervals = s.get("ci95") or {}
-        inst = INST in name or bool((s.get("settings") or {}).get("instruction"))  # else False
-        system = name.replace(INST, "")
-        for m, v in measures.items():
-            value = _number(v, path, f"{at}.measures.{m}")
-            p = p_values.get(m)
-            ci = _interval(intervals.get(m), path, f"{at}.ci95.{m}")
-            rows.append(score(system, inst, str(m), value, p, baseline if i else "", ci=ci))
-    return rows
-
-
-def _interval(value: Any, path: Path, where: str) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise InputError(f"{where}: an interval must be [low, high], got {value!r}", path)
-    low, high = (_number(v, path, where) for v in value)
-    return low, high
-
-
-def _mcr_accuracy(entry: dict, variant: str) -> Any:
-    """Accuracy with/without instructions in the CLI's layout (``accuracy_with_instructions``)
-    or the benchmark's (``with_instructions: {accuracy}``); None when not run."""
-    flat = entry.get(f"accuracy_{variant}_instructions")
-    if flat is not None:
-        return flat
-    nested = entry.get(f"{variant}_instructions")
-    return nested.get("accuracy") if isinstance(nested, dict) else None
-
-
-def _mcr_system(data: dict) -> str:
-    settings = data.get("settings") or {}
-    model = str(data.get("model") or settings.get("model") or "?")
-    scorer = data.get("scorer") or settings.get("scorer")
-    normalize = data.get("normalize") or settings.get("normalize")
-    name = model if scorer in (None, "bi-encoder") else f"{model} {scorer}"
-    return f"{name} ({normalize})" if normalize else name
-
-
-def _mcr(data: dict, path: Path) -> list[Score]:
-    files = _need(data, "files", path, "top level")
-    if not isinstance(files, list) or not files:
-        raise InputError("'files' must be a non-empty list", path)
-    system = _mcr_system(data)
-    rows = []
-    for i, entry in enumerate(files):
-        at = f"files[{i}]"
-        task = Path(str(_need(entry, "file", path, at))).stem
-        found = {v: _mcr_accuracy(entry, v) for v in ("without", "with")}
-        if found["without"] is None and found["with"] is None:
-            raise InputError(f"{at}: no accuracy (expected accuracy_without_instructions)", path)
-        for variant, acc in found.items():
-            if acc is not None:
-                value = _number(acc, path, f"{at}.accuracy")
-                rows.append(Score("mcr", task, system, variant == "with", "accuracy", value,
-                                  source=str(path)))  # fmt: skip
-    return rows
-
-
-def _qa(data: dict, path: Path) -> list[Score]:
-    dataset = _need(data, "dataset", path, "top level")
-    task = _task_name(str(_need(dataset, "name", path, "dataset")))
-    info = _need(data, "system", path, "top level")
-    system = str(info.get("name") or info.get("pipeline") or "?")
-    figures = _need(data, "figures", path, "top level")
-    values = [_number(_need(figures, m, path, "figures"), path, f"figures.{m}") for m in QA_METRICS]
-    return [Score("qa", task, system, None, m, v, source=str(path))
-            for m, v in zip(QA_METRICS, values, strict=True)]  # fmt: skip
-
-
-def _about(data: dict) -> str:
-    kind = data.get("kind")
-    if kind == "retrieval":
-        d = data.get("dataset") or {}
-        return f"{d.get('name')}: {d.get('queries')} queries, {d.get('documents')} documents"
-    if kind == "baselines":
-        return ", ".join(str(d.get("dataset")) for d in data.get("datasets") or [])
-    if kind == "mcr":
-        n = sum(int(f.get("questions") or 0) for f in data.get("files") or [])
-        return f"{_mcr_system(data)}: {len(data.get('files') or [])} files, {n} questions"
-    d, s = data.get("dataset") or {}, data.get("system") or {}
-    return f"{s.get('name')} on {d.get('name')}: {d.get('queries')} queries"
-
-
-def read_results(path: str | Path) -> tuple[list[Score], Source]:
-    """The scores in one results file, or an error saying what the file lacks."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -203,34 +99,25 @@ def read_results(path: str | Path) -> tuple[list[Score], Source]:
         raise InputError("results file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not a JSON file ({exc})", path) from None
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in KINDS:
-        raise InputError(
-            f"not a results file rarx can report (kind {kind!r}); expected the JSON that "
-            "`rarx eval retrieval|mcr|qa --results FILE` writes (kind retrieval, mcr or qa) "
-            "or benchmarks/results/baselines.json",
-            path,
-        )
-    if kind == "retrieval":
-        d = _need(data, "dataset", path, "top level")
-        task = _task_name(str(_need(d, "name", path, "dataset")))
-        scores = _retrieval(task, _need(data, "systems", path, "top level"), path, "")
-    elif kind == "baselines":
-        scores = []
-        for i, d in enumerate(_need(data, "datasets", path, "top level")):
-            task = str(_need(d, "dataset", path, f"datasets[{i}]"))
-            scores += _retrieval(
-                task, _need(d, "systems", path, f"datasets[{i}]"), path, f"datasets[{i}]"
-            )
-    elif kind == "mcr":
-        scores = _mcr(data, path)
-    else:
-        scores = _qa(data, path)
+    rep = reportable_of(data, path)
     versions = data.get("versions") or {}
-    source = Source(
-        str(path), kind, str(data.get("created", "")), str(versions.get("rarx", "")), _about(data)
-    )
-    return scores, source
+    created = data.get("created") or data.get("date") or ""
+    kind = str(data.get("kind") or data.get("benchmark") or rep.benchmark)
+    source = Source(str(path), kind, str(created), str(versions.get("rarx") or ""), rep.about,
+                    _settings_text(dict(rep.settings)))  # fmt: skip
+    return rep, source
+
+
+def scores_of(rep: Reportable, source: str = "") -> list[Score]:
+    return [Score(sec.key, m.dataset, m.system, m.instructions, m.measure, m.value, m.p_value,
+                  m.baseline, source, m.ci95, m.n, m.chance)
+            for sec in rep.sections for m in sec.measurements]  # fmt: skip
+
+
+def read_results(path: str | Path) -> tuple[list[Score], Source]:
+    """The scores in one results file, or an error saying what the file lacks."""
+    rep, source = read_file(path)
+    return scores_of(rep, source.path), source
 
 
 def _mark_variants(scores: list[Score]) -> list[Score]:
@@ -242,34 +129,68 @@ def _mark_variants(scores: list[Score]) -> list[Score]:
     ]
 
 
-def load_scores(paths: Sequence[str | Path]) -> tuple[list[Score], list[Source]]:
-    """Scores of several files; the same figure twice is an error naming both files."""
+def load_report(
+    paths: Sequence[str | Path], separate: bool = False
+) -> tuple[list[Score], list[Source], dict[str, SectionInfo]]:
+    """Scores of several files and their sections: sections of the same key merge (the
+    first file's title), unless ``separate`` keeps each file's apart (keys and titles
+    then name the file). A figure found again with the same value and n (a baseline
+    several files restate) is kept once; the same figure with another value in two
+    files is an error naming both."""
     if not paths:
         raise RarxError("no results files given: pass one or more RESULTS.json")
     scores: list[Score] = []
     sources: list[Source] = []
-    seen: dict[tuple, str] = {}
+    sections: dict[str, SectionInfo] = {}
+    seen: dict[tuple, Score] = {}
     for p in paths:
-        rows, source = read_results(p)
-        for s in rows:
+        rep, source = read_file(p)
+        if separate:
+            stem = Path(p).stem
+            rep = replace(rep, sections=tuple(
+                replace(sec, key=f"{stem}.{sec.key}", title=f"{sec.title} ({Path(p).name})")
+                for sec in rep.sections))  # fmt: skip
+        for sec in rep.sections:
+            sections.setdefault(sec.key, SectionInfo(sec.key, sec.title, sec.plot, sec.note,
+                                                     sec.average))  # fmt: skip
+        for s in scores_of(rep, source.path):
             key = (s.section, s.task, s.system, s.instructions, s.metric)
-            if key in seen and seen[key] != s.source:
+            if key in seen:
+                first = seen[key]
+                if (first.value, first.n) == (s.value, s.n) or first.source == s.source:
+                    continue
                 what = s.system + (INST if s.instructions else "")
                 raise RarxError(
-                    f"{seen[key]} and {s.source} both hold {s.metric} of {what} on "
-                    f"{s.task}; report one of them"
+                    f"{first.source} and {s.source} both hold {s.metric} of {what} on "
+                    f"{s.task} ({first.value:.4g} and {s.value:.4g}); report one of them, or "
+                    "pass --separate-files to keep each file's sections apart"
                 )
-            seen[key] = s.source
-        scores += rows
+            seen[key] = s
+            scores.append(s)
         sources.append(source)
-    return _mark_variants(scores), sources
+    return _mark_variants(scores), sources, sections
+
+
+def load_scores(paths: Sequence[str | Path]) -> tuple[list[Score], list[Source]]:
+    scores, sources, _ = load_report(paths)
+    return scores, sources
 
 
 # --- tables ----------------------------------------------------------------------------
 
+# Measures where less is better (times, sizes, losses, errors): no "best" in bold.
+LOWER_IS_BETTER = re.compile(
+    r"(?i)(second|latency|_ms\b|\bms\b|\bms/|\bs/|_s\b|\bs\)|\bmb\b|_mb\b|bytes|loss|error|"
+    r"lost|p50|p95|p99|abs_.*diff|passes|rss|cost)"
+)
+
 
 def ordered(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+def higher_is_better(metric: str) -> bool:
+    return not LOWER_IS_BETTER.search(metric)
 
 
 @dataclass(frozen=True)
@@ -279,31 +200,47 @@ class Table:
     tasks: list[str]
     rows: list[tuple[str, list[Score | None]]]  # label, one score (or None) per task
     baselines: list[str]
+    average: bool = False
 
     def best(self, col: int) -> float | None:
-        """The column's highest value, where there are at least two to compare."""
+        """The column's highest value, where there are at least two to compare and more
+        is better."""
         values = [cells[col].value for _, cells in self.rows if cells[col] is not None]
-        return max(values) if len(values) > 1 else None
+        return max(values) if len(values) > 1 and higher_is_better(self.metric) else None
 
     def mean(self, cells: list[Score | None]) -> float | None:
-        if len(cells) < 2 or any(c is None for c in cells):
+        if not self.average or len(cells) < 2 or any(c is None for c in cells):
             return None
         return sum(c.value for c in cells if c is not None) / len(cells)
 
+    def column(self, col: int, field: str) -> str:
+        """The column's chance level or n: one value, a range where cells differ, "–"."""
+        values = sorted({v for _, cells in self.rows
+                         if (c := cells[col]) is not None and (v := getattr(c, field)) is not None})  # fmt: skip  # noqa: E501
+        if not values:
+            return "–"
+        show = (lambda v: str(v)) if field == "n" else (lambda v: f"{v:.4f}")  # noqa: E731
+        return show(values[0]) if len(values) == 1 else f"{show(values[0])}–{show(values[-1])}"
 
-def tables(scores: Sequence[Score]) -> list[Table]:
+    def has(self, field: str) -> bool:
+        return any(c is not None and getattr(c, field) is not None
+                   for _, cells in self.rows for c in cells)  # fmt: skip
+
+
+def tables(scores: Sequence[Score], sections: dict[str, SectionInfo] | None = None) -> list[Table]:
     """One table per section and metric: rows are systems (and their instruction
     variants) in the order first seen, columns are tasks."""
     out = []
-    for section in SECTIONS:
+    for section in ordered(s.section for s in scores):
         mine = [s for s in scores if s.section == section]
+        average = sections[section].average if sections else True
         for metric in ordered(s.metric for s in mine):
             cell = {(s.label, s.task): s for s in mine if s.metric == metric}
             tasks = ordered(t for _, t in cell)
             labels = ordered(lbl for lbl, _ in cell)
             rows = [(lbl, [cell.get((lbl, t)) for t in tasks]) for lbl in labels]
             baselines = ordered(c.baseline for c in cell.values() if c.baseline)
-            out.append(Table(section, metric, tasks, rows, baselines))
+            out.append(Table(section, metric, tasks, rows, baselines, average))
     return out
 
 
@@ -311,20 +248,30 @@ def significant(s: Score | None, alpha: float) -> bool:
     return s is not None and s.p_value is not None and s.p_value < alpha
 
 
+def _fmt(v: float) -> str:
+    """Four decimals for scores; fewer significant digits lost for large figures."""
+    return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
 def _cells(t: Table, alpha: float, star: str = "*") -> list[tuple[str, list[tuple[str, bool]]]]:
-    """Each row's formatted cells, with whether the cell is the best in its column."""
+    """Each row's formatted cells, with whether the cell is the best in its column; then
+    the chance and n rows where the table has them."""
     best = [t.best(i) for i in range(len(t.tasks))]
     show_mean = any(t.mean(cells) is not None for _, cells in t.rows)
     rows = []
     for label, cells in t.rows:
         out = []
         for i, c in enumerate(cells):
-            text = "–" if c is None else f"{c.value:.4f}" + (star if significant(c, alpha) else "")
+            text = "–" if c is None else _fmt(c.value) + (star if significant(c, alpha) else "")
             out.append((text, c is not None and c.value == best[i]))
         if show_mean:
             m = t.mean(cells)
-            out.append(("–" if m is None else f"{m:.4f}", False))
+            out.append(("–" if m is None else _fmt(m), False))
         rows.append((label, out))
+    for field, label in (("chance", "chance"), ("n", "n")):
+        if t.has(field):
+            extra = [(t.column(i, field), False) for i in range(len(t.tasks))]
+            rows.append((f"({label})", extra + ([("", False)] if show_mean else [])))
     return rows
 
 
@@ -337,13 +284,13 @@ def _note(t: Table, alpha: float) -> str:
     parts = []
     if t.baselines:
         against = t.baselines[0] if len(t.baselines) == 1 else "each task's first system"
-        parts.append(f"\\* p < {alpha:g}, paired t-test against {against}.")
-    elif t.section != "qa":
-        parts.append("No paired tests in these results.")
-    if len(t.rows) > 1:
-        parts.append("Bold: best per task.")
+        parts.append(f"\\* p < {alpha:g}, paired test against {against}.")
+    if len(t.rows) > 1 and higher_is_better(t.metric):
+        parts.append("Bold: best per column.")
+    if t.has("chance"):
+        parts.append("(chance): the score of guessing, the figure's dashed line.")
     if any(c is not None and c.ci is not None for _, cells in t.rows for c in cells):
-        parts.append("The figure's error bars are the files' 95% bootstrap intervals.")
+        parts.append("The figure's error bars are the files' 95% intervals.")
     return " ".join(parts)
 
 
@@ -351,20 +298,23 @@ def _md_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def _markdown(
-    title: str, sources: list[Source], ts: list[Table], figs: dict[str, Path], alpha: float
-) -> str:
+def _markdown(title: str, sources: list[Source], ts: list[Table], figs: dict[str, Path],
+              sections: dict[str, SectionInfo], alpha: float) -> str:  # fmt: skip
     lines = [
         f"# {title}",
         "",
         f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `rarx eval report`.",
         "",
     ]
-    for section, heading in SECTIONS.items():
-        mine = [t for t in ts if t.section == section]
+    for key, info in sections.items():
+        mine = [t for t in ts if t.section == key]
         if not mine:
             continue
-        lines += [f"## {heading}", "", f"![{heading}]({figs[section].name})", ""]
+        lines += [f"## {info.title}", ""]
+        if key in figs:
+            lines += [f"![{info.title}]({figs[key].name})", ""]
+        if info.note:
+            lines += [info.note, ""]
         for t in mine:
             head = _header(t)
             lines += [
@@ -378,8 +328,9 @@ def _markdown(
                 lines.append(_md_row([label, *shown]))
             note = _note(t, alpha)
             lines += ["", note, ""] if note else [""]
-    lines += ["## Sources", "", "| file | kind | created | rarx | what |", "|---|---|---|---|---|"]
-    lines += [_md_row([s.path, s.kind, s.created, s.rarx, s.about]) for s in sources]
+    lines += ["## Sources", "", "| file | kind | created | rarx | what | settings |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [_md_row([s.path, s.kind, s.created, s.rarx, s.about, s.settings]) for s in sources]
     return "\n".join(lines) + "\n"
 
 
@@ -390,9 +341,8 @@ tbody tr:nth-child(even){background:#f4f4f4}img{max-width:100%}caption{text-alig
 font-weight:bold;padding:.3em 0}.note{color:#555;font-size:.9em}"""
 
 
-def _html(
-    title: str, sources: list[Source], ts: list[Table], figs: dict[str, Path], alpha: float
-) -> str:
+def _html(title: str, sources: list[Source], ts: list[Table], figs: dict[str, Path],
+          sections: dict[str, SectionInfo], alpha: float) -> str:  # fmt: skip
     e = html.escape
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
@@ -400,11 +350,15 @@ def _html(
         f"<p class='note'>Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by "
         "<code>rarx eval report</code>.</p>",
     ]
-    for section, heading in SECTIONS.items():
-        mine = [t for t in ts if t.section == section]
+    for key, info in sections.items():
+        mine = [t for t in ts if t.section == key]
         if not mine:
             continue
-        out.append(f"<h2>{e(heading)}</h2><img src='{e(figs[section].name)}' alt='{e(heading)}'>")
+        out.append(f"<h2>{e(info.title)}</h2>")
+        if key in figs:
+            out.append(f"<img src='{e(figs[key].name)}' alt='{e(info.title)}'>")
+        if info.note:
+            out.append(f"<p class='note'>{e(info.note)}</p>")
         for t in mine:
             out.append(
                 f"<table><caption>{e(t.metric)}</caption><thead><tr>"
@@ -422,14 +376,15 @@ def _html(
                 out.append(f"<p class='note'>{e(note)}</p>")
     out.append(
         "<h2>Sources</h2><table><thead><tr><th>file</th><th>kind</th><th>created</th>"
-        "<th>rarx</th><th>what</th></tr></thead><tbody>"
+        "<th>rarx</th><th>what</th><th>settings</th></tr></thead><tbody>"
     )
     for s in sources:
         out.append(
             "<tr>"
-            + "".join(f"<td>{e(v)}</td>" for v in (s.path, s.kind, s.created, s.rarx, s.about))
+            + "".join(f"<td>{e(v)}</td>"
+                      for v in (s.path, s.kind, s.created, s.rarx, s.about, s.settings))
             + "</tr>"
-        )
+        )  # fmt: skip
     out.append("</tbody></table></body></html>")
     return "\n".join(out) + "\n"
 
@@ -439,26 +394,28 @@ def build_report(
     out_dir: str | Path,
     title: str = "rarx evaluation report",
     alpha: float = 0.05,
+    separate: bool = False,
 ) -> Report:
     """Read every results file (all are checked before anything is written), then write
-    ``report.md``, ``report.html`` and one ``<section>.png`` per section into ``out_dir``."""
+    ``report.md``, ``report.html`` and one ``<section key>.png`` per plotted section into
+    ``out_dir`` (``separate``: see :func:`load_report`)."""
     from rarx.errors import require
 
-    scores, sources = load_scores(paths)
+    scores, sources, sections = load_report(paths, separate)
     require("matplotlib", "eval")
     from rarx.eval.report_figures import draw_section
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ts = tables(scores)
+    ts = tables(scores, sections)
     figs = {
-        sec: draw_section(sec, scores, out / f"{sec}.png", alpha)
-        for sec in SECTIONS
-        if any(s.section == sec for s in scores)
+        key: draw_section(info, scores, out / f"{key}.png", alpha)
+        for key, info in sections.items()
+        if info.plot != "table" and any(s.section == key for s in scores)
     }
     md, page = out / "report.md", out / "report.html"
     with atomic_write(md) as f:
-        f.write(_markdown(title, sources, ts, figs, alpha))
+        f.write(_markdown(title, sources, ts, figs, sections, alpha))
     with atomic_write(page) as f:
-        f.write(_html(title, sources, ts, figs, alpha))
+        f.write(_html(title, sources, ts, figs, sections, alpha))
     return Report(md, page, tuple(figs.values()), tuple(scores))

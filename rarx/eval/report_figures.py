@@ -1,12 +1,16 @@
 """The report's figures: one PNG per section, drawn with matplotlib's Agg backend
-(imported here only, so nothing else in rarx pays for matplotlib)."""
+(imported here only, so nothing else in rarx pays for matplotlib). A section's ``plot``
+picks bars (datasets along x, systems side by side) or lines (each system's values over
+ordered x values); both draw the files' 95% intervals as error bars and the chance level
+as a dashed line."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from rarx.eval.report import Score, ordered, significant
+from rarx.eval.report import Score, SectionInfo, ordered, significant
 
 COLORS = (
     "#4C72B0",
@@ -22,21 +26,36 @@ COLORS = (
 )
 
 
-def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float) -> Path:
-    """One PNG: a panel per metric; per task, each system's bars side by side (the
+# The chance level's dashed line (gid: found again in a drawn figure)
+CHANCE = {"color": "#555555", "linestyle": (0, (4, 3)), "linewidth": 1.0, "zorder": 3,
+          "gid": "chance"}
+LEGEND_CHANCE = {k: v for k, v in CHANCE.items() if k != "gid"}
+
+
+def draw_section(info: SectionInfo, scores: Sequence[Score], path: Path, alpha: float) -> Path:
+    """The section's figure (:func:`section_figure`) written as one PNG."""
+    section_figure(info, scores, alpha).savefig(path)
+    return path
+
+
+def section_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any:
+    """A matplotlib Figure: a panel per metric; per task, each system's bars side by side (the
     with-instruction variant hatched, next to the one without), with error bars where the
-    file holds a 95% interval; ``*`` marks p < alpha."""
+    file holds a 95% interval, a dashed line at each task's chance level; ``*`` marks
+    p < alpha. A ``lines`` section is drawn by :func:`line_figure`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    mine = [s for s in scores if s.section == section]
+    if info.plot == "lines":
+        return line_figure(info, scores, alpha)
+    mine = [s for s in scores if s.section == info.key]
     metrics = ordered(s.metric for s in mine)
     tasks = ordered(s.task for s in mine)
     systems = ordered(s.system for s in mine)
     bars = ordered((s.system, s.instructions) for s in mine)  # one bar slot per variant
     bars.sort(key=lambda b: (systems.index(b[0]), b[1] is True))
-    width = min(0.8 / len(bars), 0.3)
     upright = len(bars) * len(tasks) <= 8  # few wide bars: labels fit horizontally
     fig_w = max(6.0, min(18.0, 1.2 + len(tasks) * (0.45 * len(bars) + 0.5)))
     fig = Figure(figsize=(fig_w, 0.6 + 3.0 * len(metrics)), dpi=150, layout="constrained")
@@ -45,14 +64,20 @@ def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float
     small = 7 if len(bars) * len(tasks) <= 24 else 6
     for ax, metric in zip(axes, metrics, strict=True):
         cell = {(s.system, s.instructions, s.task): s for s in mine if s.metric == metric}
-        top = max((s.ci[1] if s.ci else s.value for s in cell.values()), default=1.0)
-        for b, (system, inst) in enumerate(bars):
+        # only the systems and tasks this metric has: no empty slots in a panel
+        pbars = [b for b in bars if any(k[:2] == b for k in cell)]
+        ptasks = [t for t in tasks if any(k[2] == t for k in cell)]
+        width = min(0.8 / len(pbars), 0.3)
+        top = max([s.ci[1] if s.ci else s.value for s in cell.values()]
+                  + [s.chance for s in cell.values() if s.chance is not None], default=1.0)
+        top = top if top > 0 else 1.0
+        for b, (system, inst) in enumerate(pbars):
             color = COLORS[systems.index(system) % len(COLORS)]
-            for x, task in enumerate(tasks):
+            for x, task in enumerate(ptasks):
                 s = cell.get((system, inst, task))
                 if s is None:
                     continue
-                pos = x + width * (b + 0.5 - len(bars) / 2)
+                pos = x + width * (b + 0.5 - len(pbars) / 2)
                 ax.bar(
                     pos,
                     s.value,
@@ -78,9 +103,16 @@ def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float
                     rotation=0 if upright else 90,
                     fontsize=small + 1 if upright else small,
                 )
-        ax.set_xticks(range(len(tasks)), tasks, fontsize=9)
-        ax.set_xlim(-0.5, len(tasks) - 0.5)
-        ax.set_ylim(0, top * (1.15 if upright else 1.3) + 0.02)
+        for x, task in enumerate(ptasks):  # one dashed segment across the task's bars
+            levels = {s.chance for s in cell.values() if s.task == task and s.chance is not None}
+            for level in levels:
+                ax.hlines(level, x - 0.45, x + 0.45, **CHANCE)
+        ax.set_xticks(range(len(ptasks)), ptasks, fontsize=9,
+                      rotation=0 if len(ptasks) < 8 else 30,
+                      ha="center" if len(ptasks) < 8 else "right")  # fmt: skip
+        ax.set_xlim(-0.5, len(ptasks) - 0.5)
+        low = min(0.0, min(s.value for s in cell.values()))
+        ax.set_ylim(low * 1.15, top * (1.15 if upright else 1.3) + 0.02)
         if top <= 1:  # scores no higher than 1: no ticks past 1 (room for labels only)
             limit = min(1.0, ax.get_ylim()[1]) + 1e-9
             ax.set_yticks([t for t in ax.get_yticks() if t <= limit])
@@ -99,14 +131,71 @@ def draw_section(section: str, scores: Sequence[Score], path: Path, alpha: float
                 label="with instructions (hatched)",
             )
         )
+    if any(s.chance is not None for s in mine):
+        handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
     baselines = ordered(s.baseline for s in mine if s.baseline)
     if baselines:
         against = baselines[0] if len(baselines) == 1 else "each task's first system"
         handles.append(Patch(color="none", label=f"* p < {alpha:g} vs {against}"))
     fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
                ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
-    fig.savefig(path)
-    return path
+    return fig
+
+
+def line_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any:
+    """A matplotlib Figure: a panel per metric, x the section's datasets in order (sizes, client
+    counts, layers), a line with markers per system, error bars where the file holds an
+    interval, the chance level dashed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    mine = [s for s in scores if s.section == info.key]
+    metrics = ordered(s.metric for s in mine)
+    xs = ordered(s.task for s in mine)
+    labels = ordered(s.label for s in mine)
+    fig_w = max(6.0, min(14.0, 2.0 + 0.8 * len(xs)))
+    fig = Figure(figsize=(fig_w, 0.8 + 2.8 * len(metrics)), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, label in enumerate(labels):
+            pts = [(xs.index(s.task), s) for s in mine if s.metric == metric and s.label == label]
+            if not pts:
+                continue
+            pts.sort(key=lambda p: p[0])
+            color = COLORS[i % len(COLORS)]
+            x = [p[0] for p in pts]
+            y = [p[1].value for p in pts]
+            ax.plot(x, y, marker="o", markersize=3.5, color=color, linewidth=1.2)
+            for xi, s in pts:
+                if s.ci is not None:
+                    err = [[max(0.0, s.value - s.ci[0])], [max(0.0, s.ci[1] - s.value)]]
+                    ax.errorbar(xi, s.value, yerr=err, fmt="none", ecolor=color,
+                                elinewidth=0.8, capsize=2)  # fmt: skip
+                if significant(s, alpha):
+                    ax.annotate("*", (xi, s.value), textcoords="offset points", xytext=(0, 4),
+                                ha="center", fontsize=9)  # fmt: skip
+        levels = {s.chance for s in mine if s.metric == metric and s.chance is not None}
+        for level in levels:
+            ax.axhline(level, **CHANCE)
+        values = [s.value for s in mine if s.metric == metric]
+        if min(values) > 0 and max(values) / min(values) > 100:  # latencies, sizes: spread
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(xs)), xs, fontsize=8, rotation=0 if len(xs) < 8 else 30,
+                      ha="center" if len(xs) < 8 else "right")  # fmt: skip
+        ax.set_ylabel(metric, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    handles = [Line2D([], [], color=COLORS[i % len(COLORS)], marker="o", label=lbl)
+               for i, lbl in enumerate(labels)]  # fmt: skip
+    if any(s.chance is not None for s in mine):
+        handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
+    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
+               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
+    return fig
 
 
 def _legend_columns(labels: Sequence[str], width: float) -> int:

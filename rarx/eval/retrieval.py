@@ -150,10 +150,11 @@ class RetrievalEvaluation:
 
     def as_dict(self) -> dict[str, Any]:
         """The results envelope (``--results`` / ``--json``)."""
+        from rarx.eval.report_kinds import with_report
         from rarx.eval.results import envelope
 
         data = self.data
-        return envelope(
+        return with_report(envelope(
             "retrieval",
             dataset={"name": self.dataset, "path": str(data.path), "split": self.split,
                      "queries": self.queries, "documents": len(data.corpus),
@@ -161,7 +162,7 @@ class RetrievalEvaluation:
             settings={"depth": self.depth, "measures": list(self.measures),
                       "significance": "paired t-test vs first"},
             systems=[s.as_dict() for s in self.systems],
-        )  # fmt: skip
+        ))  # fmt: skip
 
 
 def evaluate_retrieval(

@@ -36,6 +36,8 @@ class ConcurrencyPolicy(Protocol):
 
     def index(self, index: Index) -> Index: ...
 
+    def cross_encoder(self, model: Any) -> Any: ...
+
 
 class SerializedLLM:
     """An LLM whose calls hold one lock (the LLM protocol, nothing more)."""
@@ -127,11 +129,26 @@ class SerializedQAMemory(SerializedIndex):
         return self._locked(self.inner.nearest, queries, k)  # type: ignore[attr-defined]
 
 
+class SerializedCrossEncoder:
+    """A sentence-transformers ``CrossEncoder`` whose ``predict`` calls hold one lock."""
+
+    def __init__(self, model: Any):
+        self.inner = model
+        self._lock = threading.RLock()
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self.inner.predict(*args, **kwargs)
+
+
 class Serial:
     """One call at a time per model and per index (the default)."""
 
     def llm(self, llm: LLM) -> LLM:
         return SerializedLLM(llm)
+
+    def cross_encoder(self, model: Any) -> Any:
+        return SerializedCrossEncoder(model)
 
     def index(self, index: Index) -> Index:
         wrapper = SerializedQAMemory if hasattr(index, "nearest") else SerializedIndex
@@ -146,6 +163,9 @@ class Shared:
 
     def index(self, index: Index) -> Index:
         return index
+
+    def cross_encoder(self, model: Any) -> Any:
+        return model
 
 
 def _key(kind: str, name: str, settings: Mapping[str, Any]) -> str:
@@ -200,6 +220,16 @@ class Resources:
             return self.policy.llm(llm)
 
         return self._get(_key("llm", llm_name(one), settings), load)
+
+    def cross_encoder(self, name: str) -> Any:
+        """A cross-encoder (sentence-transformers ``CrossEncoder``) by name or path, loaded
+        once with the LLM options' ``device``, for every reranker that names it."""
+        from rarx.rerank.cross_encoder import CrossEncoderReranker
+
+        device = self.llm_options.get("device")
+        load = lambda: CrossEncoderReranker(name, device=device).model  # noqa: E731
+        return self._get(_key("cross-encoder", name, {"device": device}),
+                         lambda: self.policy.cross_encoder(load()))  # fmt: skip
 
     def index(self, path: str | Path, **options: Any) -> Index:
         """The index at ``path``, opened with load ``options`` (one object per path and

@@ -66,8 +66,10 @@ def search_pipeline(
 
 
 def _reranker(r: RerankParams, strict: bool, resources: Resources | None = None) -> Reranker:
-    if r.method == "cross-encoder":
-        return make_reranker(r.method, llm_name(r.llm), r.k)
+    if r.method == "cross-encoder":  # from `resources`: loaded once for every search
+        name = llm_name(r.llm)
+        model = resources.cross_encoder(name) if resources is not None else None
+        return make_reranker(r.method, name, r.k, model_obj=model)
     extra: dict[str, Any] = {"passage_tokens": r.passage_tokens, **llm_rerank_options(r)}
     ref = r.llm
     if isinstance(ref, tuple):  # a preference list: the first LLM installed here

@@ -94,11 +94,6 @@ class ServeConfig:
             raise ConfigError(
                 f"search_engine must be one of {', '.join(ENGINES)}, got {self.search_engine!r}"
             )
-        if self.rerank is not None and self.rerank.method == "cross-encoder":
-            raise ConfigError(
-                "a server reranks with an LLM (method 'first' or 'listwise'); for a "
-                "cross-encoder, name a pipeline with a rerank stage instead"
-            )
 
     @property
     def batching(self) -> bool:

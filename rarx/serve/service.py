@@ -16,6 +16,7 @@ from typing import Any
 from rarx.errors import ConfigError, RarxError
 from rarx.index.base import Capability, Index, Manifest
 from rarx.index.registry import index_kind
+from rarx.llm import llm_name
 from rarx.pipeline.pipeline import Pipeline
 from rarx.pipeline.resources import Resources
 from rarx.pipeline.search import SearchOptions, search_pipeline
@@ -116,8 +117,11 @@ class Service:
             self.indexes[name] = index
         for name, spec in self.specs.items():
             self.pipelines[name] = Pipeline.from_spec(spec, self.resources)
-        if self.config.rerank is not None:
-            self.resources.llm(self.config.rerank.llm)
+        rerank = self.config.rerank
+        if rerank is not None and rerank.method == "cross-encoder":
+            self.resources.cross_encoder(llm_name(rerank.llm))
+        elif rerank is not None:
+            self.resources.llm(rerank.llm)
 
     def _load_options(self, name: str) -> dict[str, Any]:
         """The search engine setting, for the kinds that take one (BM25, SPLADE)."""

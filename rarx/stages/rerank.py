@@ -63,7 +63,8 @@ class RerankStage(KindStage[RerankParams]):
                 raise ConfigError(
                     "rerank method 'cross-encoder' takes a model name or path in 'llm'"
                 )
-            return cls(make_reranker(p.method, p.llm, p.k), p)
+            return cls(make_reranker(p.method, p.llm, p.k,
+                                     model_obj=resources.cross_encoder(p.llm)), p)
         llm = resources.llm(p.llm)
         label = llm.name if isinstance(p.llm, tuple) else llm_name(p.llm)  # the chosen one
         reranker = make_reranker(

@@ -37,6 +37,7 @@ import numpy as np
 from rarx.errors import ConfigError, RarxError
 from rarx.eval.datasets.base import McrItem
 from rarx.eval.mcr import McrResult, accuracy, first_max
+from rarx.eval.report_schema import mc_chance
 
 # name -> (module under rarx.eval.mcr_scorers, class); imported on first use.
 SCORERS: dict[str, tuple[str, str]] = {
@@ -119,7 +120,8 @@ def run_scorer(
     kind: str | None = None,
 ) -> McrResult:
     """Accuracy without (and, with ``instructions``, with) instructions for one set."""
-    result = McrResult(str(path), len(items), kind=kind)
+    chance = mc_chance([len(it.options) for it in items]) if items else None
+    result = McrResult(str(path), len(items), kind=kind, chance=chance)
     without = evaluate_mcr(scorer, items, False)
     result.accuracy_without, result.seconds["without"] = without.accuracy, without.seconds
     if instructions:
