@@ -109,7 +109,7 @@ def machine_limits() -> dict[str, Any]:
     m, k, n = 768, 1536, 8960
     x, w = torch.randn(m, k), torch.randn(n, k)
     flops = 2 * m * k * n
-    out: dict[str, Any] = {"gemm_shape": [m, k, n]}
+    out: dict[str, Any] = {"gemm_shape": f"{m}x{k}x{n}"}
     out["fp32_gflops"] = round(flops / best_of(lambda: F.linear(x, w)) / 1e9, 1)
     xb, wb = x.bfloat16(), w.bfloat16()
     out["bf16_gflops"] = round(flops / best_of(lambda: F.linear(xb, wb)) / 1e9, 1)
