@@ -176,12 +176,14 @@ def cached_loss(model: Any, dtype: Any) -> tuple[float, Any]:
 
 
 def test_a_bfloat16_caching_pass_gives_float32_states_close_to_float32_and_keeps_the_weights():
-    """The frozen layers run in bfloat16 (8-bit mantissa: each rounding is within 2^-9
-    relative), the states come back float32, and the model keeps its float32 weights
-    bit for bit. Tolerance: after the embedding and two layers of rounded matrix
-    products the states are within a few percent of float32 (measured here: ~1%); FIRST's
-    loss (language modelling + 10 x RankNet) on top of them within 2% (measured: well
-    under 1%), far below the loss changes training makes (tens of percent)."""
+    """The frozen layers run in bfloat16 (8 significant bits: each rounding is within
+    2^-9 = 0.2% relative), the states come back float32, and the model keeps its float32
+    weights bit for bit. Tolerances: after the embedding and two layers of rounded
+    matrix products the states' largest error stays within 2% of their largest value
+    (measured here: 0.7%); FIRST's loss (language modelling + 10 x RankNet) on top of
+    them within 0.2%, one bfloat16 rounding (measured: 0.006%; rounding errors average
+    out over the hidden size), far below the loss changes training makes (tens of
+    percent)."""
     import numpy as np
     import torch
 
@@ -197,8 +199,8 @@ def test_a_bfloat16_caching_pass_gives_float32_states_close_to_float32_and_keeps
     assert c32.states.dtype == c16.states.dtype == np.float32
     diff = np.abs(c16.states - c32.states)
     assert diff.max() > 0  # the pass really ran in bfloat16
-    assert diff.max() <= 0.05 * np.abs(c32.states).max()
-    assert loss16 == pytest.approx(loss32, rel=0.02)
+    assert diff.max() <= 0.02 * np.abs(c32.states).max()
+    assert loss16 == pytest.approx(loss32, rel=2e-3)
     for n, p in model.named_parameters():  # the originals are back, untouched
         assert p.dtype == torch.float32 and torch.equal(p.detach(), before[n]), n
     assert c16.report()["dtype"] == "bfloat16" and c32.report()["dtype"] == "float32"
