@@ -203,7 +203,7 @@ def main() -> None:
                                 "wall_s": cached["cache"]["seconds"]}  # fmt: skip
             done[f"{n}/{dtype}"] = record(n, dtype, full, cached, paired)
             save()  # partial results after every row
-    print(table(*summary(ordered())))
+    print(table(*summary(ordered()), places=2))
 
 
 def record(n: int, dtype: str, full: dict, cached: dict, paired: dict | None) -> dict:

@@ -413,6 +413,9 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     assert "reused" not in first.options["state_cache"] and states.is_file()
     checkpoint = last_checkpoint(tmp_path / "m")
     assert checkpoint is not None and checkpoint.endswith("checkpoint-1")
+    # A later checkpoint cut short (killed while saving: no trainer state) is passed over.
+    (tmp_path / "m" / "checkpoints" / "checkpoint-5").mkdir()
+    assert last_checkpoint(tmp_path / "m") == checkpoint
     # Mark the checkpoint's logged loss: a resumed run carries its history on.
     state_file = Path(checkpoint) / "trainer_state.json"
     state = json.loads(state_file.read_text())

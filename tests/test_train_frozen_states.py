@@ -297,3 +297,20 @@ def test_an_interrupted_caching_pass_goes_on_from_the_batches_it_finished(tmp_pa
     cache_states(model, ids, split, path, batch_size=1, key="another")
     hook.remove()
     assert len(calls) == 4 + 4  # all four batches again
+
+
+def test_a_checkpoint_saved_while_the_top_layers_train_describes_those_layers(tmp_path: Path):
+    """The Trainer saves checkpoints inside :func:`top_only`: the config it writes must
+    describe the layers the model has then (Qwen2's config checks its per-layer attention
+    kinds against its layer count), and the whole model's config is back after."""
+    import json
+
+    from rarx.train.frozen_states import split_layer, top_only
+
+    model = tiny_decoder("qwen2-sliding")
+    kinds = list(model.config.layer_types)
+    with top_only(model, split_layer(model, TOP)):
+        model.save_pretrained(tmp_path / "checkpoint")
+    saved = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == TOP and saved["layer_types"] == kinds[-TOP:]
+    assert model.config.num_hidden_layers == LAYERS and model.config.layer_types == kinds

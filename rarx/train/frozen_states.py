@@ -83,26 +83,30 @@ def check_frozen_below(model: Any, split: int) -> None:
 @contextlib.contextmanager
 def _layers(decoder: Any, keep: slice, final_norm: bool) -> Iterator[None]:
     """The decoder with only ``layers[keep]`` (and, unless ``final_norm``, no final
-    norm), restored afterwards. Per-layer attention kinds follow their layers; no KV
-    cache (its layers are numbered by the attention modules' own indices)."""
+    norm), restored afterwards. Per-layer attention kinds follow their layers and the
+    config counts the layers kept (a checkpoint saved meanwhile describes them, and
+    transformers checks the two agree); no KV cache (its layers are numbered by the
+    attention modules' own indices)."""
     import torch
 
-    layers, norm = decoder.layers, decoder.norm
-    types = getattr(decoder.config, "layer_types", None)
-    use_cache = decoder.config.use_cache
-    decoder.config.use_cache = False
+    config = decoder.config
+    layers, norm, count = decoder.layers, decoder.norm, config.num_hidden_layers
+    types = getattr(config, "layer_types", None)
+    use_cache = config.use_cache
+    config.use_cache = False
     decoder.layers = torch.nn.ModuleList(list(layers)[keep])
     if not final_norm:
         decoder.norm = torch.nn.Identity()
     if types is not None:
-        decoder.config.layer_types = list(types)[keep]
+        config.layer_types = list(types)[keep]
+    config.num_hidden_layers = len(decoder.layers)
     try:
         yield
     finally:
         decoder.layers, decoder.norm = layers, norm
-        decoder.config.use_cache = use_cache
+        config.use_cache, config.num_hidden_layers = use_cache, count
         if types is not None:
-            decoder.config.layer_types = types
+            config.layer_types = types
 
 
 def top_only(model: Any, split: int) -> contextlib.AbstractContextManager[None]:
