@@ -17,7 +17,10 @@ bfloat16 row also times a float32 caching pass back to back with its own (the
 load; its loss difference is against the full float32 epoch.
 
     nice -n 5 python benchmarks/train_cached_states.py --base qwen2.5-coder-1.5b \
-        --questions 4 --batch-size 2 --layers 2,8 --cache-dtypes float32,bfloat16 --resume
+        --questions 4 --batch-size 2 --layers 2,4,8 --cache-dtypes float32,bfloat16 --resume
+    nice -n 5 python benchmarks/train_cached_states.py --base qwen2.5-coder-1.5b \
+        --questions 48 --batch-size 8 --layers 4 --cache-dtypes float32,bfloat16 \
+        --name train_cached_states_q48
 
 The questions are the first ``--questions`` of ``reasoning-mc``'s training split spread
 over its sources (training data only; no evaluation set). ``--resume`` keeps the (N,
