@@ -149,3 +149,30 @@ def test_teacher_scores_choose_the_questions_and_must_match_the_options(
     teacher.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(InputError, match="toy/1: 2 for 4 options"):
         run("bad")
+
+
+def test_limit_keeps_that_many_training_questions_with_each_source_its_share(
+    tiny_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from rarx.train import choice
+    from rarx.train.common import TrainOptions
+    from rarx.train.driver import run as train
+
+    # 12 training questions: 8 of source "a", then 4 of source "b"; --limit 6 keeps 4 + 2.
+    items = [McrItem(it.instruction, it.query, it.options, it.label, id=it.id,
+                     source="a" if i < 8 else "b", split="train", question=it.question)
+             for i, it in enumerate(questions(12, 1, 0))]  # fmt: skip
+    data = write_data(tmp_path / "mc.jsonl", items)
+    opts = TrainOptions(data=str(data), base=str(tiny_lm), out=tmp_path / "m", max_steps=1,
+                        batch_size=2, seed=0, quiet=True)  # fmt: skip
+    encoded: list[str] = []  # the sources of the questions that reach the trainer
+    encode = choice.ChoiceEncoder.encode
+
+    def recorded(self: Any, it: McrItem, teacher: Any = None) -> Any:
+        encoded.append(it.source)
+        return encode(self, it, teacher)
+
+    monkeypatch.setattr(choice.ChoiceEncoder, "encode", recorded)
+    card = train("choice", opts, choice.ChoiceSettings(limit=6, dev=0))
+    assert card.options["train_questions"] == 6 and card.options["limit"] == 6
+    assert sorted(encoded) == ["a"] * 4 + ["b"] * 2

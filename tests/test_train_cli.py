@@ -54,15 +54,18 @@ def test_flags_parse_into_the_settings(tmp_path: Path) -> None:
     teacher.write_text("")
     params = parse("choice", ["--data", "d", "--out", "o", "--sources", "arc-easy,sciq",
                               "--instructions", "--train-layers", "2", "--state-cache", "disk",
+                              "--cache-dtype", "bfloat16",
                               "--teacher-scores", str(teacher), "--rank-weight", "3"])  # fmt: skip
     rest = {k: v for k, v in params.items() if k not in COMMON}
     settings = settings_from(ChoiceSettings, rest)
     assert settings == ChoiceSettings(sources=("arc-easy", "sciq"), instructions=True,
-                                      train_layers=2, state_cache="disk",
+                                      train_layers=2, state_cache="disk", cache_dtype="bfloat16",
                                       teacher_scores=teacher, rank_weight=3.0)  # fmt: skip
     assert not rest  # every flag was taken
     with pytest.raises(click.BadParameter):  # not one of the caches
         parse("choice", ["--data", "d", "--out", "o", "--state-cache", "gpu"])
+    with pytest.raises(click.BadParameter):  # not a dtype the caching pass runs in
+        parse("choice", ["--data", "d", "--out", "o", "--cache-dtype", "float16"])
     with pytest.raises(ConfigError, match="loss weights"):  # the dataclass checks values
         settings_from(ChoiceSettings, {"lm_weight": 0.0, "rank_weight": 0.0})
 

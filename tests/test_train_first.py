@@ -376,17 +376,23 @@ def test_train_first_learns_writes_a_card_and_loads_as_a_first_reranker(
 def test_train_first_stops_at_max_minutes_and_resume_continues(
     tiny_lm: Path, tmp_path: Path, one_thread: None, toy_eval_sets: None
 ):
-    """Also with LoRA on the top layer only (--lora --train-layers 1): adapters resume,
-    and merged into the output they change that layer's projections and nothing else."""
+    """Also with LoRA on the top layer only (--lora --train-layers 1) on states cached on
+    disk by a bfloat16 pass: adapters resume, the resumed run reuses the cache the
+    stopped one kept (and removes it when done), and merged into the output the adapters
+    change that layer's projections and nothing else (the bfloat16 pass left the frozen
+    weights as they were)."""
     from safetensors.torch import load_file
 
     from rarx.train.common import TrainOptions, last_checkpoint
     from rarx.train.driver import run
     from rarx.train.first import FirstSettings
+    from rarx.train.frozen_states import disk_cache_path
 
     data = tmp_path / "windows.jsonl"
     write_windows(data, fixed_windows(6, 0))
-    settings = FirstSettings(passage_tokens=12, dev=0, train_layers=1)
+    settings = FirstSettings(passage_tokens=12, dev=0, train_layers=1, state_cache="disk",
+                             cache_dtype="bfloat16")  # fmt: skip
+    states = disk_cache_path(tmp_path / "m", 1)
 
     def opts(**kw: Any) -> TrainOptions:
         return TrainOptions(
@@ -403,8 +409,13 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
 
     first = run("first", opts(max_minutes=1e-6, lora=True), settings)
     assert first.stopped_early and first.steps == 1
+    assert first.options["state_cache"]["dtype"] == "bfloat16"
+    assert "reused" not in first.options["state_cache"] and states.is_file()
     checkpoint = last_checkpoint(tmp_path / "m")
     assert checkpoint is not None and checkpoint.endswith("checkpoint-1")
+    # A later checkpoint cut short (killed while saving: no trainer state) is passed over.
+    (tmp_path / "m" / "checkpoints" / "checkpoint-5").mkdir()
+    assert last_checkpoint(tmp_path / "m") == checkpoint
     # Mark the checkpoint's logged loss: a resumed run carries its history on.
     state_file = Path(checkpoint) / "trainer_state.json"
     state = json.loads(state_file.read_text())
@@ -415,6 +426,7 @@ def test_train_first_stops_at_max_minutes_and_resume_continues(
     assert resumed.steps == 6 and not resumed.stopped_early
     assert resumed.options["loss_history"][0] == 123.0
     assert len(resumed.options["loss_history"]) == 6
+    assert resumed.options["state_cache"]["reused"] and not states.exists()
 
     base = load_file(tiny_lm / "model.safetensors")
     trained = load_file(tmp_path / "m" / "model.safetensors")

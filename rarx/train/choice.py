@@ -51,6 +51,10 @@ class ChoiceSettings(FirstLossSettings):
         "instructions)."
     )  # fmt: skip
     sources: tuple[str, ...] = setting((), "Comma-separated data sources to keep (default all).")
+    limit: int | None = setting(
+        None, "Training questions to keep, taken evenly through the training split so each "
+        "source keeps its share (default all).", min=1,
+    )  # fmt: skip
 
 
 def choice_ranks(label: int, n: int, teacher: Sequence[float] | None = None) -> list[int]:
@@ -130,7 +134,13 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.train.causal import load_causal_lm
     from rarx.train.common import file_ref
-    from rarx.train.data.mc import card_data, mc_splits, read_teacher_scores, scorer_accuracy
+    from rarx.train.data.mc import (
+        card_data,
+        mc_splits,
+        read_teacher_scores,
+        scorer_accuracy,
+        spread,
+    )
     from rarx.train.first import as_llm, fit_first
 
     data = mc_splits(opts.data, settings.sources, settings.dev)
@@ -139,6 +149,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     if settings.teacher_scores is not None:
         teacher = read_teacher_scores(settings.teacher_scores)
         train = [it for it in train if it.id in teacher]  # the questions the teacher scored
+    train = spread(train, settings.limit)
     if not train:
         raise InputError("no training question (split 'train'; scored by the teacher)", path)
     tokenizer, model = load_causal_lm(opts.base)
@@ -176,7 +187,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
         teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,
         rank_weight=settings.rank_weight, lora_r=settings.lora_r if opts.lora else None,
         train_layers=settings.train_layers, instructions=settings.instructions,
-        sources=list(settings.sources), train_questions=len(train_rows),
+        sources=list(settings.sources), limit=settings.limit, train_questions=len(train_rows),
         dev_questions=len(dev), prompt="llm-choice", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
     ))  # fmt: skip

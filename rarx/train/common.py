@@ -23,6 +23,7 @@ from rarx.models.card import DataRef, ModelCard
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # under the output directory; the model itself is saved at its root
+TRAINER_STATE = "trainer_state.json"  # in a checkpoint, written last by transformers' Trainer
 
 
 @dataclass
@@ -89,11 +90,13 @@ def resolve_device(device: str) -> str:
 
 
 def last_checkpoint(out: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` under ``out/checkpoints``, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = Path(out) / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    """The newest whole ``checkpoint-N`` under ``out/checkpoints``, or None. The Trainer
+    writes ``trainer_state.json`` after the weights and the optimiser, so a checkpoint
+    without it was cut short (a run killed while saving) and the one before is taken."""
+    found = (Path(out) / CHECKPOINTS).glob("checkpoint-*")
+    whole = {int(p.name.rpartition("-")[2]): p for p in found
+             if p.name.rpartition("-")[2].isdigit() and (p / TRAINER_STATE).is_file()}  # fmt: skip
+    return str(whole[max(whole)]) if whole else None
 
 
 def training_arguments(opts: TrainOptions, cls: type | None = None, **overrides: Any) -> Any:
@@ -224,7 +227,7 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
 def _checkpoint_step(checkpoint: str) -> int:
     import json
 
-    state = Path(checkpoint) / "trainer_state.json"
+    state = Path(checkpoint) / TRAINER_STATE
     if not state.is_file():
         return 0
     return int(json.loads(state.read_text(encoding="utf-8")).get("global_step", 0))

@@ -67,16 +67,18 @@ def train_and_save(
     *,
     train_layers: int = 0,
     state_cache: str = "auto",
+    cache_dtype: str = "auto",
 ) -> Trained:
     """Fit ``make_trainer(dataset, collator)`` on ``rows`` (on cached frozen states when
-    ``train_layers`` > 0 and ``state_cache`` allows), then save model and tokenizer to
-    ``opts.out``."""
+    ``train_layers`` > 0 and ``state_cache`` allows, computed in ``cache_dtype``), then
+    save model and tokenizer to ``opts.out``. A disk cache outlives a run stopped early
+    (``--max-minutes``, or killed), for ``--resume`` to reuse."""
     from rarx.train.causal import save_model
     from rarx.train.common import fit, resolve_device
     from rarx.train.frozen_states import cached_training
 
     cached = cached_training(model, rows, collate, train_layers, state_cache, opts.out,
-                             resolve_device(opts.device), opts.quiet)  # fmt: skip
+                             resolve_device(opts.device), opts.quiet, cache_dtype)  # fmt: skip
     if cached is None:
         trainer = make_trainer(list(rows), collate)
     else:
@@ -84,4 +86,4 @@ def train_and_save(
     with cached.top_only() if cached else contextlib.nullcontext():
         result = fit(trainer, opts)
     final = save_model(trainer.model, tokenizer, opts.out)
-    return Trained(result, final, cached.finish() if cached else None)
+    return Trained(result, final, cached.finish(keep=result.stopped_early) if cached else None)

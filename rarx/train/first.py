@@ -30,6 +30,7 @@ from rarx.errors import ConfigError
 from rarx.llm.base import ChatPrompt, TokenizationError
 from rarx.llm.reply import ReplyPlan, plan_reply
 from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
+from rarx.train.cache_dtype import cache_dtype_setting
 from rarx.train.common import TrainOptions, setting
 from rarx.train.data.ranking import RankingWindow
 from rarx.train.frozen_states import STATE_CACHES
@@ -59,6 +60,7 @@ class FirstLossSettings:
         "train the top layers on them (auto = memory; disk memory-maps them under "
         "OUT/checkpoints; off: run the frozen layers every step).", choices=STATE_CACHES,
     )  # fmt: skip
+    cache_dtype: str = cache_dtype_setting()
 
     def __post_init__(self) -> None:
         check_weights(self.lm_weight, self.rank_weight)
@@ -483,7 +485,7 @@ def fit_first(
         opts, model, llm.tokenizer, train_rows, partial(collate, pad_id=pad_id),
         lambda dataset, collator: first_trainer(model, args, dataset, collator, id_tokens,
                                                 s.lm_weight, s.rank_weight),
-        train_layers=s.train_layers, state_cache=s.state_cache,
+        train_layers=s.train_layers, state_cache=s.state_cache, cache_dtype=s.cache_dtype,
     )  # fmt: skip
     if evaluate is not None:
         metrics.update(evaluate(trained.model))

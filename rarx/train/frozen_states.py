@@ -20,11 +20,19 @@ token, and no loss reads them.
 Input-side embeddings are part of what is cached: a row that learns (a new token's
 embedding) is used at the top only through a tied or untied output head. Layers below
 the split must not learn; :func:`check_frozen_below` says so when they would.
+
+The caching pass runs in bfloat16 where the hardware computes it natively
+(:mod:`rarx.train.cache_dtype`); the states are stored in float32 either way. A cache on
+disk is kept when training stops before its end and reused by the next run on the same
+rows, model and dtype (its fingerprint, beside it, says so), so a resumed run skips the
+caching pass; a caching pass interrupted on disk goes on from the batches it finished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError
+from rarx.train.cache_dtype import FLOAT32, CacheDtype
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +83,30 @@ def check_frozen_below(model: Any, split: int) -> None:
 @contextlib.contextmanager
 def _layers(decoder: Any, keep: slice, final_norm: bool) -> Iterator[None]:
     """The decoder with only ``layers[keep]`` (and, unless ``final_norm``, no final
-    norm), restored afterwards. Per-layer attention kinds follow their layers; no KV
-    cache (its layers are numbered by the attention modules' own indices)."""
+    norm), restored afterwards. Per-layer attention kinds follow their layers and the
+    config counts the layers kept (a checkpoint saved meanwhile describes them, and
+    transformers checks the two agree); no KV cache (its layers are numbered by the
+    attention modules' own indices)."""
     import torch
 
-    layers, norm = decoder.layers, decoder.norm
-    types = getattr(decoder.config, "layer_types", None)
-    use_cache = decoder.config.use_cache
-    decoder.config.use_cache = False
+    config = decoder.config
+    layers, norm, count = decoder.layers, decoder.norm, config.num_hidden_layers
+    types = getattr(config, "layer_types", None)
+    use_cache = config.use_cache
+    config.use_cache = False
     decoder.layers = torch.nn.ModuleList(list(layers)[keep])
     if not final_norm:
         decoder.norm = torch.nn.Identity()
     if types is not None:
-        decoder.config.layer_types = list(types)[keep]
+        config.layer_types = list(types)[keep]
+    config.num_hidden_layers = len(decoder.layers)
     try:
         yield
     finally:
         decoder.layers, decoder.norm = layers, norm
-        decoder.config.use_cache = use_cache
+        config.use_cache, config.num_hidden_layers = use_cache, count
         if types is not None:
-            decoder.config.layer_types = types
+            config.layer_types = types
 
 
 def top_only(model: Any, split: int) -> contextlib.AbstractContextManager[None]:
@@ -112,6 +125,8 @@ class StateCache:
     split: int
     path: Path | None = None
     seconds: float = 0.0  # the caching pass
+    dtype: CacheDtype = FLOAT32  # the pass's dtype
+    reused: bool = False  # read from an earlier run's disk cache: no caching pass
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -127,15 +142,22 @@ class StateCache:
         """What the card records about the cache."""
         return {"layer": self.split, "examples": len(self), "tokens": int(self.offsets[-1]),
                 "bytes": self.nbytes, "on_disk": self.path is not None,
-                "seconds": round(self.seconds, 1)}  # fmt: skip
+                "seconds": round(self.seconds, 1), **self.dtype.report(),
+                **({"reused": True} if self.reused else {})}  # fmt: skip
 
 
 def cache_states(
     model: Any, sequences: Sequence[Sequence[int]], split: int, path: Path | None = None,
-    quiet: bool = True, batch_size: int = 8,
+    quiet: bool = True, batch_size: int = 8, dtype: CacheDtype | None = None,
+    key: str | None = None,
 ) -> StateCache:  # fmt: skip
-    """Run embeddings and layers ``0..split-1`` once per sequence (no gradients) and keep
-    their output; memory-mapped at ``path`` (a ``.npy`` file) when given, else in memory.
+    """Run embeddings and layers ``0..split-1`` once per sequence (no gradients, in
+    ``dtype``: float32 when None) and keep their output in float32; memory-mapped at
+    ``path`` (a ``.npy`` file) when given, else in memory.
+
+    With ``path`` and ``key`` (the :func:`fingerprint` of model, sequences and dtype) the
+    pass itself resumes: the batches done are recorded beside the partial file, and a
+    pass interrupted with the same key goes on from the first batch not done.
 
     Sequences go in batches of similar length, padded on the right: under the causal
     mask a real token attends to real tokens only, so its state is the one it has alone
@@ -146,19 +168,32 @@ def cache_states(
     import torch
 
     from rarx.progress import progress
+    from rarx.train.cache_dtype import running_in, torch_dtype
 
     if split <= 0:
         raise ConfigError(f"nothing to cache below layer {split}")
+    dtype = dtype or FLOAT32
     decoder = decoder_of(model)
+    below = [decoder.embed_tokens, *list(decoder.layers)[:split]]
     hidden = int(decoder.config.hidden_size)
     lengths = [len(s) for s in sequences]
     offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(lengths)
     shape = (int(offsets[-1]), hidden)
+    start, progress_at, key = 0, None, f"{key}:{batch_size}" if key else None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        states = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+        progress_at = path.with_name(path.name + ".progress") if key else None
+        start = _batches_done(progress_at, partial, key, shape)
+        if start:
+            states = np.lib.format.open_memmap(partial, mode="r+")
+            log.info("the caching pass goes on from batch %d (%s)", start, partial)
+        else:
+            if progress_at is not None:
+                progress_at.unlink(missing_ok=True)
+            states = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
+                                               shape=shape)  # fmt: skip
     else:
         states = np.empty(shape, dtype=np.float32)
     device = next(decoder.parameters()).device
@@ -167,8 +202,10 @@ def cache_states(
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
-    with torch.no_grad(), _layers(decoder, slice(0, split), final_norm=False):
-        for batch in progress(batches, desc="frozen states", quiet=quiet):
+    with (torch.no_grad(), running_in(below, torch_dtype(dtype.name)),
+          _layers(decoder, slice(0, split), final_norm=False)):  # fmt: skip
+        todo = list(enumerate(batches))[start:]
+        for k, batch in progress(todo, desc="frozen states", quiet=quiet):
             width = max(lengths[i] for i in batch)
             ids = torch.zeros((len(batch), width), dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -179,17 +216,53 @@ def cache_states(
                           use_cache=False).last_hidden_state.float().cpu().numpy()  # fmt: skip
             for b, i in enumerate(batch):
                 states[offsets[i] : offsets[i + 1]] = out[b, : lengths[i]]
+            if progress_at is not None:  # the states on disk first, then the record
+                states.flush()
+                _write_json(progress_at, {"key": key, "batches_done": k + 1})
     if was_training:
         model.train()
     if path is not None:
         states.flush()
         del states
         partial.replace(path)  # whole or absent: an interrupted pass leaves only .partial
+        if progress_at is not None:
+            progress_at.unlink(missing_ok=True)
         states = np.load(path, mmap_mode="r")
-    cache = StateCache(states, offsets, split, path, time.perf_counter() - t0)
-    log.info("cached layer %d's input for %d examples: %.1f MB %s in %.0f s", split, len(cache),
-             cache.nbytes / 1e6, f"at {path}" if path else "in memory", cache.seconds)  # fmt: skip
+    cache = StateCache(states, offsets, split, path, time.perf_counter() - t0, dtype)
+    log.info("cached layer %d's input for %d examples (%s): %.1f MB %s in %.0f s", split,
+             len(cache), dtype.name, cache.nbytes / 1e6, f"at {path}" if path else "in memory",
+             cache.seconds)  # fmt: skip
     return cache
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    from rarx.io.atomic import atomic_write
+
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=1)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _batches_done(progress_at: Path | None, partial: Path, key: str | None, shape: tuple) -> int:
+    """The batches an interrupted pass with the same ``key`` finished (0: start afresh)."""
+    import numpy as np
+
+    found = _read_json(progress_at) if progress_at is not None else None
+    if not found or found.get("key") != key or not partial.is_file():
+        return 0
+    try:
+        if np.load(partial, mmap_mode="r").shape != shape:
+            return 0
+    except (OSError, ValueError):
+        return 0
+    return int(found.get("batches_done", 0))
 
 
 class CachedRows:
@@ -237,6 +310,50 @@ def disk_cache_path(out: Path, split: int) -> Path:
     return out / CHECKPOINTS / f"frozen-states-layer{split}.npy"
 
 
+def fingerprint(model: Any, sequences: Sequence[Sequence[int]], split: int,
+                dtype: CacheDtype) -> str:  # fmt: skip
+    """What a cache's states follow from: every weight below ``split`` (embeddings
+    included), the token ids and the pass's dtype. Hashes the weights' bytes (seconds
+    for a 1.5B model, against the caching pass's hours)."""
+    import numpy as np
+    import torch
+
+    decoder = decoder_of(model)
+    h = hashlib.sha256(json.dumps({"split": split, "dtype": dtype.name}).encode())
+    below = [("embed_tokens", decoder.embed_tokens),
+             *((f"layers.{i}", m) for i, m in enumerate(list(decoder.layers)[:split]))]  # fmt: skip
+    for prefix, module in below:
+        for name, p in module.named_parameters(prefix=prefix):
+            t = p.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    h.update(np.asarray([len(q) for q in sequences], dtype=np.int64).tobytes())
+    for q in sequences:
+        h.update(np.asarray(q, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _reusable_cache(path: Path, digest: str, sequences: Sequence[Sequence[int]], split: int,
+                   dtype: CacheDtype) -> StateCache | None:  # fmt: skip
+    """The disk cache at ``path`` when its fingerprint is ``digest``, else None."""
+    import numpy as np
+
+    found = _read_json(_fingerprint_path(path))
+    if not found or found.get("fingerprint") != digest or not path.is_file():
+        return None
+    offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(q) for q in sequences])
+    states = np.load(path, mmap_mode="r")
+    if states.shape[0] != offsets[-1]:
+        return None
+    log.info("reusing the frozen states at %s (same model, rows and dtype)", path)
+    return StateCache(states, offsets, split, path, 0.0, dtype, reused=True)
+
+
 STATE_CACHES = ("auto", "memory", "disk", "off")  # auto: memory whenever --train-layers
 
 
@@ -252,33 +369,47 @@ class CachedTraining:
     def top_only(self) -> contextlib.AbstractContextManager[None]:
         return top_only(self.model, self.cache.split)
 
-    def finish(self) -> dict[str, Any]:
-        """The cache's report for the card; a disk cache is removed (it is rebuilt, not
-        reused, by a resumed run)."""
+    def finish(self, keep: bool = False) -> dict[str, Any]:
+        """The cache's report for the card. A disk cache is removed unless ``keep`` (training
+        stopped before its end: the resumed run reuses it)."""
         report = self.cache.report()
-        if self.cache.path is not None:
+        if self.cache.path is not None and not keep:
             self.cache.states = None
             self.cache.path.unlink(missing_ok=True)
+            _fingerprint_path(self.cache.path).unlink(missing_ok=True)
         return report
 
 
 def cached_training(
     model: Any, rows: Sequence[Any], collate: Callable, train_layers: int, mode: str,
-    out: Path, device: str = "cpu", quiet: bool = True,
+    out: Path, device: str = "cpu", quiet: bool = True, cache_dtype: str = "auto",
 ) -> CachedTraining | None:  # fmt: skip
     """Cache the frozen states of ``rows`` (items with ``input_ids``, attributes or keys)
     for training the top ``train_layers`` layers of ``model`` (already made
     :func:`rarx.train.causal.trainable`), or None where ``mode`` or the flags say no
-    cache."""
+    cache. ``cache_dtype``: the caching pass's dtype (:mod:`rarx.train.cache_dtype`). A
+    disk cache an earlier run left for the same model, rows and dtype is reused."""
+    from rarx.train.cache_dtype import choose_cache_dtype
+
     if mode not in STATE_CACHES:
         raise ConfigError(f"--state-cache must be one of {', '.join(STATE_CACHES)}, got {mode!r}")
     if mode == "off" or (mode == "auto" and not train_layers):
         return None
     if not train_layers:
         raise ConfigError(f"--state-cache {mode} needs --train-layers N (the layers that learn)")
+    dtype = choose_cache_dtype(cache_dtype, device)
     split = split_layer(model, train_layers)
     check_frozen_below(model, split)
     ids = [r.input_ids if hasattr(r, "input_ids") else r["input_ids"] for r in rows]
-    path = disk_cache_path(out, split) if mode == "disk" else None
-    cache = cache_states(model.to(device), ids, split, path, quiet=quiet)
+    model = model.to(device)
+    if mode == "disk":
+        path = disk_cache_path(out, split)
+        digest = fingerprint(model, ids, split, dtype)
+        cache = _reusable_cache(path, digest, ids, split, dtype)
+        if cache is None:
+            _fingerprint_path(path).unlink(missing_ok=True)  # never beside other states
+            cache = cache_states(model, ids, split, path, quiet=quiet, dtype=dtype, key=digest)
+            _write_json(_fingerprint_path(path), {"fingerprint": digest, **cache.report()})
+    else:
+        cache = cache_states(model, ids, split, None, quiet=quiet, dtype=dtype)
     return CachedTraining(model, cache, CachedRows(rows), cached_collator(collate, cache))

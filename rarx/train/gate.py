@@ -31,6 +31,7 @@ from rarx.io.jsonl import read_jsonl
 from rarx.llm.base import ChatPrompt
 from rarx.models.card import DataRef
 from rarx.stages.gate import RET
+from rarx.train.cache_dtype import cache_dtype_setting
 from rarx.train.common import TrainOptions, setting, training_arguments
 from rarx.train.data.gate import (
     QUESTIONS_FILE,
@@ -72,6 +73,7 @@ class GateTrainSettings:
         "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
         choices=STATE_CACHES,
     )  # fmt: skip
+    cache_dtype: str = cache_dtype_setting()
 
 
 # -- data -----------------------------------------------------------------------------
@@ -245,6 +247,7 @@ def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Out
         lambda dataset, collate: Trainer(model=model, args=args, train_dataset=dataset,
                                          data_collator=collate, processing_class=tokenizer),
         train_layers=settings.train_layers, state_cache=settings.state_cache,
+        cache_dtype=settings.cache_dtype,
     )  # fmt: skip
     result, final = trained.result, trained.model
     if dev_rows:  # after saving: an interrupted evaluation keeps the trained model

@@ -19,6 +19,7 @@ from typing import Any
 
 from rarx.errors import ConfigError
 from rarx.models.card import DataRef
+from rarx.train.cache_dtype import cache_dtype_setting
 from rarx.train.common import TrainOptions, setting, training_arguments
 from rarx.train.data.reader import (
     ReaderDataSettings,
@@ -58,6 +59,7 @@ class ReaderTrainSettings:
         "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
         choices=STATE_CACHES,
     )  # fmt: skip
+    cache_dtype: str = cache_dtype_setting()
     dev_limit: int | None = setting(32, "Dev instances the loss is measured on before and "
                                     "after (0: none).", min=0)  # fmt: skip
 
@@ -134,6 +136,7 @@ def _train(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> O
                                             data_collator=collate_fn,
                                             processing_class=tokenizer),
         train_layers=settings.train_layers, state_cache=settings.state_cache,
+        cache_dtype=settings.cache_dtype,
     )  # fmt: skip
     result, final = trained.result, trained.model
     if dev_set:  # after saving: an interrupted evaluation keeps the trained model
