@@ -259,6 +259,8 @@ class CTranslate2LLM(HFTokens):
         ``path_logprobs``). Raises NotImplementedError where the full logits would not
         fit ``logits_budget_mb`` or live off the CPU (the caller then reads one pass per
         token)."""
+        if all(not path for path in paths):  # one reading after each prompt: the cached
+            return [[row] for row in self.next_token_logprobs(prompts, candidates)]  # prefix
         if self.device != "cpu":
             raise NotImplementedError("path_logprobs reads CPU logits; read per token")
         cand = [self.token_id(c) for c in candidates]
