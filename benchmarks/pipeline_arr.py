@@ -146,6 +146,9 @@ def main() -> None:
              "revise_llm": args.llm, "reader": args.llm, "retriever": "bm25", "k": args.k,
              **budget, "device": "cpu",
              "note": "2 shared CPU cores, other work concurrent: times are noisy",
+             **({"ctranslate2_prefix_cache": True}
+                if any(str(m).startswith("ctranslate2:") for m in (args.llm, args.draft_llm))
+                else {}),
              "drafts": "arr (query+draft) reads the drafts arr (draft) wrote (same drafter, "
                        "same greedy text): its seconds per query leave drafting out"}  # fmt: skip
     records: dict[str, dict[str, dict]] = {}
@@ -153,6 +156,11 @@ def main() -> None:
         saved = json.loads(out.read_text())
         if saved.get("setup", {}).get("llm", "smollm2-135m") != args.llm:
             raise SystemExit(f"{out} holds results of another LLM; pass --result NAME")
+        if saved.get("setup", {}).get("ctranslate2_prefix_cache") != setup.get(
+                "ctranslate2_prefix_cache"):  # fmt: skip
+            raise SystemExit(
+                f"{out} was answered before ctranslate2 cached the prompts' shared prefix "
+                f"(int8 readings depend on it): rerun without --resume, or pass --result NAME")
         records = saved.get("per_question", {})
 
     def save() -> None:

@@ -279,7 +279,10 @@ def run_adaptive(
     queries = list(data.queries)
     where = str(data.path)
     leakage = training_overlap(config.gate_llm, select(queries, source, "test"))
-    settings = {k: getattr(config, k) for k in CHECKPOINT_KEYS}
+    settings: dict[str, Any] = {k: getattr(config, k) for k in CHECKPOINT_KEYS}
+    if any(LLMSpec.parse(m).backend == "ctranslate2" for m in (config.gate_llm, config.base_llm)):
+        # int8 readings depend on how a prompt is chunked: older ones are not mixed in
+        settings["ctranslate2_prefix_cache"] = True
     ck = Checkpoint(config.checkpoint, settings, chunk=4 * config.batch_size)
     dev = outcomes(config, select(queries, source, "dev", limit=config.dev_limit), where, pipes,
                    llms, quiet, ck, decisions=False)  # fmt: skip
