@@ -37,6 +37,8 @@ from rarx.eval.qa import exact_match, token_f1
 from rarx.eval.significance import mean_ci, paired_t_test
 from rarx.io.atomic import atomic_write
 from rarx.pipeline import Pipeline, Resources
+from rarx.stages.common import DRAFT
+from rarx.types import QueryState
 
 
 def recall(states: list, qrels: dict) -> dict[str, float]:
@@ -68,14 +70,19 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", spec).strip("-")
 
 
-def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, save) -> None:  # noqa: ANN001
+def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, save,  # noqa: ANN001
+               drafts: dict[str, str] | None = None) -> None:  # fmt: skip
     """Answer the questions not in ``done`` (qid -> record), ``chunk`` at a time,
-    calling ``save()`` after each chunk."""
+    calling ``save()`` after each chunk. ``drafts`` (qid -> draft): the base drafter's
+    drafts already written for another query form, given to the arr stage rather than
+    drafted again (the same greedy text)."""
+    drafts = drafts or {}
     todo = [q for q in qs if q.qid not in done]
     for i in range(0, len(todo), chunk):
         part = todo[i : i + chunk]
         start = time.perf_counter()
-        states = pipe.run(part)
+        states = pipe.run([QueryState(q).with_context(**{DRAFT: drafts[q.qid]})
+                           if q.qid in drafts else q for q in part])  # fmt: skip
         per = (time.perf_counter() - start) / len(part)
         hit = recall(states, qrels)
         for st in states:
@@ -84,7 +91,8 @@ def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, sa
                 "question": st.query.text, "gold": gold, "answer": answer,
                 "em": float(exact_match(answer, gold)), "f1": token_f1(answer, gold),
                 "recall": hit[st.query.qid], "error": st.context.get("error"),
-                "seconds": round(per, 3)}  # fmt: skip
+                "seconds": round(per, 3),
+                **({"draft": st.context[DRAFT]} if DRAFT in st.context else {})}  # fmt: skip
         save()
 
 
@@ -137,12 +145,22 @@ def main() -> None:
              "llm": args.llm, "draft_llm": args.llm, "adapted_draft_llm": args.draft_llm,
              "revise_llm": args.llm, "reader": args.llm, "retriever": "bm25", "k": args.k,
              **budget, "device": "cpu",
-             "note": "2 shared CPU cores, other work concurrent: times are noisy"}  # fmt: skip
+             "note": "2 shared CPU cores, other work concurrent: times are noisy",
+             **({"ctranslate2_prefix_cache": True}
+                if any(str(m).startswith("ctranslate2:") for m in (args.llm, args.draft_llm))
+                else {}),
+             "drafts": "arr (query+draft) reads the drafts arr (draft) wrote (same drafter, "
+                       "same greedy text): its seconds per query leave drafting out"}  # fmt: skip
     records: dict[str, dict[str, dict]] = {}
     if args.resume and out.is_file():
         saved = json.loads(out.read_text())
         if saved.get("setup", {}).get("llm", "smollm2-135m") != args.llm:
             raise SystemExit(f"{out} holds results of another LLM; pass --result NAME")
+        if saved.get("setup", {}).get("ctranslate2_prefix_cache") != setup.get(
+                "ctranslate2_prefix_cache"):  # fmt: skip
+            raise SystemExit(
+                f"{out} was answered before ctranslate2 cached the prompts' shared prefix "
+                f"(int8 readings depend on it): rerun without --resume, or pass --result NAME")
         records = saved.get("per_question", {})
 
     def save() -> None:
@@ -154,7 +172,10 @@ def main() -> None:
         pipe = Pipeline.from_dict({"stages": stages}, resources=resources)
         done = records.setdefault(system, {})
         print(f"{system}: {len(done)} of {len(qs)} answered", flush=True)
-        run_chunks(pipe, qs, done, qrels, args.chunk, save)
+        # query+draft retrieves with the same base drafter's drafts as arr (draft)
+        given = ({q: r["draft"] for q, r in records.get("arr (draft)", {}).items() if "draft" in r}
+                 if system == "arr (query+draft)" else None)  # fmt: skip
+        run_chunks(pipe, qs, done, qrels, args.chunk, save, given)
 
     rows, results, per = [], {}, {}
     for system in configs:

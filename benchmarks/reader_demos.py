@@ -79,7 +79,10 @@ def cached_logprobs(
     """Label log-probabilities per question id, computed only for the ids not cached
     (``compute(indices)`` scores those positions of ``qids``), ``chunk`` at a time with
     the cache written (atomically) after each, so a stopped run resumes; seconds add up."""
-    path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model)}.json"
+    # ctranslate2 readings since the prompts' shared prefix is cached (int8 results depend
+    # on the chunking): a new cache file, never mixed with older readings
+    tag = "|prefix-cache" if model.startswith("ctranslate2:") else ""
+    path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model + tag)}.json"
     cached = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "logprobs": {}}
     todo = [i for i, q in enumerate(qids) if q not in cached["logprobs"]]
     for at in range(0, len(todo), chunk):

@@ -108,6 +108,37 @@ def test_greedy_text_equals_transformers(smol: Any, ct_f32: CTranslate2LLM) -> N
     assert sum(g.completion_tokens for g in got) <= sum(w.completion_tokens for w in want)
 
 
+def test_shared_prefix_is_cached_without_changing_float32_results() -> None:
+    """The instruction every prompt shares is forwarded once as CTranslate2's static
+    prompt: same greedy text and next-token log-probabilities as forwarding it whole
+    (float32; int8's activation quantization makes results depend on the chunking, see
+    the README), reused by a later one-prompt call, and the cache stays bounded."""
+    ask = "Answer the question with a short phrase of a few words. Give only the answer. "
+    questions = ["What gas do plants take in?", "What is the largest planet?",
+                 "What do bees make?", "Which organ pumps blood through the body?"]  # fmt: skip
+    prompts = [ChatPrompt.user(ask + q, prefix="The answer is") for q in questions]
+    plain = CTranslate2LLM("smollm2-135m", compute_type="float32", batch_size=4, prefix_cache=0)
+    cached = CTranslate2LLM("smollm2-135m", compute_type="float32", batch_size=4,
+                            prefix_cache=1)  # fmt: skip
+    assert cached.generate(prompts[:1], max_new_tokens=12)[0].text == plain.generate(
+        prompts[:1], max_new_tokens=12)[0].text and cached._prefixes == []  # one prompt: no entry
+    want = plain.generate(prompts, max_new_tokens=12)
+    got = cached.generate(prompts, max_new_tokens=12)
+    (prefix,) = cached._prefixes
+    shared = cached.tokenizer.decode(list(prefix))
+    assert ask.strip() in shared and questions[0] not in shared
+    assert [g.text for g in got] == [w.text for w in want]
+    assert [g.prompt_tokens for g in got] == [w.prompt_tokens for w in want]
+    letters = [" A", " B", " The"]
+    for w, g in zip(plain.next_token_logprobs(prompts[1:2], letters),
+                    cached.next_token_logprobs(prompts[1:2], letters), strict=True):  # fmt: skip
+        assert max(abs(w[c] - g[c]) for c in letters) < 1e-4
+    other = [ChatPrompt.user("Translate into French, word by word, keeping the order: " + q)
+             for q in questions]  # fmt: skip
+    cached.generate(other, max_new_tokens=2)
+    assert len(cached._prefixes) == 1  # full: a new prefix is forwarded whole, not cached
+
+
 def test_next_token_logprobs_agree(smol: Any, ct_f32: CTranslate2LLM) -> None:
     # Prompts of different lengths in one call: each is read at its own last position.
     prompts = [ChatPrompt.user("Pick a letter. " + "word " * i, prefix="[") for i in range(5)]

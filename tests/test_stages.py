@@ -152,6 +152,28 @@ def test_arr_honours_the_gate_no_retrieval(tiny_bm25: Any) -> None:
     assert f"Draft answer: {out.context['draft']}" in revised["prompt"]
 
 
+def test_arr_reuses_a_draft_the_state_carries(tiny_bm25: Any) -> None:
+    """A second query form over the same questions reads the first run's drafts: no
+    draft call, the same retrieval query and answer as drafting again."""
+    from rarx.stages.arr import ArrParams, ArrStage
+
+    llm = _arr_llm()
+    arr = ArrStage(tiny_bm25, llm, llm, ArrParams(index=str(tiny_bm25.path), k=2))
+    questions = [Query("q1", "What erupts from volcanoes?"), Query("q2", "What is lava?")]
+    first = arr.run([QueryState(q) for q in questions])
+    llm.calls.clear()
+    given = [QueryState(q).with_context(draft="Magma erupts as lava.") if q.qid == "q1"
+             else QueryState(q) for q in questions]  # fmt: skip
+    second = arr.run(given)
+    drafted = [c for c in llm.calls if "two or three sentences" in c.messages[-1][1]]
+    assert [c.messages[-1][1].endswith("What is lava?") for c in drafted] == [True]  # q2 only
+    assert _events(second[0], "arr") == ["draft_given", "retrieved", "revised"]
+    (retrieved,) = [e.data for e in second[0].trace if e.event == "retrieved"]
+    assert retrieved["query"] == "Magma erupts as lava." and second[0].context["draft"] == (
+        "Magma erupts as lava.")
+    assert second[1].context == first[1].context and second[1].ranking == first[1].ranking
+
+
 # -- memory ----------------------------------------------------------------------------
 
 

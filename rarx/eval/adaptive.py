@@ -186,8 +186,10 @@ CHECKPOINT_KEYS = ("dataset", "source", "gate_llm", "base_llm", "top_docs", "pas
 
 
 def outcomes(config: AdaptiveConfig, queries: list[Query], where: str, pipes: dict[str, Any],
-             llms: dict[str, Any], quiet: bool, checkpoint: Checkpoint | None = None
-             ) -> Outcomes:  # fmt: skip
+             llms: dict[str, Any], quiet: bool, checkpoint: Checkpoint | None = None,
+             decisions: bool = True) -> Outcomes:  # fmt: skip
+    """``decisions``: also the adapt-llm gate's decisions (the test split's Adapt system;
+    calibration on dev reads only answers and P(<RET>))."""
     ck = checkpoint or Checkpoint(None, {}, 1)
     o = Outcomes(queries, [gold_answers(q, where) for q in queries])
     qids = [q.qid for q in queries]
@@ -206,8 +208,9 @@ def outcomes(config: AdaptiveConfig, queries: list[Query], where: str, pipes: di
                                  f"P(<RET>) {model}")  # fmt: skip
 
     o.nr, o.ar = measure("NR", answers("NR")), measure("AR", answers("AR"))
-    o.adapt = measure("adapt", lambda idx: adapt_decisions(
-        llms["gate"], [texts[i] for i in idx], b, quiet))  # fmt: skip
+    if decisions:
+        o.adapt = measure("adapt", lambda idx: adapt_decisions(
+            llms["gate"], [texts[i] for i in idx], b, quiet))  # fmt: skip
     o.p_gate = measure("p_ret_gate", p_ret_of("gate"))
     o.p_base = measure("p_ret_base", p_ret_of("base"))
     return o
@@ -276,10 +279,13 @@ def run_adaptive(
     queries = list(data.queries)
     where = str(data.path)
     leakage = training_overlap(config.gate_llm, select(queries, source, "test"))
-    settings = {k: getattr(config, k) for k in CHECKPOINT_KEYS}
+    settings: dict[str, Any] = {k: getattr(config, k) for k in CHECKPOINT_KEYS}
+    if any(LLMSpec.parse(m).backend == "ctranslate2" for m in (config.gate_llm, config.base_llm)):
+        # int8 readings depend on how a prompt is chunked: older ones are not mixed in
+        settings["ctranslate2_prefix_cache"] = True
     ck = Checkpoint(config.checkpoint, settings, chunk=4 * config.batch_size)
     dev = outcomes(config, select(queries, source, "dev", limit=config.dev_limit), where, pipes,
-                   llms, quiet, ck)  # fmt: skip
+                   llms, quiet, ck, decisions=False)  # fmt: skip
     test = outcomes(config, select(queries, source, "test", limit=config.limit), where, pipes,
                     llms, quiet, ck)  # fmt: skip
 

@@ -19,6 +19,13 @@ Where each number comes from:
   in a batch of unequal lengths the steps that force the longer prompts' remaining
   tokens come first. Only prompts of equal token length share a batch here, and the
   logits of the last step are read.
+- A prefix shared by a call's prompts (the chat template's system turn and the task's
+  instruction: 40-45 of qwen's ~70 closed-book tokens) is CTranslate2's ``static_prompt``
+  in ``generate`` and ``next_token_logprobs``: forwarded once, its state cached and reused
+  by later calls (prefill is compute-bound on a CPU, so it is the tokens not forwarded
+  again that save time: 20-25% of a closed-book answer with qwen int8). Only prefixes
+  shared by several prompts of one call are cached, at most ``prefix_cache`` of them
+  (each cached state stays for the generator's life); ``prefix_cache=0`` turns it off.
 - ``continuation_logprobs``: ``Generator.score_batch`` over context + continuation ids
   (every token's log-probability given the ones before), the continuation's tail read.
 - ``path_logprobs`` (a reply read along a path of tokens, as Qwen's FIRST reads ``[`` then
@@ -47,6 +54,7 @@ from rarx.progress import progress
 log = logging.getLogger(__name__)
 
 _UNSET_MAX_LENGTH = 10**7  # a tokenizer's model_max_length above this is unset
+_MIN_PREFIX = 16  # shorter shared prefixes are not worth a cache entry
 
 
 def _cpu_threads() -> int:
@@ -94,6 +102,7 @@ class CTranslate2LLM(HFTokens):
         max_context: int | None = None,
         threads: int | None = None,
         logits_budget_mb: int = 1024,
+        prefix_cache: int = 16,
         quiet: bool = True,
     ):
         ct2 = require("ctranslate2", "ctranslate2")
@@ -103,6 +112,8 @@ class CTranslate2LLM(HFTokens):
         self.name = model
         self.batch_size = max(1, int(batch_size))
         self.logits_budget = int(logits_budget_mb) << 20
+        self.prefix_cache = max(0, int(prefix_cache))
+        self._prefixes: list[tuple[int, ...]] = []  # static prompts CTranslate2 has cached
         if device in (None, "auto"):
             device = "cuda" if ct2.get_cuda_device_count() > 0 else "cpu"
         if device.startswith("cuda:"):  # torch-style "cuda:1"
@@ -151,12 +162,42 @@ class CTranslate2LLM(HFTokens):
     def _tokens(self, ids: list[int]) -> list[str]:
         return self.tokenizer.convert_ids_to_tokens(ids)
 
+    def _static_prefix(self, ids: Sequence[list[int]]) -> int:
+        """How many leading tokens of every prompt go in as the cached static prompt: the
+        longest cached prefix they all start with, else their common prefix (cached when
+        several prompts share at least ``_MIN_PREFIX`` tokens and room is left); 0: none.
+        Each prompt keeps at least one token of its own to forward."""
+        if not self.prefix_cache or not ids:
+            return 0
+        room = min(len(x) for x in ids) - 1
+        known = [p for p in self._prefixes
+                 if len(p) <= room and all(tuple(x[: len(p)]) == p for x in ids)]  # fmt: skip
+        if known:
+            return max(len(p) for p in known)
+        if len(ids) < 2 or len(self._prefixes) >= self.prefix_cache:
+            return 0
+        first, n = ids[0], 0
+        while n < room and all(x[n] == first[n] for x in ids):
+            n += 1
+        if n < _MIN_PREFIX:
+            return 0
+        self._prefixes.append(tuple(first[:n]))
+        return n
+
+    def _generate_batch(self, batch: Sequence[list[int]], shared: int, **options: Any) -> Any:
+        """``generate_batch`` over token ids whose first ``shared`` tokens (equal in every
+        row) are the cached static prompt."""
+        if shared:
+            options["static_prompt"] = self._tokens(list(batch[0][:shared]))
+        return self.generator.generate_batch([self._tokens(x[shared:]) for x in batch], **options)
+
     # -- generation -------------------------------------------------------------------
 
     def generate(
         self, prompts: Sequence[Prompt], max_new_tokens: int = 128, stop: Sequence[str] = ()
     ) -> list[LLMOutput]:
         ids = [self.prompt_ids(p) for p in prompts]
+        shared = self._static_prefix(ids)
         outputs: list[LLMOutput | None] = [None] * len(ids)
         # Merging two prompts costs one forced step per token of length difference and
         # saves one decoding pass over the weights per new token: merge while cheaper.
@@ -166,8 +207,8 @@ class CTranslate2LLM(HFTokens):
             stopper = _StopStrings(self.tokenizer, stop, self._control_ids, len(batch))
             start = time.perf_counter()
             try:
-                results = self.generator.generate_batch(
-                    [self._tokens(x) for x in batch], max_length=max_new_tokens,
+                results = self._generate_batch(
+                    batch, shared, max_length=max_new_tokens,
                     sampling_topk=1, beam_size=1, include_prompt_in_result=False,
                     end_token=sorted(self._eos_ids), return_end_token=True,
                     callback=stopper.callback(first, start),
@@ -189,17 +230,19 @@ class CTranslate2LLM(HFTokens):
         cand = [self.token_id(c) for c in candidates]
         ids = [self.prompt_ids(p) for p in prompts]
         results: list[dict[str, float]] = [{} for _ in ids]
+        shared = self._static_prefix(ids)
         for group in length_groups([len(x) for x in ids], self.batch_size, 0):
-            for i, logits in zip(group, self._last_logits([ids[i] for i in group]), strict=True):
+            last = self._last_logits([ids[i] for i in group], shared)
+            for i, logits in zip(group, last, strict=True):
                 lps = _log_softmax(logits)
                 results[i] = {c: float(lps[t]) for c, t in zip(candidates, cand, strict=True)}
         return results
 
-    def _last_logits(self, batch: list[list[int]]) -> list[np.ndarray]:
+    def _last_logits(self, batch: list[list[int]], shared: int = 0) -> list[np.ndarray]:
         """The next-token logits after each prompt (all of one length)."""
         try:
-            out = self.generator.generate_batch(
-                [self._tokens(x) for x in batch], max_length=1, sampling_topk=1,
+            out = self._generate_batch(
+                batch, shared, max_length=1, sampling_topk=1,
                 include_prompt_in_result=False, return_logits_vocab=True,
             )  # fmt: skip
         except (RuntimeError, ValueError) as exc:
@@ -216,6 +259,8 @@ class CTranslate2LLM(HFTokens):
         ``path_logprobs``). Raises NotImplementedError where the full logits would not
         fit ``logits_budget_mb`` or live off the CPU (the caller then reads one pass per
         token)."""
+        if all(not path for path in paths):  # one reading after each prompt: the cached
+            return [[row] for row in self.next_token_logprobs(prompts, candidates)]  # prefix
         if self.device != "cpu":
             raise NotImplementedError("path_logprobs reads CPU logits; read per token")
         cand = [self.token_id(c) for c in candidates]

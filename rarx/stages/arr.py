@@ -10,6 +10,10 @@ settings: the paper pairs a small domain-adapted model with a stronger one.
 When an earlier ``gate`` decided not to retrieve (``retrieve`` is False), nothing is
 retrieved: the revise model writes the short answer from the question and the draft
 alone (the reader's short-answer prompt), so the answer has the same form either way.
+
+A state that already carries a draft (``draft`` in its context, e.g. from an earlier arr
+run over the same questions with the same draft model) is not drafted again: comparing
+query forms costs one long-form draft per question, not one per form.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Literal
 from rarx.errors import ConfigError
 from rarx.index.base import Index
 from rarx.llm import LLM, LLMRef
+from rarx.llm.base import LLMOutput
 from rarx.stages.base import Resources
 from rarx.stages.common import ANSWER, DRAFT, RANKING, RETRIEVE, hit_summary, llm_call
 from rarx.stages.generate import cut
@@ -76,9 +81,16 @@ class ArrStage(KindStage[ArrParams]):
     def _run(self, batch: list[QueryState]) -> list[QueryState]:
         p = self.params
         draft_prompts = [self._draft.render(s.query.text) for s in batch]
-        drafts = self.draft_llm.generate(draft_prompts, max_new_tokens=p.draft_tokens)
+        todo = [i for i, s in enumerate(batch) if not isinstance(s.context.get(DRAFT), str)]
+        made = self.draft_llm.generate([draft_prompts[i] for i in todo],
+                                       max_new_tokens=p.draft_tokens) if todo else []  # fmt: skip
+        drafts: list[LLMOutput | None] = [None] * len(batch)
+        for i, o in zip(todo, made, strict=True):
+            drafts[i] = o
         # long-form: every line kept; without the ":" a reply to "The answer is" may open with
-        texts = [" ".join(o.text.split()).lstrip(":").strip() for o in drafts]
+        texts = [" ".join(o.text.split()).lstrip(":").strip() if o is not None
+                 else str(s.context[DRAFT])
+                 for s, o in zip(batch, drafts, strict=True)]  # fmt: skip
         wanted = [i for i, s in enumerate(batch) if s.context.get(RETRIEVE) is not False]
         queries = {i: self._query(batch[i], texts[i]) for i in wanted}
         found = (
@@ -103,9 +115,13 @@ class ArrStage(KindStage[ArrParams]):
         for i, s in enumerate(batch):
             answer = readers[i].parse(revised[i].text)
             state = s.with_context(**{DRAFT: texts[i], ANSWER: answer})
-            state = state.traced(self.name, "drafted", draft=texts[i],
-                                 call=llm_call(self.draft_llm.name, draft_prompts[i], drafts[i],
-                                               role="draft"))  # fmt: skip
+            made_i = drafts[i]
+            if made_i is None:
+                state = state.traced(self.name, "draft_given", draft=texts[i])
+            else:
+                state = state.traced(self.name, "drafted", draft=texts[i],
+                                     call=llm_call(self.draft_llm.name, draft_prompts[i], made_i,
+                                                   role="draft"))  # fmt: skip
             if i in rankings:
                 state = state.with_ranking(rankings[i]).traced(
                     self.name, "retrieved", query=queries[i].text,
