@@ -134,7 +134,7 @@ def main() -> None:
         rows.append([name, f"{b:.3f}", f"{a:.3f}", f"{a / b:.2f}", str(agree[name])])
     print(table(["evaluation", "before s/q", "after s/q", "after/before",
                  "identical per round (per measurement)"], rows))  # fmt: skip
-    write_result(args.result, payload={
+    write_result(args.result, reportable=reportable, payload={
         "setup": {"llm": args.llm, "questions": args.n, "rounds": args.rounds,
                   "identical": {"adaptive": "dev NR, dev AR, test NR, test AR, test Adapt "
                                 "decisions, P(<RET>) > 0.5 (test+dev)",
@@ -142,6 +142,30 @@ def main() -> None:
                   "note": "2 shared CPU cores, other work running: times are noisy"},
         "results": results, "seconds": round(time.perf_counter() - t0, 1),
     })  # fmt: skip
+
+
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: seconds per question before and after for each evaluation (a
+    bar per round mean) and the share of results that stayed identical."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, scalars
+
+    setup = data["setup"]
+    n = setup["questions"]
+    speed, same = [], []
+    for name, r in data["results"].items():
+        for when in ("before", "after"):
+            speed.append(Measurement(when, name, "seconds per question", r[f"{when}_mean"], n=n))
+        speed.append(Measurement("after / before", name, "ratio", r["after_over_before"], n=n))
+        for i, counts in enumerate(r.get("identical") or []):
+            for j, c in enumerate(counts):
+                same.append(Measurement(f"round {i + 1}", name, f"identical, measurement {j + 1}",
+                                        c))  # fmt: skip
+    return Reportable(data["benchmark"], (
+        Section("eval-speed", f"Evaluation cost before and after ({setup['llm']})", tuple(speed)),
+        Section("eval-speed-identical", "Results identical before and after (counts; see the "
+                "file's setup for what each measurement is)", tuple(same), plot="table"),
+    ), "the adaptive-RAG evaluations before and after batching, the prefix cache and draft "
+       "reuse", scalars(setup, "llm", "questions", "rounds", "note"))  # fmt: skip
 
 
 if __name__ == "__main__":
