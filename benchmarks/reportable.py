@@ -91,12 +91,12 @@ def backfill(path: Path, check: bool) -> str:
     old = {k: v for k, v in data.items() if k != KEY}
     section = function_for(path, data)(old).as_json()
     parse(section, path)  # what `rarx eval report` will read
+    if data.get(KEY) == section:  # current wherever it sits (a resumed run may add keys after)
+        return "unchanged"
     new = with_section(text, section)
     back = json.loads(new)
     if {k: v for k, v in back.items() if k != KEY} != old or back[KEY] != section:
         raise RarxError(f"{path}: adding the section would change other keys; nothing written")
-    if data.get(KEY) == section:
-        return "unchanged"
     if not check:
         with atomic_write(path) as f:
             f.write(new)

@@ -317,6 +317,10 @@ def test_the_backfill_adds_only_the_section(
     assert json.loads(after) == json.loads(with_section)  # the same section as when saved
     again = subprocess.run(script, capture_output=True, text=True, check=True)
     assert again.stdout.strip() == f"{path}: unchanged" and path.read_text() == after
+    # A resumed run may write keys after a current section: still current, not refused.
+    path.write_text(json.dumps(json.loads(after) | {"limits": {"x": 1}}, indent=2))
+    kept = subprocess.run(script, capture_output=True, text=True, check=True)
+    assert kept.stdout.strip() == f"{path}: unchanged"
     (tmp_path / "other.json").write_text(json.dumps({"benchmark": "other", "x": 1}))
     failed = subprocess.run([*script[:2], str(tmp_path / "other.json")], capture_output=True,
                             text=True)  # fmt: skip
