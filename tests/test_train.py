@@ -285,3 +285,32 @@ def test_max_minutes_fits_the_lr_schedule_to_the_time_budget(
     assert not stopper.on_step_end(None, state, control).should_training_stop
     assert lr_after(1, 61.0) == 0.0  # at the deadline the schedule has ended
     assert stopper.on_step_end(None, state, control).should_training_stop
+
+
+def test_max_minutes_with_max_steps_keeps_the_schedule_over_the_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--max-steps fixes the plan: a time-limited piece stops at its deadline with the
+    rate where the steps put it, and the next piece (resumed at step 30) goes on from
+    there instead of decaying to zero again."""
+    import torch
+    from transformers import TrainerControl, TrainerState, get_linear_schedule_with_warmup
+
+    from rarx.train import common
+
+    now = [100.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = get_linear_schedule_with_warmup(opt, 0, 100)
+    for piece, start in ((0, 0), (1, 30)):
+        stopper = common.time_limit_callback(1.0, fit_schedule=False)
+        state, control = TrainerState(global_step=start, max_steps=100), TrainerControl()
+        stopper.on_train_begin(None, state, control, lr_scheduler=scheduler)
+        assert opt.param_groups[0]["lr"] == pytest.approx(1.0 - start / 100)
+        now[0] += 61.0  # past the piece's deadline after 30 steps
+        for _ in range(30):
+            opt.step()
+            scheduler.step()
+        state.global_step = start + 30
+        assert stopper.on_step_end(None, state, control).should_training_stop
+        assert opt.param_groups[0]["lr"] == pytest.approx(1.0 - (start + 30) / 100), piece

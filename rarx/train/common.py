@@ -127,7 +127,7 @@ def training_arguments(opts: TrainOptions, cls: type | None = None, **overrides:
     return cls(**kwargs)
 
 
-def time_limit_callback(minutes: float) -> Any:
+def time_limit_callback(minutes: float, fit_schedule: bool = True) -> Any:
     """A callback that stops training once ``minutes`` have passed since the first step,
     saving a checkpoint at that step, so ``--max-minutes`` never loses the work done.
 
@@ -136,7 +136,9 @@ def time_limit_callback(minutes: float) -> Any:
     run may never reach, so the rate would barely decay. The schedule is read at
     ``max(step, the step the elapsed share of the budget stands for)``: it ends at the
     deadline, or at the planned last step if that comes first, whatever the machine's
-    speed."""
+    speed. ``fit_schedule=False`` (``--max-steps`` given: the plan is the steps) leaves
+    the schedule to the steps, so a run split into time-limited pieces (``--resume``)
+    follows one schedule over them instead of decaying to zero in every piece."""
     from transformers import TrainerCallback
 
     class StopAfter(TrainerCallback):
@@ -148,7 +150,8 @@ def time_limit_callback(minutes: float) -> Any:
             start = time.monotonic()
             self.deadline = start + minutes * 60
             scheduler = kw.get("lr_scheduler")
-            if scheduler is not None and hasattr(scheduler, "lr_lambdas") and state.max_steps:
+            if (fit_schedule and scheduler is not None and hasattr(scheduler, "lr_lambdas")
+                    and state.max_steps):  # fmt: skip
                 first, last = state.global_step, state.max_steps
                 scheduler.lr_lambdas = [
                     _timed(fn, first, last, start, minutes * 60) for fn in scheduler.lr_lambdas
@@ -195,7 +198,8 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
         trainer.remove_callback(PrinterCallback)
     stopper = None
     if opts.max_minutes is not None:
-        stopper = time_limit_callback(opts.max_minutes)
+        # --max-steps fixes the plan: time only stops (and checkpoints) a piece of it
+        stopper = time_limit_callback(opts.max_minutes, fit_schedule=opts.max_steps <= 0)
         trainer.add_callback(stopper)
     resume_from, resumed_from = None, 0
     if opts.resume:

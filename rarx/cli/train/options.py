@@ -62,7 +62,9 @@ def train_options(spec: Any) -> Callable:
                 "--max-minutes",
                 type=float,
                 default=None,
-                help="Stop cleanly after this long, keeping a checkpoint.",
+                help="Stop cleanly after this long, keeping a checkpoint. The learning-rate "
+                "schedule is fitted to this budget, unless --max-steps fixes the plan (a run "
+                "in pieces: --max-steps N --max-minutes M, then the same with --resume).",
             ),
             click.option(
                 "--resume",
