@@ -314,3 +314,31 @@ def test_a_checkpoint_saved_while_the_top_layers_train_describes_those_layers(tm
     saved = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
     assert saved["num_hidden_layers"] == TOP and saved["layer_types"] == kinds[-TOP:]
     assert model.config.num_hidden_layers == LAYERS and model.config.layer_types == kinds
+
+
+def test_resume_without_a_checkpoint_fails_before_the_caching_pass(tmp_path: Path) -> None:
+    """--resume with nothing to go on from fails at once (not after hours of caching); a
+    run stopped in its caching pass (partial states on disk, no checkpoint yet) goes on
+    with the same command, training from step 0; a checkpoint is resumed as before."""
+    from rarx.train.causal import trainable
+    from rarx.train.common import TRAINER_STATE, TrainOptions
+    from rarx.train.driver import _resumable, train_and_save
+    from rarx.train.first import collate
+    from rarx.train.frozen_states import disk_cache_path
+
+    out = tmp_path / "m"
+    opts = TrainOptions(data="d", base="b", out=out, resume=True)
+    model = trainable(tiny_decoder("llama"), train_layers=TOP)
+    with pytest.raises(ConfigError, match=r"--resume: no checkpoint under .*without --resume"):
+        train_and_save(opts, model, None, first_rows(), lambda r: collate(r, pad_id=0),
+                       lambda *a: None, train_layers=TOP, state_cache="disk")  # fmt: skip
+    assert not (out / "checkpoints").exists()  # no caching pass ran
+    partial = disk_cache_path(out, LAYERS - TOP)
+    partial = partial.with_name(partial.name + ".partial")
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"")
+    assert _resumable(opts).resume is False
+    checkpoint = out / "checkpoints" / "checkpoint-5"
+    checkpoint.mkdir()
+    (checkpoint / TRAINER_STATE).write_text("{}")
+    assert _resumable(opts) is opts
