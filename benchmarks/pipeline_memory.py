@@ -88,6 +88,9 @@ def main() -> None:
                     help="keep the per-query records of results/NAME.queries.jsonl (same "
                          "settings) and run only the rest")  # fmt: skip
     args = ap.parse_args()
+    if args.latency_n > 2 * args.n:
+        ap.error(f"--latency-n {args.latency_n}: the mixed stream takes half unseen questions and "
+                 f"half paraphrases, at most --n {args.n} of each; raise --n")  # fmt: skip
     folder, queries = sciq()
     rng = random.Random(0)
     shuffled = queries[:]

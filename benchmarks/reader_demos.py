@@ -19,9 +19,18 @@ written after every ``--chunk`` questions: a model can be added in a later run w
 scoring the others again, and a stopped run resumes where it stopped (the same command
 again). A model is any LLM spec: ``ctranslate2:qwen2.5-coder-1.5b`` or, for a reader
 trained by ``rarx train reader`` (transformers), ``ctranslate2:DIR`` (converted once
-into the backend's cache).
+into the backend's cache); a directory's cache is keyed by its files' fingerprint, so one
+trained again is scored again.
 
-The 1.5B model on ARC-Easy (issue 25's sizes):
+``--task`` is the held-out task (ARC-Easy, OpenBookQA, CommonsenseQA, SciQ, ARC-Challenge
+validation); a reader trained by ``rarx train reader`` is refused when its data folder (named
+on its card) used that task or its family. ``--conditions`` scores some of none / random /
+retrieved (a probe, or a run split by condition). Paired tests (per question, t-test, with
+a bootstrap interval of the difference): within each reader retrieved against random and
+against none; the last reader against the first in each condition.
+
+The 1.5B model (issue 25), both held-out tasks left out of one meta-training run (the README's
+Benchmarks section has the whole recipe with its measured costs):
 
     nice -n 5 .venv/bin/python benchmarks/reader_demos.py --task arc-easy --n 300 --k 2 \
         --model base=ctranslate2:qwen2.5-coder-1.5b --model meta=ctranslate2:models/reader-qwen \
