@@ -288,8 +288,14 @@ def summarize(rows: list[dict[str, Any]], seconds: float | None) -> dict[str, An
         firsts = Counter(r[name]["top_after_prompt"][0][0] for r in rows)
         mean_lp = {c: sum(r[name]["scores"][c] for r in rows) / len(rows) for c in ids}
         mean_p = {c: sum(math.exp(r[name]["scores"][c]) for r in rows) / len(rows) for c in ids}
+        # What else the model would write first: top-10 tokens that are not the scored
+        # first token of any identifier of this window (e.g. "[M" where M is absent).
+        scored = {"[" + c if c not in "OQ" else "[" for c in ids}
+        others = Counter(t for r in rows for t, _ in r[name]["top_after_prompt"]
+                         if t not in scored)  # fmt: skip
         out["variants"][name] = {
             "identifiers": "".join(ids),
+            "top10_tokens_not_scored_first": dict(others.most_common(15)),
             "top_pick_by_slot": [slots.get(i, 0) for i in range(k)],
             "top_pick_by_letter": {ids[i]: slots.get(i, 0) for i in range(k)},
             "most_likely_next_token": dict(firsts.most_common()),
@@ -329,7 +335,7 @@ def reportable(data: dict[str, Any]) -> Any:
                                          n=n, chance=n / k))  # fmt: skip
         sections += [
             Section("first-position-letters", "FIRST's top pick by identifier letter, the "
-                    f"same {n} shuffled arc-challenge windows re-lettered or cut",
+                    f"same {n} shuffled {data['dataset']} windows re-lettered or cut",
                     tuple(letters + probs), plot="histogram",
                     note="T..A names the window's slots in reverse (slot 8 is M, slot 13 is "
                     "H); the first 14 and first 10 keep the window's first candidates. A "
