@@ -312,12 +312,14 @@ def reportable(data: dict[str, Any]) -> Any:
     mean probability the model gives each letter, and the checks against the run."""
     from rarx.eval.report_schema import Measurement, Reportable, Section
 
-    view = data["token_view"]
-    same = all(v["written_the_same_way"] for v in view["identifiers"].values())
-    checks = [Measurement("tokenizer", data["dataset"], "windows with every identifier "
-                          "scored as the passage list writes it",
-                          data["all_windows"]["windows"] if same else 0,
-                          n=data["all_windows"]["windows"])]  # fmt: skip
+    every = data["all_windows"]
+    ids = every["windows"] * len(every["identifier_written_otherwise"])
+    other = sum(every["identifier_written_otherwise"].values())
+    inside = sum(every["scored_token_elsewhere_in_prompt"].values())
+    checks = [Measurement("tokenizer", data["dataset"], "identifiers scored as other tokens "
+                          "than the passage list writes", other, n=ids),
+              Measurement("tokenizer", data["dataset"], "scored identifier tokens also found "
+                          "inside passage text", inside, n=ids)]  # fmt: skip
     sections = []
     model = data.get("model")
     if model:
