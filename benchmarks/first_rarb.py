@@ -245,10 +245,12 @@ def reportable(data: dict[str, Any]) -> Any:
     (intervals, paired tests against the first stage; chance is a random order of the
     candidates times the oracle share), seconds and forward passes per query, and the
     top-pick histogram of shuffled windows where run."""
+    from scipy.stats import binomtest
+
     from rarx.eval.report_schema import Measurement, Reportable, Section, interval, scalars
 
     settings, k = data["settings"], data["settings"]["k"]
-    quality, cost, hist, by_gold = [], [], [], []
+    quality, cost, hist, by_gold, shares = [], [], [], [], []
     for dataset, s in data["datasets"].items():
         oracle = s.get("oracle_share_with_answer_in_candidates")
         chance = dict(zip(MEASURES, random_order(k), strict=True))
@@ -274,9 +276,18 @@ def reportable(data: dict[str, Any]) -> Any:
                                     "windows whose top pick is here", count,
                                     n=pos["windows"], chance=pos["windows"] / k))  # fmt: skip
         for g, v in (pos.get("accuracy_by_gold_position") or {}).items():
+            ci = binomtest(round(v["accuracy"] * v["n"]), v["n"]).proportion_ci(method="wilson")
             by_gold.append(Measurement(dataset, chr(ord("A") + int(g)),
                                        "top pick is gold, by the gold's position", v["accuracy"],
-                                       n=v["n"], chance=1 / k))  # fmt: skip
+                                       (ci.low, ci.high), n=v["n"], chance=1 / k))  # fmt: skip
+        if pos:
+            n, hist0 = pos["windows"], pos["top_pick_histogram"]
+            gold = sum(v["n"] for v in pos["accuracy_by_gold_position"].values())  # one per window
+            shares += [Measurement("FIRST, shuffled windows", dataset, "top pick is gold",
+                                   pos["top_pick_is_gold"], n=n, chance=gold / n / k),
+                       Measurement("FIRST, shuffled windows", dataset,
+                                   "top pick at the first identifier", hist0[0] / n, n=n,
+                                   chance=1 / k)]  # fmt: skip
     partial = " (partial: not every sampled query is done)" if data.get("partial") else ""
     sections = [
         Section("first-rarb", f"FIRST on RAR-b-recipe Full sets{partial}", tuple(quality),
@@ -287,9 +298,14 @@ def reportable(data: dict[str, Any]) -> Any:
     ]  # fmt: skip
     if hist:
         sections.append(Section("first-rarb-position", "FIRST's top pick by identifier "
-                                 "position (shuffled windows)", tuple(hist + by_gold),
-                                 note="Chance: a pick uniform over the window's "
-                                 "identifiers."))  # fmt: skip
+                                 f"position (shuffled windows){partial}", tuple(hist + by_gold),
+                                 plot="histogram", note="Each query's candidates shuffled with "
+                                 "several seeds, one window each. Chance: a pick uniform over "
+                                 "the window's identifiers. Accuracy by the gold passage's "
+                                 "position: Wilson 95% intervals, n windows per bar."))
+        sections.append(Section("first-rarb-position-share", "FIRST on shuffled windows: "
+                                 f"where the top pick lands{partial}", tuple(shares),
+                                 plot="table"))  # fmt: skip
     return Reportable("first_rarb", tuple(sections),
                       f"FIRST with {settings['llm']} on {', '.join(data['datasets'])}",
                       scalars(settings, "llm", "k", "seed", "queries", "orders"))

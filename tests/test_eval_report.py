@@ -336,7 +336,8 @@ def test_the_backfill_adds_only_the_section(
         (lambda r: r["sections"][0]["measurements"][1].pop("measure"),
          r"report\.sections\[0\]\.measurements\[1\]\.measure: missing \(required\)"),
         (lambda r: r["sections"][1].update(plot="pie"),
-         r"report\.sections\[1\]\.plot: expected one of \['bars', 'lines', 'table'\], "
+         r"report\.sections\[1\]\.plot: expected one of \['bars', 'lines', 'histogram', "
+         r"'table'\], "
          r"found 'pie'"),
         (lambda r: r["sections"][0]["measurements"][0].update(chance=[0.5]),
          r"report\.sections\[0\]\.measurements\[0\]\.chance: expected a finite number"),
@@ -413,3 +414,99 @@ def test_a_benchmark_keeps_its_figures_when_its_section_fails(
     assert common.with_report(payload, lambda data: data["missing"]) == {
         "benchmark": "x", "figures": {"accuracy": 0.5}}  # fmt: skip
     assert "KeyError: 'missing'" in capsys.readouterr().err
+
+
+def test_a_histogram_section_draws_adjacent_bars_over_its_bins() -> None:
+    """Bins (identifier positions) in order along x, each system's bar side by side
+    within a bin and no gap between bins, intervals as error bars, chance dashed across
+    every bar, and n written on the bars only where it differs across a panel."""
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.patches import Rectangle
+
+    from rarx.eval.report import SectionInfo, scores_of
+    from rarx.eval.report_figures import section_figure
+    from rarx.eval.report_schema import Measurement, Reportable, Section
+
+    bins = "ABCD"
+    counts = [Measurement(sys, b, "top picks", float(v), n=12, chance=3.0)
+              for sys, vals in (("set1", [7, 3, 0, 2]), ("set2", [1, 1, 9, 1]))
+              for b, v in zip(bins, vals, strict=True)]  # fmt: skip
+    accuracy = [Measurement("set1", b, "accuracy by position", a, (max(0, a - 0.2), a + 0.1),
+                            n=n, chance=0.25)
+                for b, a, n in zip(bins, [0.5, 0.25, 0.0, 0.6], [2, 4, 1, 5],
+                                   strict=True)]  # fmt: skip
+    rep = Reportable("t", (Section("pos", "Position", tuple(counts + accuracy), "histogram"),))
+    fig = section_figure(SectionInfo("pos", "Position", "histogram", "", False),
+                         scores_of(rep), 0.05)  # fmt: skip
+    top, bottom = fig.axes
+    bars = [p for p in top.patches if isinstance(p, Rectangle)]
+    assert len(bars) == 8 and [round(b.get_height()) for b in bars] == [7, 3, 0, 2, 1, 1, 9, 1]
+    spans = sorted((b.get_x(), b.get_x() + b.get_width()) for b in bars)
+    assert spans[0][0] == pytest.approx(-0.5) and spans[-1][1] == pytest.approx(3.5)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(spans, spans[1:], strict=False))
+    assert [t.get_text() for t in top.get_xticklabels()] == list(bins)
+    (chance,) = [a for a in top.collections if a.get_gid() == "chance"]
+    segments = sorted((s[0][0], s[1][0], s[0][1]) for s in chance.get_segments())
+    assert [(a, b) for a, b, _ in segments] == [pytest.approx(x) for x in spans]  # one a bar
+    assert {y for _, _, y in segments} == {3.0}
+    assert not top.texts  # the same n on every bar: nothing written on them
+    assert [t.get_text() for t in bottom.texts] == ["2", "4", "1", "5"]
+    errs = [c for c in bottom.containers if isinstance(c, ErrorbarContainer)]
+    assert len(errs) == 4 and not [c for c in top.containers
+                                   if isinstance(c, ErrorbarContainer)]  # fmt: skip
+    assert "numbers: n per bar" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_first_rarb_reports_its_position_histogram(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """first_rarb.py's position records (shuffled windows) become a histogram section and
+    a share table on the page: whole-number counts per identifier, accuracy by the gold
+    passage's position with Wilson intervals, the run marked partial."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import first_rarb
+    from common import with_report
+
+    data = BeirDataset(tmp_path / "tiny", [Document(f"d{i}", "x") for i in range(8)],
+                       [Query(f"q{i}", f"question {i}") for i in range(4)],
+                       {f"q{i}": {f"d{i}": 1} for i in range(4)})  # fmt: skip
+    # (qid, seed, the window's order, top pick's position); q3's gold is not a candidate
+    windows = [("q0", 0, "d0 d4 d5 d6", 0), ("q0", 1, "d4 d0 d5 d6", 0),
+               ("q1", 0, "d4 d5 d1 d6", 0), ("q1", 1, "d1 d4 d5 d6", 0),
+               ("q2", 0, "d4 d5 d6 d2", 3), ("q2", 1, "d2 d4 d5 d6", 1),
+               ("q3", 0, "d4 d5 d6 d7", 0)]  # fmt: skip
+    records = [{"dataset": "tiny", "system": "first-stage", "qid": f"q{i}",
+                "docids": [f"d{i}", "d4", "d5", "d6"], "seconds": 0.0, "top_pick": 0,
+                "gold_positions": [], "forward_passes": 0} for i in range(4)]  # fmt: skip
+    for qid, seed, order, pick in windows:
+        docids = order.split()
+        ranked = [docids[pick]] + [d for d in docids if d != docids[pick]]
+        records.append({"dataset": "tiny", "system": f"position-s{seed}", "qid": qid,
+                        "docids": ranked, "seconds": 1.0, "top_pick": pick,
+                        "gold_positions": [j for j, d in enumerate(docids) if d == f"d{qid[1]}"],
+                        "forward_passes": 1, "failed_windows": 0})  # fmt: skip
+    args = argparse.Namespace(systems=["position"], k=4, queries=4, seed=0, position_seeds=2)
+    summary = first_rarb.summarize(records, {"tiny": data}, args, {"tiny": 0.75}, {"tiny": ""})
+    settings = {"llm": "tiny-llm", "k": 4, "seed": 0, "queries": 4, "orders": 2}
+    payload = {"partial": True, "settings": settings, "datasets": summary}
+    path = tmp_path / "first_rarb_tiny.json"
+    path.write_text(json.dumps(with_report(payload, first_rarb.reportable)))
+    report = build_report([path], tmp_path / "out")
+    page = report.markdown.read_text()
+    t = tables(page)
+    # top picks: A 5 (q0 s0, q0 s1, q1 s0, q1 s1, q3 s0), B 1, C 0, D 1; chance 7 / 4
+    assert t["windows whose top pick is here"]["tiny"] == ["5", "1", "0", "1"]
+    assert t["windows whose top pick is here"]["(chance)"] == ["1.7500"] * 4
+    # gold at A in q0 s0, q1 s1 (picked) and q2 s1 (not); at B, C: missed; at D: picked
+    gold = t["top pick is gold, by the gold's position"]
+    assert gold["tiny"] == ["0.6667", "0.0000", "0.0000", "1.0000"]
+    assert gold["(n)"] == ["3", "1", "1", "1"]
+    scores = {(s.task, s.metric): s for s in report.scores if s.section == "first-rarb-position"}
+    low, high = scores["A", "top pick is gold, by the gold's position"].ci
+    assert low == pytest.approx(0.2077, abs=1e-3) and high == pytest.approx(0.9385, abs=1e-3)
+    shares = tables(page)["top pick is gold"]
+    assert shares["FIRST, shuffled windows"] == ["0.4286"]  # q0 s0, q1 s1, q2 s0: 3 of 7
+    assert [p.name for p in report.figures] == ["first-rarb.png", "first-rarb-position.png"]
+    assert "## FIRST's top pick by identifier position (shuffled windows) (partial" in page

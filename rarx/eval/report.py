@@ -58,7 +58,7 @@ class Score:
 class SectionInfo:
     key: str
     title: str
-    plot: str  # bars | lines | table
+    plot: str  # bars | lines | histogram | table
     note: str
     average: bool
 
@@ -248,9 +248,17 @@ def significant(s: Score | None, alpha: float) -> bool:
     return s is not None and s.p_value is not None and s.p_value < alpha
 
 
-def _fmt(v: float) -> str:
-    """Four decimals for scores; fewer significant digits lost for large figures."""
-    return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
+def _fmt(v: float, counts: bool = False) -> str:
+    """Four decimals for scores; fewer significant digits lost for large figures; whole
+    numbers for ``counts``."""
+    return f"{v:.4f}" if abs(v) < 1000 and not counts else f"{v:,.0f}"
+
+
+def _counts(t: Table) -> bool:
+    """A table of counts (top picks per position, windows): every value whole, some
+    above 1 (a table of 0/1 scores stays a table of scores)."""
+    values = [c.value for _, cells in t.rows for c in cells if c is not None]
+    return bool(values) and max(values) > 1 and all(float(v).is_integer() for v in values)
 
 
 def _cells(t: Table, alpha: float, star: str = "*") -> list[tuple[str, list[tuple[str, bool]]]]:
@@ -258,11 +266,13 @@ def _cells(t: Table, alpha: float, star: str = "*") -> list[tuple[str, list[tupl
     the chance and n rows where the table has them."""
     best = [t.best(i) for i in range(len(t.tasks))]
     show_mean = any(t.mean(cells) is not None for _, cells in t.rows)
+    whole = _counts(t)
     rows = []
     for label, cells in t.rows:
         out = []
         for i, c in enumerate(cells):
-            text = "–" if c is None else _fmt(c.value) + (star if significant(c, alpha) else "")
+            mark = star if significant(c, alpha) else ""
+            text = "–" if c is None else _fmt(c.value, whole) + mark
             out.append((text, c is not None and c.value == best[i]))
         if show_mean:
             m = t.mean(cells)

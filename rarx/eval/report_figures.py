@@ -1,8 +1,9 @@
 """The report's figures: one PNG per section, drawn with matplotlib's Agg backend
 (imported here only, so nothing else in rarx pays for matplotlib). A section's ``plot``
 picks bars (datasets along x, systems side by side) or lines (each system's values over
-ordered x values); both draw the files' 95% intervals as error bars and the chance level
-as a dashed line."""
+ordered x values) or a histogram (adjacent bars over ordered bins, systems side by side in
+each); all draw the files' 95% intervals as error bars and the chance level as a dashed
+line."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def section_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> 
 
     if info.plot == "lines":
         return line_figure(info, scores, alpha)
+    if info.plot == "histogram":
+        return histogram_figure(info, scores)
     mine = [s for s in scores if s.section == info.key]
     metrics = ordered(s.metric for s in mine)
     tasks = ordered(s.task for s in mine)
@@ -193,6 +196,74 @@ def line_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any
                for i, lbl in enumerate(labels)]  # fmt: skip
     if any(s.chance is not None for s in mine):
         handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
+    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
+               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
+    return fig
+
+
+def histogram_figure(info: SectionInfo, scores: Sequence[Score]) -> Any:
+    """A matplotlib Figure: a panel per metric, the section's datasets as ordered bins along
+    x (identifier positions A, B, ...), each system's bar in every bin side by side with no
+    gap between bins, error bars where the file holds an interval, each bar's chance level
+    dashed across it. Where the bars of a panel stand on different numbers of items (accuracy by
+    the gold passage's position), each bar is labelled with its n; values are in the
+    tables, not on the bars (too many to read)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    mine = [s for s in scores if s.section == info.key]
+    metrics = ordered(s.metric for s in mine)
+    bins = ordered(s.task for s in mine)
+    labels = ordered(s.label for s in mine)
+    fig_w = max(6.0, min(16.0, 1.5 + len(bins) * (0.22 * len(labels) + 0.12)))
+    fig = Figure(figsize=(fig_w, 0.8 + 2.6 * len(metrics)), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    width = 1.0 / len(labels)
+    counted = False
+    for ax, metric in zip(axes, metrics, strict=True):
+        cell = {(s.label, s.task): s for s in mine if s.metric == metric}
+        show_n = len({s.n for s in cell.values()}) > 1
+        counted |= show_n
+        top = max([s.ci[1] if s.ci else s.value for s in cell.values()]
+                  + [s.chance for s in cell.values() if s.chance is not None])  # fmt: skip
+        top = top if top > 0 else 1.0
+        chance: list[tuple[float, float, float]] = []  # level, from, to: over its own bar
+        for b, label in enumerate(labels):
+            color = COLORS[b % len(COLORS)]
+            for x, name in enumerate(bins):
+                s = cell.get((label, name))
+                if s is None:
+                    continue
+                pos = x - 0.5 + width * (b + 0.5)
+                ax.bar(pos, s.value, width, color=color, edgecolor="white", linewidth=0.4)
+                if s.chance is not None:
+                    chance.append((s.chance, pos - width / 2, pos + width / 2))
+                if s.ci is not None:
+                    err = [[max(0.0, s.value - s.ci[0])], [max(0.0, s.ci[1] - s.value)]]
+                    ax.errorbar(pos, s.value, yerr=err, fmt="none", ecolor="#333333",
+                                elinewidth=0.7, capsize=1.5)  # fmt: skip
+                if show_n and s.n is not None:
+                    ax.text(pos, (s.ci[1] if s.ci else s.value) + top * 0.02, str(s.n),
+                            ha="center", va="bottom", fontsize=5.5, color="#333333")  # fmt: skip
+        if chance:  # each bar's own level (systems over different numbers of windows)
+            ax.hlines(*zip(*chance, strict=True), **CHANCE)
+        ax.set_xticks(range(len(bins)), bins, fontsize=8)
+        ax.set_xlim(-0.6, len(bins) - 0.4)
+        ax.set_ylim(0, top * 1.15)
+        ax.set_ylabel(metric, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    handles: list[Any] = [Patch(color=COLORS[i % len(COLORS)], label=lbl)
+                          for i, lbl in enumerate(labels)]  # fmt: skip
+    if any(s.chance is not None for s in mine):
+        handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
+    if counted:
+        handles.append(Patch(color="none", label="numbers: n per bar"))
     fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
                ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
     return fig

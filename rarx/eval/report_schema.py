@@ -10,7 +10,7 @@ carries, beside its own figures, one section of this shape::
       "settings": {"k": 20, "seed": 0},         # scalars worth showing beside the tables
       "sections": [{
         "key": "first-rarb", "title": "FIRST on RAR-b Full sets",
-        "plot": "bars",                          # bars | lines | table
+        "plot": "bars",                # bars | lines | histogram | table
         "note": "...", "average": false,         # average: a mean column over datasets
         "measurements": [{
           "system": "FIRST", "dataset": "piqa", "measure": "nDCG@10", "value": 0.41,
@@ -19,7 +19,9 @@ carries, beside its own figures, one section of this shape::
 
 A section is one table per measure (systems x datasets) and, unless its plot is
 ``table``, one figure: ``bars`` puts datasets along x with systems side by side,
-``lines`` joins each system's values over ordered datasets (sizes, client counts).
+``lines`` joins each system's values over ordered datasets (sizes, client counts),
+``histogram`` draws adjacent bars over ordered bins (a reranker's top pick per
+identifier position: the datasets are the bins, the systems side by side in each).
 ``chance`` is the score of guessing (1/k for k-option multiple choice, the mean of 1/k
 over items, always-yes for yes/no questions), drawn as a dashed line; ``ci95`` is the
 95% interval the file holds, drawn as error bars. Nothing here is computed from
@@ -39,7 +41,7 @@ from rarx.errors import InputError
 
 SCHEMA = 1
 KEY = "report"  # where a results file holds its section
-PLOTS = ("bars", "lines", "table")
+PLOTS = ("bars", "lines", "histogram", "table")
 
 
 def _fail(where: str, message: str, path: str | Path | None, top: bool = True) -> InputError:
