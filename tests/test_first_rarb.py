@@ -107,8 +107,9 @@ def test_cross_encoder_resumes_into_an_llm_run_without_loading_the_llm_or_touchi
     assert jsonl.read_text() == text
 
 
-def test_cross_encoder_system_needs_its_model(bench: Any, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cross_encoder_system_needs_its_model(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
         run(bench, monkeypatch, "--systems", "cross-encoder")
     assert "--systems cross-encoder needs --cross-encoder PATH" in capsys.readouterr().err
