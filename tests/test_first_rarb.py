@@ -36,12 +36,15 @@ def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     folder = tmp_path / "eval" / "data" / "piqa"
     (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in DOCS.items()))
-    (folder / "queries.jsonl").write_text("".join(
-        json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in DOCS.items())
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
+    )
     (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in GOLD.items()))
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in GOLD.items())
+    )
     (folder / "instruction.txt").write_text("Given the following goal, retrieve a solution.\n")
     monkeypatch.setattr(common, "ROOT", tmp_path)
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
@@ -81,7 +84,7 @@ def test_cross_encoder_resumes_into_an_llm_run_without_loading_the_llm_or_touchi
 
     text = jsonl.read_text()
     assert text.startswith(before)  # appended only
-    added = [json.loads(x) for x in text[len(before):].splitlines()]
+    added = [json.loads(x) for x in text[len(before) :].splitlines()]
     assert sorted(r["qid"] for r in added) == sorted(QUERIES)
     assert {r["system"] for r in added} == {"cross-encoder"}
     for r in added:  # the recorded candidates, reordered
