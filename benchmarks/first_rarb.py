@@ -33,7 +33,8 @@ keeps every system the JSONL holds.
 ``openai:MODEL`` with ``--llm-option base_url=...``, ``ctranslate2:qwen2.5-coder-1.5b``
 where that backend is installed). Each query's result is appended to
 ``results/<name>.queries.jsonl`` as soon as it is done and the summary
-``results/<name>.json`` is rewritten after every query, marked ``partial`` until every
+``results/<name>.json`` is rewritten every ``--checkpoint-seconds`` (default after every
+query; the JSONL is what a resume reads), marked ``partial`` until every
 system has every sampled query; ``--resume`` skips what the JSONL already holds (same
 settings only: a mismatch is an error). Each set's figures are also written as a
 ``rarx eval report`` results file, ``results/report/<name>-<set>.json`` (kind
@@ -490,6 +491,12 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="skip queries the JSONL already holds")
     ap.add_argument("--time-budget", type=float, default=0, help="stop after this many seconds")
     ap.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=0,
+        help="rewrite the summary at most this often (the JSONL after every query)",
+    )
+    ap.add_argument(
         "--summarize", action="store_true", help="rebuild the summaries from the JSONL only"
     )
     args = ap.parse_args()
@@ -554,6 +561,7 @@ def main() -> None:
     oracle: dict[str, float] = {}
     instructions: dict[str, str] = {}
     out_of_time = False
+    last_checkpoint = start
 
     def checkpoint(quiet: bool) -> dict[str, Any]:
         """The summary and report files of what is done so far."""
@@ -622,7 +630,9 @@ def main() -> None:
                     sink.flush()
                 if out_of_time:
                     break
-                checkpoint(quiet=True)
+                if time.perf_counter() - last_checkpoint >= args.checkpoint_seconds:
+                    checkpoint(quiet=True)  # the summary costs more than a cross-encoder query
+                    last_checkpoint = time.perf_counter()
             if out_of_time:
                 break
     print_tables(checkpoint(quiet=False))
