@@ -10,7 +10,10 @@ Systems, on the same seeded sample of each set's queries and the same candidates
 - ``first+orders``: FIRST scoring each window in ``--orders`` candidate orders and
   combining (the position-bias remedy), at that many times the forward passes;
 - ``position``: FIRST on the candidates shuffled (``--position-seeds`` seeds): where its top
-  pick sits, and its accuracy by the gold passage's position.
+  pick sits, and its accuracy by the gold passage's position;
+- ``cross-encoder``: the cross-encoder ``--cross-encoder PATH`` (rarx.rerank's reranker; none
+  is packaged: ``rarx train cross-encoder`` makes one), no LLM. Its records name the model
+  and its weights' checksum, so a resume never mixes two models.
 
 Reported: nDCG@10 and R@10 (ir-measures) with bootstrap intervals, paired t-tests
 (rarx.eval.significance) against the first stage and between rerankers, seconds per
@@ -19,12 +22,19 @@ candidates). Every set here is evaluation data: nothing is tuned on it.
 
     python benchmarks/first_rarb.py --llm qwen2.5-coder-1.5b --dataset arc-challenge \
         --queries 300 --resume [--systems first first+inst listwise first+orders position]
+    python benchmarks/first_rarb.py --llm qwen2.5-coder-1.5b --dataset arc-challenge \
+        --queries 300 --resume --systems cross-encoder --cross-encoder models/ce-reason
+
+The LLM is loaded only when an LLM system runs; a system added to an existing results name
+with ``--resume`` is scored on the queries and candidates already there, and the summary
+keeps every system the JSONL holds.
 
 ``--llm`` takes any LLM spec (``smollm2-135m``, ``qwen2.5-coder-1.5b``,
 ``openai:MODEL`` with ``--llm-option base_url=...``, ``ctranslate2:qwen2.5-coder-1.5b``
 where that backend is installed). Each query's result is appended to
 ``results/<name>.queries.jsonl`` as soon as it is done and the summary
-``results/<name>.json`` is rewritten after every query, marked ``partial`` until every
+``results/<name>.json`` is rewritten every ``--checkpoint-seconds`` (default after every
+query; the JSONL is what a resume reads), marked ``partial`` until every
 system has every sampled query; ``--resume`` skips what the JSONL already holds (same
 settings only: a mismatch is an error). Each set's figures are also written as a
 ``rarx eval report`` results file, ``results/report/<name>-<set>.json`` (kind
@@ -52,7 +62,9 @@ from rarx.types import Hit, Query, Ranking  # noqa: E402
 
 DATA = Path(os.environ.get("RARX_WORK", WORK / "eval"))
 QA_SETS = ("sciq", "boolq")  # the first stage is BM25 there, MiniLM elsewhere
-SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "position")
+CE = "cross-encoder"
+LLM_SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "position")
+SYSTEMS = (*LLM_SYSTEMS, CE)
 MEASURES = ("nDCG@10", "R@10")
 
 
@@ -94,6 +106,27 @@ def make(method: str, llm: Any, k: int, **kw: Any) -> Any:
     from rarx.rerank import make_reranker
 
     return make_reranker(method, "bench", k, window=k, stride=max(1, k // 2), llm=llm, **kw)
+
+
+def reranker(which: str, llm: Any, data: Any, args: Any, **kw: Any) -> Any:
+    """The reranker a system runs: the cross-encoder at the length its folder sets (the
+    one it was trained at), or FIRST/listwise with the loaded LLM."""
+    if which == CE:
+        from rarx.rerank import make_reranker
+
+        return make_reranker(CE, args.cross_encoder, args.k, max_length=None)
+    extra = {"first+inst": {"instruction": data.instruction},
+             "first+orders": {"orders": args.orders}}.get(which, {})  # fmt: skip
+    return make("listwise" if which == "listwise" else "first", llm, args.k, **kw, **extra)
+
+
+def cross_encoder_id(model: str) -> str:
+    """The cross-encoder a record was scored with: its name, and where it is a local
+    folder its weights' checksum, so a resume cannot mix two models under one path."""
+    from rarx.io.hashing import file_checksum
+
+    weights = Path(model) / "model.safetensors"
+    return f"{model}@{file_checksum(weights)}" if weights.is_file() else model
 
 
 def shuffled(ranking: Ranking, seed: int) -> Ranking:
@@ -145,7 +178,10 @@ def summarize(
         qrels = {q: dict(data.qrels[q]) for q in qids}
         systems: dict[str, Any] = {}
         per_query: dict[str, dict[str, float]] = {}
-        for system in ["first-stage", *[s for s in args.systems if s != "position"]]:
+        # every system asked for or already in the JSONL: a resume adding one keeps the rest
+        held = {r["system"] for r in mine}
+        ranked = [s for s in SYSTEMS if s != "position" and (s in args.systems or s in held)]
+        for system in ["first-stage", *ranked]:
             rows = [r for r in mine if r["system"] == system]
             if not rows:
                 continue
@@ -164,6 +200,7 @@ def summarize(
                 "forward_passes_per_query": sum(r.get("forward_passes", 0) for r in rows)
                 / len(rows),
                 "failed_windows": sum(r.get("failed_windows", 0) for r in rows),
+                **({"model": rows[0]["model"]} if "model" in rows[0] else {}),
             }
         tests = []
         pairs = [(s, "first-stage") for s in systems if s != "first-stage"]
@@ -172,6 +209,8 @@ def summarize(
             for p in [("first+inst", "first"), ("first", "listwise"), ("first+orders", "first")]
             if p[0] in systems and p[1] in systems
         ]
+        pairs += [(CE, s) for s in ("first", "first+inst", "listwise", "first+orders")
+                  if CE in systems and s in systems]  # fmt: skip
         for a, b in pairs:
             p, n = paired_t_test(per_query[b], per_query[a])
             both = sorted(set(per_query[a]) & set(per_query[b]))
@@ -208,9 +247,9 @@ def summarize(
         wanted = len(sample(data, args.queries, args.seed))
         done = (
             all(v["queries"] >= wanted for v in systems.values())
-            and len(systems) == 1 + len([s for s in args.systems if s != "position"])
+            and len(systems) == 1 + len(ranked)
             and (
-                "position" not in args.systems
+                ("position" not in args.systems and not pos)
                 or position.get("windows", 0) >= wanted * args.position_seeds
             )
         )
@@ -227,7 +266,7 @@ def summarize(
 
 
 LABELS = {"first": "FIRST", "first+inst": "FIRST +inst", "listwise": "listwise",
-          "first+orders": "FIRST orders"}  # fmt: skip
+          "first+orders": "FIRST orders", CE: "cross-encoder"}  # fmt: skip
 
 
 def random_order(k: int, cutoff: int = 10) -> tuple[float, float]:
@@ -340,8 +379,10 @@ def report_files(
                 "seconds_per_query": v["seconds_per_query"],
                 "p_value_vs_first": {} if system == "first-stage"
                 else {"nDCG@10": p_of.get(system)},
-                "settings": {"llm": settings["llm"], "k": settings["k"],
-                             "instruction": s["instruction"] if system == "first+inst" else None},
+                "settings": {"cross_encoder": v.get("model"), "k": settings["k"]}
+                if system == CE else
+                {"llm": settings["llm"], "k": settings["k"],
+                 "instruction": s["instruction"] if system == "first+inst" else None},
             })  # fmt: skip
         data = data_by[dataset]
         body = envelope(
@@ -447,7 +488,15 @@ def main() -> None:
     )
     ap.add_argument("--llm-option", action="append", default=[], help="KEY=VALUE backend option")
     ap.add_argument("--dataset", action="append", help="repeatable; default arc-challenge")
-    ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    ap.add_argument(
+        "--systems",
+        nargs="+",
+        choices=SYSTEMS,
+        help="default: every LLM system, and cross-encoder with --cross-encoder",
+    )
+    ap.add_argument("--cross-encoder", metavar="PATH",
+                    help="the cross-encoder system's model: a folder `rarx train cross-encoder` "
+                    "wrote, or any Hugging Face cross-encoder")  # fmt: skip
     ap.add_argument("--queries", type=int, default=300, help="seeded sample per set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=20, help="candidates reranked (one window)")
@@ -458,9 +507,19 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="skip queries the JSONL already holds")
     ap.add_argument("--time-budget", type=float, default=0, help="stop after this many seconds")
     ap.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=0,
+        help="rewrite the summary at most this often (the JSONL after every query)",
+    )
+    ap.add_argument(
         "--summarize", action="store_true", help="rebuild the summaries from the JSONL only"
     )
     args = ap.parse_args()
+    args.systems = args.systems or [*LLM_SYSTEMS, *([CE] if args.cross_encoder else [])]
+    if CE in args.systems and not args.cross_encoder:
+        ap.error("--systems cross-encoder needs --cross-encoder PATH (a model that `rarx train "
+                 "cross-encoder` made, or a Hugging Face cross-encoder)")  # fmt: skip
     datasets = args.dataset or ["arc-challenge"]
     options: dict[str, Any] = {}
     for opt in args.llm_option:
@@ -496,17 +555,29 @@ def main() -> None:
         summarize_only(args, datasets, records, settings)
         return
 
-    from rarx.llm import load_llm
+    ce_model = cross_encoder_id(args.cross_encoder) if CE in args.systems else None
+    held = {r.get("model") for r in records if r["system"] == CE}
+    if ce_model and held - {ce_model}:
+        sys.exit(f"{jsonl} holds cross-encoder records of {sorted(held)}, not {ce_model}: "
+                 "pass that model, or another --name")  # fmt: skip
+    # the first stage's candidates as recorded: a resumed system reranks the same ones
+    stage_held = {(r["dataset"], r["qid"]): r["docids"] for r in records
+                  if r["system"] == "first-stage"}  # fmt: skip
 
     start = time.perf_counter()
-    t = time.perf_counter()
-    llm = load_llm(args.llm, **options)
-    load_seconds = time.perf_counter() - t
+    llm, load_seconds = None, 0.0
+    if any(s in LLM_SYSTEMS for s in args.systems):  # the LLM only when an LLM system runs
+        from rarx.llm import load_llm
+
+        t = time.perf_counter()
+        llm = load_llm(args.llm, **options)
+        load_seconds = time.perf_counter() - t
     kw = {"passage_tokens": args.passage_tokens}
     data_by: dict[str, Any] = {}
     oracle: dict[str, float] = {}
     instructions: dict[str, str] = {}
     out_of_time = False
+    last_checkpoint = start
 
     def checkpoint(quiet: bool) -> dict[str, Any]:
         """The summary and report files of what is done so far."""
@@ -525,17 +596,15 @@ def main() -> None:
             oracle[dataset] = sum(
                 any(data.qrels[q.qid].get(d, 0) > 0 for d in by_qid[q.qid].docids) for q in queries
             ) / len(queries)
-            rerankers = {
-                "first": make("first", llm, args.k, **kw),
-                "first+inst": make("first", llm, args.k, instruction=data.instruction, **kw),
-                "listwise": make("listwise", llm, args.k, **kw),
-                "first+orders": make("first", llm, args.k, orders=args.orders, **kw),
-            }
             plan = [("first-stage", None)] + [(s, s) for s in args.systems if s != "position"]
             if "position" in args.systems:
                 plan += [(f"position-s{s}", "first") for s in range(args.position_seeds)]
+            rerankers = {w: reranker(w, llm, data, args, **kw) for _, w in plan if w}
             for q in queries:
                 c = by_qid[q.qid]
+                if stage_held.get((dataset, q.qid), list(c.docids)) != list(c.docids):
+                    sys.exit(f"{dataset} {q.qid}: the first stage's candidates differ from "
+                             f"those {jsonl} holds; resume where they were made")  # fmt: skip
                 for system, which in plan:
                     if (dataset, system, q.qid) in done:
                         continue
@@ -570,12 +639,16 @@ def main() -> None:
                             time.perf_counter() - t,
                             dict(data.qrels[q.qid]),
                         )
+                        if which == CE:
+                            rec["model"] = ce_model
                     records.append(rec)
                     sink.write(json.dumps(rec) + "\n")
                     sink.flush()
                 if out_of_time:
                     break
-                checkpoint(quiet=True)
+                if time.perf_counter() - last_checkpoint >= args.checkpoint_seconds:
+                    checkpoint(quiet=True)  # the summary costs more than a cross-encoder query
+                    last_checkpoint = time.perf_counter()
             if out_of_time:
                 break
     print_tables(checkpoint(quiet=False))

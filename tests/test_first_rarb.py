@@ -1,0 +1,118 @@
+"""benchmarks/first_rarb.py's cross-encoder system, resumed into a results name that an
+LLM run wrote: a tiny set in the BEIR layout, the packaged MiniLM first stage and a tiny
+cross-encoder, all built here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DOCS = {
+    "d0": "Put the eggs in boiling water for ten minutes.",
+    "d1": "Fold the paper in half and crease it with a ruler.",
+    "d2": "Water the seedlings every morning before the sun is high.",
+    "d3": "Sand the board before painting it so the paint sticks.",
+    "d4": "Wrap the sandwich in foil to keep it fresh.",
+}
+QUERIES = {"q0": "How do I hard boil eggs?", "q1": "How do I make paint stick to wood?",
+           "q2": "How do I keep a sandwich fresh?"}  # fmt: skip
+GOLD = {"q0": "d0", "q1": "d3", "q2": "d4"}
+
+
+@pytest.fixture
+def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """first_rarb with its data and results folders under tmp_path, a set named ``piqa``
+    (a MiniLM first stage) written there."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import common
+    import first_rarb
+
+    folder = tmp_path / "eval" / "data" / "piqa"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in DOCS.items())
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in GOLD.items())
+    )
+    (folder / "instruction.txt").write_text("Given the following goal, retrieve a solution.\n")
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(first_rarb, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(first_rarb, "DATA", tmp_path / "eval")
+    return first_rarb  # fmt: skip
+
+
+def run(bench: Any, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["first_rarb.py", "--dataset", "piqa", "--queries", "3",
+                                      "--k", "4", "--name", "t", *args])  # fmt: skip
+    bench.main()
+
+
+@pytest.mark.slow
+def test_cross_encoder_resumes_into_an_llm_run_without_loading_the_llm_or_touching_its_records(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_cross_encoder: str
+) -> None:
+    # An earlier run with an LLM that cannot load here: a load would fail the test.
+    settings = {"llm": "no-such-llm", "llm_options": {}, "k": 4, "seed": 0, "queries": 3,
+                "orders": 2, "position_seeds": 3, "passage_tokens": 300}  # fmt: skip
+    data = bench.load_set("piqa")
+    queries = bench.sample(data, 3, 0)
+    _, cands, _ = bench.first_stage(data, "piqa", queries, 4)
+    earlier = []
+    for r in cands:
+        base = {"dataset": "piqa", "qid": r.qid, "seconds": 1.0, "forward_passes": 1}
+        earlier.append({**base, "system": "first-stage", "docids": list(r.docids)})
+        earlier.append({**base, "system": "first", "docids": list(reversed(r.docids))})
+    jsonl = tmp_path / "results" / "t.queries.jsonl"
+    jsonl.parent.mkdir()
+    before = "".join(json.dumps(x) + "\n" for x in [{"settings": settings}, *earlier])
+    jsonl.write_text(before)
+
+    run(bench, monkeypatch, "--llm", "no-such-llm", "--resume", "--systems", "cross-encoder",
+        "--cross-encoder", tiny_cross_encoder)  # fmt: skip
+
+    text = jsonl.read_text()
+    assert text.startswith(before)  # appended only
+    added = [json.loads(x) for x in text[len(before) :].splitlines()]
+    assert sorted(r["qid"] for r in added) == sorted(QUERIES)
+    assert {r["system"] for r in added} == {"cross-encoder"}
+    for r in added:  # the recorded candidates, reordered
+        assert sorted(r["docids"]) == sorted(next(c.docids for c in cands if c.qid == r["qid"]))
+        assert r["model"].startswith(f"{tiny_cross_encoder}@sha256:")
+    summary = json.loads((tmp_path / "results" / "t.json").read_text())
+    s = summary["datasets"]["piqa"]
+    assert list(s["systems"]) == ["first-stage", "first", "cross-encoder"]
+    assert s["systems"]["cross-encoder"]["model"] == added[0]["model"]
+    assert s["systems"]["first"]["queries"] == 3
+    pairs = {(t["system"], t["against"]) for t in s["paired_tests_nDCG@10"]}
+    assert {("cross-encoder", "first-stage"), ("cross-encoder", "first")} <= pairs
+    assert summary["partial"] is False
+    labels = {m["system"] for sec in summary["report"]["sections"] for m in sec["measurements"]}
+    assert "cross-encoder" in labels
+
+    # another folder (here a copy of the same weights) may not join those records
+    other = tmp_path / "other-ce"
+    shutil.copytree(tiny_cross_encoder, other)
+    with pytest.raises(SystemExit, match="holds cross-encoder records"):
+        run(bench, monkeypatch, "--llm", "no-such-llm", "--resume", "--systems",
+            "cross-encoder", "--cross-encoder", str(other))  # fmt: skip
+    assert jsonl.read_text() == text
+
+
+def test_cross_encoder_system_needs_its_model(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        run(bench, monkeypatch, "--systems", "cross-encoder")
+    assert "--systems cross-encoder needs --cross-encoder PATH" in capsys.readouterr().err
