@@ -74,8 +74,14 @@ def one_run(tree: Path, data: Path, out: Path, args: argparse.Namespace) -> dict
            str(data), "--base", args.base, "--out", str(out), "--train-layers",
            str(args.train_layers), "--epochs", "1", "--batch-size", str(args.batch_size),
            "--dev-limit", "0", "--seed", str(args.seed), "--quiet"]  # fmt: skip
+    # cwd too: `python -m` puts the working directory ahead of PYTHONPATH
+    probe = "import rarx.train.gate as g; print(g.__file__)"
+    where = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tree, check=True,
+                           capture_output=True, text=True)  # fmt: skip
+    if not where.stdout.strip().startswith(str(tree)):
+        sys.exit(f"{tree}: rarx imports from {where.stdout.strip()} instead")
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    subprocess.run(cmd, env=env, cwd=tree, check=True, capture_output=True)
     card = json.loads((out / "rarx_model.json").read_text())
     return {"fit_seconds": card["seconds"], "process_seconds": round(time.perf_counter() - t0, 1),
             "steps": card["steps"], "loss_first": card["options"]["loss_history"][0],
