@@ -176,3 +176,51 @@ def test_limit_keeps_that_many_training_questions_with_each_source_its_share(
     card = train("choice", opts, choice.ChoiceSettings(limit=6, dev=0))
     assert card.options["train_questions"] == 6 and card.options["limit"] == 6
     assert sorted(encoded) == ["a"] * 4 + ["b"] * 2
+
+
+@pytest.mark.slow
+def test_a_resumed_run_scores_the_dev_set_before_training_once(
+    tiny_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The base model's dev figures are computed by the first piece, stored under OUT
+    and reused by ``--resume``; a changed dev set is scored again."""
+    from click.testing import CliRunner
+
+    from rarx.cli.main import cli
+    from rarx.models.card import ModelCard
+    from rarx.train.data import mc
+
+    scored: list[int] = []  # the number of dev questions of each scoring, in order
+    real = mc.scorer_accuracy
+
+    def counted(scorer: Any, items: list, *args: Any, **kw: Any) -> Any:
+        scored.append(len(items))
+        return real(scorer, items, *args, **kw)
+
+    monkeypatch.setattr(mc, "scorer_accuracy", counted)
+    data = write_data(tmp_path / "mc.jsonl", questions(12, 1))
+    out = tmp_path / "choice-pieces"
+
+    def piece(*extra: str) -> ModelCard:
+        args = ["train", "choice", "--data", str(data), "--base", str(tiny_lm), "--out",
+                str(out), "--max-steps", "4", "--lr", "3e-3", "--batch-size", "4", "--seed",
+                "0", "-q", *extra]  # fmt: skip
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        card = ModelCard.read(out)
+        assert card is not None
+        return card
+
+    first = piece("--dev", "4", "--max-minutes", "1e-6")  # stops after its first step
+    assert first.steps == 1 and first.stopped_early and scored == [4, 4]  # before, after
+    assert first.options["before_training"]["reused"] is False
+    second = piece("--dev", "4", "--resume")
+    assert second.steps == 4 and scored == [4, 4, 4]  # after training only
+    before = second.options["before_training"]
+    assert before["reused"] is True
+    assert before["computed"] == first.options["before_training"]["computed"]
+    assert second.metrics["base_dev_accuracy"] == first.metrics["base_dev_accuracy"]
+    # another dev set: its figures before training are its own
+    third = piece("--dev", "3", "--resume", "--max-steps", "5")
+    assert scored == [4, 4, 4, 3, 3] and third.options["before_training"]["reused"] is False
+    assert third.metrics["dev_questions"] == 3

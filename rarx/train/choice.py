@@ -180,8 +180,10 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
         return {f"dev_{k}": v for k, v in scored.items()}
 
     train_rows = encoded(train, teacher)
-    result, metrics, cache = fit_first(opts, llm, train_rows, evaluate if dev else None,
-                                       id_tokens, settings)  # fmt: skip
+    dev_key = {"objective": "choice", "questions": [repr(it) for it in dev],
+               "prompt": repr(encoder.prompt), "instructions": settings.instructions}  # fmt: skip
+    result, metrics, cache, before = fit_first(opts, llm, train_rows, evaluate if dev else None,
+                                               id_tokens, settings, dev_key)  # fmt: skip
     refs, overlap = card_data(path, items)
     return Outcome(refs, result, metrics, overlap, dict(
         teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,
@@ -190,4 +192,4 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
         sources=list(settings.sources), limit=settings.limit, train_questions=len(train_rows),
         dev_questions=len(dev), prompt="llm-choice", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
-    ))  # fmt: skip
+    ), before)  # fmt: skip

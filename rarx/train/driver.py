@@ -8,6 +8,12 @@ top layers learn, the one save path with LoRA merged) or :func:`fit_and_save`
 A causal-LM objective brings its model (made :func:`rarx.train.causal.trainable`), its
 encoded rows, its collator and how it builds its Trainer from a dataset and a collator;
 the driver decides whether the rows reach the Trainer as token ids or as cached states.
+
+Dev figures of the base model ("before training") are computed once per run through
+:func:`before_training` and kept under the output directory, keyed by a fingerprint of
+the base's weights and of what the objective says they follow from (dev rows, prompt,
+settings): a run split into ``--resume`` pieces scores its dev set once, not once per
+piece, and anything changed is scored again.
 """
 
 from __future__ import annotations
@@ -33,8 +39,87 @@ def run(name: str, opts: TrainOptions, settings: Any = None) -> ModelCard:
         raise TypeError(f"{name} takes {cls.Settings.__name__}, got {type(settings).__name__}")
     seed_everything(opts.seed)
     done = cls().train(opts, settings)
+    options = {**done.options, **({"before_training": done.before} if done.before else {})}
     return write_card(opts, cls.name, done.data, done.result, done.metrics, done.overlap,
-                      **done.options)  # fmt: skip
+                      **options)  # fmt: skip
+
+
+BEFORE_TRAINING = "before-training.json"  # under OUT/checkpoints: the base's dev figures
+
+
+@dataclass
+class Before:
+    """The base model's dev figures and, for the card, where they came from."""
+
+    metrics: dict[str, float]
+    record: dict[str, Any]  # fingerprint, when computed, how long, reused or not
+
+
+def before_training(
+    opts: TrainOptions, model: Any, key: Any, compute: Callable[[], dict[str, float]]
+) -> Before:
+    """``compute()`` (the untrained ``model``'s dev figures), or the figures an earlier
+    piece of this run stored in ``OUT/checkpoints`` under the same fingerprint: the
+    model's weights, ``key`` (JSON-able: whatever else the figures follow from, such as
+    the dev rows, the prompt and the settings), the objective's device and rarx's
+    version. A run resumed in pieces thus scores its dev set once; a different base, dev
+    set, prompt or setting is scored again. Written atomically; one record per run."""
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    from rarx.io.atomic import atomic_write
+    from rarx.train.common import CHECKPOINTS
+
+    path = opts.out / CHECKPOINTS / BEFORE_TRAINING
+    digest = _model_fingerprint(model, {"key": key, "device": opts.device})
+    found = _read_record(path)
+    if found is not None and found.get("fingerprint") == digest:
+        import logging
+
+        logging.getLogger(__name__).info(
+            "dev figures before training reused from %s (computed %s; same base, dev rows "
+            "and settings)", path, found.get("computed"))  # fmt: skip
+        record = {k: found[k] for k in ("fingerprint", "computed", "seconds") if k in found}
+        return Before(dict(found["metrics"]), {**record, "reused": True})
+    t0 = time.perf_counter()
+    metrics = {k: float(v) for k, v in compute().items()}
+    record = {"fingerprint": digest, "computed": datetime.now(UTC).isoformat(timespec="seconds"),
+              "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    with atomic_write(path) as f:
+        json.dump({**record, "metrics": metrics}, f, indent=1)
+    return Before(metrics, {**record, "reused": False})
+
+
+def _read_record(path: Any) -> dict[str, Any] | None:
+    import json
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(found, dict) and isinstance(found.get("metrics"), dict)
+    return found if ok else None
+
+
+def _model_fingerprint(model: Any, extra: Any) -> str:
+    """SHA-256 of every parameter and buffer of ``model`` (names, dtypes, shapes, bytes),
+    ``extra`` (JSON, objects by ``repr``) and rarx's version: seconds for a 1.5B model,
+    against the minutes its dev scoring takes."""
+    import hashlib
+    import json
+
+    import torch
+
+    from rarx import __version__
+
+    h = hashlib.sha256(json.dumps({"extra": extra, "rarx": __version__}, sort_keys=True,
+                                  default=repr).encode())  # fmt: skip
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def fit_and_save(trainer: Any, opts: TrainOptions) -> FitResult:

@@ -418,8 +418,10 @@ def _train(
     def evaluate(trained: Any) -> dict[str, float]:
         return dev_metrics(as_llm(trained, tokenizer, opts.base), dev, template, s.passage_tokens)
 
-    result, metrics, cache = fit_first(opts, llm, train_rows, evaluate if dev else None,
-                                       id_tokens, s)  # fmt: skip
+    dev_key = {"objective": "first", "windows": [repr(w) for w in dev],
+               "template": repr(template), "passage_tokens": s.passage_tokens}  # fmt: skip
+    result, metrics, cache, before = fit_first(opts, llm, train_rows, evaluate if dev else None,
+                                               id_tokens, s, dev_key)  # fmt: skip
     options = dict(
         passage_tokens=s.passage_tokens, lm_weight=s.lm_weight, rank_weight=s.rank_weight,
         dev=len(dev), train_windows=len(train_rows),
@@ -428,7 +430,8 @@ def _train(
         **({"state_cache": cache} if cache else {}),
     )  # fmt: skip
     data = [DataRef.of(data_path, len(windows))]
-    return Outcome(data, result, metrics, data_overlap(data_path, windows), options)
+    return Outcome(data, result, metrics, data_overlap(data_path, windows), options,
+                   before)  # fmt: skip
 
 
 def check_weights(lm_weight: float, rank_weight: float) -> None:
@@ -452,17 +455,20 @@ def fit_first(
     evaluate: Callable[[Any], dict[str, float]] | None,
     id_tokens: list[int],
     settings: FirstLossSettings,
-) -> tuple[Any, dict[str, float], dict[str, Any] | None]:
+    dev_key: Any = None,
+) -> tuple[Any, dict[str, float], dict[str, Any] | None, dict[str, Any] | None]:
     """Train ``llm``'s model with FIRST's loss on encoded rows and save it (adapters
     merged) with its tokenizer into ``opts.out``. Returns the fit result, the dev
-    metrics ``evaluate(model)`` gives before (``base_*``) and after training, and the
-    frozen-state cache's report (None without one). Shared by every objective that
+    metrics ``evaluate(model)`` gives before (``base_*``) and after training, the
+    frozen-state cache's report (None without one) and where the figures before came
+    from (:func:`rarx.train.driver.before_training`, keyed by ``dev_key``: what they
+    follow from besides the weights; None without dev). Shared by every objective that
     teaches a first-token choice (:mod:`rarx.train.choice`)."""
     from functools import partial
 
     from rarx.train.causal import LoraSpec, trainable
     from rarx.train.common import training_arguments
-    from rarx.train.driver import train_and_save
+    from rarx.train.driver import before_training, train_and_save
 
     pad_id = llm.tokenizer.pad_token_id
     args = training_arguments(
@@ -475,9 +481,12 @@ def fit_first(
     device = args.device
     model = llm.model
     metrics: dict[str, float] = {}
+    before = None
     if evaluate is not None:
-        base = evaluate(model.to(device))
-        metrics.update({f"base_{k}": v for k, v in base.items() if k not in COUNTS})
+        model = model.to(device)
+        before = before_training(opts, model, dev_key, lambda: {
+            f"base_{k}": v for k, v in evaluate(model).items() if k not in COUNTS})  # fmt: skip
+        metrics.update(before.metrics)
     s = settings
     model = trainable(model, train_layers=s.train_layers,
                       lora=LoraSpec(s.lora_r) if opts.lora else None)  # fmt: skip
@@ -489,7 +498,7 @@ def fit_first(
     )  # fmt: skip
     if evaluate is not None:
         metrics.update(evaluate(trained.model))
-    return trained.result, metrics, trained.state_cache
+    return trained.result, metrics, trained.state_cache, before.record if before else None
 
 
 def first_trainer(

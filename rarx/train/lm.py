@@ -122,7 +122,7 @@ def _train(opts: TrainOptions, settings: LmSettings | None = None) -> Outcome:
     from transformers import DataCollatorForLanguageModeling, Trainer
 
     from rarx.train.causal import LoraSpec, load_causal_lm, trainable
-    from rarx.train.driver import train_and_save
+    from rarx.train.driver import before_training, train_and_save
 
     s = settings or LmSettings()
     block_size, dev_fraction, limit = s.block_size, s.dev_fraction, s.limit
@@ -135,19 +135,24 @@ def _train(opts: TrainOptions, settings: LmSettings | None = None) -> Outcome:
     log.info("%d documents, %d tokens: %d training and %d held-out blocks of %d tokens",
              blocks.documents, blocks.tokens, len(blocks.train), len(blocks.dev),
              block_size)  # fmt: skip
-    model = trainable(model, lora=LoraSpec(16, 32) if opts.lora else None)
     args = training_arguments(opts, per_device_eval_batch_size=opts.batch_size,
                               remove_unused_columns=False)  # fmt: skip
     collate = DataCollatorForLanguageModeling(tokenizer, mlm=False)
     dev = [{"input_ids": b} for b in blocks.dev]
-    trainers: list[Any] = []
     metrics: dict[str, float] = {}
+    before = None
+    if dev:  # the base model's held-out loss, once per run: a resumed piece reuses it
+        before = before_training(opts, model, {"objective": "lm", "dev": blocks.dev}, lambda: {
+            "dev_loss_before": round(float(Trainer(
+                model=model, args=args, eval_dataset=dev, data_collator=collate,
+            ).evaluate()["eval_loss"]), 4)})  # fmt: skip
+        metrics.update(before.metrics)
+    model = trainable(model, lora=LoraSpec(16, 32) if opts.lora else None)
+    trainers: list[Any] = []
 
     def make_trainer(dataset: Any, collator: Any) -> Any:
         trainers.append(Trainer(model=model, args=args, train_dataset=dataset,
                                 eval_dataset=dev or None, data_collator=collator))  # fmt: skip
-        if dev:  # the base model's held-out loss, before the first step
-            metrics["dev_loss_before"] = round(float(trainers[0].evaluate()["eval_loss"]), 4)
         return trainers[0]
 
     trained = train_and_save(opts, model, tokenizer, [{"input_ids": b} for b in blocks.train],
@@ -163,4 +168,4 @@ def _train(opts: TrainOptions, settings: LmSettings | None = None) -> Outcome:
     return Outcome(data, result, metrics, {}, dict(
         block_size=block_size, dev_fraction=dev_fraction, limit=limit,
         train_blocks=len(blocks.train), dev_blocks=len(blocks.dev), corpus_tokens=blocks.tokens,
-    ))  # fmt: skip
+    ), before.record if before else None)  # fmt: skip

@@ -60,6 +60,8 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     overlap: dict[str, float] = field(default_factory=dict)  # the leakage record
     options: dict[str, Any] = field(default_factory=dict)  # the objective's own settings
+    # where the dev figures before training came from (rarx.train.driver.before_training)
+    before: dict[str, Any] | None = None
 
 
 class Objective(Protocol):

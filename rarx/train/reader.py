@@ -107,7 +107,7 @@ def _train(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> O
     from transformers import Trainer
 
     from rarx.train.causal import LoraSpec, load_causal_lm, pad_id, trainable
-    from rarx.train.driver import train_and_save
+    from rarx.train.driver import before_training, train_and_save
     from rarx.train.gate import collator, encode, mean_loss
 
     settings = settings or ReaderTrainSettings()
@@ -123,8 +123,11 @@ def _train(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> O
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
     dev_set = [encode(tokenizer, r, settings.max_length) for r in dev_rows]
     metrics: dict[str, float] = {}
-    if dev_set:
-        metrics["dev_loss_before"] = round(mean_loss(model, dev_set, collate), 4)
+    before = None
+    if dev_set:  # once per run: a resumed piece reuses it
+        before = before_training(opts, model, {"objective": "reader", "dev": dev_set}, lambda: {
+            "dev_loss_before": round(mean_loss(model, dev_set, collate), 4)})  # fmt: skip
+        metrics.update(before.metrics)
     model.config.use_cache = False
     model = trainable(model, train_layers=settings.train_layers,
                       lora=LoraSpec(settings.lora_r) if opts.lora else None)  # fmt: skip
@@ -154,7 +157,7 @@ def _train(opts: TrainOptions, settings: ReaderTrainSettings | None = None) -> O
         max_length=settings.max_length, train_layers=settings.train_layers,
         lora={"r": settings.lora_r, "merged": True} if opts.lora else None,
         loss_history=result.loss_history, **trained.card_options(),
-    ))  # fmt: skip
+    ), before.record if before else None)  # fmt: skip
 
 
 def _demo_settings(summary: dict[str, Any]) -> dict[str, Any]:
