@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from common import ROOT, WORK, table, write_result
 
@@ -88,6 +89,31 @@ def one_run(tree: Path, data: Path, out: Path, args: argparse.Namespace) -> dict
             "steps": card["steps"], "loss_logged": losses}  # fmt: skip
 
 
+def reportable(data: dict[str, Any]) -> Any:
+    """The report section: each side's training seconds per run and their median, and the
+    after/before ratio (medians and per interleaved pair)."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, scalars
+
+    settings = data["settings"]
+    seconds = [
+        Measurement(side, f"run {i + 1}", "fit seconds", r["fit_seconds"], n=r["steps"])
+        for side, runs in data["runs"].items()
+        for i, r in enumerate(runs)
+    ]
+    seconds += [Measurement(side, "median", "fit seconds", v)
+                for side, v in data["median_fit_seconds"].items()]  # fmt: skip
+    ratio = [Measurement("after / before", "medians", "ratio", data["ratio_after_before"])]
+    ratio += [Measurement("after / before", f"pair {i + 1}", "ratio", x)
+              for i, x in enumerate(data["ratio_per_pair"])]  # fmt: skip
+    return Reportable("train_tail_logits", (
+        Section("tail-logits-seconds", f"rarx train reader, head over the whole row (before) "
+                f"or the reply only (after): {settings['base']}", tuple(seconds)),
+        Section("tail-logits-ratio", "Training time, after / before", tuple(ratio),
+                plot="table", note="Below 1 is faster; runs interleaved before/after."),
+    ), f"{settings['base']}, top {settings['train_layers']} layers, {data['instances']} "
+       "instances", scalars(settings, "base", "train_layers", "batch_size", "before_rev"))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="smollm2-135m")
@@ -123,7 +149,7 @@ def main() -> None:
         "settings": vars(args), "instances": args.examples, "runs": runs,
         "median_fit_seconds": med, "ratio_after_before": round(ratio, 4),
         "ratio_per_pair": [round(x, 4) for x in pairs],
-    })  # fmt: skip
+    }, reportable=reportable)  # fmt: skip
 
 
 if __name__ == "__main__":
