@@ -97,6 +97,7 @@ print("same" if handler() == before else "replaced")
 """
 
 
+@pytest.mark.slow  # a Ray start of its own (~12 s)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads sigaction (Linux)")
 def test_ray_started_by_rarx_leaves_the_sigsegv_handler_to_the_jvm() -> None:
     """The JVM handles its own SIGSEGVs; Ray's failure handler over it crashed the tests."""
