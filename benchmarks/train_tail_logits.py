@@ -111,7 +111,8 @@ def reportable(data: dict[str, Any]) -> Any:
         Section("tail-logits-ratio", "Training time, after / before", tuple(ratio),
                 plot="table", note="Below 1 is faster; runs interleaved before/after."),
     ), f"{settings['base']}, top {settings['train_layers']} layers, {data['instances']} "
-       "instances", scalars(settings, "base", "train_layers", "batch_size", "before_rev"))  # fmt: skip
+       "instances",
+       scalars(settings, "base", "train_layers", "batch_size", "before_rev"))  # fmt: skip
 
 
 def main() -> None:

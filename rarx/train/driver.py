@@ -109,16 +109,12 @@ def _model_fingerprint(model: Any, extra: Any) -> str:
     import hashlib
     import json
 
-    import torch
-
     from rarx import __version__
+    from rarx.train.frozen_states import hash_tensors
 
     h = hashlib.sha256(json.dumps({"extra": extra, "rarx": __version__}, sort_keys=True,
                                   default=repr).encode())  # fmt: skip
-    for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    hash_tensors(h, [*model.named_parameters(), *model.named_buffers()])
     return h.hexdigest()
 
 

@@ -34,7 +34,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,21 +316,27 @@ def fingerprint(model: Any, sequences: Sequence[Sequence[int]], split: int,
     included), the token ids and the pass's dtype. Hashes the weights' bytes (seconds
     for a 1.5B model, against the caching pass's hours)."""
     import numpy as np
-    import torch
 
     decoder = decoder_of(model)
     h = hashlib.sha256(json.dumps({"split": split, "dtype": dtype.name}).encode())
     below = [("embed_tokens", decoder.embed_tokens),
              *((f"layers.{i}", m) for i, m in enumerate(list(decoder.layers)[:split]))]  # fmt: skip
     for prefix, module in below:
-        for name, p in module.named_parameters(prefix=prefix):
-            t = p.detach().cpu().contiguous()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        hash_tensors(h, module.named_parameters(prefix=prefix))
     h.update(np.asarray([len(q) for q in sequences], dtype=np.int64).tobytes())
     for q in sequences:
         h.update(np.asarray(q, dtype=np.int64).tobytes())
     return h.hexdigest()
+
+
+def hash_tensors(h: Any, named: Iterable[tuple[str, Any]]) -> None:
+    """Feed each named tensor's name, dtype, shape and bytes to the hash ``h``."""
+    import torch
+
+    for name, p in named:
+        t = p.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
 
 
 def _fingerprint_path(path: Path) -> Path:
