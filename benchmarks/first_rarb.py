@@ -668,7 +668,11 @@ def summarize_only(
         oracle[dataset] = sum(
             any(data.qrels[r.qid].get(d, 0) > 0 for d in r.docids) for r in cands
         ) / len(queries)
-    summary = save(args.name, records, data_by, args, oracle, instructions, settings, 0.0, 0.0,
+    # The load and wall seconds are the runs' own: a rebuild keeps what they recorded.
+    before = RESULTS / f"{args.name}.json"
+    kept = json.loads(before.read_text()) if before.is_file() else {}
+    summary = save(args.name, records, data_by, args, oracle, instructions, settings,
+                   kept.get("load_seconds", 0.0), kept.get("wall_seconds_this_session", 0.0),
                    False, quiet=False)  # fmt: skip
     print_tables(summary)
 
