@@ -46,6 +46,7 @@ still read by :func:`reportable`.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -77,6 +78,7 @@ NAME = "mcr_paired"
 SYSTEMS = ("base=llm-choice@ctranslate2:qwen2.5-coder-1.5b,"
            "trained=llm-choice@ctranslate2:models/choice-qwen-top4")  # fmt: skip
 FILES = "arc-challenge,piqa,siqa"
+CARD_FILES = {"rarx_model.json", "README.md"}  # about the model, not the model
 OWN_LAYOUT = True  # kind "mcr" (mcr_ct2_arc's file) in a layout of this script's own
 
 
@@ -114,6 +116,12 @@ def parse_systems(text: str) -> list[System]:
 
 
 def sha256_file(path: Path) -> str:
+    st = path.stat()
+    return _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.cache  # a file hashed again only once it changes (size or modification time)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -122,9 +130,10 @@ def sha256_file(path: Path) -> str:
 
 
 def weights_sha256(system: System) -> str | None:
-    """SHA-256 over the model's weights as they sit on disk: a GGUF file, or every file
-    at the top of its directory (what ``from_pretrained`` reads; a trained directory's
-    ``checkpoints/`` are not the model). None for a model that is not local (a hub or
+    """SHA-256 over the model as it sits on disk: a GGUF file, or the files at the top of
+    its directory (what ``from_pretrained`` reads: weights, config, tokenizer; not a
+    trained directory's ``checkpoints/`` or its card, ``rarx_model.json`` and
+    ``README.md``, which may be rewritten). None for a model that is not local (a hub or
     server name): its name is then all there is to compare."""
     from rarx.llm.factory import LLMSpec
     from rarx.models.registry import resolve_model
@@ -138,7 +147,8 @@ def weights_sha256(system: System) -> str | None:
         return None
     root = Path(model.source)
     files = [root / model.gguf_file] if model.gguf_file else sorted(
-        p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))  # fmt: skip
+        p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
+        and p.name not in CARD_FILES)  # fmt: skip
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.name}\0{sha256_file(path)}\0".encode())
@@ -209,7 +219,12 @@ class Records:
         with another scorer, model, weights or options."""
         new = self.settings
         diff = [f"{k}: {old.get(k)!r} there, {new[k]!r} now"
-                for k in ("files", "seed", "chunk") if old.get(k) != new[k]]  # fmt: skip
+                for k in ("seed", "chunk") if old.get(k) != new[k]]  # fmt: skip
+        was = old.get("files") or {}
+        if list(was) != list(new["files"]):
+            diff.append(f"files: {list(was)} there, {list(new['files'])} now")
+        diff += [f"file {k}: {was[k]} there, {v} now"
+                 for k, v in new["files"].items() if k in was and was[k] != v]  # fmt: skip
         for name, spec in new["systems"].items():
             was = (old.get("systems") or {}).get(name)
             if was is not None and was != spec:
@@ -458,14 +473,18 @@ def summarize(files: Sequence[McrFile], systems: Sequence[System], settings: Seq
         "baseline, its bootstrap interval, and a paired t-test (paired_t_test); pooled: every "
         "question of every file",
     )  # fmt: skip
-    write_results(records.path.with_name(records.path.name.replace(".questions.jsonl", ".json")),
-                  with_report(result, reportable))  # fmt: skip
+    if any(e["scored"] for e in entries):  # a report needs a figure
+        write_results(records.path.with_name(records.path.name.replace(".questions.jsonl",
+                                                                       ".json")),
+                      with_report(result, reportable))  # fmt: skip
     return result
 
 
 def print_table(results: dict[str, Any]) -> None:
     rows = []
     for e in results["files"]:
+        if not e["scored"]:
+            continue
         for name, per in e["systems"].items():
             for st, v in per.items():
                 d = (e["paired"].get(name) or {}).get(st) or {}
