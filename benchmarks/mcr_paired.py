@@ -347,20 +347,23 @@ def run(args: argparse.Namespace, load: Callable[[System, argparse.Namespace], A
             print(f"stopping after {args.minutes} minutes; --resume continues", flush=True)
             break
         t = time.perf_counter()
-        items = [f.items[i] for i in idx]
         rows = []
         order = systems if done % 2 == 0 else systems[::-1]  # alternate who runs first
         for s in order:
             for st in settings:
-                if all((f.name, i, s.name, st) in records.done for i in idx):
+                # what this system lacks here: the chunk, or (after --n grew, or for a
+                # system added on resume) part of it; a record once written stays
+                miss = [i for i in idx if (f.name, i, s.name, st) not in records.done]
+                if not miss:
                     continue
+                items = [f.items[i] for i in miss]
                 score = evaluate_mcr(scorers[s.name], items, st == "with")
-                for i, it, pred, sc in zip(idx, items, score.predictions, score.scores,
+                for i, it, pred, sc in zip(miss, items, score.predictions, score.scores,
                                            strict=True):  # fmt: skip
                     rows.append({"file": f.name, "i": i, "system": s.name, "setting": st,
                                  "label": it.label, "pred": pred, "correct": int(pred == it.label),
                                  "scores": [round(x, 4) for x in sc],
-                                 "seconds": round(score.seconds / len(idx), 4)})  # fmt: skip
+                                 "seconds": round(score.seconds / len(miss), 4)})  # fmt: skip
         records.add(rows, {"chunk": {"file": f.name, "at": at, "size": len(idx),
                                      "wall_seconds": round(time.perf_counter() - t, 2),
                                      "finished": time.strftime("%H:%M:%S")}})  # fmt: skip

@@ -139,16 +139,16 @@ def test_the_sample_is_seeded_and_a_larger_n_extends_it(bench, load, tmp_path):
     assert sorted(bench.sample(10, 0, 0)) == list(range(10))
     assert bench.sample(10, 4, 0) != bench.sample(10, 4, 1)
     path = str(write_mcr(tmp_path / "colors.csv", COLORS))
-    run(bench, load, tmp_path, path, "--n", "2")
+    run(bench, load, tmp_path, path, "--n", "3")  # chunks of 2: the second is cut short
     first = records(tmp_path)
-    want = set(bench.sample(len(COLORS), 2, 0))
+    want = set(bench.sample(len(COLORS), 3, 0))
     for system in ("choice", "likelihood"):
         assert {k[1] for k in first if k[2] == system} == want
-    res = run(bench, load, tmp_path, path, "--n", "4", "--resume")
+    res = run(bench, load, tmp_path, path, "--n", "5", "--resume")
     grown = records(tmp_path)
-    assert {k[1] for k in grown} == set(bench.sample(len(COLORS), 4, 0))
+    assert {k[1] for k in grown} == set(bench.sample(len(COLORS), 5, 0))
     assert all(grown[k] == r for k, r in first.items())  # kept, not scored again
-    assert res["files"][0]["scored"] == 4 and res["complete"]
+    assert res["files"][0]["scored"] == 5 and res["complete"]
 
 
 def test_a_resume_with_other_settings_is_refused_and_keeps_the_records(
@@ -205,3 +205,49 @@ def test_the_folded_scripts_results_file_is_still_read(bench) -> None:
     section = bench.reportable({k: v for k, v in data.items() if k != "report"}).as_json()
     parse(section, path)
     assert section == data["report"]  # the same section its own script wrote
+
+
+@pytest.mark.slow  # trains a tiny model (20 steps) and converts it and its base to CTranslate2
+def test_a_directory_rarx_train_wrote_is_a_system_through_ctranslate2(
+    bench, tmp_path, monkeypatch
+):
+    """``rarx train choice``'s output scored as ``llm-choice@ctranslate2:DIR`` beside its
+    base: converted into rarx's cache on first use, fingerprinted apart from the base, and
+    the position it was taught wins question by question."""
+    from click.testing import CliRunner
+    from transformers import AutoTokenizer
+
+    from rarx.cli.main import cli
+    from tests.conftest import tiny_chat_llama
+    from tests.test_train_choice import THINGS, least_liked, questions, write_data
+
+    monkeypatch.setenv("RARX_CACHE", str(tmp_path / "cache"))
+    texts = [*THINGS, "Answer with the letter of the correct option.",
+             "Question: which thing is number", "A. B. C. D. Answer it."]  # fmt: skip
+    base = tiny_chat_llama(tmp_path / "base", texts, 300, 512)
+    tok = AutoTokenizer.from_pretrained(base)  # CTranslate2's Llama config needs a BOS token
+    tok.bos_token = tok.eos_token
+    tok.save_pretrained(base)
+    best = least_liked(str(base))  # taught the position the base likes least
+    trained = tmp_path / "trained"
+    res = CliRunner().invoke(cli, [
+        "train", "choice", "--data", str(write_data(tmp_path / "mc.jsonl", questions(12, best))),
+        "--base", str(base), "--out", str(trained), "--max-steps", "20", "--lr", "3e-3",
+        "--batch-size", "4", "--dev", "0", "--seed", "0", "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    new = [(it.query, list(it.options), it.label) for it in questions(30, best, 0)[20:]]
+    path = write_mcr(tmp_path / "toy.csv", new)
+    args = bench.parser().parse_args([
+        "--systems", f"base=llm-choice@ctranslate2:{base},trained=llm-choice@ctranslate2:"
+        f"{trained}", "--files", str(path), "--n", "0", "--chunk", "5", "--dtype", "float32",
+        "--out", str(tmp_path / "results"), "--tag", "toy"])  # fmt: skip
+    out = bench.run(args)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache" / "ct2").iterdir()) == [
+        "base", "trained"]  # fmt: skip
+    systems = out["settings"]["systems"]
+    assert systems["base"]["weights"] != systems["trained"]["weights"]
+    toy = out["files"][0]
+    assert toy["systems"]["trained"]["without"]["accuracy"] == 1.0
+    d = toy["paired"]["trained"]["without"]
+    assert d["worse"] == 0 and d["better"] >= 1 and d["diff"] > 0
+    assert out["scorers"]["trained"]["model"] == f"ctranslate2:{trained}"
