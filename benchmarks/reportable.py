@@ -6,10 +6,11 @@ from the figures they hold, through the same function each benchmark calls when 
 
 A file's benchmark is the script whose name is the longest prefix of the file's name
 (``train_mcr-qwen.json`` -> ``train_mcr.py``; ``splade_speed.json`` comes from
-``splade_cacm.py``); rarx's own envelopes (kind retrieval, mcr, qa, adaptive) get theirs
-from rarx.eval.report_kinds. Only the section is added: the file's text is kept byte for
-byte before it (a section written earlier is replaced), and the file is checked to read
-back with every other key unchanged before it is renamed into place.
+``splade_cacm.py``, ``mcr_ct2_arc-*.json`` from ``mcr_paired.py``); rarx's own envelopes
+(kind retrieval, mcr, qa, adaptive) get theirs from rarx.eval.report_kinds. Only the
+section is added: the file's text is kept byte for byte before it (a section written
+earlier is replaced), and the file is checked to read back with every other key unchanged
+before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from rarx.eval.report_schema import KEY, parse  # noqa: E402
 from rarx.io.atomic import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ALSO = {"splade_speed": "splade_cacm"}  # files a script writes under another name
+# files a script writes under another name, or whose script was folded into another
+ALSO = {"splade_speed": "splade_cacm", "mcr_ct2_arc": "mcr_paired"}
 NOT_BENCHMARKS = {"common", "reportable", "run_all", "corpus_gen", "pipeline_common"}
 
 
 def script_of(path: Path) -> str | None:
     """The benchmark script whose name is the longest prefix of the file's name."""
     stem = path.stem
-    if stem in ALSO:
-        return ALSO[stem]
+    for old, script in ALSO.items():
+        if stem == old or stem.startswith((old + "_", old + "-")):
+            return script
     names = sorted((p.stem for p in HERE.glob("*.py") if p.stem not in NOT_BENCHMARKS),
                    key=len, reverse=True)  # fmt: skip
     for name in names:
