@@ -171,7 +171,7 @@ class WindowEncoder:
     def prompt(self, w: RankingWindow) -> Any:
         """The ChatPrompt FIRST builds for this window (passages cut as it cuts them)."""
         texts = [self.llm.truncate(p, self.passage_tokens) for p in w.passages]
-        return self.template.build(w.query, texts)
+        return self.template.build(w.query, texts, instruction=w.instruction)
 
     def encode(self, w: RankingWindow) -> Encoded:
         chat = self.prompt(w)
@@ -302,15 +302,21 @@ def dev_metrics(
     from rarx.types import Document, Hit, Query, Ranking
 
     size = max(len(w.passages) for w in windows)
-    reranker = FirstReranker(llm, k=size, window=size, stride=size - 1,  # one window each
-                             passage_tokens=passage_tokens, template=template)  # fmt: skip
     queries = [Query(f"dev-{i}", w.query) for i, w in enumerate(windows)]
     shown = [Ranking(q.qid, [Hit(str(j), float(-j), Document(str(j), p))
                              for j, p in enumerate(w.passages)])
              for q, w in zip(queries, windows, strict=True)]  # fmt: skip
+    ranked_by: dict[int, Any] = {}
+    for instruction in dict.fromkeys(w.instruction for w in windows):  # one reranker each
+        reranker = FirstReranker(llm, k=size, window=size, stride=size - 1,  # one window each
+                                 passage_tokens=passage_tokens, template=template,
+                                 instruction=instruction)  # fmt: skip
+        mine = [i for i, w in enumerate(windows) if w.instruction == instruction]
+        got = reranker.rerank([queries[i] for i in mine], [shown[i] for i in mine])
+        ranked_by.update(zip(mine, got, strict=True))
     top1 = rr = 0.0
-    for w, ranked in zip(windows, reranker.rerank(queries, shown), strict=True):
-        order = [h.docid for h in ranked.hits]
+    for i, w in enumerate(windows):
+        order = [h.docid for h in ranked_by[i].hits]
         best = str(w.order[0])  # the teacher's best passage
         top1 += order[0] == best
         rr += 1.0 / (order.index(best) + 1)
