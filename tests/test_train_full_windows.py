@@ -35,6 +35,17 @@ ITEMS = [
 INSTRUCTION = "Retrieve the answer to the question."
 
 
+@pytest.fixture
+def toy_eval_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leakage check against one toy evaluation set (building every packaged set takes
+    seconds), which shares one question of the data among its two."""
+    from rarx.eval import leakage
+
+    keys = tuple(leakage.question_key(q) for q in ("What is frozen water called?", "unseen"))
+    monkeypatch.setattr(leakage, "known_eval_sets",
+                        lambda *a, **k: [leakage.EvalSet("toy-eval", keys)])  # fmt: skip
+
+
 def write_mc(path: Path, items: list[tuple] = ITEMS) -> Path:
     rows = [{"id": i, "source": s, "split": sp, "instruction": INSTRUCTION, "question": q,
              "query": q, "options": o, "label": lab} for i, s, sp, q, o, lab in items]  # fmt: skip
@@ -63,7 +74,7 @@ def test_an_inserted_answer_goes_to_a_seeded_random_place_and_instructions_are_k
 
 @pytest.mark.parametrize("stage", ["minilm", "bm25"])
 def test_windows_come_from_each_sources_pool_of_training_options(
-    tmp_path: Path, stage: str
+    tmp_path: Path, stage: str, toy_eval_sets: None
 ) -> None:
     from rarx.train.data.full_windows import build_full_windows
 
@@ -89,12 +100,25 @@ def test_windows_come_from_each_sources_pool_of_training_options(
     assert manifest["split"] == "train" and manifest["first_stages"] == [stage]
     assert manifest["per_source"]["sci"]["pool_documents"] == 12
     assert manifest["per_source"]["sci"]["first_stages"] == {stage: 3}
-    # the leakage record: every evaluation set rarx knows, none of whose questions are here
+    assert manifest["overlap"] == {"toy-eval": 0.5}  # measured, kept beside the file
+
+
+@pytest.mark.slow
+def test_the_leakage_record_covers_the_sets_first_is_evaluated_on(tmp_path: Path) -> None:
+    from rarx.train.data.full_windows import build_full_windows
+
+    out = tmp_path / "w.jsonl"
+    build_full_windows(str(write_mc(tmp_path / "mc.jsonl")), out, first_stages=["bm25"],
+                       window=4, work_dir=tmp_path / "idx")  # fmt: skip
+    overlap = json.loads((tmp_path / "w.manifest.json").read_text())["overlap"]
     for name in ("arc-challenge", "piqa", "siqa", "sciq", "boolq"):
-        assert manifest["overlap"][name] == 0.0
+        assert overlap[name] == 0.0
 
 
-def test_a_mix_of_first_stages_and_of_instructions_is_seeded_per_question(tmp_path: Path):
+@pytest.mark.slow
+def test_a_mix_of_first_stages_and_of_instructions_is_seeded_per_question(
+    tmp_path: Path, toy_eval_sets: None
+) -> None:
     from rarx.train.data.full_windows import build_full_windows, first_stage_of
 
     data = write_mc(tmp_path / "mc.jsonl")
@@ -133,7 +157,9 @@ def test_evaluation_sources_and_unknown_first_stages_are_refused(tmp_path: Path)
     assert not (tmp_path / "w.jsonl").exists()
 
 
-def test_data_ranking_cli_builds_full_windows_from_a_multiple_choice_file(tmp_path: Path):
+def test_data_ranking_cli_builds_full_windows_from_a_multiple_choice_file(
+    tmp_path: Path, toy_eval_sets: None
+) -> None:
     from click.testing import CliRunner
 
     from rarx.cli.main import cli
@@ -168,8 +194,8 @@ def test_a_window_with_an_instruction_is_prompted_as_first_with_that_instruction
     w = RankingWindow("q", "what erupts?", ("a", "b", "c"), texts, (0, 1, 2),
                       instruction=INSTRUCTION)  # fmt: skip
     q = Query("q", w.query)
-    r = Ranking("q", tuple(Hit(d, 3.0 - i, Document(d, t))
-                           for i, (d, t) in enumerate(zip(w.docids, texts, strict=True))))  # fmt: skip
+    pairs = enumerate(zip(w.docids, texts, strict=True))
+    r = Ranking("q", tuple(Hit(d, 3.0 - i, Document(d, t)) for i, (d, t) in pairs))
     res = FirstReranker(llm, k=3, window=3, stride=2, instruction=INSTRUCTION).rerank_detailed(
         [q], [r]
     )[0]

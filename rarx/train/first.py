@@ -433,11 +433,26 @@ def _train(
         dev=len(dev), train_windows=len(train_rows),
         lora_r=s.lora_r if opts.lora else None, train_layers=s.train_layers,
         template="listwise", loss_history=result.loss_history,
+        windows_with_instruction=sum(w.instruction != "" for w in windows),
         **({"state_cache": cache} if cache else {}),
+        **({"data_built": built} if (built := data_recipe(data_path)) else {}),
     )  # fmt: skip
     data = [DataRef.of(data_path, len(windows))]
     return Outcome(data, result, metrics, data_overlap(data_path, windows), options,
                    before)  # fmt: skip
+
+
+def data_recipe(path: Path) -> dict[str, Any] | None:
+    """How the windows file was built (its manifest's recipe: kind, sources, first stages,
+    teacher, window, shuffle, ...) when the manifest describes this very file; for the card."""
+    from rarx.train.data.manifest import describes, read_manifest
+
+    manifest = read_manifest(path)
+    if not manifest or not describes(manifest, path):
+        return None
+    keys = ("name", "dataset", "data", "split", "sources", "teacher", "first_stages",
+            "first_stage", "window", "limit", "shuffle", "insert_at", "instruction_share", "seed")
+    return {k: manifest[k] for k in keys if k in manifest}
 
 
 def check_weights(lm_weight: float, rank_weight: float) -> None:
