@@ -307,6 +307,31 @@ def test_training_prompt_is_the_first_rerankers_prompt(tiny_lm: Path, one_thread
     assert llm.render(encoder.prompt(window)).endswith("<|assistant|>[")
 
 
+def test_graded_rank_pairs_teach_the_relevant_passage_against_each_other_only(
+    tiny_lm: Path, one_thread: None
+):
+    torch = pytest.importorskip("torch")
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.train.data.ranking import corpus_text
+    from rarx.train.first import WindowEncoder, weighted_ranknet
+
+    llm = TransformersLLM(str(tiny_lm), device="cpu")
+    q, r = Query("q1", "what erupts from volcanoes?"), ranking("q1", ["d3", "d4", "d5", "d1"])
+    (w,), _ = make_windows([q], [r], corpus_text(DOCS), qrels={"q1": {"d4": 1}}, window=4)
+    assert w.grades == (0, 1, 0, 0) and w.order == (1, 0, 2, 3)
+    assert WindowEncoder(llm, passage_tokens=12).encode(w).ranks == [2, 1, 3, 4]
+    graded = WindowEncoder(llm, passage_tokens=12, rank_pairs="graded").encode(w)
+    assert graded.ranks == [2, 1, 2, 2]  # the rest tie
+    # the loss is then the relevant passage against each other one, nothing among the rest
+    scores = torch.tensor([[0.0, 1.0, 5.0, -5.0]])
+    pairs = [softplus_neg(1.0 - x) / 3 for x in (0.0, 5.0, -5.0)]
+    got = weighted_ranknet(scores, torch.tensor([graded.ranks]))
+    assert float(got) == pytest.approx(sum(pairs) / 3, rel=1e-5)
+    unknown = RankingWindow("q2", "x", w.docids, w.passages, w.order)  # no grades
+    with pytest.raises(ConfigError, match="no grades .* --rank-pairs graded needs"):
+        WindowEncoder(llm, passage_tokens=12, rank_pairs="graded").encode(unknown)
+
+
 def test_train_first_learns_writes_a_card_and_loads_as_a_first_reranker(
     tiny_lm: Path, tmp_path: Path, one_thread: None, toy_eval_sets: None
 ):

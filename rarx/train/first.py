@@ -39,6 +39,7 @@ from rarx.train.objective import CliSpec, Outcome
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # target of a position that carries no loss
+RANK_PAIRS = ("order", "graded")
 COUNTS = ("dev_windows", "dev_questions")  # dev metrics that are sizes: no base_ copy
 
 
@@ -75,6 +76,12 @@ class FirstSettings(FirstLossSettings):
     )
     dev: int = setting(32, "Windows held out and scored before and after training (0: none).",
                        min=0)  # fmt: skip
+    rank_pairs: str = setting(
+        "order", "RankNet's pairs: every pair the teacher's order makes (order), or only pairs "
+        "of passages the qrels grade differently (graded: the relevant passage against each "
+        "other one; the first stage's order among the rest is not taught as a ranking).",
+        choices=RANK_PAIRS,
+    )  # fmt: skip
 
 
 # -- the loss -------------------------------------------------------------------------
@@ -139,10 +146,15 @@ class Encoded:
 class WindowEncoder:
     """Windows → token ids, through the FIRST reranker's own prompt path."""
 
-    def __init__(self, llm: Any, template: ListwiseTemplate = LISTWISE, passage_tokens: int = 300):
+    def __init__(self, llm: Any, template: ListwiseTemplate = LISTWISE, passage_tokens: int = 300,
+                 rank_pairs: str = "order"):  # fmt: skip
+        if rank_pairs not in RANK_PAIRS:
+            raise ConfigError(f"rank_pairs must be one of {', '.join(RANK_PAIRS)}, got "
+                              f"{rank_pairs!r}")  # fmt: skip
         self.llm = llm
         self.template = template
         self.passage_tokens = int(passage_tokens)
+        self.rank_pairs = rank_pairs
         tok = llm.tokenizer
         self.eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
 
@@ -190,9 +202,20 @@ class WindowEncoder:
                 reply += self.llm.tokenizer.encode(part, add_special_tokens=False)
         ranks = [0.0] * len(w.order)
         for r, pos in enumerate(w.order, 1):
+            ranks[pos] = float(r)
+        if self.rank_pairs == "graded":
+            if not w.grades:
+                raise ConfigError(
+                    f"window {w.qid!r} has no grades (built with a teacher run?): "
+                    "--rank-pairs graded needs windows built with the qrels teacher"
+                )
+            levels = sorted(set(w.grades), reverse=True)  # equal grades tie: no pair
+            ranks = [float(levels.index(g) + 1) for g in w.grades]
+        for pos in range(len(ranks)):
             # An identifier read as two tokens has no logit of its own at the first
             # position: out of the rank loss (inf), still taught by the LM loss.
-            ranks[pos] = float(r) if len(plan.tokens[ids[pos]]) == 1 else math.inf
+            if len(plan.tokens[ids[pos]]) != 1:
+                ranks[pos] = math.inf
         return Encoded(prompt + reply + self.eos, len(prompt), ranks)
 
 
@@ -399,7 +422,7 @@ def _train(
     windows = read_windows(data_path)
     tokenizer, model = load_causal_lm(opts.base)
     llm = TransformersLLM.wrap(model, tokenizer, opts.base)
-    encoder = WindowEncoder(llm, template, s.passage_tokens)
+    encoder = WindowEncoder(llm, template, s.passage_tokens, s.rank_pairs)
     id_tokens = encoder.id_tokens(max(len(w.passages) for w in windows))
     encoded = [encoder.encode(w) for w in windows]
     fitting = [i for i, e in enumerate(encoded) if len(e.input_ids) <= llm.context_length]
@@ -432,7 +455,7 @@ def _train(
         passage_tokens=s.passage_tokens, lm_weight=s.lm_weight, rank_weight=s.rank_weight,
         dev=len(dev), train_windows=len(train_rows),
         lora_r=s.lora_r if opts.lora else None, train_layers=s.train_layers,
-        template="listwise", loss_history=result.loss_history,
+        template="listwise", loss_history=result.loss_history, rank_pairs=s.rank_pairs,
         windows_with_instruction=sum(w.instruction != "" for w in windows),
         **({"state_cache": cache} if cache else {}),
         **({"data_built": built} if (built := data_recipe(data_path)) else {}),

@@ -10,7 +10,10 @@ candidates. A file is JSONL, one window per line::
      "order": [2, 0, 1, ...], "source": "sciq", "teacher": "qrels", "instruction": ""}
 
 ``passages`` are in the order the prompt shows them; ``order`` lists their positions
-best first. ``instruction`` (optional) is the task the prompt opens with, as the FIRST
+best first. ``grades`` (optional; the qrels teacher writes them) are the shown passages'
+judged grades (0: not relevant), so a trainer can tell the relevant passages from the
+order the teacher merely keeps among the rest. ``instruction`` (optional) is the task the
+prompt opens with, as the FIRST
 reranker's ``instruction`` writes it (e.g. RAR-b's "Retrieve the answer to the
 question."). Passages are stored as the reranker reads them (title and text on one
 line, :func:`rarx.rerank.base.passage_text`), so training needs no index.
@@ -47,9 +50,15 @@ class RankingWindow:
     source: str = ""
     teacher: str = ""
     instruction: str = ""  # the task instruction the prompt opens with ("": none)
+    grades: tuple[int, ...] = ()  # the qrels grade of each shown passage (): not known
 
     def __post_init__(self) -> None:
         n = len(self.passages)
+        if self.grades and len(self.grades) != n:
+            raise ValueError(
+                f"window {self.qid!r}: grades must give one grade per passage ({n}), got "
+                f"{len(self.grades)}"
+            )
         if n < 2 or len(self.docids) != n:
             raise ValueError(
                 f"window {self.qid!r}: needs at least 2 passages with one docid each, got "
@@ -82,6 +91,7 @@ def read_windows(path: str | Path) -> list[RankingWindow]:
                     str(row.get("source", "")),
                     str(row.get("teacher", "")),
                     str(row.get("instruction") or ""),
+                    tuple(int(g) for g in row.get("grades") or ()),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -180,6 +190,7 @@ def make_windows(
         stats.queries += 1
         docids = [d for d in r.docids if d in text][:window]
         rng = random.Random(f"{seed}:{q.qid}")
+        judged: Mapping[str, int] = {}
         if teacher == "qrels":
             judged = (qrels or {}).get(q.qid, {})
             if not any(judged.get(d, 0) > 0 for d in docids):
@@ -218,6 +229,8 @@ def make_windows(
                 source,
                 teacher,
                 (instructions or {}).get(q.qid, ""),
+                tuple(max(0, judged.get(docids[p], 0)) for p in shown) if teacher == "qrels"
+                else (),
             )
         )
         stats.windows += 1
