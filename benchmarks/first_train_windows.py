@@ -40,8 +40,11 @@ def tokenizer_llm(model: str, root: Path) -> Any:
     source = causal_lm_dir(resolve_model(model))
     tok = AutoTokenizer.from_pretrained(source)
     config = AutoConfig.from_pretrained(source)
-    config.update({"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 64,
-                   "num_attention_heads": 2, "num_key_value_heads": 1})  # fmt: skip
+    small = {"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 64,
+             "num_attention_heads": 2, "num_key_value_heads": 1}  # fmt: skip
+    if getattr(config, "layer_types", None):  # one per layer
+        small["layer_types"] = config.layer_types[:1]
+    config = type(config)(**{**config.to_dict(), **small})
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(root)
     tok.save_pretrained(root)
