@@ -14,6 +14,12 @@ Systems, on the same seeded sample of each set's queries and the same candidates
 - ``cross-encoder``: the cross-encoder ``--cross-encoder PATH`` (rarx.rerank's reranker; none
   is packaged: ``rarx train cross-encoder`` makes one), no LLM. Its records name the model
   and its weights' checksum, so a resume never mixes two models.
+- ``first-trained`` and ``first-trained+inst``: FIRST (without and with the set's
+  instruction) with the model ``--trained-llm SPEC`` (a folder ``rarx train first`` wrote,
+  e.g. ``ctranslate2:models/first-qwen``; ``--llm-option`` applies to it as to ``--llm``),
+  paired against untrained FIRST and the first stage. Its records name the model and its
+  folder's fingerprint, so a resume never mixes two models; ``--llm`` is not loaded when
+  only these (or the cross-encoder) run.
 
 Reported: nDCG@10 and R@10 (ir-measures) with bootstrap intervals, paired t-tests
 (rarx.eval.significance) against the first stage and between rerankers, seconds per
@@ -24,6 +30,9 @@ candidates). Every set here is evaluation data: nothing is tuned on it.
         --queries 300 --resume [--systems first first+inst listwise first+orders position]
     python benchmarks/first_rarb.py --llm qwen2.5-coder-1.5b --dataset arc-challenge \
         --queries 300 --resume --systems cross-encoder --cross-encoder models/ce-reason
+    python benchmarks/first_rarb.py --llm ctranslate2:qwen2.5-coder-1.5b \
+        --dataset arc-challenge --queries 300 --resume --name first_rarb_qwen_ct2_arc \
+        --systems first-trained first-trained+inst --trained-llm ctranslate2:models/first-qwen
 
 The LLM is loaded only when an LLM system runs; a system added to an existing results name
 with ``--resume`` is scored on the queries and candidates already there, and the summary
@@ -64,7 +73,8 @@ DATA = Path(os.environ.get("RARX_WORK", WORK / "eval"))
 QA_SETS = ("sciq", "boolq")  # the first stage is BM25 there, MiniLM elsewhere
 CE = "cross-encoder"
 LLM_SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "position")
-SYSTEMS = (*LLM_SYSTEMS, CE)
+TRAINED = ("first-trained", "first-trained+inst")  # FIRST with --trained-llm
+SYSTEMS = (*LLM_SYSTEMS, *TRAINED, CE)
 MEASURES = ("nDCG@10", "R@10")
 
 
@@ -108,15 +118,19 @@ def make(method: str, llm: Any, k: int, **kw: Any) -> Any:
     return make_reranker(method, "bench", k, window=k, stride=max(1, k // 2), llm=llm, **kw)
 
 
-def reranker(which: str, llm: Any, data: Any, args: Any, **kw: Any) -> Any:
+def reranker(which: str, llm: Any, data: Any, args: Any, trained: Any = None, **kw: Any) -> Any:
     """The reranker a system runs: the cross-encoder at the length its folder sets (the
-    one it was trained at), or FIRST/listwise with the loaded LLM."""
+    one it was trained at), FIRST with the trained LLM, or FIRST/listwise with the loaded
+    LLM."""
     if which == CE:
         from rarx.rerank import make_reranker
 
         return make_reranker(CE, args.cross_encoder, args.k, max_length=None)
     extra = {"first+inst": {"instruction": data.instruction},
+             "first-trained+inst": {"instruction": data.instruction},
              "first+orders": {"orders": args.orders}}.get(which, {})  # fmt: skip
+    if which in TRAINED:
+        return make("first", trained, args.k, **kw, **extra)
     return make("listwise" if which == "listwise" else "first", llm, args.k, **kw, **extra)
 
 
@@ -127,6 +141,26 @@ def cross_encoder_id(model: str) -> str:
 
     weights = Path(model) / "model.safetensors"
     return f"{model}@{file_checksum(weights)}" if weights.is_file() else model
+
+
+def trained_llm_id(spec: str) -> str:
+    """The trained LLM a record was scored with: its spec, and where its model is a local
+    folder that folder's fingerprint (every small file's bytes, the large weights' size and
+    modification time: rarx.models.ct2_cache), so a resume cannot mix two models."""
+    from rarx.llm import LLMSpec
+    from rarx.models.ct2_cache import source_fingerprint
+
+    folder = Path(LLMSpec.parse(spec).model)
+    return f"{spec}@{source_fingerprint(folder)[:16]}" if folder.is_dir() else spec
+
+
+def check_held(records: list[dict[str, Any]], systems: tuple[str, ...], model: str | None,
+               jsonl: Path, what: str, flag: str) -> None:  # fmt: skip
+    """Exit when ``records`` of ``systems`` were scored with another model than ``model``."""
+    held = {r.get("model") for r in records if r["system"] in systems}
+    if model and held - {model}:
+        sys.exit(f"{jsonl} holds {what} records of {sorted(map(str, held))}, not {model}: "
+                 f"pass that {flag}, or another --name")  # fmt: skip
 
 
 def shuffled(ranking: Ranking, seed: int) -> Ranking:
@@ -211,6 +245,10 @@ def summarize(
         ]
         pairs += [(CE, s) for s in ("first", "first+inst", "listwise", "first+orders")
                   if CE in systems and s in systems]  # fmt: skip
+        pairs += [p for p in [("first-trained", "first"), ("first-trained+inst", "first+inst"),
+                              ("first-trained+inst", "first-trained"),
+                              ("first-trained", "listwise")]
+                  if p[0] in systems and p[1] in systems]  # fmt: skip
         for a, b in pairs:
             p, n = paired_t_test(per_query[b], per_query[a])
             both = sorted(set(per_query[a]) & set(per_query[b]))
@@ -266,7 +304,8 @@ def summarize(
 
 
 LABELS = {"first": "FIRST", "first+inst": "FIRST +inst", "listwise": "listwise",
-          "first+orders": "FIRST orders", CE: "cross-encoder"}  # fmt: skip
+          "first+orders": "FIRST orders", CE: "cross-encoder", "first-trained": "trained FIRST",
+          "first-trained+inst": "trained FIRST +inst"}  # fmt: skip
 
 
 def random_order(k: int, cutoff: int = 10) -> tuple[float, float]:
@@ -381,8 +420,9 @@ def report_files(
                 else {"nDCG@10": p_of.get(system)},
                 "settings": {"cross_encoder": v.get("model"), "k": settings["k"]}
                 if system == CE else
-                {"llm": settings["llm"], "k": settings["k"],
-                 "instruction": s["instruction"] if system == "first+inst" else None},
+                {"llm": v.get("model") if system in TRAINED else settings["llm"],
+                 "k": settings["k"],
+                 "instruction": s["instruction"] if system.endswith("+inst") else None},
             })  # fmt: skip
         data = data_by[dataset]
         body = envelope(
@@ -497,6 +537,9 @@ def main() -> None:
     ap.add_argument("--cross-encoder", metavar="PATH",
                     help="the cross-encoder system's model: a folder `rarx train cross-encoder` "
                     "wrote, or any Hugging Face cross-encoder")  # fmt: skip
+    ap.add_argument("--trained-llm", metavar="SPEC",
+                    help="the first-trained systems' LLM: a folder `rarx train first` wrote, "
+                    "e.g. ctranslate2:models/first-qwen")  # fmt: skip
     ap.add_argument("--queries", type=int, default=300, help="seeded sample per set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=20, help="candidates reranked (one window)")
@@ -516,10 +559,14 @@ def main() -> None:
         "--summarize", action="store_true", help="rebuild the summaries from the JSONL only"
     )
     args = ap.parse_args()
-    args.systems = args.systems or [*LLM_SYSTEMS, *([CE] if args.cross_encoder else [])]
+    args.systems = args.systems or [*LLM_SYSTEMS, *([CE] if args.cross_encoder else []),
+                                    *(TRAINED if args.trained_llm else ())]  # fmt: skip
     if CE in args.systems and not args.cross_encoder:
         ap.error("--systems cross-encoder needs --cross-encoder PATH (a model that `rarx train "
                  "cross-encoder` made, or a Hugging Face cross-encoder)")  # fmt: skip
+    if set(TRAINED) & set(args.systems) and not args.trained_llm:
+        ap.error("--systems first-trained needs --trained-llm SPEC (a folder that `rarx train "
+                 "first` wrote, e.g. ctranslate2:models/first-qwen)")  # fmt: skip
     datasets = args.dataset or ["arc-challenge"]
     options: dict[str, Any] = {}
     for opt in args.llm_option:
@@ -556,22 +603,28 @@ def main() -> None:
         return
 
     ce_model = cross_encoder_id(args.cross_encoder) if CE in args.systems else None
-    held = {r.get("model") for r in records if r["system"] == CE}
-    if ce_model and held - {ce_model}:
-        sys.exit(f"{jsonl} holds cross-encoder records of {sorted(held)}, not {ce_model}: "
-                 "pass that model, or another --name")  # fmt: skip
+    check_held(records, (CE,), ce_model, jsonl, "cross-encoder", "model")
+    trained_model = (trained_llm_id(args.trained_llm)
+                     if set(TRAINED) & set(args.systems) else None)  # fmt: skip
+    check_held(records, TRAINED, trained_model, jsonl, "trained FIRST", "--trained-llm")
     # the first stage's candidates as recorded: a resumed system reranks the same ones
     stage_held = {(r["dataset"], r["qid"]): r["docids"] for r in records
                   if r["system"] == "first-stage"}  # fmt: skip
 
     start = time.perf_counter()
-    llm, load_seconds = None, 0.0
+    llm, trained, load_seconds = None, None, 0.0
     if any(s in LLM_SYSTEMS for s in args.systems):  # the LLM only when an LLM system runs
         from rarx.llm import load_llm
 
         t = time.perf_counter()
         llm = load_llm(args.llm, **options)
         load_seconds = time.perf_counter() - t
+    if trained_model:
+        from rarx.llm import load_llm
+
+        t = time.perf_counter()
+        trained = load_llm(args.trained_llm, **options)
+        load_seconds += time.perf_counter() - t
     kw = {"passage_tokens": args.passage_tokens}
     data_by: dict[str, Any] = {}
     oracle: dict[str, float] = {}
@@ -599,7 +652,7 @@ def main() -> None:
             plan = [("first-stage", None)] + [(s, s) for s in args.systems if s != "position"]
             if "position" in args.systems:
                 plan += [(f"position-s{s}", "first") for s in range(args.position_seeds)]
-            rerankers = {w: reranker(w, llm, data, args, **kw) for _, w in plan if w}
+            rerankers = {w: reranker(w, llm, data, args, trained, **kw) for _, w in plan if w}
             for q in queries:
                 c = by_qid[q.qid]
                 if stage_held.get((dataset, q.qid), list(c.docids)) != list(c.docids):
@@ -641,6 +694,8 @@ def main() -> None:
                         )
                         if which == CE:
                             rec["model"] = ce_model
+                        elif which in TRAINED:
+                            rec["model"] = trained_model
                     records.append(rec)
                     sink.write(json.dumps(rec) + "\n")
                     sink.flush()

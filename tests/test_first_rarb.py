@@ -63,21 +63,7 @@ def run(bench: Any, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
 def test_cross_encoder_resumes_into_an_llm_run_without_loading_the_llm_or_touching_its_records(
     bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_cross_encoder: str
 ) -> None:
-    # An earlier run with an LLM that cannot load here: a load would fail the test.
-    settings = {"llm": "no-such-llm", "llm_options": {}, "k": 4, "seed": 0, "queries": 3,
-                "orders": 2, "position_seeds": 3, "passage_tokens": 300}  # fmt: skip
-    data = bench.load_set("piqa")
-    queries = bench.sample(data, 3, 0)
-    _, cands, _ = bench.first_stage(data, "piqa", queries, 4)
-    earlier = []
-    for r in cands:
-        base = {"dataset": "piqa", "qid": r.qid, "seconds": 1.0, "forward_passes": 1}
-        earlier.append({**base, "system": "first-stage", "docids": list(r.docids)})
-        earlier.append({**base, "system": "first", "docids": list(reversed(r.docids))})
-    jsonl = tmp_path / "results" / "t.queries.jsonl"
-    jsonl.parent.mkdir()
-    before = "".join(json.dumps(x) + "\n" for x in [{"settings": settings}, *earlier])
-    jsonl.write_text(before)
+    jsonl, before, cands = earlier_llm_run(bench, tmp_path)
 
     run(bench, monkeypatch, "--llm", "no-such-llm", "--resume", "--systems", "cross-encoder",
         "--cross-encoder", tiny_cross_encoder)  # fmt: skip
@@ -116,3 +102,72 @@ def test_cross_encoder_system_needs_its_model(
     with pytest.raises(SystemExit):
         run(bench, monkeypatch, "--systems", "cross-encoder")
     assert "--systems cross-encoder needs --cross-encoder PATH" in capsys.readouterr().err
+
+
+def earlier_llm_run(bench: Any, tmp_path: Path) -> tuple[Path, str, list[Any]]:
+    """A results name an untrained-FIRST run wrote (with an LLM that cannot load here:
+    loading it would fail the test): the first stage's candidates and FIRST's order."""
+    settings = {"llm": "no-such-llm", "llm_options": {}, "k": 4, "seed": 0, "queries": 3,
+                "orders": 2, "position_seeds": 3, "passage_tokens": 300}  # fmt: skip
+    data = bench.load_set("piqa")
+    _, cands, _ = bench.first_stage(data, "piqa", bench.sample(data, 3, 0), 4)
+    earlier = []
+    for r in cands:
+        base = {"dataset": "piqa", "qid": r.qid, "seconds": 1.0, "forward_passes": 1}
+        earlier.append({**base, "system": "first-stage", "docids": list(r.docids)})
+        earlier.append({**base, "system": "first", "docids": list(reversed(r.docids))})
+    jsonl = tmp_path / "results" / "t.queries.jsonl"
+    jsonl.parent.mkdir()
+    before = "".join(json.dumps(x) + "\n" for x in [{"settings": settings}, *earlier])
+    jsonl.write_text(before)
+    return jsonl, before, cands
+
+
+@pytest.mark.slow
+def test_trained_first_joins_an_untrained_run_on_its_candidates_with_its_fingerprint(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from rarx.models.cache import causal_lm_dir
+    from rarx.models.registry import resolve_model
+
+    jsonl, before, cands = earlier_llm_run(bench, tmp_path)
+    trained = str(causal_lm_dir(resolve_model("smollm2-135m")))  # a model folder, as trained
+    run(bench, monkeypatch, "--llm", "no-such-llm", "--resume", "--systems", "first-trained",
+        "first-trained+inst", "--trained-llm", trained)  # fmt: skip
+
+    text = jsonl.read_text()
+    assert text.startswith(before)  # appended only
+    added = [json.loads(x) for x in text[len(before) :].splitlines()]
+    assert sorted((r["system"], r["qid"]) for r in added) == sorted(
+        (s, q) for s in ("first-trained", "first-trained+inst") for q in QUERIES)  # fmt: skip
+    for r in added:  # the recorded candidates, reordered by the folder's model
+        assert sorted(r["docids"]) == sorted(next(c.docids for c in cands if c.qid == r["qid"]))
+        assert r["model"].startswith(f"{trained}@") and r["forward_passes"] == 1
+    summary = json.loads((tmp_path / "results" / "t.json").read_text())
+    s = summary["datasets"]["piqa"]
+    assert list(s["systems"]) == ["first-stage", "first", "first-trained", "first-trained+inst"]
+    assert s["systems"]["first-trained"]["model"] == added[0]["model"]
+    pairs = {(t["system"], t["against"]) for t in s["paired_tests_nDCG@10"]}
+    assert {("first-trained", "first-stage"), ("first-trained", "first"),
+            ("first-trained+inst", "first-trained")} <= pairs  # fmt: skip
+    assert summary["partial"] is False
+    labels = {m["system"] for sec in summary["report"]["sections"] for m in sec["measurements"]}
+    assert {"trained FIRST", "trained FIRST +inst"} <= labels
+    report = json.loads((tmp_path / "results" / "report" / "t-piqa.json").read_text())
+    inst = next(x for x in report["systems"] if x["system"] == "trained FIRST +inst")
+    assert inst["settings"]["llm"] == added[0]["model"]
+    assert inst["settings"]["instruction"] == "Given the following goal, retrieve a solution."
+
+    # another model may not join those records
+    with pytest.raises(SystemExit, match="holds trained FIRST records"):
+        run(bench, monkeypatch, "--llm", "no-such-llm", "--resume", "--systems",
+            "first-trained", "--trained-llm", f"ctranslate2:{trained}")  # fmt: skip
+    assert jsonl.read_text() == text
+
+
+def test_trained_first_system_needs_its_model(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        run(bench, monkeypatch, "--systems", "first-trained")
+    assert "--systems first-trained needs --trained-llm SPEC" in capsys.readouterr().err

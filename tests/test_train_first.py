@@ -307,6 +307,31 @@ def test_training_prompt_is_the_first_rerankers_prompt(tiny_lm: Path, one_thread
     assert llm.render(encoder.prompt(window)).endswith("<|assistant|>[")
 
 
+def test_graded_rank_pairs_teach_the_relevant_passage_against_each_other_only(
+    tiny_lm: Path, one_thread: None
+):
+    torch = pytest.importorskip("torch")
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.train.data.ranking import corpus_text
+    from rarx.train.first import WindowEncoder, weighted_ranknet
+
+    llm = TransformersLLM(str(tiny_lm), device="cpu")
+    q, r = Query("q1", "what erupts from volcanoes?"), ranking("q1", ["d3", "d4", "d5", "d1"])
+    (w,), _ = make_windows([q], [r], corpus_text(DOCS), qrels={"q1": {"d4": 1}}, window=4)
+    assert w.grades == (0, 1, 0, 0) and w.order == (1, 0, 2, 3)
+    assert WindowEncoder(llm, passage_tokens=12).encode(w).ranks == [2, 1, 3, 4]
+    graded = WindowEncoder(llm, passage_tokens=12, rank_pairs="graded").encode(w)
+    assert graded.ranks == [2, 1, 2, 2]  # the rest tie
+    # the loss is then the relevant passage against each other one, nothing among the rest
+    scores = torch.tensor([[0.0, 1.0, 5.0, -5.0]])
+    pairs = [softplus_neg(1.0 - x) / 3 for x in (0.0, 5.0, -5.0)]
+    got = weighted_ranknet(scores, torch.tensor([graded.ranks]))
+    assert float(got) == pytest.approx(sum(pairs) / 3, rel=1e-5)
+    unknown = RankingWindow("q2", "x", w.docids, w.passages, w.order)  # no grades
+    with pytest.raises(ConfigError, match="no grades .* --rank-pairs graded needs"):
+        WindowEncoder(llm, passage_tokens=12, rank_pairs="graded").encode(unknown)
+
+
 def test_train_first_learns_writes_a_card_and_loads_as_a_first_reranker(
     tiny_lm: Path, tmp_path: Path, one_thread: None, toy_eval_sets: None
 ):
@@ -476,3 +501,73 @@ def test_training_teaches_the_tokens_first_reads_where_the_tokenizer_merges(
     assert tok.convert_ids_to_tokens(ids[14]) == "["
     assert e.ranks[2] == 1 and e.ranks[0] == 3 and math.isinf(e.ranks[14])
     assert sorted(r for r in e.ranks if math.isfinite(r)) == [1, *range(3, 17)]
+
+
+@pytest.mark.slow
+def test_a_trained_directory_reads_the_merged_identifiers_through_ctranslate2(
+    merged_llm: Any, tmp_path: Path, one_thread: None, toy_eval_sets: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Trained on cached states (--train-layers 1 --state-cache disk), the output folder
+    keeps the tokenizer that merges "[" into A..T: loaded as ``ctranslate2:DIR`` (converted
+    into the cache), FIRST reads "[A".. with the prompt ending before "[" and "[" + "O" for
+    O, and ranks as the transformers backend over the same folder does."""
+    pytest.importorskip("ctranslate2")
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from rarx.llm import load_llm
+    from rarx.llm.reply import plan_reply
+    from rarx.rerank.listwise import FirstReranker
+    from rarx.train.common import TrainOptions
+    from rarx.train.driver import run
+    from rarx.train.first import FirstSettings
+
+    monkeypatch.setenv("RARX_CACHE", str(tmp_path / "cache"))
+    # Qwen2's own architecture over the tokenizer that merges as Qwen's does
+    tok = merged_llm.tokenizer
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=4096, tie_word_embeddings=True,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    base = tmp_path / "qwen2-tiny"
+    Qwen2ForCausalLM(config).save_pretrained(base)
+    tok.save_pretrained(base)
+    passages = tuple(f"passage {i}" for i in range(16))
+    windows = [RankingWindow(f"q{i}", f"which one {i}?", tuple(f"d{j}" for j in range(16)),
+                             passages, tuple((i + j) % 16 for j in range(16)),
+                             instruction="Find it." if i % 2 else "")
+               for i in range(4)]  # fmt: skip
+    data = tmp_path / "windows.jsonl"
+    write_windows(data, windows)
+    out = tmp_path / "first-merged"
+    opts = TrainOptions(data=str(data), base=str(base), out=out, max_steps=2, lr=1e-3,
+                        batch_size=2, seed=0, quiet=True)  # fmt: skip
+    settings = FirstSettings(passage_tokens=8, dev=0, train_layers=1, state_cache="disk")
+    outcome = run("first", opts, settings)
+    assert outcome.steps == 2 and outcome.options["train_layers"] == 1
+
+    ref = load_llm(str(out), device="cpu")
+    ct = load_llm(f"ctranslate2:{out}", compute_type="float32")
+    prompt = window_prompt(windows[1])
+    plan = plan_reply(ct, prompt, list("ABCDEFGHIJKLMNOP"), "]")
+    assert plan.given == "" and plan.tokens["A"] == ("[A",) and plan.tokens["O"] == ("[", "O")
+    q = Query("new", "which one now?")
+    r = Ranking("new", tuple(Hit(f"d{j}", 16.0 - j, Document(f"d{j}", p))
+                             for j, p in enumerate(passages)))  # fmt: skip
+    got = {}
+    for name, llm in (("transformers", ref), ("ctranslate2", ct)):
+        res = FirstReranker(llm, k=16, window=16, stride=8, passage_tokens=8,
+                            instruction="Find it.").rerank_detailed([q], [r])[0]  # fmt: skip
+        call = next(d for e, d in res.events if e == "llm_call")
+        got[name] = (res.ranking.docids, call["logprobs"])
+    assert got["ctranslate2"][0] == got["transformers"][0]
+    for c, lp in got["transformers"][1].items():
+        assert got["ctranslate2"][1][c] == pytest.approx(lp, abs=2e-3)
+
+
+def window_prompt(w: RankingWindow) -> Any:
+    from rarx.rerank.prompts import LISTWISE
+
+    return LISTWISE.build(w.query, w.passages, instruction=w.instruction)

@@ -39,6 +39,7 @@ from rarx.train.objective import CliSpec, Outcome
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # target of a position that carries no loss
+RANK_PAIRS = ("order", "graded")
 COUNTS = ("dev_windows", "dev_questions")  # dev metrics that are sizes: no base_ copy
 
 
@@ -75,6 +76,12 @@ class FirstSettings(FirstLossSettings):
     )
     dev: int = setting(32, "Windows held out and scored before and after training (0: none).",
                        min=0)  # fmt: skip
+    rank_pairs: str = setting(
+        "order", "RankNet's pairs: every pair the teacher's order makes (order), or only pairs "
+        "of passages the qrels grade differently (graded: the relevant passage against each "
+        "other one; the first stage's order among the rest is not taught as a ranking).",
+        choices=RANK_PAIRS,
+    )  # fmt: skip
 
 
 # -- the loss -------------------------------------------------------------------------
@@ -139,10 +146,15 @@ class Encoded:
 class WindowEncoder:
     """Windows → token ids, through the FIRST reranker's own prompt path."""
 
-    def __init__(self, llm: Any, template: ListwiseTemplate = LISTWISE, passage_tokens: int = 300):
+    def __init__(self, llm: Any, template: ListwiseTemplate = LISTWISE, passage_tokens: int = 300,
+                 rank_pairs: str = "order"):  # fmt: skip
+        if rank_pairs not in RANK_PAIRS:
+            raise ConfigError(f"rank_pairs must be one of {', '.join(RANK_PAIRS)}, got "
+                              f"{rank_pairs!r}")  # fmt: skip
         self.llm = llm
         self.template = template
         self.passage_tokens = int(passage_tokens)
+        self.rank_pairs = rank_pairs
         tok = llm.tokenizer
         self.eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
 
@@ -171,7 +183,7 @@ class WindowEncoder:
     def prompt(self, w: RankingWindow) -> Any:
         """The ChatPrompt FIRST builds for this window (passages cut as it cuts them)."""
         texts = [self.llm.truncate(p, self.passage_tokens) for p in w.passages]
-        return self.template.build(w.query, texts)
+        return self.template.build(w.query, texts, instruction=w.instruction)
 
     def encode(self, w: RankingWindow) -> Encoded:
         chat = self.prompt(w)
@@ -190,9 +202,20 @@ class WindowEncoder:
                 reply += self.llm.tokenizer.encode(part, add_special_tokens=False)
         ranks = [0.0] * len(w.order)
         for r, pos in enumerate(w.order, 1):
+            ranks[pos] = float(r)
+        if self.rank_pairs == "graded":
+            if not w.grades:
+                raise ConfigError(
+                    f"window {w.qid!r} has no grades (built with a teacher run?): "
+                    "--rank-pairs graded needs windows built with the qrels teacher"
+                )
+            levels = sorted(set(w.grades), reverse=True)  # equal grades tie: no pair
+            ranks = [float(levels.index(g) + 1) for g in w.grades]
+        for pos in range(len(ranks)):
             # An identifier read as two tokens has no logit of its own at the first
             # position: out of the rank loss (inf), still taught by the LM loss.
-            ranks[pos] = float(r) if len(plan.tokens[ids[pos]]) == 1 else math.inf
+            if len(plan.tokens[ids[pos]]) != 1:
+                ranks[pos] = math.inf
         return Encoded(prompt + reply + self.eos, len(prompt), ranks)
 
 
@@ -302,15 +325,21 @@ def dev_metrics(
     from rarx.types import Document, Hit, Query, Ranking
 
     size = max(len(w.passages) for w in windows)
-    reranker = FirstReranker(llm, k=size, window=size, stride=size - 1,  # one window each
-                             passage_tokens=passage_tokens, template=template)  # fmt: skip
     queries = [Query(f"dev-{i}", w.query) for i, w in enumerate(windows)]
     shown = [Ranking(q.qid, [Hit(str(j), float(-j), Document(str(j), p))
                              for j, p in enumerate(w.passages)])
              for q, w in zip(queries, windows, strict=True)]  # fmt: skip
+    ranked_by: dict[int, Any] = {}
+    for instruction in dict.fromkeys(w.instruction for w in windows):  # one reranker each
+        reranker = FirstReranker(llm, k=size, window=size, stride=size - 1,  # one window each
+                                 passage_tokens=passage_tokens, template=template,
+                                 instruction=instruction)  # fmt: skip
+        mine = [i for i, w in enumerate(windows) if w.instruction == instruction]
+        got = reranker.rerank([queries[i] for i in mine], [shown[i] for i in mine])
+        ranked_by.update(zip(mine, got, strict=True))
     top1 = rr = 0.0
-    for w, ranked in zip(windows, reranker.rerank(queries, shown), strict=True):
-        order = [h.docid for h in ranked.hits]
+    for i, w in enumerate(windows):
+        order = [h.docid for h in ranked_by[i].hits]
         best = str(w.order[0])  # the teacher's best passage
         top1 += order[0] == best
         rr += 1.0 / (order.index(best) + 1)
@@ -393,7 +422,7 @@ def _train(
     windows = read_windows(data_path)
     tokenizer, model = load_causal_lm(opts.base)
     llm = TransformersLLM.wrap(model, tokenizer, opts.base)
-    encoder = WindowEncoder(llm, template, s.passage_tokens)
+    encoder = WindowEncoder(llm, template, s.passage_tokens, s.rank_pairs)
     id_tokens = encoder.id_tokens(max(len(w.passages) for w in windows))
     encoded = [encoder.encode(w) for w in windows]
     fitting = [i for i, e in enumerate(encoded) if len(e.input_ids) <= llm.context_length]
@@ -426,12 +455,27 @@ def _train(
         passage_tokens=s.passage_tokens, lm_weight=s.lm_weight, rank_weight=s.rank_weight,
         dev=len(dev), train_windows=len(train_rows),
         lora_r=s.lora_r if opts.lora else None, train_layers=s.train_layers,
-        template="listwise", loss_history=result.loss_history,
+        template="listwise", loss_history=result.loss_history, rank_pairs=s.rank_pairs,
+        windows_with_instruction=sum(w.instruction != "" for w in windows),
         **({"state_cache": cache} if cache else {}),
+        **({"data_built": built} if (built := data_recipe(data_path)) else {}),
     )  # fmt: skip
     data = [DataRef.of(data_path, len(windows))]
     return Outcome(data, result, metrics, data_overlap(data_path, windows), options,
                    before)  # fmt: skip
+
+
+def data_recipe(path: Path) -> dict[str, Any] | None:
+    """How the windows file was built (its manifest's recipe: kind, sources, first stages,
+    teacher, window, shuffle, ...) when the manifest describes this very file; for the card."""
+    from rarx.train.data.manifest import describes, read_manifest
+
+    manifest = read_manifest(path)
+    if not manifest or not describes(manifest, path):
+        return None
+    keys = ("name", "dataset", "data", "split", "sources", "teacher", "first_stages",
+            "first_stage", "window", "limit", "shuffle", "insert_at", "instruction_share", "seed")
+    return {k: manifest[k] for k in keys if k in manifest}
 
 
 def check_weights(lm_weight: float, rank_weight: float) -> None:

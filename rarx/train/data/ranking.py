@@ -7,10 +7,15 @@ not score follow in first-stage order). One window per query: the top ``window``
 candidates. A file is JSONL, one window per line::
 
     {"qid": "q3", "query": "...", "docids": ["d7", ...], "passages": ["...", ...],
-     "order": [2, 0, 1, ...], "source": "sciq", "teacher": "qrels"}
+     "order": [2, 0, 1, ...], "source": "sciq", "teacher": "qrels", "instruction": ""}
 
 ``passages`` are in the order the prompt shows them; ``order`` lists their positions
-best first. Passages are stored as the reranker reads them (title and text on one
+best first. ``grades`` (optional; the qrels teacher writes them) are the shown passages'
+judged grades (0: not relevant), so a trainer can tell the relevant passages from the
+order the teacher merely keeps among the rest. ``instruction`` (optional) is the task the
+prompt opens with, as the FIRST
+reranker's ``instruction`` writes it (e.g. RAR-b's "Retrieve the answer to the
+question."). Passages are stored as the reranker reads them (title and text on one
 line, :func:`rarx.rerank.base.passage_text`), so training needs no index.
 """
 
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 # Packaged sets that are evaluation data (RAR-b test files or the splits they are made
 # of, plus RAR-b's code and math Full sets): never training data.
 EVALUATION_ONLY = frozenset({*EVAL_ONLY, "code", "math"})
+INSERT_AT = ("last", "random")  # where a relevant passage the first stage missed goes
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,16 @@ class RankingWindow:
     order: tuple[int, ...]  # the teacher's order: positions into ``passages``, best first
     source: str = ""
     teacher: str = ""
+    instruction: str = ""  # the task instruction the prompt opens with ("": none)
+    grades: tuple[int, ...] = ()  # the qrels grade of each shown passage (): not known
 
     def __post_init__(self) -> None:
         n = len(self.passages)
+        if self.grades and len(self.grades) != n:
+            raise ValueError(
+                f"window {self.qid!r}: grades must give one grade per passage ({n}), got "
+                f"{len(self.grades)}"
+            )
         if n < 2 or len(self.docids) != n:
             raise ValueError(
                 f"window {self.qid!r}: needs at least 2 passages with one docid each, got "
@@ -77,6 +90,8 @@ def read_windows(path: str | Path) -> list[RankingWindow]:
                     tuple(int(i) for i in row["order"]),
                     str(row.get("source", "")),
                     str(row.get("teacher", "")),
+                    str(row.get("instruction") or ""),
+                    tuple(int(g) for g in row.get("grades") or ()),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -142,18 +157,23 @@ def make_windows(
     window: int = 20,
     shuffle: float = 0.0,
     insert_relevant: bool = True,
+    insert_at: str = "last",
     seed: int = 42,
     source: str = "",
+    instructions: Mapping[str, str] | None = None,
 ) -> tuple[list[RankingWindow], BuildStats]:
     """One window per query from its top ``window`` candidates, ordered by the teacher:
     ``teacher_run`` when given, else ``qrels``.
 
     With the qrels teacher and ``insert_relevant``, a query whose candidates hold no
     relevant passage gets its best judged one in place of the last candidate (else the
-    window would teach only the first stage's order). ``shuffle`` is the share of
-    windows shown in a random order rather than the first stage's, so the model learns
-    from the passages and not only from their positions; which windows, and their
-    order, depend only on ``seed`` and the query id.
+    window would teach only the first stage's order). ``insert_at`` says where it goes:
+    ``last`` (the last candidate's place) or ``random`` (a seeded position, so windows
+    shown in the first stage's order do not teach that an answer the first stage missed
+    sits last). ``shuffle`` is the share of windows shown in a random order rather than
+    the first stage's, so the model learns from the passages and not only from their
+    positions; which windows, and their order, depend only on ``seed`` and the query id.
+    ``instructions``: query id -> the task instruction its prompt opens with.
     """
     if qrels is None and teacher_run is None:
         raise ConfigError("make_windows needs a teacher: qrels or a teacher run")
@@ -161,6 +181,8 @@ def make_windows(
         raise ConfigError(f"a window needs at least 2 passages, got {window}")
     if not 0.0 <= shuffle <= 1.0:
         raise ConfigError(f"shuffle is a share of windows in [0, 1], got {shuffle}")
+    if insert_at not in INSERT_AT:
+        raise ConfigError(f"insert_at must be one of {', '.join(INSERT_AT)}, got {insert_at!r}")
     teacher = "run" if teacher_run is not None else "qrels"
     stats = BuildStats()
     out: list[RankingWindow] = []
@@ -168,6 +190,7 @@ def make_windows(
         stats.queries += 1
         docids = [d for d in r.docids if d in text][:window]
         rng = random.Random(f"{seed}:{q.qid}")
+        judged: Mapping[str, int] = {}
         if teacher == "qrels":
             judged = (qrels or {}).get(q.qid, {})
             if not any(judged.get(d, 0) > 0 for d in docids):
@@ -180,7 +203,10 @@ def make_windows(
                 if insert_relevant and best is not None and docids:
                     if len(docids) == window:
                         docids.pop()
-                    docids.append(best)
+                    at = len(docids)
+                    if insert_at == "random":
+                        at = random.Random(f"{seed}:insert:{q.qid}").randint(0, len(docids))
+                    docids.insert(at, best)
                     stats.inserted_relevant += 1
             order = order_from_qrels(docids, judged)
         else:
@@ -202,6 +228,9 @@ def make_windows(
                 tuple(where[p] for p in order),
                 source,
                 teacher,
+                (instructions or {}).get(q.qid, ""),
+                tuple(max(0, judged.get(docids[p], 0)) for p in shown) if teacher == "qrels"
+                else (),
             )
         )
         stats.windows += 1
@@ -226,6 +255,7 @@ def build_ranking_data(
     limit: int | None = None,
     shuffle: float = 0.0,
     insert_relevant: bool = True,
+    insert_at: str = "last",
     seed: int = 42,
     split: str = "test",
     work_dir: Path = Path("indexes/eval"),
@@ -275,6 +305,7 @@ def build_ranking_data(
         window=window,
         shuffle=shuffle,
         insert_relevant=insert_relevant,
+        insert_at=insert_at,
         seed=seed,
         source=name,
     )
@@ -290,7 +321,8 @@ def build_ranking_data(
         "teacher": "run" if teacher_run is not None else "qrels",
         "teacher_run": str(teacher_run) if teacher_run is not None else None,
         "index": str(index) if index is not None else None, "window": window,
-        "limit": limit, "shuffle": shuffle, "insert_relevant": insert_relevant, "seed": seed,
+        "limit": limit, "shuffle": shuffle, "insert_relevant": insert_relevant,
+        "insert_at": insert_at, "seed": seed,
         "counts": {k: v for k, v in asdict(stats).items() if isinstance(v, int)},
         "first_stage": stats.notes, "overlap": stats.overlap,
     })  # fmt: skip
