@@ -1,7 +1,8 @@
 """FIRST's content-free calibration: the identifiers' prior, read from a window whose
 passages (and query) are "N/A", is subtracted before ranking. With the real SmolLM2: the
 order is exactly that of the subtraction, the prior is read once per window size, and
-the option reaches the reranker from YAML and the CLI."""
+the option reaches the reranker from YAML and the CLI (slow: a forward pass each; the
+fast tests check the same logic with a scripted LLM)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ def only_call(result: Any) -> dict[str, Any]:
     return call
 
 
+@pytest.mark.slow
 def test_calibration_ranks_by_logprob_minus_the_content_free_prior(smol: Any) -> None:
     texts = TEXTS[:6]  # the answer (mitochondria producing ATP) sits at C
     ids = LISTWISE.ids(6)
     plain = make_reranker("first", "smol", 6, window=6, stride=3, llm=smol)
-    raw = only_call(plain.rerank_detailed([QUERY], [ranking(texts)])[0])["logprobs"]
+    uncalibrated = plain.rerank_detailed([QUERY], [ranking(texts)])[0]
+    raw = only_call(uncalibrated)["logprobs"]
     # The prior, read here with the model directly: the same template, "N/A" everywhere.
     (cf,) = smol.next_token_logprobs([LISTWISE.build(CONTENT_FREE, [CONTENT_FREE] * 6)], ids)
     prior = normalised([cf[c] for c in ids])
@@ -56,7 +59,7 @@ def test_calibration_ranks_by_logprob_minus_the_content_free_prior(smol: Any) ->
     # SmolLM2 favours "A" whatever the window holds; uncalibrated, that letter wins,
     # calibrated, the passage that answers the query does.
     assert max(range(6), key=lambda i: prior[i]) == 0
-    assert plain.rerank([QUERY], [ranking(texts)])[0].docids[0] == "d0"
+    assert uncalibrated.ranking.docids[0] == "d0"
     assert result.ranking.docids[0] == "d2"
 
     # With the query kept, a window of content-free passages is the prior itself: every
@@ -98,32 +101,33 @@ def calibration_passes(results: Sequence[Any]) -> int:
                for r in results for e, d in r.events if e == "llm_call")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_prior_is_read_once_per_window_size(smol: Any) -> None:
     queries = [QUERY, Query("q2", "Why do volcanoes erupt?")]
-    rankings = [ranking(TEXTS[:8], "q1"), ranking(TEXTS[2:], "q2")]
-    # k=8, window 5, stride 2: windows (3, 8), (1, 6), (0, 4): sizes 5 and 4 per query
+    rankings = [ranking(TEXTS[:5], "q1"), ranking(TEXTS[3:8], "q2")]
+    # k=5, window 4, stride 2: windows (1, 5) and (0, 3), sizes 4 and 3, for each query
     llm = CountingLLM(smol)
-    rr = make_reranker("first", "smol", 8, window=5, stride=2, llm=llm, calibrate="query-free")
+    rr = make_reranker("first", "smol", 5, window=4, stride=2, llm=llm, calibrate="query-free")
     first = rr.rerank_detailed(queries, rankings)
     assert llm.content_free() == 2  # one per window size, for both queries
     assert calibration_passes(first) == 2  # charged once each, in the trace
-    assert rr.prior(5) is not None and rr.prior(4) is not None and rr.prior(3) is None
-    again = rr.rerank_detailed(queries, rankings)
-    assert llm.content_free() == 2 and calibration_passes(again) == 0  # cached
-    assert [r.ranking for r in again] == [r.ranking for r in first]
-    # every window carries the passes it cost: one real pass each, and the two priors
     passes = sum(d["meta"]["forward_passes"] for r in first for e, d in r.events
                  if e == "llm_call")  # fmt: skip
-    assert passes == 6 + 2
+    assert passes == 4 + 2  # one real pass per window, and the two priors
+    assert rr.prior(4) is not None and rr.prior(3) is not None and rr.prior(5) is None
+    again = rr.rerank_detailed(queries[1:], rankings[1:])
+    assert llm.content_free() == 2 and calibration_passes(again) == 0  # cached
+    assert again[0].ranking == first[1].ranking
 
     llm = CountingLLM(smol)
-    rr = make_reranker("first", "smol", 8, window=5, stride=2, llm=llm, calibrate="query")
-    rr.rerank_detailed(queries, rankings)
-    assert llm.content_free() == 4  # per query and window size
-    cf = [p for p in llm.prompts if set(passages_in(p)) == {CONTENT_FREE}]
-    assert [sum(q.text in p.messages[-1][1] for p in cf) for q in queries] == [2, 2]
+    rr = make_reranker("first", "smol", 5, window=4, stride=2, llm=llm, calibrate="query")
     rr.rerank_detailed(queries[:1], rankings[:1])
-    assert llm.content_free() == 4
+    assert llm.content_free() == 2  # this query's, per window size
+    cf = [p for p in llm.prompts if set(passages_in(p)) == {CONTENT_FREE}]
+    assert all(QUERY.text in p.messages[-1][1] for p in cf)
+    rr.rerank_detailed(queries[:1], rankings[:1])
+    assert llm.content_free() == 2
+    assert rr.prior(4, QUERY.text) is not None and rr.prior(4, "Why do volcanoes erupt?") is None
 
 
 def letter_biased(bias: dict[str, float], word: str) -> Any:
@@ -135,6 +139,19 @@ def letter_biased(bias: dict[str, float], word: str) -> Any:
                 for c, p in zip(candidates, ps, strict=False)}  # fmt: skip
 
     return scores
+
+
+def test_scripted_prior_is_read_once_per_window_size_and_query() -> None:
+    queries = [QUERY, Query("q2", "Why do volcanoes erupt?")]
+    rankings = [ranking(TEXTS[:5], "q1"), ranking(TEXTS[3:8], "q2")]  # windows of 4 and 3
+    for mode, first, second in [("query-free", 2, 2), ("query", 4, 4)]:
+        llm = ScriptedLLM(scores=letter_biased({"A": 5.0}, "ATP"))
+        rr = make_reranker("first", "s", 5, window=4, stride=2, llm=llm, calibrate=mode)
+        results = rr.rerank_detailed(queries, rankings)
+        blank = [p for p in llm.calls if set(passages_in(p)) == {CONTENT_FREE}]
+        assert len(blank) == first and calibration_passes(results) == first
+        rr.rerank_detailed(queries, rankings)
+        assert sum(set(passages_in(p)) == {CONTENT_FREE} for p in llm.calls) == second
 
 
 def test_calibration_applies_per_order_and_rejects_a_partial_prior() -> None:
@@ -161,8 +178,9 @@ def test_calibration_applies_per_order_and_rejects_a_partial_prior() -> None:
         make_reranker("listwise", "s", 4, llm=llm, calibrate="query-free")
 
 
+@pytest.mark.slow
 def test_pipeline_yaml_carries_calibrate(
-    tiny_bm25: Any, resources: Resources, smol: Any, tmp_path: Path
+    tiny_bm25: Any, resources: Resources, tmp_path: Path
 ) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(
@@ -172,17 +190,23 @@ def test_pipeline_yaml_carries_calibrate(
         " calibrate: query-free}\n"
     )
     pipe = Pipeline.from_spec(load_spec(path), resources=resources)
-    query = Query("q1", "water sun earth cells")
-    (state,) = pipe.run([query])
-    (bm25,) = tiny_bm25.search([query], k=4, with_docs=True)
-    direct = make_reranker("first", "smol", 4, window=4, stride=2, llm=smol,
-                           calibrate="query-free").rerank([query], [bm25])[0]  # fmt: skip
-    assert state.ranking.docids == direct.docids
-    calls = [t.data for t in state.trace if t.event == "llm_call"]
-    assert calls and calls[0]["meta"]["calibration"]["mode"] == "query-free"
+    assert pipe.stages[1].reranker.calibrate == "query-free"  # type: ignore[attr-defined]
+    (state,) = pipe.run([Query("q1", "water sun earth cells")])
+    (call,) = [t.data for t in state.trace if t.event == "llm_call"]
+    cal = call["meta"]["calibration"]
+    assert cal["mode"] == "query-free" and cal["forward_passes"] == 1
+    # ranked by the calibrated scores, which are the raw ones less the prior
+    ids = LISTWISE.ids(4)
+    calibrated = [call["logprobs"][c] for c in ids]
+    assert all(math.isclose(calibrated[i], cal["raw_logprobs"][i] - cal["prior"][c],
+                            abs_tol=1e-9) for i, c in enumerate(ids))  # fmt: skip
+    (bm25,) = tiny_bm25.search([state.query], k=4)
+    by_score = sorted(range(4), key=lambda i: -calibrated[i])
+    assert state.ranking.docids[:4] == [bm25.docids[i] for i in by_score]
 
-    for bad, fragment in [("calibrate: sometimes", "'query-free'"),
-                          ("method: listwise, calibrate: query", "'calibrate' applies")]:  # fmt: skip
+    bad_params = [("calibrate: sometimes", "'query-free'"),
+                  ("method: listwise, calibrate: query", "'calibrate' applies")]  # fmt: skip
+    for bad, fragment in bad_params:
         path.write_text(f"stages:\n  - retrieve: {{index: x}}\n  - rerank: {{{bad}}}\n")
         with pytest.raises(ConfigError, match=fragment):
             load_spec(path)
@@ -201,8 +225,9 @@ def test_search_cli_calibrates_first(tiny_bm25: Any, smol: Any) -> None:
     assert out.returncode == 0, out.stderr
     (row,) = [json.loads(line) for line in out.stdout.splitlines()]
     (bm25,) = tiny_bm25.search([Query("q1", query)], k=4, with_docs=True)
-    direct = make_reranker("first", "smol", 4, window=20, stride=10, llm=smol,
-                           calibrate="query-free").rerank([Query("q1", query)], [bm25])[0]  # fmt: skip
+    reranker = make_reranker("first", "smol", 4, window=20, stride=10, llm=smol,
+                             calibrate="query-free")  # fmt: skip
+    direct = reranker.rerank([Query("q1", query)], [bm25])[0]
     assert [h["docid"] for h in row["hits"]] == direct.docids
     bad = rarx(*base, "--rerank-calibrate", "yes")
     assert bad.returncode == 2 and "'query-free'" in bad.stderr
