@@ -10,7 +10,7 @@ Systems, on the same seeded sample of each set's queries and the same candidates
 - ``first+orders``: FIRST scoring each window in ``--orders`` candidate orders and
   combining (the position-bias remedy), at that many times the forward passes;
 - ``first+cal``, ``first+inst+cal``: FIRST (without, with the instruction) calibrated
-  (``calibrate="query-free"``: the identifiers' prior, read once from a window of "N/A"
+  (``calibrate="query-free"``: the identifiers' prior, read once from a window of "..."
   passages and query, subtracted): one extra forward pass per set and window size;
 - ``position``: FIRST on the candidates shuffled (``--position-seeds`` seeds): where its top
   pick sits, and its accuracy by the gold passage's position; ``position+cal``: the same

@@ -1,5 +1,5 @@
 """FIRST's content-free calibration: the identifiers' prior, read from a window whose
-passages (and query) are "N/A", is subtracted before ranking. With the real SmolLM2: the
+passages (and query) are "...", is subtracted before ranking. With the real SmolLM2: the
 order is exactly that of the subtraction, the prior is read once per window size, and
 the option reaches the reranker from YAML and the CLI (slow: a forward pass each; the
 fast tests check the same logic with a scripted LLM)."""
@@ -43,7 +43,7 @@ def test_calibration_ranks_by_logprob_minus_the_content_free_prior(smol: Any) ->
     plain = make_reranker("first", "smol", 6, window=6, stride=3, llm=smol)
     uncalibrated = plain.rerank_detailed([QUERY], [ranking(texts)])[0]
     raw = only_call(uncalibrated)["logprobs"]
-    # The prior, read here with the model directly: the same template, "N/A" everywhere.
+    # The prior, read here with the model directly: the same template, "..." everywhere.
     (cf,) = smol.next_token_logprobs([LISTWISE.build(CONTENT_FREE, [CONTENT_FREE] * 6)], ids)
     prior = normalised([cf[c] for c in ids])
     expected = sorted(range(6), key=lambda i: -(raw[ids[i]] - prior[i]))

@@ -299,7 +299,9 @@ class ListwiseReranker(WindowedReranker):
 
 
 CALIBRATIONS = ("none", "query-free", "query")
-CONTENT_FREE = "N/A"  # Zhao et al.'s content-free input: no passage, no topic, same format
+# The content-free input: no passage, no topic, same format. Not Zhao et al.'s "N/A": its
+# letters are identifiers (qwen's prior over twenty "[X] N/A" lines put N far first).
+CONTENT_FREE = "..."
 _QUERY_PRIORS = 4096  # per-query priors kept (query mode), oldest dropped first
 
 
