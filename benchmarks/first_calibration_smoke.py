@@ -31,8 +31,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import table, write_result  # noqa: E402
-from first_rarb import first_stage, load_set, sample, shuffled  # noqa: E402
+from first_rarb import code_revision, first_stage, load_set, sample, shuffled  # noqa: E402
 
+from rarx.rerank.listwise import CONTENT_FREE  # noqa: E402
 from rarx.rerank.permutation import order_by_scores  # noqa: E402
 
 
@@ -94,7 +95,8 @@ def main() -> None:
     def save(partial: bool) -> dict[str, Any]:
         s = summary(rows, args.k)
         payload = {"settings": vars(args), "partial": partial, "load_seconds": load_seconds,
-                   "wall_seconds": time.perf_counter() - start, "prior": prior, **s}  # fmt: skip
+                   "wall_seconds": time.perf_counter() - start, "content_free": CONTENT_FREE,
+                   "code": code_revision(), "prior": prior, **s}  # fmt: skip
         write_result(args.name, payload)
         return s
 
