@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -181,7 +181,7 @@ def search(
     rerank_stride: int,
     rerank_instruction: str,
     rerank_orders: int,
-    rerank_calibrate: str,
+    rerank_calibrate: Literal["none", "query-free", "query"],
     strict: bool,
     threads: int,
     quiet: bool,

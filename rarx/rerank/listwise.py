@@ -448,7 +448,7 @@ class FirstReranker(WindowedReranker):
                 scores = rows[0]
             else:
                 scores = combine_orders([o for o, _ in mine], rows)
-            order = order_by_scores(scores)
+            ranked = order_by_scores(scores)
             usable = any(math.isfinite(s) for s in scores)
             plan = self._reader(n).plan(w.prompt)
             if any(plan.tokens[c] != (c,) for c in ids[:n]):
@@ -458,9 +458,9 @@ class FirstReranker(WindowedReranker):
                 meta["order_logprobs"] = rows
             call = LLMCall(
                 "next_token_logprobs", self.llm.name, self._render(w.prompt),
-                " > ".join(f"[{ids[i]}]" for i in order), w.tokens, 0, seconds,
+                " > ".join(f"[{ids[i]}]" for i in ranked), w.tokens, 0, seconds,
                 error=None if usable else "no identifier has a finite log-probability",
                 logprobs=dict(zip(ids[:n], scores, strict=True)), meta=meta,
             )  # fmt: skip
-            outcomes.append(_Outcome(Repaired(tuple(order)) if usable else None, call))
+            outcomes.append(_Outcome(Repaired(tuple(ranked)) if usable else None, call))
         return outcomes
