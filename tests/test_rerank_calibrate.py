@@ -63,14 +63,13 @@ def test_calibration_ranks_by_logprob_minus_the_content_free_prior(smol: Any) ->
     assert result.ranking.docids[0] != "d0"
 
     # With the query kept, a window of content-free passages is the prior itself: every
-    # calibrated score is equal and the window keeps its order; uncalibrated, the
-    # letter prior alone orders it.
+    # calibrated score is equal (up to float noise, which then decides the order);
+    # uncalibrated, the letter prior alone orders it.
     blank = ranking([CONTENT_FREE] * 6)
     per_query = make_reranker("first", "smol", 6, window=6, stride=3, llm=smol, calibrate="query")
     kept = per_query.rerank_detailed([QUERY], [blank])[0]
     scores = list(only_call(kept)["logprobs"].values())
     assert max(scores) - min(scores) < 1e-4
-    assert kept.ranking.docids == blank.docids
     query_prior = per_query.prior(6, QUERY.text)
     assert query_prior is not None
     by_prior = sorted(range(6), key=lambda i: -query_prior[i])
