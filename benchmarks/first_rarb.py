@@ -9,8 +9,12 @@ Systems, on the same seeded sample of each set's queries and the same candidates
 - ``listwise``: the generated permutation, same model and prompt as ``first``;
 - ``first+orders``: FIRST scoring each window in ``--orders`` candidate orders and
   combining (the position-bias remedy), at that many times the forward passes;
+- ``first+cal``, ``first+inst+cal``: FIRST (without, with the instruction) calibrated
+  (``calibrate="query-free"``: the identifiers' prior, read once from a window of "..."
+  passages and query, subtracted): one extra forward pass per set and window size;
 - ``position``: FIRST on the candidates shuffled (``--position-seeds`` seeds): where its top
-  pick sits, and its accuracy by the gold passage's position;
+  pick sits, and its accuracy by the gold passage's position; ``position+cal``: the same
+  for ``first+cal``;
 - ``cross-encoder``: the cross-encoder ``--cross-encoder PATH`` (rarx.rerank's reranker; none
   is packaged: ``rarx train cross-encoder`` makes one), no LLM. Its records name the model
   and its weights' checksum, so a resume never mixes two models.
@@ -27,7 +31,8 @@ query, and the oracle bound (share of queries with a relevant passage among the
 candidates). Every set here is evaluation data: nothing is tuned on it.
 
     python benchmarks/first_rarb.py --llm qwen2.5-coder-1.5b --dataset arc-challenge \
-        --queries 300 --resume [--systems first first+inst listwise first+orders position]
+        --queries 300 --resume [--systems first first+inst listwise first+orders position
+        first+cal first+inst+cal position+cal]
     python benchmarks/first_rarb.py --llm qwen2.5-coder-1.5b --dataset arc-challenge \
         --queries 300 --resume --systems cross-encoder --cross-encoder models/ce-reason
     python benchmarks/first_rarb.py --llm ctranslate2:qwen2.5-coder-1.5b \
@@ -36,7 +41,12 @@ candidates). Every set here is evaluation data: nothing is tuned on it.
 
 The LLM is loaded only when an LLM system runs; a system added to an existing results name
 with ``--resume`` is scored on the queries and candidates already there, and the summary
-keeps every system the JSONL holds.
+keeps every system the JSONL holds. Each record names the rarx commit that made it
+(``code``; ``-dirty`` with uncommitted changes under rarx/ or benchmarks/), and each
+system's summary lists them (``code_revisions``), so a system resumed across code versions
+shows it: arc-challenge's ``first`` and ``first+inst`` records of the committed run predate
+both that field and the ctranslate2 backend's one-pass reading of Qwen's ``[`` + ``O``
+(two forward passes per window there, one in every later record).
 
 ``--llm`` takes any LLM spec (``smollm2-135m``, ``qwen2.5-coder-1.5b``,
 ``openai:MODEL`` with ``--llm-option base_url=...``, ``ctranslate2:qwen2.5-coder-1.5b``
@@ -72,8 +82,11 @@ from rarx.types import Hit, Query, Ranking  # noqa: E402
 DATA = Path(os.environ.get("RARX_WORK", WORK / "eval"))
 QA_SETS = ("sciq", "boolq")  # the first stage is BM25 there, MiniLM elsewhere
 CE = "cross-encoder"
-LLM_SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "position")
+POSITION = ("position", "position+cal")  # shuffled windows, of first and of first+cal
+LLM_SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "first+cal", "first+inst+cal",
+               *POSITION)  # fmt: skip
 TRAINED = ("first-trained", "first-trained+inst")  # FIRST with --trained-llm
+CALIBRATE = "query-free"  # the +cal systems' prior: per window size, read once per set
 SYSTEMS = (*LLM_SYSTEMS, *TRAINED, CE)
 MEASURES = ("nDCG@10", "R@10")
 
@@ -128,7 +141,10 @@ def reranker(which: str, llm: Any, data: Any, args: Any, trained: Any = None, **
         return make_reranker(CE, args.cross_encoder, args.k, max_length=None)
     extra = {"first+inst": {"instruction": data.instruction},
              "first-trained+inst": {"instruction": data.instruction},
-             "first+orders": {"orders": args.orders}}.get(which, {})  # fmt: skip
+             "first+orders": {"orders": args.orders},
+             "first+cal": {"calibrate": CALIBRATE},
+             "first+inst+cal": {"instruction": data.instruction, "calibrate": CALIBRATE},
+             }.get(which, {})  # fmt: skip
     if which in TRAINED:
         return make("first", trained, args.k, **kw, **extra)
     return make("listwise" if which == "listwise" else "first", llm, args.k, **kw, **extra)
@@ -161,6 +177,31 @@ def check_held(records: list[dict[str, Any]], systems: tuple[str, ...], model: s
     if model and held - {model}:
         sys.exit(f"{jsonl} holds {what} records of {sorted(map(str, held))}, not {model}: "
                  f"pass that {flag}, or another --name")  # fmt: skip
+
+
+def code_revision() -> str | None:
+    """The rarx commit a record is made with (``-dirty`` where rarx/ or benchmarks/ have
+    uncommitted changes); ``None`` outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rarx", "benchmarks"],
+                               cwd=root, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    # results files alone do not change the code that made them
+    changed = [x for x in dirty.splitlines() if "benchmarks/results/" not in x]
+    return head + ("-dirty" if changed else "")
+
+
+def position_family(system: str) -> str | None:
+    """``position`` or ``position+cal`` for a shuffled-window record (``position-s0``,
+    ``position+cal-s2``), else None."""
+    head, sep, seed = system.rpartition("-s")
+    return head if sep and head in POSITION and seed.isdigit() else None
 
 
 def shuffled(ranking: Ranking, seed: int) -> Ranking:
@@ -214,7 +255,7 @@ def summarize(
         per_query: dict[str, dict[str, float]] = {}
         # every system asked for or already in the JSONL: a resume adding one keeps the rest
         held = {r["system"] for r in mine}
-        ranked = [s for s in SYSTEMS if s != "position" and (s in args.systems or s in held)]
+        ranked = [s for s in SYSTEMS if s not in POSITION and (s in args.systems or s in held)]
         for system in ["first-stage", *ranked]:
             rows = [r for r in mine if r["system"] == system]
             if not rows:
@@ -234,16 +275,20 @@ def summarize(
                 "forward_passes_per_query": sum(r.get("forward_passes", 0) for r in rows)
                 / len(rows),
                 "failed_windows": sum(r.get("failed_windows", 0) for r in rows),
+                "code_revisions": sorted({r["code"] for r in rows if r.get("code")}),
                 **({"model": rows[0]["model"]} if "model" in rows[0] else {}),
             }
         tests = []
         pairs = [(s, "first-stage") for s in systems if s != "first-stage"]
         pairs += [
             p
-            for p in [("first+inst", "first"), ("first", "listwise"), ("first+orders", "first")]
+            for p in [("first+inst", "first"), ("first", "listwise"), ("first+orders", "first"),
+                      ("first+cal", "first"), ("first+inst+cal", "first+inst"),
+                      ("first+cal", "first+orders")]
             if p[0] in systems and p[1] in systems
         ]
-        pairs += [(CE, s) for s in ("first", "first+inst", "listwise", "first+orders")
+        pairs += [(CE, s) for s in ("first", "first+inst", "listwise", "first+orders",
+                                    "first+cal", "first+inst+cal")
                   if CE in systems and s in systems]  # fmt: skip
         pairs += [p for p in [("first-trained", "first"), ("first-trained+inst", "first+inst"),
                               ("first-trained+inst", "first-trained"),
@@ -263,32 +308,16 @@ def summarize(
                     "difference_ci95": mean_ci(diff) if diff else None,
                 }
             )
-        position: dict[str, Any] = {}
-        pos = [r for r in mine if r["system"].startswith("position")]
-        if pos:
-            picks = Counter(r["top_pick"] for r in pos if r["top_pick"] is not None)
-            by_gold: dict[int, list[int]] = {}
-            for r in pos:
-                for g in r["gold_positions"]:
-                    by_gold.setdefault(g, []).append(int(r["top_pick"] == g))
-            position = {
-                "windows": len(pos),
-                "seeds": sorted({r["system"] for r in pos}),
-                "top_pick_histogram": [picks.get(i, 0) for i in range(args.k)],
-                "accuracy_by_gold_position": {
-                    str(g): {"n": len(v), "accuracy": sum(v) / len(v)}
-                    for g, v in sorted(by_gold.items())
-                },
-                "top_pick_is_gold": sum(r["top_pick"] in r["gold_positions"] for r in pos)
-                / len(pos),
-            }
+        families = {f: [r for r in mine if position_family(r["system"]) == f] for f in POSITION}
+        position = {f: position_summary(pos, args.k) for f, pos in families.items() if pos}
         wanted = len(sample(data, args.queries, args.seed))
         done = (
             all(v["queries"] >= wanted for v in systems.values())
             and len(systems) == 1 + len(ranked)
-            and (
-                ("position" not in args.systems and not pos)
-                or position.get("windows", 0) >= wanted * args.position_seeds
+            and all(
+                (f not in args.systems and not families[f])
+                or position.get(f, {}).get("windows", 0) >= wanted * args.position_seeds
+                for f in POSITION
             )
         )
         out[dataset] = {
@@ -298,13 +327,36 @@ def summarize(
             "instruction": instructions.get(dataset),
             "systems": systems,
             "paired_tests_nDCG@10": tests,
-            "position": position,
+            "position": position.get("position", {}),
+            "position_calibrated": position.get("position+cal", {}),
         }
     return out
 
 
+def position_summary(pos: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """Where the top pick of shuffled windows lands, and how often it is the gold passage
+    by the gold's position."""
+    picks = Counter(r["top_pick"] for r in pos if r["top_pick"] is not None)
+    by_gold: dict[int, list[int]] = {}
+    for r in pos:
+        for g in r["gold_positions"]:
+            by_gold.setdefault(g, []).append(int(r["top_pick"] == g))
+    return {
+        "windows": len(pos),
+        "seeds": sorted({r["system"] for r in pos}),
+        "top_pick_histogram": [picks.get(i, 0) for i in range(k)],
+        "accuracy_by_gold_position": {
+            str(g): {"n": len(v), "accuracy": sum(v) / len(v)}
+            for g, v in sorted(by_gold.items())
+        },
+        "top_pick_is_gold": sum(r["top_pick"] in r["gold_positions"] for r in pos) / len(pos),
+    }
+
+
 LABELS = {"first": "FIRST", "first+inst": "FIRST +inst", "listwise": "listwise",
-          "first+orders": "FIRST orders", CE: "cross-encoder", "first-trained": "trained FIRST",
+          "first+orders": "FIRST orders", "first+cal": "FIRST +cal",
+          "first+inst+cal": "FIRST +inst +cal", CE: "cross-encoder",
+          "first-trained": "trained FIRST",
           "first-trained+inst": "trained FIRST +inst"}  # fmt: skip
 
 
@@ -348,24 +400,29 @@ def reportable(data: dict[str, Any]) -> Any:
             quality.append(Measurement(f"top {k} of the first stage", dataset,
                                        "oracle: answer among the candidates", oracle,
                                        n=s["sampled_queries"]))  # fmt: skip
-        pos = s.get("position") or {}
-        for i, count in enumerate(pos.get("top_pick_histogram") or []):
-            hist.append(Measurement(dataset, chr(ord("A") + i),
-                                    "windows whose top pick is here", count,
-                                    n=pos["windows"], chance=pos["windows"] / k))  # fmt: skip
-        for g, v in (pos.get("accuracy_by_gold_position") or {}).items():
-            ci = binomtest(round(v["accuracy"] * v["n"]), v["n"]).proportion_ci(method="wilson")
-            by_gold.append(Measurement(dataset, chr(ord("A") + int(g)),
-                                       "top pick is gold, by the gold's position", v["accuracy"],
-                                       (ci.low, ci.high), n=v["n"], chance=1 / k))  # fmt: skip
-        if pos:
-            n, hist0 = pos["windows"], pos["top_pick_histogram"]
-            gold = sum(v["n"] for v in pos["accuracy_by_gold_position"].values())  # one per window
-            shares += [Measurement("FIRST, shuffled windows", dataset, "top pick is gold",
-                                   pos["top_pick_is_gold"], n=n, chance=gold / n / k),
-                       Measurement("FIRST, shuffled windows", dataset,
-                                   "top pick at the first identifier", hist0[0] / n, n=n,
-                                   chance=1 / k)]  # fmt: skip
+        for key, suffix, who in [("position", "", "FIRST"),
+                                 ("position_calibrated", " +cal", "FIRST +cal")]:  # fmt: skip
+            pos = s.get(key) or {}
+            row = dataset + suffix  # one bar series per set and family
+            for i, count in enumerate(pos.get("top_pick_histogram") or []):
+                hist.append(Measurement(row, chr(ord("A") + i),
+                                        "windows whose top pick is here", count,
+                                        n=pos["windows"], chance=pos["windows"] / k))  # fmt: skip
+            for g, v in (pos.get("accuracy_by_gold_position") or {}).items():
+                ci = binomtest(round(v["accuracy"] * v["n"]), v["n"]).proportion_ci(
+                    method="wilson")  # fmt: skip
+                by_gold.append(Measurement(row, chr(ord("A") + int(g)),
+                                           "top pick is gold, by the gold's position",
+                                           v["accuracy"], (ci.low, ci.high), n=v["n"],
+                                           chance=1 / k))  # fmt: skip
+            if pos:
+                n, hist0 = pos["windows"], pos["top_pick_histogram"]
+                gold = sum(v["n"] for v in pos["accuracy_by_gold_position"].values())  # 1/window
+                shares += [Measurement(f"{who}, shuffled windows", dataset, "top pick is gold",
+                                       pos["top_pick_is_gold"], n=n, chance=gold / n / k),
+                           Measurement(f"{who}, shuffled windows", dataset,
+                                       "top pick at the first identifier", hist0[0] / n, n=n,
+                                       chance=1 / k)]  # fmt: skip
     partial = " (partial: not every sampled query is done)" if data.get("partial") else ""
     sections = [
         Section("first-rarb", f"FIRST on RAR-b-recipe Full sets{partial}", tuple(quality),
@@ -510,13 +567,14 @@ def print_tables(summary: dict[str, Any]) -> None:
         ]
         if tests:
             print(table(["system", "against", "queries", "nDCG@10 diff", "p (paired t)"], tests))
-        if s["position"]:
-            p = s["position"]
-            print(
-                f"top pick by identifier position ({p['windows']} shuffled windows): "
-                f"{p['top_pick_histogram']}; top pick is the gold passage in "
-                f"{p['top_pick_is_gold']:.3f}"
-            )
+        for key, who in [("position", "FIRST"), ("position_calibrated", "FIRST +cal")]:
+            p = s.get(key)
+            if p:
+                print(
+                    f"{who}: top pick by identifier position ({p['windows']} shuffled "
+                    f"windows): {p['top_pick_histogram']}; top pick is the gold passage in "
+                    f"{p['top_pick_is_gold']:.3f}"
+                )
 
 
 def main() -> None:
@@ -611,6 +669,7 @@ def main() -> None:
     stage_held = {(r["dataset"], r["qid"]): r["docids"] for r in records
                   if r["system"] == "first-stage"}  # fmt: skip
 
+    code = code_revision()
     start = time.perf_counter()
     llm, trained, load_seconds = None, None, 0.0
     if any(s in LLM_SYSTEMS for s in args.systems):  # the LLM only when an LLM system runs
@@ -649,9 +708,10 @@ def main() -> None:
             oracle[dataset] = sum(
                 any(data.qrels[q.qid].get(d, 0) > 0 for d in by_qid[q.qid].docids) for q in queries
             ) / len(queries)
-            plan = [("first-stage", None)] + [(s, s) for s in args.systems if s != "position"]
-            if "position" in args.systems:
-                plan += [(f"position-s{s}", "first") for s in range(args.position_seeds)]
+            plan = [("first-stage", None)] + [(s, s) for s in args.systems if s not in POSITION]
+            for family, which in (("position", "first"), ("position+cal", "first+cal")):
+                if family in args.systems:
+                    plan += [(f"{family}-s{s}", which) for s in range(args.position_seeds)]
             rerankers = {w: reranker(w, llm, data, args, trained, **kw) for _, w in plan if w}
             for q in queries:
                 c = by_qid[q.qid]
@@ -678,7 +738,7 @@ def main() -> None:
                         }
                     else:
                         seed = (
-                            int(system.rsplit("s", 1)[1]) if system.startswith("position") else None
+                            int(system.rsplit("-s", 1)[1]) if position_family(system) else None
                         )
                         inp = shuffled(c, seed) if seed is not None else c
                         t = time.perf_counter()
@@ -696,6 +756,7 @@ def main() -> None:
                             rec["model"] = ce_model
                         elif which in TRAINED:
                             rec["model"] = trained_model
+                        rec["code"] = code
                     records.append(rec)
                     sink.write(json.dumps(rec) + "\n")
                     sink.flush()

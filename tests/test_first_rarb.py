@@ -171,3 +171,28 @@ def test_trained_first_system_needs_its_model(
     with pytest.raises(SystemExit):
         run(bench, monkeypatch, "--systems", "first-trained")
     assert "--systems first-trained needs --trained-llm SPEC" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrated_systems_share_one_prior_and_record_their_code(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """first+cal and position+cal with SmolLM2: the content-free prior is read once for
+    the set (the two share the reranker) and charged to the first window that used it;
+    every record names the code that made it."""
+    run(bench, monkeypatch, "--llm", "smollm2-135m", "--systems", "first+cal", "position+cal",
+        "--position-seeds", "1")  # fmt: skip
+    lines = (tmp_path / "results" / "t.queries.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines[1:]]
+    cal = [r for r in records if r["system"] in ("first+cal", "position+cal-s0")]
+    assert len(cal) == 6  # three queries, one window of four each
+    assert sorted(r["forward_passes"] for r in cal) == [1, 1, 1, 1, 1, 2]
+    codes = {r["code"] for r in cal}  # the commit when the run started (one run, one code)
+    assert len(codes) == 1 and all(codes)
+    s = json.loads((tmp_path / "results" / "t.json").read_text())["datasets"]["piqa"]
+    assert list(s["systems"]) == ["first-stage", "first+cal"]
+    assert s["systems"]["first+cal"]["code_revisions"] == sorted(codes)
+    assert s["position_calibrated"]["windows"] == 3 and not s["position"]
+    assert sum(s["position_calibrated"]["top_pick_histogram"]) == 3
+    assert ("first+cal", "first-stage") in {(t["system"], t["against"])
+                                            for t in s["paired_tests_nDCG@10"]}  # fmt: skip

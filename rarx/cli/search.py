@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -151,6 +151,10 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 @click.option("--rerank-orders", type=click.IntRange(min=1), default=1, show_default=True,
               help="FIRST: score each window in this many candidate orders and combine "
               "(position-bias remedy; this many times the forward passes).")
+@click.option("--rerank-calibrate", type=click.Choice(["none", "query-free", "query"]),
+              default="none", show_default=True,
+              help="FIRST: subtract the identifiers' prior, read from a content-free window "
+              "(one extra forward pass per window size; 'query': per query and window size).")
 @click.option("--strict", is_flag=True, help="Fail when the reranking LLM fails for a window.")
 @threads_option
 @quiet_option
@@ -177,6 +181,7 @@ def search(
     rerank_stride: int,
     rerank_instruction: str,
     rerank_orders: int,
+    rerank_calibrate: Literal["none", "query-free", "query"],
     strict: bool,
     threads: int,
     quiet: bool,
@@ -199,7 +204,8 @@ def search(
         k=k, instruction=instruction, threads=threads, fusion_depth=fusion_depth,
         docs=fmt != "trec", strict=strict,
         rerank=RerankParams(rerank, rerank_llm, rerank_k, rerank_window, rerank_stride,  # type: ignore[arg-type]
-                            instruction=rerank_instruction, orders=rerank_orders)
+                            instruction=rerank_instruction, orders=rerank_orders,
+                            calibrate=rerank_calibrate)
         if rerank else None,
     )  # fmt: skip
     states = search_pipeline(indexes, options).run(queries)

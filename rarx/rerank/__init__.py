@@ -34,7 +34,9 @@ def make_reranker(
     (backend options: ``device``, ``batch_size``, ``base_url``, ...),
     ``passage_tokens`` (default 300), ``template``, ``instruction`` (the task, opening
     the prompt), ``docs`` (docid -> Document, for hits without text), and for ``first``
-    ``orders`` (candidate orders per window, combined); for ``cross-encoder``
+    ``orders`` (candidate orders per window, combined) and ``calibrate`` (``none``,
+    ``query-free`` or ``query``: the identifiers' prior from a content-free window,
+    subtracted); for ``cross-encoder``
     ``batch_size``, ``max_length``, ``device``, ``docs``.
     """
     if method == "cross-encoder":
@@ -58,6 +60,8 @@ def make_reranker(
             llm = load_llm(LLMSpec.parse(model, **llm_options))
     if method == "listwise" and kw.pop("orders", 1) != 1:
         raise ConfigError("'orders' applies to method 'first' only (FIRST's order combination)")
+    if method == "listwise" and kw.pop("calibrate", "none") != "none":
+        raise ConfigError("'calibrate' applies to method 'first' only (FIRST's identifier prior)")
     cls = FirstReranker if method == "first" else ListwiseReranker
     return cls(llm, k, window, stride, strict=strict, **kw)
 

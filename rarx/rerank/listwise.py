@@ -5,7 +5,10 @@ where it merges some, as Qwen's does: :mod:`rarx.llm.reply`).
 
 FIRST's ``orders`` option scores each window in several candidate orders and averages
 each passage's normalised identifier log-probability (permutation self-consistency),
-at ``orders`` times the forward passes; the trace records them.
+at ``orders`` times the forward passes; the trace records them. Its ``calibrate`` option
+subtracts the model's prior over the identifiers, read from a content-free window
+(contextual calibration, Zhao et al. 2021), at one extra forward pass per window size
+(``query-free``) or per query and window size (``query``).
 
 Windows at the same step of different queries are independent, so they go to the
 LLM as one batch; the steps of one query run in order (a window sees the order the
@@ -36,6 +39,7 @@ from rarx.rerank.base import (
 from rarx.rerank.permutation import (
     Repaired,
     combine_orders,
+    log_softmax,
     order_by_scores,
     repair_permutation,
     window_orders,
@@ -294,6 +298,21 @@ class ListwiseReranker(WindowedReranker):
         return outcomes
 
 
+CALIBRATIONS = ("none", "query-free", "query")
+# The content-free input: no passage, no topic, same format. Not Zhao et al.'s "N/A": its
+# letters are identifiers (qwen's prior over twenty "[X] N/A" lines put N far first).
+CONTENT_FREE = "..."
+_QUERY_PRIORS = 4096  # per-query priors kept (query mode), oldest dropped first
+
+
+@dataclass(frozen=True)
+class _Prior:
+    """An identifier log-prior of one window size: log-softmax over its identifiers."""
+
+    logprobs: tuple[float, ...]
+    passes: int  # forward passes it cost (charged to the first window that used it)
+
+
 class FirstReranker(WindowedReranker):
     """FIRST: passages ordered by the log-probability of their identifier as the start
     of the reply, read at the tokenizer's real boundary (:mod:`rarx.llm.reply`); one
@@ -302,16 +321,41 @@ class FirstReranker(WindowedReranker):
     ``orders`` > 1 scores each window in that many candidate orders
     (:func:`~rarx.rerank.permutation.window_orders`: rotations, then reversed ones) and
     ranks by each passage's mean log-softmax-normalised identifier log-probability, a
-    remedy for position bias at ``orders`` times the cost."""
+    remedy for position bias at ``orders`` times the cost.
+
+    ``calibrate`` removes the model's prior over the identifiers themselves (a model that
+    writes ``[A`` whatever the passages): the window's prompt is scored once with every
+    passage replaced by :data:`CONTENT_FREE`, and each identifier's log-probability in
+    that prompt (log-softmax over the window's identifiers) is subtracted from its
+    log-probability in every real window of that size before ranking (in each order,
+    before they are combined). ``query-free`` puts :data:`CONTENT_FREE` in the query's
+    place too: what is removed is the prior of the template, instruction and window size
+    alone, read once per window size for the reranker's life (one extra forward pass per
+    window size, however many queries); it is the default remedy because the bias seen
+    (qwen's top pick piling on A, B and M whatever the passages) does not follow the
+    query. ``query`` keeps the query, so a query that itself favours a letter ("option
+    B") is calibrated too, at one extra forward pass per query and window size."""
 
     method: ClassVar[str] = "first"
     _kind: ClassVar[str] = "next_token_logprobs"
 
-    def __init__(self, llm: LLM, *args: Any, orders: int = 1, **kwargs: Any):
+    def __init__(
+        self, llm: LLM, *args: Any, orders: int = 1, calibrate: str = "none", **kwargs: Any
+    ):
         super().__init__(llm, *args, **kwargs)
         if orders < 1:
             raise ConfigError(f"orders must be at least 1 (1: each window as it is), got {orders}")
+        if calibrate not in CALIBRATIONS:
+            raise ConfigError(
+                f"calibrate must be one of {', '.join(CALIBRATIONS)}, got {calibrate!r} "
+                f"('query-free': one content-free window per window size; 'query': one per "
+                f"query and window size)"
+            )
         self.orders = int(orders)
+        self.calibrate = calibrate
+        # (window size, query or None) -> prior; query-free entries live as long as the
+        # reranker, per-query ones are capped (a server sees unbounded queries).
+        self._priors: dict[tuple[int, str | None], _Prior] = {}
         self._readers: dict[int, ReplyReader] = {}
         # Fail at load time, not mid-run, where no token boundary works for this tokenizer.
         self._reader(self.window).plan(self.build("query", ["passage"] * self.window))
@@ -326,6 +370,46 @@ class FirstReranker(WindowedReranker):
     def _reserve(self, n: int) -> int:
         return 1
 
+    def _prior_key(self, n: int, query: str) -> tuple[int, str | None]:
+        return (n, query if self.calibrate == "query" else None)
+
+    def _content_free(self, key: tuple[int, str | None]) -> ChatPrompt:
+        n, query = key
+        return self.build(CONTENT_FREE if query is None else query, [CONTENT_FREE] * n)
+
+    def _read_priors(self, windows: list[_Window]) -> set[tuple[int, str | None]]:
+        """Read the priors these windows need and hold none yet (one batch per window
+        size); returns their keys, so the passes are charged once."""
+        need = list(dict.fromkeys(self._prior_key(w.size, w.query) for w in windows))
+        need = [key for key in need if key not in self._priors]
+        ids = self.template.ids(self.window)
+        for n in sorted({key[0] for key in need}):
+            keys = [key for key in need if key[0] == n]
+            read = self._reader(n).score([self._content_free(key) for key in keys])
+            for key, r in zip(keys, read, strict=True):
+                row = [r.scores.get(c, -math.inf) for c in ids[:n]]
+                if not all(math.isfinite(x) for x in row):
+                    raise RerankError(
+                        f"calibration needs every identifier's log-probability in the "
+                        f"content-free window of {n} passages; {self.llm.name} gave none for "
+                        f"{[c for c, x in zip(ids, row, strict=False) if not math.isfinite(x)]}"
+                        f" (a backend that returns only its top tokens): rerank without "
+                        f"calibrate"
+                    )
+                self._priors[key] = _Prior(tuple(log_softmax(row)), r.passes)
+        if self.calibrate == "query":  # oldest first, never one these windows use
+            wanted = {self._prior_key(w.size, w.query) for w in windows}
+            old = [key for key in self._priors if key not in wanted]
+            for key in old[: max(0, len(self._priors) - _QUERY_PRIORS)]:
+                del self._priors[key]
+        return set(need)
+
+    def prior(self, n: int, query: str = "") -> list[float] | None:
+        """The identifier log-prior subtracted from a window of ``n`` passages for
+        ``query`` (``None`` where it is not read yet, or calibration is off)."""
+        got = self._priors.get(self._prior_key(n, query))
+        return list(got.logprobs) if got is not None else None
+
     def _rank(self, windows: list[_Window]) -> list[_Outcome]:
         ids = self.template.ids(self.window)
         variants: list[tuple[int, tuple[int, ...], ChatPrompt]] = []
@@ -334,6 +418,7 @@ class FirstReranker(WindowedReranker):
                 prompt = w.prompt if k == 0 else self.build(w.query, [w.texts[i] for i in order])
                 variants.append((w_i, order, prompt))
         start = time.perf_counter()
+        fresh = self._read_priors(windows) if self.calibrate != "none" else set()
         read: list[Any] = [None] * len(variants)
         for n in sorted({w.size for w in windows}):  # one batch per window size (mostly one)
             at = [j for j, (w_i, _, _) in enumerate(variants) if windows[w_i].size == n]
@@ -344,15 +429,28 @@ class FirstReranker(WindowedReranker):
         for w_i, w in enumerate(windows):
             mine = [(order, r) for (i, order, _), r in zip(variants, read, strict=True) if i == w_i]
             n = w.size
-            rows = [[r.scores.get(c, -math.inf) for c in ids[:n]] for _, r in mine]
+            raw = [[r.scores.get(c, -math.inf) for c in ids[:n]] for _, r in mine]
+            meta: dict[str, Any] = {"forward_passes": sum(r.passes for _, r in mine)}
+            rows = raw
+            if self.calibrate != "none":
+                key = self._prior_key(n, w.query)
+                prior = self._priors[key]
+                # the identifier at position j carries the prior of position j in every order
+                rows = [[x - p for x, p in zip(row, prior.logprobs, strict=True)] for row in raw]
+                meta["calibration"] = {"mode": self.calibrate,
+                                       "prior": dict(zip(ids[:n], prior.logprobs, strict=True)),
+                                       "raw_logprobs": raw if len(raw) > 1 else raw[0]}  # fmt: skip
+                if key in fresh:  # the content-free window's passes, charged once
+                    fresh.discard(key)
+                    meta["calibration"]["forward_passes"] = prior.passes
+                    meta["forward_passes"] += prior.passes
             if len(mine) == 1:
                 scores = rows[0]
             else:
                 scores = combine_orders([o for o, _ in mine], rows)
-            order = order_by_scores(scores)
+            ranked = order_by_scores(scores)
             usable = any(math.isfinite(s) for s in scores)
             plan = self._reader(n).plan(w.prompt)
-            meta: dict[str, Any] = {"forward_passes": sum(r.passes for _, r in mine)}
             if any(plan.tokens[c] != (c,) for c in ids[:n]):
                 meta["reply"] = plan.as_dict()  # the boundary moved: what was read instead
             if len(mine) > 1:
@@ -360,9 +458,9 @@ class FirstReranker(WindowedReranker):
                 meta["order_logprobs"] = rows
             call = LLMCall(
                 "next_token_logprobs", self.llm.name, self._render(w.prompt),
-                " > ".join(f"[{ids[i]}]" for i in order), w.tokens, 0, seconds,
+                " > ".join(f"[{ids[i]}]" for i in ranked), w.tokens, 0, seconds,
                 error=None if usable else "no identifier has a finite log-probability",
                 logprobs=dict(zip(ids[:n], scores, strict=True)), meta=meta,
             )  # fmt: skip
-            outcomes.append(_Outcome(Repaired(tuple(order)) if usable else None, call))
+            outcomes.append(_Outcome(Repaired(tuple(ranked)) if usable else None, call))
         return outcomes

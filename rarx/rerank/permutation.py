@@ -92,9 +92,15 @@ def combine_orders(
     n = len(orders[0])
     total = [0.0] * n
     for order, row in zip(orders, scores, strict=True):
-        finite = [s for s in row if math.isfinite(s)]
-        top = max(finite, default=0.0)
-        norm = top + math.log(math.fsum(math.exp(s - top) for s in finite)) if finite else 0.0
-        for pos, passage in enumerate(order):
-            total[passage] += row[pos] - norm if math.isfinite(row[pos]) else -math.inf
+        for passage, lp in zip(order, log_softmax(row), strict=True):
+            total[passage] += lp
     return [t / len(orders) for t in total]
+
+
+def log_softmax(scores: Sequence[float]) -> list[float]:
+    """``scores`` as log-probabilities over their finite entries (the rest stay ``-inf``):
+    identifier log-probabilities of one window made a distribution over that window."""
+    finite = [s for s in scores if math.isfinite(s)]
+    top = max(finite, default=0.0)
+    norm = top + math.log(math.fsum(math.exp(s - top) for s in finite)) if finite else 0.0
+    return [s - norm if math.isfinite(s) else -math.inf for s in scores]

@@ -24,12 +24,17 @@ class RerankParams:
     passage_tokens: int = 300
     instruction: str = ""  # first/listwise: the task, opening the prompt (e.g. RAR-b's)
     orders: int = 1  # first: candidate orders per window, combined (position-bias remedy)
+    # first: subtract the identifiers' prior read from a content-free window (per window
+    # size: query-free; per query and window size: query)
+    calibrate: Literal["none", "query-free", "query"] = "none"
 
     def __post_init__(self) -> None:
         if self.orders < 1:
             raise ConfigError(f"'orders' must be at least 1, got {self.orders}")
         if self.orders > 1 and self.method != "first":
             raise ConfigError(f"'orders' applies to method 'first' only, not {self.method!r}")
+        if self.calibrate != "none" and self.method != "first":
+            raise ConfigError(f"'calibrate' applies to method 'first' only, not {self.method!r}")
         if self.instruction and self.method == "cross-encoder":
             raise ConfigError("'instruction' applies to methods 'first' and 'listwise'")
         if self.k < 1 or self.window < 2 or not 0 < self.stride < self.window:
@@ -43,7 +48,8 @@ def llm_rerank_options(p: RerankParams) -> dict[str, object]:
     """The keywords an LLM reranker takes from ``p`` beyond window and model (the
     defaults stay unsaid, so a reranker without them is built as it always was)."""
     return {**({"instruction": p.instruction} if p.instruction else {}),
-            **({"orders": p.orders} if p.orders > 1 else {})}  # fmt: skip
+            **({"orders": p.orders} if p.orders > 1 else {}),
+            **({"calibrate": p.calibrate} if p.calibrate != "none" else {})}  # fmt: skip
 
 
 @stage_kind("rerank", RerankParams, "rerank the ranking (FIRST, listwise, cross-encoder)",
