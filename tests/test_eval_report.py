@@ -393,6 +393,19 @@ def test_the_chance_line_is_drawn_where_the_section_sets_it() -> None:
     assert "chance" not in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
+def test_a_negative_difference_shows_its_whole_interval() -> None:
+    from rarx.eval.report import SectionInfo, scores_of
+    from rarx.eval.report_figures import section_figure
+    from rarx.eval.report_schema import Measurement, Reportable, Section
+
+    rows = (Measurement("trained - base", "set1", "accuracy difference", -0.004, (-0.042, 0.032)),
+            Measurement("trained - base", "set2", "accuracy difference", -0.028, (-0.058, 0.0)))
+    rep = Reportable("t", (Section("s", "S", rows),))
+    fig = section_figure(SectionInfo("s", "S", "bars", "", False), scores_of(rep), 0.05)
+    low, high = fig.axes[0].get_ylim()
+    assert low < -0.058 and high > 0.032  # neither interval is cut by the axis
+
+
 def test_every_committed_results_file_has_a_section_rarx_can_read() -> None:
     from rarx.eval.report import read_file
 

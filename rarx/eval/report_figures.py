@@ -114,7 +114,8 @@ def section_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> 
                       rotation=0 if len(ptasks) < 8 else 30,
                       ha="center" if len(ptasks) < 8 else "right")  # fmt: skip
         ax.set_xlim(-0.5, len(ptasks) - 0.5)
-        low = min(0.0, min(s.value for s in cell.values()))
+        # the lowest interval end, so a negative difference's whole interval is drawn
+        low = min(0.0, min(min(s.value, s.ci[0] if s.ci else s.value) for s in cell.values()))
         ax.set_ylim(low * 1.15, top * (1.15 if upright else 1.3) + 0.02)
         if top <= 1:  # scores no higher than 1: no ticks past 1 (room for labels only)
             limit = min(1.0, ax.get_ylim()[1]) + 1e-9
