@@ -62,6 +62,32 @@ def summary(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     return out
 
 
+def reportable(data: dict[str, Any]) -> object:
+    """The report section: the top pick per identifier, raw and calibrated, over the same
+    shuffled windows, and how often the top pick is the gold passage."""
+    from rarx.eval.report_schema import Measurement, Reportable, Section, scalars
+
+    k, n = data["settings"]["k"], data["windows"]
+    dataset = data["settings"]["dataset"]
+    hist, shares = [], []
+    for which, who in (("raw", "FIRST"), ("calibrated", "FIRST +cal")):
+        s = data[which]
+        for i, count in enumerate(s["top_pick_histogram"]):
+            hist.append(Measurement(who, chr(ord("A") + i), "windows whose top pick is here",
+                                    count, n=n, chance=n / k))  # fmt: skip
+        shares.append(Measurement(who, dataset, "top pick is gold", s["top_pick_is_gold"],
+                                  n=n))  # fmt: skip
+    partial = " (partial)" if data.get("partial") else ""
+    return Reportable("first_calibration_smoke", (
+        Section("first-calibration-smoke", f"FIRST's top pick, raw and calibrated, on "
+                f"{dataset} (a training source){partial}", tuple(hist), plot="histogram",
+                note=f"Content-free passage {data.get('content_free')!r}; a smoke check, "
+                "not the measurement."),
+        Section("first-calibration-smoke-gold", "Top pick is the gold passage", tuple(shares),
+                plot="table"),
+    ), f"{n} shuffled windows of {k}", scalars(data["settings"], "llm", "queries", "seed"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -97,7 +123,7 @@ def main() -> None:
         payload = {"settings": vars(args), "partial": partial, "load_seconds": load_seconds,
                    "wall_seconds": time.perf_counter() - start, "content_free": CONTENT_FREE,
                    "code": code_revision(), "prior": prior, **s}  # fmt: skip
-        write_result(args.name, payload)
+        write_result(args.name, payload, reportable=reportable)
         return s
 
     for q, c in zip(queries, cands, strict=True):
