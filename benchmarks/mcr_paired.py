@@ -483,22 +483,27 @@ def summarize(files: Sequence[McrFile], systems: Sequence[System], settings: Seq
     return result
 
 
-def print_table(results: dict[str, Any]) -> None:
-    rows = []
+def figures(results: dict[str, Any]) -> Any:
+    """Each scored file's (entry, system, setting, its figures, its paired difference
+    from the baseline or {})."""
     for e in results["files"]:
         if not e["scored"]:
             continue
         for name, per in e["systems"].items():
             for st, v in per.items():
-                d = (e["paired"].get(name) or {}).get(st) or {}
-                p = d.get("p_value")
-                rows.append([e["name"], name, st, e["scored"], v["accuracy"],
-                             "-" if not v["ci95"] else f"{v['ci95'][0]:.3f}-{v['ci95'][1]:.3f}",
-                             "" if not d else f"{d['diff']:+.4f}",
-                             "" if not d.get("ci95")
-                             else f"{d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f}",
-                             "" if not d else ("-" if p is None else f"{p:.3g}"),
-                             v["seconds_per_question"], e["chance"]])  # fmt: skip
+                yield e, name, st, v, (e["paired"].get(name) or {}).get(st) or {}
+
+
+def print_table(results: dict[str, Any]) -> None:
+    rows = []
+    for e, name, st, v, d in figures(results):
+        p = d.get("p_value")
+        rows.append([e["name"], name, st, e["scored"], v["accuracy"],
+                     "-" if not v["ci95"] else f"{v['ci95'][0]:.3f}-{v['ci95'][1]:.3f}",
+                     "" if not d else f"{d['diff']:+.4f}",
+                     "" if not d.get("ci95") else f"{d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f}",
+                     "" if not d else ("-" if p is None else f"{p:.3g}"),
+                     v["seconds_per_question"], e["chance"]])  # fmt: skip
     base = results["settings"]["baseline"]
     print(table(["file", "system", "instructions", "n", "accuracy", "95% CI", f"- {base}",
                  "diff 95% CI", "p", "s/question", "chance"], rows))  # fmt: skip
@@ -519,25 +524,19 @@ def reportable(data: dict[str, Any]) -> Any:
         return reportable_ct2_arc(data)
     acc, diff, cost = [], [], []
     base = data["settings"]["baseline"]
-    for e in data["files"]:
-        if not e["scored"]:
-            continue
-        for name, per in e["systems"].items():
-            for st, v in per.items():
-                d = (e["paired"].get(name) or {}).get(st) or {}
-                p = d.get("p_value")
-                acc.append(Measurement(name, e["name"], "accuracy", v["accuracy"],
-                                       interval(v["ci95"]), e["scored"], e["chance"], p,
-                                       base if p is not None else "",
-                                       instructions=st == "with"))  # fmt: skip
-                cost.append(Measurement(name, e["name"], "seconds_per_question",
-                                        v["seconds_per_question"], n=e["scored"],
-                                        instructions=st == "with"))  # fmt: skip
-                if d and d["diff"] is not None:
-                    diff.append(Measurement(f"{name} - {base}", e["name"], "accuracy difference",
-                                            d["diff"], interval(d["ci95"]), d["n"], p_value=p,
-                                            baseline=base if p is not None else "",
-                                            instructions=st == "with"))  # fmt: skip
+    for e, name, st, v, d in figures(data):
+        p = d.get("p_value")
+        acc.append(Measurement(name, e["name"], "accuracy", v["accuracy"], interval(v["ci95"]),
+                               e["scored"], e["chance"], p, base if p is not None else "",
+                               instructions=st == "with"))  # fmt: skip
+        cost.append(Measurement(name, e["name"], "seconds_per_question",
+                                v["seconds_per_question"], n=e["scored"],
+                                instructions=st == "with"))  # fmt: skip
+        if d and d["diff"] is not None:
+            diff.append(Measurement(f"{name} - {base}", e["name"], "accuracy difference",
+                                    d["diff"], interval(d["ci95"]), d["n"], p_value=p,
+                                    baseline=base if p is not None else "",
+                                    instructions=st == "with"))  # fmt: skip
     partial = "" if data["complete"] else " (partial)"
     sections = [Section("mcr-paired", f"MCR accuracy on the same seeded questions{partial}",
                         tuple(acc), note="Intervals: bootstrap 95% over questions. p: paired "
