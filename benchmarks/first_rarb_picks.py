@@ -122,6 +122,8 @@ def per_query(rec: dict[str, Any], cands: list[str], data: SetData) -> dict[str,
         "rank": out.index(gold) + 1 if gold in out else None,
         "kind": kind_of(out[0], q, data),
         "first_candidate": out[0] == cands[0],
+        "pick_position": cands.index(out[0]),
+        "gold_position": cands.index(gold) if gold in cands else None,
         "gold_first_in": bool(cands) and cands[0] == gold,
         # the question's own options in this system's order: MCR read from the ranking
         "own_present": len(own) if gold in own else 0,
@@ -129,8 +131,10 @@ def per_query(rec: dict[str, Any], cands: list[str], data: SetData) -> dict[str,
     }
 
 
-def per_qid(pairs: list[tuple[dict[str, Any], dict[str, Any]]],
-            value: Callable[[dict[str, Any]], float]) -> dict[str, float]:  # fmt: skip
+Facts = list[tuple[dict[str, Any], dict[str, Any]]]  # (record, per_query facts) pairs
+
+
+def per_qid(pairs: Facts, value: Callable[[dict[str, Any]], float]) -> dict[str, float]:
     """``value`` per query, averaged over a query's windows (one each, or one per seed of
     shuffled windows), so that intervals resample queries, not a query's correlated
     windows."""
@@ -138,6 +142,24 @@ def per_qid(pairs: list[tuple[dict[str, Any], dict[str, Any]]],
     for r, f in pairs:
         got.setdefault(r["qid"], []).append(value(f))
     return {q: sum(v) / len(v) for q, v in got.items()}
+
+
+def position_only(pairs: Facts, inside: Facts) -> dict[str, Any]:
+    """What the system's pick positions alone would score: a content-blind picker drawing
+    the position of its top pick from the system's own histogram of top-pick positions hits
+    the gold with the histogram's share at the gold's position. Beside it, the offset of
+    the top pick from the gold (pick minus gold position, -2..2), observed and expected
+    from the histogram: a mapping of identifiers to passages off by one would show there."""
+    hist = Counter(f["pick_position"] for _, f in pairs)
+    total = sum(hist.values())
+    offsets = Counter(f["pick_position"] - f["gold_position"] for _, f in inside)
+    return {
+        "top1_given_gold_position_only": mean([hist[f["gold_position"]] / total
+                                               for _, f in inside]),  # fmt: skip
+        "pick_offset_from_gold": {str(d): {"observed": offsets[d], "expected_position_only":
+                                           sum(hist[f["gold_position"] + d] for _, f in inside)
+                                           / total} for d in range(-2, 3)},  # fmt: skip
+    }
 
 
 def ci(values: list[float]) -> list[float] | None:
@@ -251,6 +273,7 @@ def analyse(run: str, rows_wanted: int, other_wanted: int, seed: int) -> tuple[s
             "top_pick_kind": dict(Counter(f["kind"] for _, f in pairs)),
             "top_pick_kind_given_gold": dict(Counter(f["kind"] for _, f in inside)),
             "top_pick_is_first_candidate": mean([float(f["first_candidate"]) for _, f in pairs]),
+            **position_only(pairs, inside),
             # the gold moved to the top from below, and moved off the top it held
             "gold_promoted_to_top": sum(f["rank"] == 1 and not f["gold_first_in"]
                                         for _, f in inside),
@@ -367,6 +390,11 @@ def reportable(data: dict[str, Any]) -> Any:
                     hit.append(Measurement(label, dataset, measure, v[key],
                                            interval(v[f"{key}_ci95"]), n, chance[key], p,
                                            STAGE if p is not None else ""))  # fmt: skip
+                if s != STAGE:
+                    hit.append(Measurement(label, dataset, "top-1 hit rate of the same pick "
+                                           "positions without the content",
+                                           v["top1_given_gold_position_only"], n=n,
+                                           chance=chance["top1_given_gold"]))  # fmt: skip
             for k in KINDS:
                 kind.append(Measurement(label, dataset, f"top pick: {k}",
                                         v["top_pick_kind"].get(k, 0) / v["windows"],
@@ -399,7 +427,9 @@ def reportable(data: dict[str, Any]) -> Any:
                 note=f"Queries whose gold passage is among the first stage's top {k} (shuffled "
                 "windows: every window holding it). Chance: a random order of the window "
                 f"(top-1 1/{k}, MRR H_{k}/{k}). p: paired t-test against the first stage on the "
-                "same queries. Intervals: bootstrap 95%."),
+                "same queries. Intervals: bootstrap 95% over queries. Without the content: "
+                "the top-1 hit rate of a picker that ignores the passages and draws its pick's "
+                "position from the system's own histogram of top-pick positions."),
         Section("first-picks-kind", "What the top pick is", tuple(kind), plot="table",
                 note="Share of windows. A copy of the gold: another passage whose normalised "
                 "text equals the gold's. Own wrong option: one of the question's own "
@@ -447,6 +477,7 @@ def print_tables(out: dict[str, Any]) -> None:
                 f(v.get("nDCG@10_lenient"), 4), v["windows_with_gold"],
                 f"{f(v['top1_given_gold'])} [{f(t and t[0])}, {f(t and t[1])}]",
                 f"{f(v['mrr_given_gold'])} [{f(m and m[0])}, {f(m and m[1])}]",
+                f(v["top1_given_gold_position_only"]),
                 f((v.get("vs_first_stage", {}).get("top1_given_gold") or {}).get("p")),
                 f"+{v['gold_promoted_to_top']}/-{v['gold_demoted_from_top']}",
                 f(v["mean_gold_rank_given_gold"], 2),
@@ -456,8 +487,8 @@ def print_tables(out: dict[str, Any]) -> None:
                 f"chance {f(v['own_options_chance'])})",
             ])  # fmt: skip
         print(table(["system", "windows", "nDCG strict", "nDCG lenient", "w/ gold",
-                     "top-1 | gold in", "MRR | gold in", "p top-1", "gold to/off top", "gold rank",
-                     "pick = 1st cand",
+                     "top-1 | gold in", "MRR | gold in", "top-1 by pos. alone", "p top-1",
+                     "gold to/off top", "gold rank", "pick = 1st cand",
                      "pick gold/copy/own/other", "own-option acc (n)"], rows))  # fmt: skip
         over = [[v["label"], o["questions"], f(o["llm_choice_accuracy"]),
                  f(o["top1_given_gold"]), o["llm_choice_right"],
