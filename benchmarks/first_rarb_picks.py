@@ -391,8 +391,7 @@ def reportable(data: dict[str, Any]) -> Any:
                                            interval(v[f"{key}_ci95"]), n, chance[key], p,
                                            STAGE if p is not None else ""))  # fmt: skip
                 if s != STAGE:
-                    hit.append(Measurement(label, dataset, "top-1 hit rate of the same pick "
-                                           "positions without the content",
+                    hit.append(Measurement(label, dataset, "top-1 by pick position alone",
                                            v["top1_given_gold_position_only"], n=n,
                                            chance=chance["top1_given_gold"]))  # fmt: skip
             for k in KINDS:
@@ -427,9 +426,10 @@ def reportable(data: dict[str, Any]) -> Any:
                 note=f"Queries whose gold passage is among the first stage's top {k} (shuffled "
                 "windows: every window holding it). Chance: a random order of the window "
                 f"(top-1 1/{k}, MRR H_{k}/{k}). p: paired t-test against the first stage on the "
-                "same queries. Intervals: bootstrap 95% over queries. Without the content: "
+                "same queries. Intervals: bootstrap 95% over queries. By pick position alone: "
                 "the top-1 hit rate of a picker that ignores the passages and draws its pick's "
-                "position from the system's own histogram of top-pick positions."),
+                "position from the system's own histogram of top-pick positions (what the "
+                "position preference scores without the content)."),
         Section("first-picks-kind", "What the top pick is", tuple(kind), plot="table",
                 note="Share of windows. A copy of the gold: another passage whose normalised "
                 "text equals the gold's. Own wrong option: one of the question's own "
