@@ -135,12 +135,14 @@ def test_a_yes_no_reply_is_judged_by_its_first_yes_no_word() -> None:
     assert answer_correct("No", ["north"]) == 0.0
 
 
+@pytest.mark.slow
 def test_boolq_gate_data_labels_by_verdict_and_never_asks_test_questions(
     tiny_boolq: list[Any], smol: Any, tmp_path: Path
 ) -> None:
     from rarx.train.data.gate import build_gate_data, read_instances
 
-    s = build_gate_data(smol, "boolq", tmp_path / "gate", batch_size=8, quiet=True)
+    s = build_gate_data(smol, "boolq", tmp_path / "gate", max_new_tokens=8, batch_size=8,
+                        quiet=True)  # fmt: skip
     out = tmp_path / "gate"
     asked = [json.loads(x) for x in (out / "questions.jsonl").read_text().splitlines()]
     test = {q.qid for q in select(tiny_boolq, "boolq", "test")}
