@@ -135,6 +135,25 @@ def test_a_yes_no_reply_is_judged_by_its_first_yes_no_word() -> None:
     assert answer_correct("No", ["north"]) == 0.0
 
 
+def test_boolq_gate_data_takes_the_verdict_not_containment(
+    tiny_boolq: list[Any], tmp_path: Path
+) -> None:
+    """Fast (scripted replies): a reply holding both words is right only for its first."""
+    from rarx.train.data.gate import build_gate_data, read_instances
+    from tests.fakes import ScriptedLLM
+
+    llm = ScriptedLLM(reply="Yes, but no one is sure.")
+    build_gate_data(llm, "boolq", tmp_path / "gate", batch_size=8, quiet=True)
+    lines = (tmp_path / "gate" / "questions.jsonl").read_text().splitlines()
+    asked = [json.loads(x) for x in lines]
+    assert {r["answers"][0] for r in asked} == {"yes", "no"}
+    assert all(r["correct"] == (r["answers"][0] == "yes") for r in asked)
+    kinds = {(r["qid"], r["kind"]) for r in read_instances(tmp_path / "gate" / "train.jsonl")}
+    for r in (r for r in asked if r["split"] == "train"):
+        wanted = {"answer"} if r["answers"][0] == "yes" else {"retrieve", "context"}
+        assert {k for q, k in kinds if q == r["qid"]} == wanted, r
+
+
 @pytest.mark.slow
 def test_boolq_gate_data_labels_by_verdict_and_never_asks_test_questions(
     tiny_boolq: list[Any], smol: Any, tmp_path: Path
