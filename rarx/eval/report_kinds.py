@@ -164,8 +164,8 @@ def adaptive_sections(results: Mapping[str, Mapping], key: str = "adaptive",
                 auc.append(Measurement(f"P(<RET>) {name}", dataset, "AUC (closed-book failure)",
                                        a["auc"], interval(a.get("auc_ci")), n, 0.5))  # fmt: skip
     out = [Section(key, title, tuple(rows), note="Oracles are ceilings, not gates anyone can "
-                   "run. Accuracy: a gold answer in the output; p-values: paired t-test "
-                   "against AR.")]  # fmt: skip
+                   "run. Accuracy: a gold answer in the output (yes/no questions: its "
+                   "first yes/no word); p-values: paired t-test against AR.")]  # fmt: skip
     if auc:
         out.append(Section(f"{key}-auc", f"{title}: P(<RET>) as a predictor of closed-book "
                            "failure", tuple(auc)))  # fmt: skip

