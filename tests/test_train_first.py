@@ -488,19 +488,73 @@ def test_training_teaches_the_tokens_first_reads_where_the_tokenizer_merges(
     tok = merged_llm.tokenizer
     chat = enc.prompt(w)
     # The sequence is exactly what the model reads and writes: the rendered prompt
-    # (without the "[" its tokenizer merges into "[C") and the ranking, tokenised whole.
+    # (without the "[" its tokenizer merges into "[C") and the ranking, tokenised whole;
+    # then the branch: the "[" after which FIRST reads O.
     reply = "".join(enc.template.reply_parts([enc.template.ids(16)[i] for i in order]))
     whole = tok(merged_llm.render(chat) + reply, add_special_tokens=False)["input_ids"]
-    assert e.input_ids[: -1] == whole and e.input_ids[-1] == tok.eos_token_id
+    assert e.branch == 1 and tok.convert_ids_to_tokens(e.input_ids[-1]) == "["
+    assert e.input_ids[:-2] == whole and e.input_ids[-2] == tok.eos_token_id
     assert tok.convert_ids_to_tokens(e.input_ids[e.prompt_len]) == "[C"
     assert e.input_ids[: e.prompt_len] == merged_llm.prompt_ids(type(chat)(chat.messages))
-    # The rank loss reads each identifier's first token there: "[A".. for the merged
-    # ones; O (read as "[" then "O") has no logit of its own and is left out of it.
-    ids = enc.id_tokens(16)
-    assert tok.convert_ids_to_tokens(ids[:3]) == ["[A", "[B", "[C"]
-    assert tok.convert_ids_to_tokens(ids[14]) == "["
-    assert e.ranks[2] == 1 and e.ranks[0] == 3 and math.isinf(e.ranks[14])
-    assert sorted(r for r in e.ranks if math.isfinite(r)) == [1, *range(3, 17)]
+    # Every passage is ranked; each identifier is read as FIRST reads it: "[A".. after the
+    # prompt, O as "[" there plus "O" after the branch's "[".
+    assert e.ranks[2] == 1 and e.ranks[14] == 2 and e.ranks[0] == 3
+    assert sorted(e.ranks) == list(range(1, 17))
+    last = e.prompt_len - 1
+    assert e.reads[0] == ((last, tok.convert_tokens_to_ids("[A")),)
+    assert e.reads[14] == ((last, tok.convert_tokens_to_ids("[")),
+                           (len(e.input_ids) - 1, tok.convert_tokens_to_ids("O")))  # fmt: skip
+
+
+def first_scores(llm: Any, rows: list[Any]) -> Any:
+    """Each row's passages' training scores, from one forward pass over the batch."""
+    import torch
+
+    from rarx.train.first import collate, read_scores
+    from rarx.train.reply_branch import attention_mask
+
+    batch = collate(rows, pad_id=llm.tokenizer.pad_token_id)
+    mask = batch["attention_mask"]
+    if "tree_mask" in batch:
+        mask = attention_mask(llm.model, batch["tree_mask"])
+    with torch.no_grad():
+        logits = llm.model(input_ids=batch["input_ids"], attention_mask=mask,
+                           position_ids=batch["position_ids"],
+                           logits_to_keep=batch["targets"].shape[1]).logits  # fmt: skip
+    return read_scores(logits, batch["read_at"], batch["read_tokens"])
+
+
+def test_graded_training_ranks_an_answer_at_o_by_the_score_first_reads(merged_llm: Any) -> None:
+    """With a tokenizer that merges "[" into every identifier but O and Q (Qwen's), a
+    window whose answer sits at O still gets its RankNet pairs (it had none: O had no
+    logit of its own), and every passage's training score is the log-probability FIRST's
+    reader gives its identifier, O and Q included, in a left-padded batch."""
+    import torch
+
+    from rarx.llm.reply import ReplyReader
+    from rarx.train.first import WindowEncoder, weighted_ranknet
+
+    ids = "ABCDEFGHIJKLMNOPQ"
+    windows = []
+    for n, answer in ((17, 14), (16, 2), (17, 16)):  # the answer at O, C, Q
+        grades = tuple(int(i == answer) for i in range(n))
+        windows.append(RankingWindow(
+            f"q{n}-{answer}", f"which passage answers {answer}?", tuple(f"d{i}" for i in range(n)),
+            tuple(f"passage {i} " + "words " * (i % 3) for i in range(n)), tuple(range(n)),
+            grades=grades, instruction="Retrieve the answer." if answer == 2 else ""))  # fmt: skip
+    enc = WindowEncoder(merged_llm, rank_pairs="graded")
+    rows = [enc.encode(w) for w in windows]
+    assert rows[0].ranks[14] == 1 and sorted(rows[0].ranks) == [1] + [2] * 16
+    got = first_scores(merged_llm, rows)
+    for b, (w, e) in enumerate(zip(windows, rows, strict=True)):
+        n = len(w.passages)
+        (read,) = ReplyReader(merged_llm, list(ids[:n]), "]").score([enc.prompt(w)])
+        want = [read.scores[c] for c in ids[:n]]
+        assert got[b, :n].tolist() == pytest.approx(want, abs=1e-4)
+        ranks = torch.tensor([e.ranks])
+        pairs = (ranks[:, :, None] < ranks[:, None, :]).sum()
+        assert int(pairs) == n - 1  # the answer against every other passage
+        assert float(weighted_ranknet(got[b : b + 1, :n], ranks)) > 0
 
 
 @pytest.mark.slow
