@@ -39,11 +39,12 @@ def test_first_loss_matches_a_hand_computed_three_passage_example():
     logits = torch.tensor([[[0.0, 1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]])
     targets = torch.tensor([[2, 4]])
     ranks = torch.tensor([[2.0, 1.0, 3.0]])  # teacher: B > A > C
+    read_at = torch.tensor([[[0], [0], [0]]])  # each identifier read at position 0
     total, lm, rank = first_loss(
         logits,
         targets,
-        torch.tensor([0]),
-        torch.tensor([1, 2, 3]),
+        read_at,
+        torch.tensor([[[1], [2], [3]]]),
         ranks,
         lm_weight=1.0,
         rank_weight=10.0,
@@ -58,6 +59,20 @@ def test_first_loss_matches_a_hand_computed_three_passage_example():
     assert float(rank) == pytest.approx(hand_rank, abs=1e-6)
     assert float(lm) == pytest.approx(hand_lm, abs=1e-6)
     assert float(total) == pytest.approx(1.7539881, abs=1e-6)
+
+
+def test_an_identifier_read_as_two_tokens_scores_their_summed_log_probabilities():
+    torch = pytest.importorskip("torch")
+    from rarx.train.first import read_scores
+
+    # A is token 1 at position 0; O is token 3 ("[") at position 0, then token 2 at
+    # position 1 (the branch); the third slot is padding (no read).
+    logits = torch.tensor([[[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, 2.0, 0.0]]])
+    got = read_scores(logits, torch.tensor([[[0, -1], [0, 1], [-1, -1]]]),
+                      torch.tensor([[[1, 0], [3, 2], [0, 0]]]))  # fmt: skip
+    lse0 = math.log(1 + math.e + math.e**2 + math.e**3)
+    lse1 = math.log(2 + math.e + math.e**2)
+    assert got[0].tolist() == pytest.approx([1 - lse0, (3 - lse0) + (2 - lse1), 0.0], abs=1e-6)
 
 
 def test_ranknet_prefers_the_teacher_order_and_ignores_padding():
