@@ -636,9 +636,11 @@ def test_serve_cli_reranks_with_firsts_options_as_the_library_does(
     """``rarx serve --rerank first`` with the task instruction, two candidate orders and
     query-free calibration: /v1/indexes reports them, and a search with "rerank": true
     ranks as the library's search pipeline with the same settings."""
+    from rarx.rerank.permutation import window_orders
     from rarx.stages.rerank import RerankParams
 
     instruction = "Retrieve the passage that answers the question."
+    queries = [Query("a", "water sun earth cells"), Query("b", "the energy of cells and water")]
     server, url = serve_until_ready(
         ["--index", f"tiny={bm25}", "--rerank", "first", "--rerank-k", "3", "--rerank-window",
          "3", "--rerank-stride", "1", "--rerank-instruction", instruction, "--rerank-orders",
@@ -647,7 +649,7 @@ def test_serve_cli_reranks_with_firsts_options_as_the_library_does(
     try:
         with httpx.Client(base_url=url, timeout=120) as c:
             info = c.get("/v1/indexes").json()["rerank"]
-            batch = [{"qid": q.qid, "text": q.text} for q in QUERIES[:2]]
+            batch = [{"qid": q.qid, "text": q.text} for q in queries]
             r = c.post("/v1/search", json={"index": "tiny", "queries": batch, "k": 3,
                                            "rerank": True})  # fmt: skip
     finally:
@@ -659,11 +661,13 @@ def test_serve_cli_reranks_with_firsts_options_as_the_library_does(
     rerank = RerankParams("first", "smollm2-135m", 3, 3, 1, instruction=instruction, orders=2,
                           calibrate="query-free")  # fmt: skip
     want = search_pipeline([opened(bm25)], SearchOptions(k=3, rerank=rerank), resources).run(
-        QUERIES[:2])  # fmt: skip
+        queries)  # fmt: skip
     for got, state in zip(r.json()["rankings"], want, strict=True):
+        assert len(got["hits"]) == 3  # a window of three candidates to rerank
         assert [h["docid"] for h in got["hits"]] == state.ranking.top(3).docids
-    plain = search_pipeline([opened(bm25)], SearchOptions(k=3), resources).run(QUERIES[:2])
-    assert [s.ranking.docids[:3] for s in want] != [s.ranking.docids[:3] for s in plain]
+        (call,) = [t.data for t in state.trace if t.event == "llm_call"]  # one window
+        assert [tuple(o) for o in call["meta"]["orders"]] == window_orders(3, 2)
+        assert call["meta"]["calibration"]["mode"] == "query-free"
 
 
 @pytest.mark.slow

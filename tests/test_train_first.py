@@ -572,6 +572,52 @@ def test_graded_training_ranks_an_answer_at_o_by_the_score_first_reads(merged_ll
         assert float(weighted_ranknet(got[b : b + 1, :n], ranks)) > 0
 
 
+def qwen_tokenizer_dir() -> Path | None:
+    """Qwen2.5's own tokenizer, where `rarx models install qwen2.5-coder-1.5b` was run."""
+    from rarx.models.cache import cache_dir
+
+    found = [d for d in sorted((cache_dir() / "models").glob("qwen2.5-coder-1.5b*"))
+             if (d / "tokenizer.json").is_file()]  # fmt: skip
+    return found[0] if found else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(qwen_tokenizer_dir() is None,
+                    reason="qwen2.5-coder-1.5b is not installed (rarx models install)")  # fmt: skip
+def test_qwens_tokenizer_trains_every_window_on_what_first_reads(tmp_path: Path) -> None:
+    """Qwen's real tokenizer over a tiny random model (no weights needed): a window of 20
+    whose answer sits at O, and one at Q, each get the answer-against-every-other pairs,
+    and each identifier's training score (a batch, left-padded, O and Q on the branch) is
+    the log-probability FIRST's reader gives it."""
+    from transformers import AutoTokenizer
+
+    from rarx.llm.reply import ReplyReader
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.rerank.prompts import ALPHABET
+    from rarx.train.first import WindowEncoder
+    from tests.test_reply import tiny_lm
+
+    tok_dir = tmp_path / "tok"
+    AutoTokenizer.from_pretrained(qwen_tokenizer_dir()).save_pretrained(tok_dir)
+    llm = TransformersLLM(str(tiny_lm(tmp_path / "lm", tok_dir, layers=1)), device="cpu")
+    ids = ALPHABET[:20]
+    windows = [RankingWindow(
+        f"q{a}", f"Which passage is number {a}?", tuple(f"d{i}" for i in range(20)),
+        tuple(f"This is passage number {i}." for i in range(20)), tuple(range(20)),
+        grades=tuple(int(i == a) for i in range(20)),
+        instruction="Retrieve the answer to the question.") for a in (14, 16)]  # fmt: skip
+    enc = WindowEncoder(llm, rank_pairs="graded")
+    rows = [enc.encode(w) for w in windows]
+    assert [r.branch for r in rows] == [1, 1]
+    assert rows[0].ranks[14] == 1 and rows[1].ranks[16] == 1
+    assert all(sorted(r.ranks) == [1] + [2] * 19 for r in rows)
+    got = first_scores(llm, rows)
+    for b, w in enumerate(windows):
+        (read,) = ReplyReader(llm, list(ids), "]").score([enc.prompt(w)])
+        assert read.tokens["O"][0][0] == "[" and read.tokens["A"][0][0] == "[A"
+        assert got[b].tolist() == pytest.approx([read.scores[c] for c in ids], abs=1e-4)
+
+
 @pytest.mark.slow
 def test_a_trained_directory_reads_the_merged_identifiers_through_ctranslate2(
     merged_llm: Any, tmp_path: Path, one_thread: None, toy_eval_sets: None,
