@@ -57,7 +57,7 @@ def describe(llm: Any, windows: list[Any]) -> dict[str, Any]:
     enc = WindowEncoder(llm)
     encoded = [enc.encode(w) for w in windows]
     prompt = [e.prompt_len for e in encoded]
-    reply = [len(e.input_ids) - e.prompt_len for e in encoded]
+    reply = [len(e.input_ids) - e.prompt_len - e.branch for e in encoded]  # branch: not reply
     passage = [len(llm.tokenizer.encode(llm.truncate(p, 300), add_special_tokens=False))
                for w in windows for p in w.passages]  # fmt: skip
     found = [w for w in windows if w.grades and max(w.grades) > 0]

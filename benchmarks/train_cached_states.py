@@ -59,7 +59,6 @@ def one_epoch(
     model: Any, llm: Any, rows: list[Any], n: int, cached: bool, batch: int,
     cache_dtype: str = "float32",
 ) -> dict:  # fmt: skip
-    from rarx.train.choice import ChoiceEncoder
     from rarx.train.common import TrainOptions, fit, training_arguments
     from rarx.train.first import collate, first_trainer
     from rarx.train.frozen_states import cached_training
@@ -70,7 +69,6 @@ def one_epoch(
     args = training_arguments(opts, remove_unused_columns=False, label_names=["targets"],
                               logging_steps=1, save_strategy="no")  # fmt: skip
     pad_id = llm.tokenizer.pad_token_id
-    id_tokens = ChoiceEncoder(llm).id_tokens(max(len(r.ranks) for r in rows))
     collate_rows = partial(collate, pad_id=pad_id)
     cache = None
     if cached:
@@ -78,13 +76,13 @@ def one_epoch(
         cache = cached_training(model, rows, collate_rows, n, "memory", out, "cpu", quiet=True,
                                 cache_dtype=cache_dtype)  # fmt: skip
         caching_cpu = time.process_time() - c0
-        trainer = first_trainer(model, args, cache.dataset, cache.collate, id_tokens, 1.0, 10.0)
+        trainer = first_trainer(model, args, cache.dataset, cache.collate, 1.0, 10.0)
         c0 = time.process_time()
         with cache.top_only():
             result = fit(trainer, opts)
     else:
         caching_cpu = 0.0
-        trainer = first_trainer(model, args, list(rows), collate_rows, id_tokens, 1.0, 10.0)
+        trainer = first_trainer(model, args, list(rows), collate_rows, 1.0, 10.0)
         c0 = time.process_time()
         result = fit(trainer, opts)
     epoch_cpu = time.process_time() - c0

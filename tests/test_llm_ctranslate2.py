@@ -322,6 +322,60 @@ def test_corrupt_or_foreign_cache_is_a_clear_error(tiny_model: Path, tmp_path: P
         ct2_model_dir(str(tiny_model), "int8", root=root)
 
 
+def smol_without_bos(root: Path, keep_eos: bool = True) -> Path:
+    """SmolLM2 (Llama architecture) shrunk to two tiny random layers, its tokenizer's
+    start token removed (Qwen's tokenizer has none, nor do tokenizers trained here);
+    without ``keep_eos``, its end and padding tokens too."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+
+    from rarx.models.cache import causal_lm_dir
+
+    smol = causal_lm_dir(resolve_model("smollm2-135m", kind="llm"), quiet=True)
+    tok = AutoTokenizer.from_pretrained(smol)
+    tok.bos_token = None
+    if not keep_eos:
+        tok.eos_token = tok.pad_token = None
+    config = AutoConfig.from_pretrained(smol)
+    config.update({"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                   "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16,
+                   "bos_token_id": None})  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(root)
+    tok.save_pretrained(root)
+    return root
+
+
+def test_a_llama_folder_whose_tokenizer_has_no_bos_converts_and_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Llama converter wrote ``"bos_token": null``, which CTranslate2 then refused to
+    load; the padding token is named instead, and the copy scores as transformers does."""
+    from rarx.llm.transformers_backend import TransformersLLM
+
+    folder = smol_without_bos(tmp_path / "smol-no-bos")
+    monkeypatch.setenv("RARX_CACHE", str(tmp_path / "cache"))
+    path = ct2_model_dir(str(folder), "float32")
+    config = json.loads((path / "config.json").read_text())
+    assert config["bos_token"] == "<|im_end|>" and config["eos_token"] == "<|im_end|>"
+    ct = CTranslate2LLM(str(folder), compute_type="float32", batch_size=2)
+    assert ct.path == path and ct.tokenizer.bos_token is None
+    ref = TransformersLLM(str(folder), device="cpu")
+    prompts = ["Name a fruit.", ChatPrompt.user("Pick one.", prefix="[")]
+    assert [ct.prompt_ids(p) for p in prompts] == [ref.prompt_ids(p) for p in prompts]
+    cands = list("ABCD")
+    for got, want in zip(ct.next_token_logprobs(prompts, cands),
+                         ref.next_token_logprobs(prompts, cands), strict=True):  # fmt: skip
+        assert got == pytest.approx(want, abs=1e-3)
+
+
+def test_a_tokenizer_naming_no_end_token_is_a_clear_conversion_error(tmp_path: Path) -> None:
+    folder = smol_without_bos(tmp_path / "smol-no-eos", keep_eos=False)
+    with pytest.raises(Ct2CacheError, match="needs the tokenizer to name an end-of-sequence"):
+        ct2_model_dir(str(folder), "float32", root=tmp_path / "ct2")
+    assert not list((tmp_path / "ct2").iterdir())  # nothing half-written
+
+
 @pytest.mark.slow
 def test_trained_gate_keeps_ret_one_token_that_it_emits(
     smol: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

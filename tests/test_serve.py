@@ -582,6 +582,94 @@ def test_a_real_server_answers_and_stops_gracefully_on_sigterm(bm25: Path, tmp_p
     assert "stopped" in output
 
 
+def serve_until_ready(args: list[str], log_path: Path, wait_s: float = 60) -> tuple[Any, str]:
+    """``rarx serve ARGS`` in a child process (the rarx under test), once it answers
+    /readyz: the process and its base URL."""
+    port = _free_port()
+    here = str(Path(rarx.__file__).parents[1])  # the rarx under test, in the child too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    env.pop("RARX_API_KEY", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rarx.cli.main", "serve", *args, "--port", str(port),
+         "--no-access-log"], stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError(f"no server: {log_path.read_text()}")
+        time.sleep(0.5)
+
+
+def test_serve_takes_firsts_options_only_with_a_reranker(bm25: Path) -> None:
+    """``rarx serve`` and ``rarx search`` share one definition of the --rerank-* flags;
+    FIRST's settings without --rerank, or on a method they do not apply to, are errors
+    before anything loads."""
+    from click.testing import CliRunner
+
+    from rarx.cli.main import cli
+    from rarx.cli.search import search
+    from rarx.cli.serve import serve
+
+    def flags(command: Any) -> set[str]:
+        return {o for p in command.params for o in p.opts if o.startswith("--rerank")}
+
+    assert flags(serve) == flags(search) >= {
+        "--rerank", "--rerank-instruction", "--rerank-orders", "--rerank-calibrate"}  # fmt: skip
+    runner = CliRunner()
+    r = runner.invoke(cli, ["serve", "--index", f"tiny={bm25}", "--rerank-calibrate", "query"])
+    assert r.exit_code == 2 and "--rerank-calibrate apply to a reranker; add --rerank" in r.output
+    r = runner.invoke(cli, ["search", "--index", str(bm25), "--query", "x", "--rerank-orders", "2"])
+    assert r.exit_code == 2 and "--rerank-orders apply to a reranker" in r.output
+
+
+@pytest.mark.slow
+def test_serve_cli_reranks_with_firsts_options_as_the_library_does(
+    bm25: Path, resources: Resources, smol: Any, tmp_path: Path
+) -> None:
+    """``rarx serve --rerank first`` with the task instruction, two candidate orders and
+    query-free calibration: /v1/indexes reports them, and a search with "rerank": true
+    ranks as the library's search pipeline with the same settings."""
+    from rarx.rerank.permutation import window_orders
+    from rarx.stages.rerank import RerankParams
+
+    instruction = "Retrieve the passage that answers the question."
+    queries = [Query("a", "water sun earth cells"), Query("b", "the energy of cells and water")]
+    server, url = serve_until_ready(
+        ["--index", f"tiny={bm25}", "--rerank", "first", "--rerank-k", "3", "--rerank-window",
+         "3", "--rerank-stride", "1", "--rerank-instruction", instruction, "--rerank-orders",
+         "2", "--rerank-calibrate", "query-free"], tmp_path / "server.log", wait_s=300,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            info = c.get("/v1/indexes").json()["rerank"]
+            batch = [{"qid": q.qid, "text": q.text} for q in queries]
+            r = c.post("/v1/search", json={"index": "tiny", "queries": batch, "k": 3,
+                                           "rerank": True})  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert (info["instruction"], info["orders"], info["calibrate"]) == (
+        instruction, 2, "query-free")  # fmt: skip
+    assert r.status_code == 200, r.text
+    rerank = RerankParams("first", "smollm2-135m", 3, 3, 1, instruction=instruction, orders=2,
+                          calibrate="query-free")  # fmt: skip
+    want = search_pipeline([opened(bm25)], SearchOptions(k=3, rerank=rerank), resources).run(
+        queries)  # fmt: skip
+    for got, state in zip(r.json()["rankings"], want, strict=True):
+        assert len(got["hits"]) == 3  # a window of three candidates to rerank
+        assert [h["docid"] for h in got["hits"]] == state.ranking.top(3).docids
+        (call,) = [t.data for t in state.trace if t.event == "llm_call"]  # one window
+        assert [tuple(o) for o in call["meta"]["orders"]] == window_orders(3, 2)
+        assert call["meta"]["calibration"]["mode"] == "query-free"
+
+
 @pytest.mark.slow
 def test_the_app_mounts_in_another_and_loads_on_first_use(bm25: Path, resources: Resources) -> None:
     from fastapi import FastAPI

@@ -39,11 +39,12 @@ def test_first_loss_matches_a_hand_computed_three_passage_example():
     logits = torch.tensor([[[0.0, 1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]])
     targets = torch.tensor([[2, 4]])
     ranks = torch.tensor([[2.0, 1.0, 3.0]])  # teacher: B > A > C
+    read_at = torch.tensor([[[0], [0], [0]]])  # each identifier read at position 0
     total, lm, rank = first_loss(
         logits,
         targets,
-        torch.tensor([0]),
-        torch.tensor([1, 2, 3]),
+        read_at,
+        torch.tensor([[[1], [2], [3]]]),
         ranks,
         lm_weight=1.0,
         rank_weight=10.0,
@@ -58,6 +59,20 @@ def test_first_loss_matches_a_hand_computed_three_passage_example():
     assert float(rank) == pytest.approx(hand_rank, abs=1e-6)
     assert float(lm) == pytest.approx(hand_lm, abs=1e-6)
     assert float(total) == pytest.approx(1.7539881, abs=1e-6)
+
+
+def test_an_identifier_read_as_two_tokens_scores_their_summed_log_probabilities():
+    torch = pytest.importorskip("torch")
+    from rarx.train.first import read_scores
+
+    # A is token 1 at position 0; O is token 3 ("[") at position 0, then token 2 at
+    # position 1 (the branch); the third slot is padding (no read).
+    logits = torch.tensor([[[0.0, 1.0, 2.0, 3.0], [1.0, 0.0, 2.0, 0.0]]])
+    got = read_scores(logits, torch.tensor([[[0, -1], [0, 1], [-1, -1]]]),
+                      torch.tensor([[[1, 0], [3, 2], [0, 0]]]))  # fmt: skip
+    lse0 = math.log(1 + math.e + math.e**2 + math.e**3)
+    lse1 = math.log(2 + math.e + math.e**2)
+    assert got[0].tolist() == pytest.approx([1 - lse0, (3 - lse0) + (2 - lse1), 0.0], abs=1e-6)
 
 
 def test_ranknet_prefers_the_teacher_order_and_ignores_padding():
@@ -488,19 +503,119 @@ def test_training_teaches_the_tokens_first_reads_where_the_tokenizer_merges(
     tok = merged_llm.tokenizer
     chat = enc.prompt(w)
     # The sequence is exactly what the model reads and writes: the rendered prompt
-    # (without the "[" its tokenizer merges into "[C") and the ranking, tokenised whole.
+    # (without the "[" its tokenizer merges into "[C") and the ranking, tokenised whole;
+    # then the branch: the "[" after which FIRST reads O.
     reply = "".join(enc.template.reply_parts([enc.template.ids(16)[i] for i in order]))
     whole = tok(merged_llm.render(chat) + reply, add_special_tokens=False)["input_ids"]
-    assert e.input_ids[: -1] == whole and e.input_ids[-1] == tok.eos_token_id
+    assert e.branch == 1 and tok.convert_ids_to_tokens(e.input_ids[-1]) == "["
+    assert e.input_ids[:-2] == whole and e.input_ids[-2] == tok.eos_token_id
     assert tok.convert_ids_to_tokens(e.input_ids[e.prompt_len]) == "[C"
     assert e.input_ids[: e.prompt_len] == merged_llm.prompt_ids(type(chat)(chat.messages))
-    # The rank loss reads each identifier's first token there: "[A".. for the merged
-    # ones; O (read as "[" then "O") has no logit of its own and is left out of it.
-    ids = enc.id_tokens(16)
-    assert tok.convert_ids_to_tokens(ids[:3]) == ["[A", "[B", "[C"]
-    assert tok.convert_ids_to_tokens(ids[14]) == "["
-    assert e.ranks[2] == 1 and e.ranks[0] == 3 and math.isinf(e.ranks[14])
-    assert sorted(r for r in e.ranks if math.isfinite(r)) == [1, *range(3, 17)]
+    # Every passage is ranked; each identifier is read as FIRST reads it: "[A".. after the
+    # prompt, O as "[" there plus "O" after the branch's "[".
+    assert e.ranks[2] == 1 and e.ranks[14] == 2 and e.ranks[0] == 3
+    assert sorted(e.ranks) == list(range(1, 17))
+    last = e.prompt_len - 1
+    assert e.reads[0] == ((last, tok.convert_tokens_to_ids("[A")),)
+    assert e.reads[14] == ((last, tok.convert_tokens_to_ids("[")),
+                           (len(e.input_ids) - 1, tok.convert_tokens_to_ids("O")))  # fmt: skip
+
+
+def first_scores(llm: Any, rows: list[Any]) -> Any:
+    """Each row's passages' training scores, from one forward pass over the batch."""
+    import torch
+
+    from rarx.train.first import collate, read_scores
+    from rarx.train.reply_branch import attention_mask
+
+    batch = collate(rows, pad_id=llm.tokenizer.pad_token_id)
+    mask = batch["attention_mask"]
+    if "tree_mask" in batch:
+        mask = attention_mask(llm.model, batch["tree_mask"])
+    with torch.no_grad():
+        logits = llm.model(input_ids=batch["input_ids"], attention_mask=mask,
+                           position_ids=batch["position_ids"],
+                           logits_to_keep=batch["targets"].shape[1]).logits  # fmt: skip
+    return read_scores(logits, batch["read_at"], batch["read_tokens"])
+
+
+def test_graded_training_ranks_an_answer_at_o_by_the_score_first_reads(merged_llm: Any) -> None:
+    """With a tokenizer that merges "[" into every identifier but O and Q (Qwen's), a
+    window whose answer sits at O still gets its RankNet pairs (it had none: O had no
+    logit of its own), and every passage's training score is the log-probability FIRST's
+    reader gives its identifier, O and Q included, in a left-padded batch."""
+    import torch
+
+    from rarx.llm.reply import ReplyReader
+    from rarx.train.first import WindowEncoder, weighted_ranknet
+
+    ids = "ABCDEFGHIJKLMNOPQ"
+    windows = []
+    for n, answer in ((17, 14), (16, 2), (17, 16)):  # the answer at O, C, Q
+        grades = tuple(int(i == answer) for i in range(n))
+        windows.append(RankingWindow(
+            f"q{n}-{answer}", f"which passage answers {answer}?", tuple(f"d{i}" for i in range(n)),
+            tuple(f"passage {i} " + "words " * (i % 3) for i in range(n)), tuple(range(n)),
+            grades=grades, instruction="Retrieve the answer." if answer == 2 else ""))  # fmt: skip
+    enc = WindowEncoder(merged_llm, rank_pairs="graded")
+    rows = [enc.encode(w) for w in windows]
+    assert rows[0].ranks[14] == 1 and sorted(rows[0].ranks) == [1] + [2] * 16
+    got = first_scores(merged_llm, rows)
+    for b, (w, e) in enumerate(zip(windows, rows, strict=True)):
+        n = len(w.passages)
+        (read,) = ReplyReader(merged_llm, list(ids[:n]), "]").score([enc.prompt(w)])
+        want = [read.scores[c] for c in ids[:n]]
+        assert got[b, :n].tolist() == pytest.approx(want, abs=1e-4)
+        ranks = torch.tensor([e.ranks])
+        pairs = (ranks[:, :, None] < ranks[:, None, :]).sum()
+        assert int(pairs) == n - 1  # the answer against every other passage
+        assert float(weighted_ranknet(got[b : b + 1, :n], ranks)) > 0
+
+
+def qwen_tokenizer_dir() -> Path | None:
+    """Qwen2.5's own tokenizer, where `rarx models install qwen2.5-coder-1.5b` was run."""
+    from rarx.models.cache import cache_dir
+
+    found = [d for d in sorted((cache_dir() / "models").glob("qwen2.5-coder-1.5b*"))
+             if (d / "tokenizer.json").is_file()]  # fmt: skip
+    return found[0] if found else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(qwen_tokenizer_dir() is None,
+                    reason="qwen2.5-coder-1.5b is not installed (rarx models install)")  # fmt: skip
+def test_qwens_tokenizer_trains_every_window_on_what_first_reads(tmp_path: Path) -> None:
+    """Qwen's real tokenizer over a tiny random model (no weights needed): a window of 20
+    whose answer sits at O, and one at Q, each get the answer-against-every-other pairs,
+    and each identifier's training score (a batch, left-padded, O and Q on the branch) is
+    the log-probability FIRST's reader gives it."""
+    from transformers import AutoTokenizer
+
+    from rarx.llm.reply import ReplyReader
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.rerank.prompts import ALPHABET
+    from rarx.train.first import WindowEncoder
+    from tests.test_reply import tiny_lm
+
+    tok_dir = tmp_path / "tok"
+    AutoTokenizer.from_pretrained(qwen_tokenizer_dir()).save_pretrained(tok_dir)
+    llm = TransformersLLM(str(tiny_lm(tmp_path / "lm", tok_dir, layers=1)), device="cpu")
+    ids = ALPHABET[:20]
+    windows = [RankingWindow(
+        f"q{a}", f"Which passage is number {a}?", tuple(f"d{i}" for i in range(20)),
+        tuple(f"This is passage number {i}." for i in range(20)), tuple(range(20)),
+        grades=tuple(int(i == a) for i in range(20)),
+        instruction="Retrieve the answer to the question.") for a in (14, 16)]  # fmt: skip
+    enc = WindowEncoder(llm, rank_pairs="graded")
+    rows = [enc.encode(w) for w in windows]
+    assert [r.branch for r in rows] == [1, 1]
+    assert rows[0].ranks[14] == 1 and rows[1].ranks[16] == 1
+    assert all(sorted(r.ranks) == [1] + [2] * 19 for r in rows)
+    got = first_scores(llm, rows)
+    for b, w in enumerate(windows):
+        (read,) = ReplyReader(llm, list(ids), "]").score([enc.prompt(w)])
+        assert read.tokens["O"][0][0] == "[" and read.tokens["A"][0][0] == "[A"
+        assert got[b].tolist() == pytest.approx([read.scores[c] for c in ids], abs=1e-4)
 
 
 @pytest.mark.slow

@@ -46,19 +46,34 @@ def first_rows() -> list[Any]:
     from rarx.train.first import Encoded
 
     # Reply: the last 3 tokens; three passages ranked in a fixed order.
-    return [Encoded(s, len(s) - 3, [2, 1, 3]) for s in sequences()]
+    return [Encoded.first_token(s[:-3], s[-3:], [2, 1, 3], [5, 6, 7]) for s in sequences()]
+
+
+def branched_rows() -> list[Any]:
+    """As :func:`first_rows`, plus a one-token reply branch (token 8) after which the
+    third passage's identifier is read as token 9 (Qwen's "[" then "O")."""
+    from rarx.train.first import Encoded
+
+    rows = []
+    for s in sequences():
+        p = len(s) - 3
+        reads = (((p - 1, 5),), ((p - 1, 6),), ((p - 1, 8), (len(s), 9)))
+        rows.append(Encoded([*s, 8], p, [2.0, 1.0, 3.0], reads, branch=1))
+    return rows
 
 
 def first_step(model: Any, batch: dict[str, Any]) -> Any:
-    import torch
-
     from rarx.train.first import first_loss
+    from rarx.train.reply_branch import attention_mask
 
     targets = batch["targets"]
     feed = {k: batch[k] for k in ("input_ids", "inputs_embeds") if k in batch}
-    out = model(**feed, attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], logits_to_keep=targets.shape[1])  # fmt: skip
-    total, _, _ = first_loss(out.logits, targets, batch["rank_at"], torch.tensor([5, 6, 7]),
+    mask = batch["attention_mask"]
+    if "tree_mask" in batch:
+        mask = attention_mask(model, batch["tree_mask"])
+    out = model(**feed, attention_mask=mask, position_ids=batch["position_ids"],
+                logits_to_keep=targets.shape[1])  # fmt: skip
+    total, _, _ = first_loss(out.logits, targets, batch["read_at"], batch["read_tokens"],
                              batch["ranks"])  # fmt: skip
     return total
 
@@ -94,7 +109,8 @@ def full_and_cached(model: Any, rows: list[Any], collate: Any, step: Any, tmp: P
     split = split_layer(model, TOP)
     check_frozen_below(model, split)
     ids = [r.input_ids if hasattr(r, "input_ids") else r["input_ids"] for r in rows]
-    cache = cache_states(model, ids, split, tmp / "states.npy" if tmp else None)
+    trees = [(r.prompt_len, r.branch) for r in rows] if hasattr(rows[0], "branch") else None
+    cache = cache_states(model, ids, split, tmp / "states.npy" if tmp else None, trees=trees)
     dataset = CachedRows(rows)
     batch = cached_collator(collate, cache)([dataset[i] for i in range(len(dataset))])
     assert "input_ids" not in batch and batch["inputs_embeds"].shape[-1] == 32
@@ -122,6 +138,48 @@ def test_one_step_on_cached_states_equals_the_full_model_left_padded(kind: str) 
     for n in g:
         torch.testing.assert_close(g_c[n], g[n], rtol=1e-4, atol=1e-6)
     assert cache.report()["tokens"] == sum(len(s) for s in sequences())
+
+
+def test_a_reply_branch_is_cached_and_trained_as_the_full_model_reads_it() -> None:
+    """Rows whose last token branches off after the prompt (FIRST's "[" for Qwen's O and
+    Q): the cached states and the top layers see the same tree, so one step gives the
+    full model's loss and gradients; the branch token reads the prompt alone."""
+    import torch
+
+    from rarx.train.first import collate, read_scores
+    from rarx.train.reply_branch import attention_mask
+
+    model = tiny_decoder("llama")
+    rows = branched_rows()
+    (loss, g), (loss_c, g_c), _ = full_and_cached(
+        model, rows, lambda r: collate(r, pad_id=0), first_step, None
+    )
+    assert loss == pytest.approx(loss_c, rel=1e-5)
+    for n in g:
+        torch.testing.assert_close(g_c[n], g[n], rtol=1e-4, atol=1e-6)
+    # the branch token's next-token log-probabilities are those after prompt + token 8
+    model.eval()
+    batch = collate(rows, pad_id=0)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"],
+                       attention_mask=attention_mask(model, batch["tree_mask"]),
+                       position_ids=batch["position_ids"],
+                       logits_to_keep=batch["targets"].shape[1]).logits  # fmt: skip
+        got = read_scores(logits, batch["read_at"], batch["read_tokens"])
+        for b, r in enumerate(rows):
+            alone = torch.tensor([r.input_ids[: r.prompt_len] + [8]])
+            lp = model(input_ids=alone).logits[0].log_softmax(-1)
+            want = float(lp[-2, 8] + lp[-1, 9])
+            assert float(got[b, 2]) == pytest.approx(want, abs=1e-4)
+
+
+def test_a_reply_branch_refuses_sliding_window_layers() -> None:
+    from rarx.train.first import collate
+    from rarx.train.reply_branch import attention_mask
+
+    batch = collate(branched_rows(), pad_id=0)
+    with pytest.raises(ConfigError, match="sliding-window attention layers"):
+        attention_mask(tiny_decoder("qwen2-sliding"), batch["tree_mask"])
 
 
 def test_one_step_on_cached_states_equals_the_full_model_right_padded(tmp_path: Path) -> None:

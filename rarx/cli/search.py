@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 
-from rarx.cli.options import quiet_option, rerank_option, threads_option
+from rarx.cli.options import quiet_option, rerank_options, threads_option
 from rarx.index.base import load_index
 from rarx.io.atomic import atomic_write
 from rarx.io.table import table
@@ -132,29 +132,10 @@ def format_jsonl(queries: list[Query], rankings: list[Ranking]) -> str:
 )
 @click.option("--instruction", default="", help="Instruction prepended to queries (dense).")
 @click.option("--tag", default="rarx", show_default=True, help="Run tag (TREC format).")
-@rerank_option(
+@rerank_options(
     "Rerank the top --rerank-k hits: FIRST single-token listwise, generated permutation "
     "(listwise), or a cross-encoder."
 )
-@click.option(
-    "--rerank-llm",
-    default="smollm2-135m",
-    show_default=True,
-    help="LLM for first/listwise; model name or path for cross-encoder.",
-)
-@click.option("--rerank-k", type=click.IntRange(min=1), default=20, show_default=True,
-              help="How many top hits to rerank.")  # fmt: skip
-@click.option("--rerank-window", type=click.IntRange(min=2), default=20, show_default=True)
-@click.option("--rerank-stride", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--rerank-instruction", default="", help="The task for first/listwise, opening "
-              "their prompt (e.g. RAR-b's 'Retrieve the answer to the question.').")
-@click.option("--rerank-orders", type=click.IntRange(min=1), default=1, show_default=True,
-              help="FIRST: score each window in this many candidate orders and combine "
-              "(position-bias remedy; this many times the forward passes).")
-@click.option("--rerank-calibrate", type=click.Choice(["none", "query-free", "query"]),
-              default="none", show_default=True,
-              help="FIRST: subtract the identifiers' prior, read from a content-free window "
-              "(one extra forward pass per window size; 'query': per query and window size).")
 @click.option("--strict", is_flag=True, help="Fail when the reranking LLM fails for a window.")
 @threads_option
 @quiet_option
@@ -174,14 +155,7 @@ def search(
     matrix_memory: str | None,
     instruction: str,
     tag: str,
-    rerank: str | None,
-    rerank_llm: str,
-    rerank_k: int,
-    rerank_window: int,
-    rerank_stride: int,
-    rerank_instruction: str,
-    rerank_orders: int,
-    rerank_calibrate: Literal["none", "query-free", "query"],
+    rerank: RerankParams | None,
     strict: bool,
     threads: int,
     quiet: bool,
@@ -202,11 +176,7 @@ def search(
     indexes = [open_index(p, rm3, k1, b, search_engine, matrix_memory) for p in index_paths]
     options = SearchOptions(
         k=k, instruction=instruction, threads=threads, fusion_depth=fusion_depth,
-        docs=fmt != "trec", strict=strict,
-        rerank=RerankParams(rerank, rerank_llm, rerank_k, rerank_window, rerank_stride,  # type: ignore[arg-type]
-                            instruction=rerank_instruction, orders=rerank_orders,
-                            calibrate=rerank_calibrate)
-        if rerank else None,
+        docs=fmt != "trec", strict=strict, rerank=rerank,
     )  # fmt: skip
     states = search_pipeline(indexes, options).run(queries)
     rankings = [s.ranking.top(k) for s in states if s.ranking is not None]

@@ -6,12 +6,15 @@ import ipaddress
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from rarx.cli.options import quiet_option, rerank_option
+from rarx.cli.options import quiet_option, rerank_options
 from rarx.errors import require
+
+if TYPE_CHECKING:
+    from rarx.stages.rerank import RerankParams
 
 log = logging.getLogger("rarx.serve")
 
@@ -82,15 +85,10 @@ def _loopback(host: str) -> bool:
     show_default=True,
     help="Seconds a request may take (queueing included).",
 )
-@rerank_option(
+@rerank_options(
     "Reranker applied to searches that ask for it ('rerank': true): FIRST, listwise (an "
     "LLM) or a cross-encoder, loaded once at start."
 )
-@click.option("--rerank-llm", default="smollm2-135m", show_default=True,
-              help="LLM for first/listwise; model name or path for cross-encoder.")
-@click.option("--rerank-k", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--rerank-window", type=click.IntRange(min=2), default=20, show_default=True)
-@click.option("--rerank-stride", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
     "--max-k",
     type=click.IntRange(min=1),
@@ -135,8 +133,8 @@ def _loopback(host: str) -> bool:
 def serve(
     indexes: tuple[str, ...], pipelines: tuple[str, ...], host: str, port: int,
     max_batch_size: int, max_wait_ms: float, max_concurrency: int, max_queue: int,
-    timeout: float, rerank: str | None, rerank_llm: str, rerank_k: int, rerank_window: int,
-    rerank_stride: int, max_k: int, max_queries: int, max_query_chars: int,
+    timeout: float, rerank: RerankParams | None, max_k: int, max_queries: int,
+    max_query_chars: int,
     max_body_bytes: int, cors_origins: tuple[str, ...], keep_alive: int, search_engine: str,
     access_log: bool, quiet: bool,
 ) -> None:  # fmt: skip
@@ -158,13 +156,11 @@ def serve(
 
     from rarx.serve.app import create_app
     from rarx.serve.config import Limits, ServeConfig, parse_named
-    from rarx.stages.rerank import RerankParams
 
     config = ServeConfig(
         indexes={n: Path(p) for n, p in parse_named(indexes, "index").items()},
         pipelines={n: Path(p) for n, p in parse_named(pipelines, "pipeline").items()},
-        rerank=RerankParams(rerank, rerank_llm, rerank_k, rerank_window, rerank_stride)  # type: ignore[arg-type]
-        if rerank else None,
+        rerank=rerank,
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         max_concurrency=max_concurrency, max_queue=max_queue, timeout_s=timeout,
         cors_origins=cors_origins, search_engine=search_engine,

@@ -7,7 +7,8 @@ wrote) with ``ctranslate2.converters.TransformersConverter`` into
 source directory (the contents of its small files, config and tokenizer, and the size and
 modification time of its weight files), so retraining into the same directory makes a new
 copy, and the stored weight type (compute types ``int8``, ``int8_float32``, ... all read
-one ``int8`` copy).
+one ``int8`` copy). A tokenizer without a start token (Qwen's, or a Llama folder trained
+with one) gets its padding token named as the start token CTranslate2 requires.
 
 The conversion writes to a temporary directory beside the target, adds the model's own
 tokenizer (``hf_tokenizer/``) and a ``rarx_ct2.json`` manifest last, and renames the whole
@@ -155,6 +156,29 @@ def _check_vocabulary(out: Path, tokenizer: Any) -> None:
         )
 
 
+def _name_special_tokens(out: Path, tokenizer: Any, source: str) -> None:
+    """CTranslate2 loads a model only when its config names a start and an end token. Its
+    Llama converter copies the tokenizer's BOS, ``null`` for a tokenizer without one
+    (Qwen2's falls back to the padding token): name the padding (else the end) token
+    there, as Qwen2's does. rarx feeds the tokenizer's own ids, so the name is never fed
+    to the model. A tokenizer with neither is a clear error."""
+    path = out / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    fallback = tokenizer.pad_token if tokenizer.pad_token is not None else tokenizer.eos_token
+    missing = [k for k in ("bos_token", "eos_token") if config.get(k) is None]
+    if "eos_token" in missing or (missing and fallback is None):
+        raise Ct2CacheError(
+            f"{source}: CTranslate2 needs the tokenizer to name an end-of-sequence token "
+            f"(and a start or padding token), found bos={tokenizer.bos_token!r}, "
+            f"eos={tokenizer.eos_token!r}, pad={tokenizer.pad_token!r}; set eos_token (the "
+            f"token that ends the model's replies) in {source}/tokenizer_config.json, or use "
+            f"backend 'transformers'"
+        )
+    if missing:
+        config["bos_token"] = fallback
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def convert(source: str, target: Path, compute_type: str, quiet: bool = True) -> Path:
     """Convert the Hugging Face model at ``source`` into ``target`` (atomically)."""
     ct2 = require("ctranslate2", "ctranslate2")
@@ -170,6 +194,7 @@ def convert(source: str, target: Path, compute_type: str, quiet: bool = True) ->
         tokenizer = transformers.AutoTokenizer.from_pretrained(source)
         converter = ct2.converters.TransformersConverter(source, low_cpu_mem_usage=True)
         converter.convert(str(tmp), quantization=quantization, force=True)
+        _name_special_tokens(tmp, tokenizer, source)
         tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
         _check_vocabulary(tmp, tokenizer)
         manifest = {

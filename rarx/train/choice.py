@@ -106,9 +106,10 @@ class ChoiceEncoder:
 
     def encode(self, it: McrItem, teacher: Sequence[float] | None = None) -> Encoded:
         prompt = self.llm.prompt_ids(self.chat(it))
-        reply = [self.llm.token_id(self.prompt.labels[it.label]), *self.eos]
+        labels = [self.llm.token_id(x) for x in self.prompt.labels[: len(it.options)]]
+        reply = [labels[it.label], *self.eos]
         ranks = choice_ranks(it.label, len(it.options), teacher)
-        return Encoded(prompt + reply, len(prompt), ranks)
+        return Encoded.first_token(prompt, reply, ranks, labels)
 
 
 class Choice:
@@ -155,7 +156,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     tokenizer, model = load_causal_lm(opts.base)
     llm = TransformersLLM.wrap(model, tokenizer, opts.base)
     encoder = ChoiceEncoder(llm, instructions=settings.instructions)
-    id_tokens = encoder.id_tokens(max(len(it.options) for it in (*train, *dev)))
+    encoder.id_tokens(max(len(it.options) for it in (*train, *dev)))  # read where scored
 
     def encoded(rows: Sequence[McrItem], scores: dict | None) -> list[Encoded]:
         out = []
@@ -183,7 +184,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     dev_key = {"objective": "choice", "questions": [repr(it) for it in dev],
                "prompt": repr(encoder.prompt), "instructions": settings.instructions}  # fmt: skip
     result, metrics, cache, before = fit_first(opts, llm, train_rows, evaluate if dev else None,
-                                               id_tokens, settings, dev_key)  # fmt: skip
+                                               settings, dev_key)  # fmt: skip
     refs, overlap = card_data(path, items)
     return Outcome(refs, result, metrics, overlap, dict(
         teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,

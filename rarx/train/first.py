@@ -2,8 +2,8 @@
 
 FIRST (Reddy et al., 2024) trains on ranking windows with two losses together: the
 language-modelling loss on the teacher's ranking string (``[C] > [A] > [B]``), and a
-RankNet loss over the logits of the passage identifiers as the reply's first token,
-the one position FIRST reads at inference. RankNet's pairs are weighted by
+RankNet loss over the passage identifiers' scores as the start of the reply, which is
+what FIRST reads at inference. RankNet's pairs are weighted by
 ``1 / (r_i + r_j)`` (teacher ranks from 1), so mistakes near the top cost most. The
 paper's code adds the two as ``lm + 10 * ranknet``; those are the defaults here.
 
@@ -11,7 +11,11 @@ Windows are turned into prompts by the very code the FIRST reranker runs: the
 listwise template, passages cut by the LLM's ``truncate``, rendered by its chat
 template, the reply read at the tokenizer's real boundary as FIRST reads it
 (:mod:`rarx.llm.reply`: Qwen writes ``[A`` as one token, so its prompt ends before
-``[``). The output directory is a plain transformers model (LoRA adapters are merged
+``[``). An identifier's score is the one FIRST ranks by, the log-probability of the
+tokens it is read as: ``[A`` after the prompt, and for Qwen's ``O`` and ``Q`` that of
+``[`` plus that of the letter after it, read on a reply branch
+(:mod:`rarx.train.reply_branch`), so every passage of every window is in the rank loss.
+The output directory is a plain transformers model (LoRA adapters are merged
 into it) with its tokenizer and a ``rarx_model.json`` card, so it works as
 ``rerank: {method: first, llm: DIR}``.
 """
@@ -19,7 +23,6 @@ into it) with its tokenizer and a ``rarx_model.json`` card, so it works as
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,11 +110,28 @@ def weighted_ranknet(scores: Any, ranks: Any) -> Any:
     return per_window.mean()
 
 
+def read_scores(logits: Any, read_at: Any, read_tokens: Any) -> Any:
+    """``[B, W]`` each shown passage's score: the sum of the log-probabilities of the
+    tokens its identifier is read as (``read_tokens`` ``[B, W, D]``), each predicted at its
+    position (``read_at``, in K; ``-1``: no token there), as FIRST's reader sums them."""
+    import torch
+
+    at = read_at.clamp(min=0)
+    rows = torch.arange(logits.shape[0], device=logits.device)[:, None, None]
+    picked = logits[rows, at, read_tokens].float()  # [B, W, D]
+    # The softmax's normaliser at the few distinct read positions only (the prompt's last
+    # one, the branch's), not at every kept position and never once per passage.
+    flat = (rows * logits.shape[1] + at).flatten()
+    where, inverse = torch.unique(flat, return_inverse=True)
+    norm = torch.logsumexp(logits.flatten(0, 1)[where].float(), dim=-1)[inverse]
+    return torch.where(read_at >= 0, picked - norm.view_as(picked), 0.0).sum(-1)
+
+
 def first_loss(
     logits: Any,
     targets: Any,
-    rank_at: Any,
-    id_tokens: Any,
+    read_at: Any,
+    read_tokens: Any,
     ranks: Any,
     lm_weight: float = 1.0,
     rank_weight: float = 10.0,
@@ -119,17 +139,17 @@ def first_loss(
     """``(total, lm, rank)`` for a batch.
 
     ``logits``: ``[B, K, V]`` over the last K positions; ``targets``: ``[B, K]`` the
-    token each of those positions must predict (``-100`` where none); ``rank_at``:
-    ``[B]`` the position (in K) whose next token is the first identifier; ``id_tokens``:
-    ``[W]`` the identifiers' token ids; ``ranks``: as for :func:`weighted_ranknet`."""
-    import torch
+    token each of those positions must predict (``-100`` where none); ``read_at``,
+    ``read_tokens``: ``[B, W, D]`` where each passage's identifier is read, as for
+    :func:`read_scores`; ``ranks``: as for :func:`weighted_ranknet`. Where every
+    identifier is one token after the prompt, the rank loss is that of their logits there
+    (a log-softmax shifts them all alike)."""
     import torch.nn.functional as F  # noqa: N812
 
     lm = F.cross_entropy(
         logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="mean"
     )
-    at = logits[torch.arange(logits.shape[0], device=logits.device), rank_at]  # [B, V]
-    rank = weighted_ranknet(at[:, id_tokens[: ranks.shape[1]]], ranks)
+    rank = weighted_ranknet(read_scores(logits, read_at, read_tokens), ranks)
     return lm_weight * lm + rank_weight * rank, lm, rank
 
 
@@ -138,9 +158,22 @@ def first_loss(
 
 @dataclass(frozen=True)
 class Encoded:
-    input_ids: list[int]  # prompt then reply
+    input_ids: list[int]  # prompt, reply, then the branch (if any)
     prompt_len: int
     ranks: list[float]  # teacher rank (1 = best) of each shown passage; inf: not ranked
+    # per shown passage, (index in input_ids, token id): the tokens its identifier is read
+    # as, each predicted by the logits at that index; log-probabilities summed
+    reads: tuple[tuple[tuple[int, int], ...], ...]
+    branch: int = 0  # trailing tokens continuing the prompt, not the reply (reply_branch)
+
+    @classmethod
+    def first_token(cls, prompt: list[int], reply: list[int], ranks: Sequence[float],
+                    tokens: Sequence[int]) -> Encoded:  # fmt: skip
+        """A row whose passages are read as one token each (``tokens``) right after the
+        prompt."""
+        at = len(prompt) - 1
+        return cls(prompt + reply, len(prompt), [float(r) for r in ranks],
+                   tuple(((at, t),) for t in tokens))  # fmt: skip
 
 
 class WindowEncoder:
@@ -165,20 +198,18 @@ class WindowEncoder:
             prompt = self.template.build("query", ["passage"] * n)
         return plan_reply(self.llm, prompt, self.template.ids(n), self.template.after_id)
 
-    def id_tokens(self, n: int) -> list[int]:
-        """Each identifier's first token where FIRST reads it (``[A`` for Qwen, whose
-        tokenizer merges the bracket into the letter; ``A`` for SmolLM2). An identifier
-        read as two tokens (Qwen's ``[`` ``O``) shares its first token with others:
-        :meth:`encode` leaves it out of the rank loss."""
-        plan = self.plan(n)
-        ids = [self.llm.token_id(plan.tokens[c][0]) for c in self.template.ids(n)]
-        single = [i for c, i in zip(self.template.ids(n), ids, strict=True)
-                  if len(plan.tokens[c]) == 1]  # fmt: skip
-        if len(set(single)) != len(single):
+    def branch(self, plan: ReplyPlan) -> tuple[str, ...]:
+        """The tokens after the prompt that FIRST reads some identifier after (Qwen's
+        ``[`` for ``O`` and ``Q``; none where every identifier is one token), fed as the
+        row's reply branch."""
+        paths = [p for p in plan.paths if p]
+        if len(paths) > 1:
             raise TokenizationError(
-                f"{self.llm.name}: identifiers {self.template.ids(n)} share first tokens {ids}"
+                f"{self.llm.name}'s tokenizer reads FIRST's identifiers along {len(paths)} "
+                f"token paths ({paths}); training reads one branch after the prompt: use a "
+                f"template whose identifiers stand alone"
             )
-        return ids
+        return paths[0] if paths else ()
 
     def prompt(self, w: RankingWindow) -> Any:
         """The ChatPrompt FIRST builds for this window (passages cut as it cuts them)."""
@@ -200,6 +231,19 @@ class WindowEncoder:
                 reply.append(self.llm.token_id(part))
             else:
                 reply += self.llm.tokenizer.encode(part, add_special_tokens=False)
+        reply += self.eos
+        # Each identifier is read as FIRST reads it: its first token after the prompt, each
+        # further one after the tokens before it, on the branch (Qwen's "[" then "O").
+        branch = self.branch(plan)
+        at_branch = len(prompt) + len(reply)  # where the branch's first token sits
+        reads = []
+        for c in ids:
+            toks = plan.tokens[c]
+            if toks[:-1] != branch[: len(toks) - 1]:
+                raise TokenizationError(f"{c!r} is read as {toks}, off the branch {branch}")
+            reads.append(tuple(
+                (len(prompt) - 1 if j == 0 else at_branch + j - 1, self.llm.token_id(t))
+                for j, t in enumerate(toks)))  # fmt: skip
         ranks = [0.0] * len(w.order)
         for r, pos in enumerate(w.order, 1):
             ranks[pos] = float(r)
@@ -211,45 +255,54 @@ class WindowEncoder:
                 )
             levels = sorted(set(w.grades), reverse=True)  # equal grades tie: no pair
             ranks = [float(levels.index(g) + 1) for g in w.grades]
-        for pos in range(len(ranks)):
-            # An identifier read as two tokens has no logit of its own at the first
-            # position: out of the rank loss (inf), still taught by the LM loss.
-            if len(plan.tokens[ids[pos]]) != 1:
-                ranks[pos] = math.inf
-        return Encoded(prompt + reply + self.eos, len(prompt), ranks)
+        branch_ids = [self.llm.token_id(t) for t in branch]
+        return Encoded(prompt + reply + branch_ids, len(prompt), ranks, tuple(reads),
+                       len(branch_ids))  # fmt: skip
 
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
     """Left-padded inputs (as the reranker pads them) and targets for the last K
-    positions only, K = the longest reply + 1, so logits are computed where a loss is."""
+    positions only, K = the longest reply (and branch) + 1, so logits are computed where
+    a loss is. Where a row has a reply branch, ``tree_mask`` ([B, W, W], True: attends)
+    says which tokens each one sees (:mod:`rarx.train.reply_branch`)."""
     import torch
+
+    from rarx.train.reply_branch import tree_layout
 
     size = len(batch)
     width = max(len(e.input_ids) for e in batch)
     keep = max(len(e.input_ids) - e.prompt_len for e in batch) + 1
     n_max = max(len(e.ranks) for e in batch)
+    depth = max((len(r) for e in batch for r in e.reads), default=1)
     input_ids = torch.full((size, width), pad_id, dtype=torch.long)
     mask = torch.zeros((size, width), dtype=torch.long)
     targets = torch.full((size, keep), IGNORE, dtype=torch.long)
-    rank_at = torch.zeros(size, dtype=torch.long)
+    read_at = torch.full((size, n_max, depth), -1, dtype=torch.long)
+    read_tokens = torch.zeros((size, n_max, depth), dtype=torch.long)
     ranks = torch.full((size, n_max), float("inf"))
     for b, e in enumerate(batch):
-        n, reply = len(e.input_ids), len(e.input_ids) - e.prompt_len
+        n = len(e.input_ids)
+        reply = n - e.prompt_len - e.branch
         input_ids[b, width - n :] = torch.tensor(e.input_ids)
         mask[b, width - n :] = 1
-        # Kept position j sits at width - keep + j and predicts the token after it.
-        targets[b, keep - 1 - reply : keep - 1] = torch.tensor(e.input_ids[e.prompt_len :])
-        rank_at[b] = keep - 1 - reply
+        # Token t of the row sits at kept position t - n + keep; it predicts the next one.
+        start = e.prompt_len - 1 - n + keep
+        targets[b, start : start + reply] = torch.tensor(e.input_ids[e.prompt_len : n - e.branch])
+        for w, reads in enumerate(e.reads):
+            for d, (t, token) in enumerate(reads):
+                read_at[b, w, d] = t - n + keep
+                read_tokens[b, w, d] = token
         ranks[b, : len(e.ranks)] = torch.tensor(e.ranks, dtype=torch.float)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {
-        "input_ids": input_ids,
-        "attention_mask": mask,
-        "position_ids": positions,
-        "targets": targets,
-        "rank_at": rank_at,
-        "ranks": ranks,
-    }
+    out = {"input_ids": input_ids, "attention_mask": mask, "targets": targets,
+           "read_at": read_at, "read_tokens": read_tokens, "ranks": ranks}  # fmt: skip
+    if any(e.branch for e in batch):
+        positions, out["tree_mask"] = tree_layout(
+            mask, torch.tensor([e.prompt_len for e in batch]),
+            torch.tensor([e.branch for e in batch]))  # fmt: skip
+    else:
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    out["position_ids"] = positions
+    return out
 
 
 # -- the trainer ----------------------------------------------------------------------
@@ -264,37 +317,31 @@ def _trainer_class() -> type:
 
         loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it
 
-        def __init__(
-            self,
-            *args: Any,
-            id_tokens: list[int],
-            lm_weight: float,
-            rank_weight: float,
-            **kwargs: Any,
-        ):
+        def __init__(self, *args: Any, lm_weight: float, rank_weight: float, **kwargs: Any):
             super().__init__(*args, **kwargs)
-            self.id_tokens = id_tokens
             self.lm_weight = lm_weight
             self.rank_weight = rank_weight
             self._parts: list[tuple[float, float]] = []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
-            import torch
+            from rarx.train.reply_branch import attention_mask
 
             targets = inputs["targets"]
             feed = {k: inputs[k] for k in ("input_ids", "inputs_embeds") if k in inputs}
+            mask = inputs["attention_mask"]
+            if "tree_mask" in inputs:  # a reply branch: each token sees its own tree
+                mask = attention_mask(model, inputs["tree_mask"])
             out = model(
                 **feed,  # inputs_embeds: cached frozen states (rarx.train.frozen_states)
-                attention_mask=inputs["attention_mask"],
+                attention_mask=mask,
                 position_ids=inputs["position_ids"],
                 logits_to_keep=targets.shape[1],
             )
-            ids = torch.tensor(self.id_tokens, device=targets.device)
             total, lm, rank = first_loss(
                 out.logits,
                 targets,
-                inputs["rank_at"],
-                ids,
+                inputs["read_at"],
+                inputs["read_tokens"],
                 inputs["ranks"],
                 self.lm_weight,
                 self.rank_weight,
@@ -423,7 +470,6 @@ def _train(
     tokenizer, model = load_causal_lm(opts.base)
     llm = TransformersLLM.wrap(model, tokenizer, opts.base)
     encoder = WindowEncoder(llm, template, s.passage_tokens, s.rank_pairs)
-    id_tokens = encoder.id_tokens(max(len(w.passages) for w in windows))
     encoded = [encoder.encode(w) for w in windows]
     fitting = [i for i, e in enumerate(encoded) if len(e.input_ids) <= llm.context_length]
     fits = [encoded[i] for i in fitting]
@@ -450,7 +496,7 @@ def _train(
     dev_key = {"objective": "first", "windows": [repr(w) for w in dev],
                "template": repr(template), "passage_tokens": s.passage_tokens}  # fmt: skip
     result, metrics, cache, before = fit_first(opts, llm, train_rows, evaluate if dev else None,
-                                               id_tokens, s, dev_key)  # fmt: skip
+                                               s, dev_key)  # fmt: skip
     options = dict(
         passage_tokens=s.passage_tokens, lm_weight=s.lm_weight, rank_weight=s.rank_weight,
         dev=len(dev), train_windows=len(train_rows),
@@ -497,7 +543,6 @@ def fit_first(
     llm: Any,
     train_rows: Sequence[Encoded],
     evaluate: Callable[[Any], dict[str, float]] | None,
-    id_tokens: list[int],
     settings: FirstLossSettings,
     dev_key: Any = None,
 ) -> tuple[Any, dict[str, float], dict[str, Any] | None, dict[str, Any] | None]:
@@ -536,7 +581,7 @@ def fit_first(
                       lora=LoraSpec(s.lora_r) if opts.lora else None)  # fmt: skip
     trained = train_and_save(
         opts, model, llm.tokenizer, train_rows, partial(collate, pad_id=pad_id),
-        lambda dataset, collator: first_trainer(model, args, dataset, collator, id_tokens,
+        lambda dataset, collator: first_trainer(model, args, dataset, collator,
                                                 s.lm_weight, s.rank_weight),
         train_layers=s.train_layers, state_cache=s.state_cache, cache_dtype=s.cache_dtype,
     )  # fmt: skip
@@ -546,8 +591,7 @@ def fit_first(
 
 
 def first_trainer(
-    model: Any, args: Any, dataset: Any, collator: Any, id_tokens: list[int],
-    lm_weight: float, rank_weight: float,
+    model: Any, args: Any, dataset: Any, collator: Any, lm_weight: float, rank_weight: float,
 ) -> Any:  # fmt: skip
     """transformers' Trainer with FIRST's loss over ``dataset``."""
     return _trainer_class()(
@@ -555,7 +599,6 @@ def first_trainer(
         args=args,
         train_dataset=dataset,
         data_collator=collator,
-        id_tokens=id_tokens,
         lm_weight=lm_weight,
         rank_weight=rank_weight,
     )

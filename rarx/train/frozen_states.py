@@ -14,8 +14,9 @@ from the batch: the causal mask from ``attention_mask`` and the rotary embedding
 is cached as it is alone, at positions 0..n-1; the collator places its states on the
 positions its batch's ``attention_mask`` marks real, so left and right padding both
 work as long as real tokens are contiguous and numbered from 0 (as rarx's collators
-number them). Padding positions get zeros: masked out as keys, they never reach a real
-token, and no loss reads them.
+number them). A row with a reply branch (:mod:`rarx.train.reply_branch`) is cached under
+the same tree mask and positions as it trains with. Padding positions get zeros: masked
+out as keys, they never reach a real token, and no loss reads them.
 
 Input-side embeddings are part of what is cached: a row that learns (a new token's
 embedding) is used at the top only through a tied or untied output head. Layers below
@@ -149,7 +150,7 @@ class StateCache:
 def cache_states(
     model: Any, sequences: Sequence[Sequence[int]], split: int, path: Path | None = None,
     quiet: bool = True, batch_size: int = 8, dtype: CacheDtype | None = None,
-    key: str | None = None,
+    key: str | None = None, trees: Sequence[tuple[int, int]] | None = None,
 ) -> StateCache:  # fmt: skip
     """Run embeddings and layers ``0..split-1`` once per sequence (no gradients, in
     ``dtype``: float32 when None) and keep their output in float32; memory-mapped at
@@ -158,6 +159,9 @@ def cache_states(
     With ``path`` and ``key`` (the :func:`fingerprint` of model, sequences and dtype) the
     pass itself resumes: the batches done are recorded beside the partial file, and a
     pass interrupted with the same key goes on from the first batch not done.
+
+    ``trees``: per sequence, ``(prompt length, branch length)`` where rows carry a reply
+    branch (:mod:`rarx.train.reply_branch`); its tokens are cached as they train.
 
     Sequences go in batches of similar length, padded on the right: under the causal
     mask a real token attends to real tokens only, so its state is the one it has alone
@@ -169,6 +173,7 @@ def cache_states(
 
     from rarx.progress import progress
     from rarx.train.cache_dtype import running_in, torch_dtype
+    from rarx.train.reply_branch import attention_mask, tree_layout
 
     if split <= 0:
         raise ConfigError(f"nothing to cache below layer {split}")
@@ -212,7 +217,14 @@ def cache_states(
             for b, i in enumerate(batch):
                 ids[b, : lengths[i]] = torch.tensor(list(sequences[i]))
                 mask[b, : lengths[i]] = 1
-            out = decoder(input_ids=ids.to(device), attention_mask=mask.to(device),
+            feed: dict[str, Any] = {"attention_mask": mask.to(device)}
+            if trees is not None and any(trees[i][1] for i in batch):
+                positions, allowed = tree_layout(
+                    mask, torch.tensor([trees[i][0] for i in batch]),
+                    torch.tensor([trees[i][1] for i in batch]))  # fmt: skip
+                feed = {"attention_mask": attention_mask(decoder, allowed.to(device)),
+                        "position_ids": positions.to(device)}  # fmt: skip
+            out = decoder(input_ids=ids.to(device), **feed,
                           use_cache=False).last_hidden_state.float().cpu().numpy()  # fmt: skip
             for b, i in enumerate(batch):
                 states[offsets[i] : offsets[i + 1]] = out[b, : lengths[i]]
@@ -310,11 +322,13 @@ def disk_cache_path(out: Path, split: int) -> Path:
     return out / CHECKPOINTS / f"frozen-states-layer{split}.npy"
 
 
-def fingerprint(model: Any, sequences: Sequence[Sequence[int]], split: int,
-                dtype: CacheDtype) -> str:  # fmt: skip
+def fingerprint(
+    model: Any, sequences: Sequence[Sequence[int]], split: int, dtype: CacheDtype,
+    trees: Sequence[tuple[int, int]] | None = None,
+) -> str:  # fmt: skip
     """What a cache's states follow from: every weight below ``split`` (embeddings
-    included), the token ids and the pass's dtype. Hashes the weights' bytes (seconds
-    for a 1.5B model, against the caching pass's hours)."""
+    included), the token ids, any reply branches (``trees``) and the pass's dtype. Hashes
+    the weights' bytes (seconds for a 1.5B model, against the caching pass's hours)."""
     import numpy as np
 
     decoder = decoder_of(model)
@@ -326,6 +340,8 @@ def fingerprint(model: Any, sequences: Sequence[Sequence[int]], split: int,
     h.update(np.asarray([len(q) for q in sequences], dtype=np.int64).tobytes())
     for q in sequences:
         h.update(np.asarray(q, dtype=np.int64).tobytes())
+    if trees is not None and any(b for _, b in trees):  # none: the digest rows always had
+        h.update(np.asarray(trees, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
@@ -407,15 +423,20 @@ def cached_training(
     split = split_layer(model, train_layers)
     check_frozen_below(model, split)
     ids = [r.input_ids if hasattr(r, "input_ids") else r["input_ids"] for r in rows]
+    # rows with a reply branch (rarx.train.first.Encoded): their tokens' tree
+    trees = [(getattr(r, "prompt_len", 0), getattr(r, "branch", 0)) for r in rows]
+    trees_or_none = trees if any(b for _, b in trees) else None
     model = model.to(device)
     if mode == "disk":
         path = disk_cache_path(out, split)
-        digest = fingerprint(model, ids, split, dtype)
+        digest = fingerprint(model, ids, split, dtype, trees_or_none)
         cache = _reusable_cache(path, digest, ids, split, dtype)
         if cache is None:
             _fingerprint_path(path).unlink(missing_ok=True)  # never beside other states
-            cache = cache_states(model, ids, split, path, quiet=quiet, dtype=dtype, key=digest)
+            cache = cache_states(model, ids, split, path, quiet=quiet, dtype=dtype, key=digest,
+                                 trees=trees_or_none)  # fmt: skip
             _write_json(_fingerprint_path(path), {"fingerprint": digest, **cache.report()})
     else:
-        cache = cache_states(model, ids, split, None, quiet=quiet, dtype=dtype)
+        cache = cache_states(model, ids, split, None, quiet=quiet, dtype=dtype,
+                             trees=trees_or_none)  # fmt: skip
     return CachedTraining(model, cache, CachedRows(rows), cached_collator(collate, cache))
