@@ -271,7 +271,8 @@ def test_the_probe_alone_makes_the_resized_ret_row_decide(tmp_path: Path) -> Non
     tokenizer, model = load_causal_lm(str(base))
     ret_id = add_ret_token(tokenizer, model)
     encoded = [encode(tokenizer, r, 128) for r in rows]
-    fit = probe_ret_row(model, ret_id, encoded, tokenizer.pad_token_id, GateTrainSettings(), 0)
+    fit = probe_ret_row(model, ret_id, encoded, tokenizer.pad_token_id, GateTrainSettings(),
+                        0).metrics
     assert fit["probe_examples"] == 8 and fit["probe_positives"] == 4
     assert fit["probe_accuracy_before"] == 0.5  # the resized row is never the greedy pick
     assert fit["probe_accuracy_after"] == 1.0
@@ -318,3 +319,106 @@ def test_lora_merges_into_a_plain_model_with_a_trained_ret_row(
     assert merged.get_input_embeddings().weight.shape[0] == len(tokenizer)
     assert not torch.allclose(row, start.get_input_embeddings().weight[ret_id])
     assert card.options["lora"]["merged"] is True
+
+
+def test_probe_states_of_a_padded_batch_are_each_prompts_own(tmp_path: Path) -> None:
+    import torch
+
+    from rarx.train.causal import load_causal_lm
+    from rarx.train.gate import add_ret_token, encode
+    from rarx.train.token_probe import reply_states
+
+    tokenizer, model = load_causal_lm(str(tiny_base(tmp_path / "base")))
+    ret_id = add_ret_token(tokenizer, model)
+    rows = read_instances(gate_dir(tmp_path / "data") / "train.jsonl")
+    prompts = [encode(tokenizer, r, 128)["input_ids"][:-3] for r in rows]
+    assert len({len(p) for p in prompts}) > 1  # the batch is padded
+    batched = reply_states(model, prompts, ret_id, tokenizer.pad_token_id, batch_size=8)
+    alone = reply_states(model, prompts, ret_id, tokenizer.pad_token_id, batch_size=1)
+    for b, a in zip(batched, alone, strict=True):
+        assert torch.allclose(b, a, atol=1e-4)
+
+
+def test_on_cached_states_the_probe_fits_once_and_is_reused(tmp_path: Path) -> None:
+    import torch
+
+    from rarx.train.causal import load_causal_lm, trainable
+    from rarx.train.common import seed_everything
+    from rarx.train.frozen_states import cached_training
+    from rarx.train.gate import (
+        GateTrainSettings,
+        add_ret_token,
+        collator,
+        encode,
+        probe_as_written,
+        probe_ret_row,
+    )
+    from rarx.train.token_probe import probe_figures, reply_states
+
+    base = tiny_base(tmp_path / "base")
+    rows = read_instances(gate_dir(tmp_path / "data") / "train.jsonl")
+    out = tmp_path / "out"
+
+    def fresh() -> tuple[Any, Any, int, list[dict[str, list[int]]]]:
+        seed_everything(0)  # the resized row's initialisation
+        tokenizer, model = load_causal_lm(str(base))
+        ret_id = add_ret_token(tokenizer, model)
+        return tokenizer, model, ret_id, [encode(tokenizer, r, 128) for r in rows]
+
+    tokenizer, model, ret_id, encoded = fresh()
+    pad = tokenizer.pad_token_id
+    probe = probe_ret_row(model, ret_id, encoded, pad, GateTrainSettings(), 0, out, rounds=1)
+    assert probe.metrics["probe_as_written"] == 0.0  # one round: the fit's own states
+    assert (out / "checkpoints" / "ret-probe.json").is_file()
+    row = model.get_output_embeddings().weight[ret_id].detach().clone()
+
+    # the row as written, through the top layer on cached states == a full pass
+    model = trainable(model, train_layers=1)
+    cached = cached_training(model, encoded, collator(pad), 1, "memory", out,
+                             cache_dtype="float32")  # bfloat16 would differ by its rounding
+    assert cached is not None
+    written = probe_as_written(cached, probe, ret_id, pad)
+    prompts = [encoded[k]["input_ids"][:n] for k, n in zip(probe.rows, probe.lengths, strict=True)]
+    _, best, own = reply_states(model, prompts, ret_id, pad)
+    full = probe_figures(model, ret_id, probe.labels, best, own, 0.0).metrics()
+    assert written["probe_as_written"] == 1.0
+    assert written["probe_accuracy_after"] == full["probe_accuracy_after"]
+    for k in ("probe_margin_positive", "probe_margin_negative"):
+        assert written[k] == pytest.approx(full[k], abs=1e-3)
+
+    # the same run again (a --resume piece): the row is read back, no pass of the model
+    _, again, ret_again, encoded_again = fresh()
+    assert not torch.equal(again.get_output_embeddings().weight[ret_again], row)
+    reused = probe_ret_row(again, ret_again, encoded_again, pad, GateTrainSettings(), 0, out,
+                           rounds=1)  # fmt: skip
+    assert reused.metrics["probe_reused"] == 1.0
+    assert torch.equal(again.get_output_embeddings().weight[ret_again], row)
+    assert again.get_input_embeddings().weight[ret_again].equal(row)  # tied: the prompts see it
+
+
+@pytest.mark.slow
+def test_top_layer_gate_training_probes_once_and_reports_the_row_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rarx.eval import leakage
+    from rarx.llm import load_llm
+    from rarx.train.common import TrainOptions
+    from rarx.train.driver import run
+    from rarx.train.gate import GateTrainSettings
+
+    monkeypatch.setattr(leakage, "known_eval_sets", lambda *a, **k: [])
+    base = tiny_base(tmp_path / "base")
+    opts = TrainOptions(data=str(gate_dir(tmp_path / "data")), base=str(base),
+                        out=tmp_path / "top", max_steps=4, lr=1e-4, batch_size=8, quiet=True)
+    settings = GateTrainSettings(train_layers=1, state_cache="memory", cache_dtype="float32",
+                                 dev_eval=False)  # fmt: skip
+    card = run("gate", opts, settings)
+    assert card.metrics["probe_as_written"] == 1.0  # from the cache, not the fit's states
+    assert card.metrics["probe_accuracy_after"] == 1.0
+    assert "probe_reused" not in card.metrics and card.options["state_cache"]["examples"] == 8
+    # the same command again: the row is read back instead of fitted, the figures agree
+    again = run("gate", opts, settings)
+    assert again.metrics["probe_reused"] == 1.0
+    for k in ("probe_accuracy_after", "probe_margin_positive", "probe_margin_negative"):
+        assert again.metrics[k] == card.metrics[k]
+    assert load_llm(str(opts.out)).tokenize(RET) == [RET]

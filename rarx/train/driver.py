@@ -72,7 +72,7 @@ def before_training(
     from rarx.train.common import CHECKPOINTS
 
     path = opts.out / CHECKPOINTS / BEFORE_TRAINING
-    digest = _model_fingerprint(model, {"key": key, "device": opts.device})
+    digest = model_fingerprint(model, {"key": key, "device": opts.device})
     found = _read_record(path)
     if found is not None and found.get("fingerprint") == digest:
         import logging
@@ -102,7 +102,7 @@ def _read_record(path: Any) -> dict[str, Any] | None:
     return found if ok else None
 
 
-def _model_fingerprint(model: Any, extra: Any) -> str:
+def model_fingerprint(model: Any, extra: Any) -> str:
     """SHA-256 of every parameter and buffer of ``model`` (names, dtypes, shapes, bytes),
     ``extra`` (JSON, objects by ``repr``) and rarx's version: seconds for a 1.5B model,
     against the minutes its dev scoring takes."""
@@ -173,11 +173,14 @@ def train_and_save(
     train_layers: int = 0,
     state_cache: str = "auto",
     cache_dtype: str = "auto",
+    on_cache: Callable[[Any], None] | None = None,
 ) -> Trained:
     """Fit ``make_trainer(dataset, collator)`` on ``rows`` (on cached frozen states when
     ``train_layers`` > 0 and ``state_cache`` allows, computed in ``cache_dtype``), then
     save model and tokenizer to ``opts.out``. A disk cache outlives a run stopped early
-    (``--max-minutes``, or killed), for ``--resume`` to reuse."""
+    (``--max-minutes``, or killed), for ``--resume`` to reuse. ``on_cache`` gets the
+    :class:`~rarx.train.frozen_states.CachedTraining` before fitting starts (what the
+    objective computes cheaply from the states: the top layers only)."""
     from rarx.train.causal import save_model
     from rarx.train.common import fit, resolve_device
     from rarx.train.frozen_states import cached_training
@@ -188,6 +191,8 @@ def train_and_save(
     if cached is None:
         trainer = make_trainer(list(rows), collate)
     else:
+        if on_cache is not None:
+            on_cache(cached)
         trainer = make_trainer(cached.dataset, cached.collate)
     with cached.top_only() if cached else contextlib.nullcontext():
         result = fit(trainer, opts)

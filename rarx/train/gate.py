@@ -11,7 +11,9 @@ where the adapt-llm gate reads the ``<RET>`` token (:mod:`rarx.stages.gate`).
 Before fine-tuning, the new ``<RET>`` row is fitted as a linear probe on the frozen model's
 states where the reply starts (LP-FT, :mod:`rarx.train.token_probe`): a mean-resized row
 starts nats below the tokens the model predicts and, at a learning rate that keeps the model
-intact, never climbs to the top (``--no-probe-init`` to train from the resized row).
+intact, never climbs to the top (``--no-probe-init`` to train from the resized row). The row
+is kept under ``OUT/checkpoints`` (``ret-probe.json`` and ``.npy``), so a run resumed in pieces
+fits it once.
 
 After training, the saved model is loaded back as rarx loads any LLM and scored on the
 data's dev questions: P(<RET>) from the gate stage's own code, its AUC for predicting a
@@ -188,26 +190,112 @@ def mean_loss(model: Any, rows: Sequence[dict[str, list[int]]], collate: Any,
 # -- model ------------------------------------------------------------------------------
 
 
+PROBE_RECORD = "ret-probe.json"  # under OUT/checkpoints, beside the fitted row (.npy)
+
+
+@dataclass
+class RetProbe:
+    """The probe's prompts (indices into the training rows, the prompt lengths, labels) and
+    its figures for the card."""
+
+    rows: list[int]
+    lengths: list[int]
+    labels: list[bool]
+    metrics: dict[str, float]
+
+
 def probe_ret_row(
     model: Any, ret_id: int, train_set: Sequence[dict[str, list[int]]], pad_id: int,
-    settings: GateTrainSettings, seed: int,
-) -> dict[str, float]:  # fmt: skip
+    settings: GateTrainSettings, seed: int, out: Path | None = None, rounds: int = 2,
+    quiet: bool = True,
+) -> RetProbe:  # fmt: skip
     """LP-FT: the <RET> row fitted as a probe on (a sample of) the training prompts, where
-    the target starts with <RET> or not; its before/after figures go into the card."""
-    import random
+    the target starts with <RET> or not; its before/after figures go into the card.
 
+    With ``out``, the fitted row and its figures are kept under ``OUT/checkpoints`` keyed by
+    the model's weights and the probe's prompts, labels and rounds: a run resumed in pieces
+    (or run again) fits it once. ``rounds`` 1 leaves the figures of the row as written to
+    :func:`probe_as_written` (from cached states, where the top layers alone run)."""
+    import hashlib
+    import json
+    import random
+    import time
+
+    import numpy as np
+    import torch
+
+    from rarx.io.atomic import atomic_write
+    from rarx.train.common import CHECKPOINTS
+    from rarx.train.driver import model_fingerprint
     from rarx.train.token_probe import fit_token_row
 
-    rows = list(train_set)
-    if len(rows) > settings.probe_examples:
-        rows = random.Random(seed).sample(rows, settings.probe_examples)
-    starts = [next(i for i, x in enumerate(r["labels"]) if x != IGNORE) for r in rows]
-    prompts = [r["input_ids"][:s] for r, s in zip(rows, starts, strict=True)]
-    labels = [r["input_ids"][s] == ret_id for r, s in zip(rows, starts, strict=True)]
-    fit = fit_token_row(model, ret_id, prompts, labels, pad_id)
+    index = list(range(len(train_set)))
+    if len(index) > settings.probe_examples:
+        index = sorted(random.Random(seed).sample(index, settings.probe_examples))
+    starts = [next(i for i, x in enumerate(train_set[k]["labels"]) if x != IGNORE)
+              for k in index]  # fmt: skip
+    prompts = [train_set[k]["input_ids"][:s] for k, s in zip(index, starts, strict=True)]
+    labels = [train_set[k]["input_ids"][s] == ret_id for k, s in zip(index, starts, strict=True)]
+    probe = RetProbe(index, starts, labels, {})
+    record = row_file = digest = None
+    if out is not None:
+        record = out / CHECKPOINTS / PROBE_RECORD
+        row_file = record.with_suffix(".npy")
+        prompts_sha = hashlib.sha256(json.dumps([prompts, labels]).encode()).hexdigest()
+        digest = model_fingerprint(model, {"probe": prompts_sha, "rounds": rounds,
+                                           "ret_id": ret_id})  # fmt: skip
+        found = _read_probe(record)
+        if found is not None and found.get("fingerprint") == digest and row_file.is_file():
+            row = torch.from_numpy(np.load(row_file))
+            head = model.get_output_embeddings()
+            with torch.no_grad():
+                head.weight[ret_id] = row.to(head.weight.dtype).to(head.weight.device)
+            log.info("<RET> row probe reused from %s (fitted %s)", record, found.get("computed"))
+            probe.metrics = {**found["metrics"], "probe_reused": 1.0}
+            return probe
+    t0 = time.perf_counter()
+    fit = fit_token_row(model, ret_id, prompts, labels, pad_id, rounds=rounds,
+                        as_written=rounds > 1, quiet=quiet)  # fmt: skip
+    probe.metrics = {**fit.metrics(), "probe_seconds": round(time.perf_counter() - t0, 1)}
     log.info("<RET> row probe on %d prompts: greedy emits it exactly where it is the target "
              "%.3f -> %.3f", fit.examples, fit.accuracy_before, fit.accuracy_after)  # fmt: skip
-    return fit.metrics()
+    if record is not None and row_file is not None:
+        from datetime import UTC, datetime
+
+        row = model.get_output_embeddings().weight[ret_id].detach().float().cpu().numpy()
+        with atomic_write(row_file, "wb", encoding=None) as f:  # the row first, then its record
+            np.save(f, row)
+        with atomic_write(record) as f:
+            json.dump({"fingerprint": digest, "metrics": probe.metrics,
+                       "computed": datetime.now(UTC).isoformat(timespec="seconds")}, f, indent=1)
+    return probe
+
+
+def _read_probe(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("metrics"), dict) else None
+
+
+def probe_as_written(cached: Any, probe: RetProbe, ret_id: int, pad_id: int,
+                     quiet: bool = True) -> dict[str, float]:  # fmt: skip
+    """The probe's figures for the row as written, from the cached input of the top layers
+    (computed with that row in the prompts) through the top layers alone: the same states
+    a full pass gives, at a fraction of its cost."""
+    from rarx.train.token_probe import probe_figures, reply_states
+
+    embeds = [cached.cache.get(k)[:n] for k, n in zip(probe.rows, probe.lengths, strict=True)]
+    prompts = [[0] * n for n in probe.lengths]  # only their lengths are read with embeds
+    with cached.top_only():
+        _, best, own = reply_states(cached.model, prompts, ret_id, pad_id, embeds=embeds,
+                                    quiet=quiet)  # fmt: skip
+    fit = probe_figures(cached.model, ret_id, probe.labels, best, own,
+                        probe.metrics.get("probe_accuracy_before", 0.0))  # fmt: skip
+    return {k: v for k, v in fit.metrics().items() if k != "probe_accuracy_before"}
 
 
 class Gate:
@@ -245,8 +333,14 @@ def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Out
     train_set = [encode(tokenizer, r, settings.max_length) for r in train_rows]
     pad = pad_id(tokenizer)
     metrics: dict[str, float] = {}
+    probe = None
+    # On cached states one round does: the states of the row as written come from the
+    # caching pass (top layers alone), not from two more passes of the whole model.
+    cached = settings.train_layers > 0 and settings.state_cache != "off"
     if settings.probe_init:
-        metrics.update(probe_ret_row(model, ret_id, train_set, pad, settings, opts.seed))
+        probe = probe_ret_row(model, ret_id, train_set, pad, settings, opts.seed, opts.out,
+                              rounds=1 if cached else 2, quiet=opts.quiet)  # fmt: skip
+        metrics.update(probe.metrics)
     model.config.use_cache = False
     # LoRA trains the <RET> row too; top-layer training keeps it where the probe put it
     # (the input side of a tied row is below the layers that learn).
@@ -263,6 +357,8 @@ def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Out
                                          data_collator=collate, processing_class=tokenizer),
         train_layers=settings.train_layers, state_cache=settings.state_cache,
         cache_dtype=settings.cache_dtype,
+        on_cache=None if probe is None else lambda c: metrics.update(
+            probe_as_written(c, probe, ret_id, pad, quiet=opts.quiet)),
     )  # fmt: skip
     result, final = trained.result, trained.model
     if dev_rows:  # after saving: an interrupted evaluation keeps the trained model
