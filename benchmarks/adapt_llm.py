@@ -109,6 +109,8 @@ def main() -> None:
          "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
          str(args.batch_size), "--max-minutes", str(args.max_minutes), "--save-steps", "25",
          "--device", args.device, "--train-layers", str(args.train_layers),
+         # on disk, the caching pass and the probe outlive a stopped piece (--resume)
+         *(["--state-cache", "disk"] if args.train_layers else []),
          *(["--lora"] if args.lora else []), *(["--resume"] if resume else [])],
         (model / "rarx_model.json").is_file(),
     )  # fmt: skip

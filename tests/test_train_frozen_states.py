@@ -380,7 +380,7 @@ def test_resume_without_a_checkpoint_fails_before_the_caching_pass(tmp_path: Pat
     with the same command, training from step 0; a checkpoint is resumed as before."""
     from rarx.train.causal import trainable
     from rarx.train.common import TRAINER_STATE, TrainOptions
-    from rarx.train.driver import _resumable, train_and_save
+    from rarx.train.driver import resumable, train_and_save
     from rarx.train.first import collate
     from rarx.train.frozen_states import disk_cache_path
 
@@ -395,8 +395,15 @@ def test_resume_without_a_checkpoint_fails_before_the_caching_pass(tmp_path: Pat
     partial = partial.with_name(partial.name + ".partial")
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"")
-    assert _resumable(opts).resume is False
+    assert resumable(opts).resume is False
+    # an objective's own work kept before training (the gate's fitted probe) goes on too
+    probed = TrainOptions(data="d", base="b", out=tmp_path / "p", resume=True)
+    (probed.out / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"--resume: no checkpoint"):  # an empty folder
+        resumable(probed)
+    (probed.out / "checkpoints" / "ret-probe.json").write_text("{}")
+    assert resumable(probed).resume is False
     checkpoint = out / "checkpoints" / "checkpoint-5"
     checkpoint.mkdir()
     (checkpoint / TRAINER_STATE).write_text("{}")
-    assert _resumable(opts) is opts
+    assert resumable(opts) is opts

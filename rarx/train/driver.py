@@ -138,12 +138,13 @@ class Trained:
         return {"state_cache": self.state_cache} if self.state_cache else {}
 
 
-def _resumable(opts: TrainOptions) -> TrainOptions:
+def resumable(opts: TrainOptions) -> TrainOptions:
     """``opts`` for a ``--resume`` that has something to go on from. Without a checkpoint
     it fails here, before an hours-long caching pass rather than after it; where a run was
-    stopped in its caching pass (a disk state cache, partial or whole, and no checkpoint
-    yet) the same command goes on: the pass from the batches it finished, training from
-    step 0."""
+    stopped before its first checkpoint but kept work under ``OUT/checkpoints`` (a disk
+    state cache, partial or whole; the base's dev figures; a fitted probe) the same command
+    goes on: that work is reused and training starts from step 0. Objectives with work of
+    their own before :func:`train_and_save` call it first."""
     import dataclasses
     import logging
 
@@ -153,12 +154,13 @@ def _resumable(opts: TrainOptions) -> TrainOptions:
     if not opts.resume or last_checkpoint(opts.out) is not None:
         return opts
     folder = opts.out / CHECKPOINTS
-    if not any(folder.glob("frozen-states-layer*")):
+    kept = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
+    if not kept:
         raise ConfigError(f"--resume: no checkpoint under {folder}; run without --resume to "
                           "start from the base model")  # fmt: skip
     logging.getLogger(__name__).info(
-        "--resume: no checkpoint yet, only the state cache of a run stopped before training: "
-        "the caching pass goes on (or is reused) and training starts at step 0")
+        "--resume: no checkpoint yet, only what a run stopped before training kept (%s): "
+        "it is reused and training starts at step 0", ", ".join(kept))
     return dataclasses.replace(opts, resume=False)
 
 
@@ -185,7 +187,7 @@ def train_and_save(
     from rarx.train.common import fit, resolve_device
     from rarx.train.frozen_states import cached_training
 
-    opts = _resumable(opts)
+    opts = resumable(opts)
     cached = cached_training(model, rows, collate, train_layers, state_cache, opts.out,
                              resolve_device(opts.device), opts.quiet, cache_dtype)  # fmt: skip
     if cached is None:

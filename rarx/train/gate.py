@@ -319,9 +319,10 @@ def _train(opts: TrainOptions, settings: GateTrainSettings | None = None) -> Out
     from transformers import Trainer
 
     from rarx.train.causal import LoraSpec, load_causal_lm, pad_id, trainable
-    from rarx.train.driver import train_and_save
+    from rarx.train.driver import resumable, train_and_save
 
     settings = settings or GateTrainSettings()
+    opts = resumable(opts)  # a --resume with nothing to go on from fails before the probe
     data = resolve_data(opts, settings)
     train_rows = read_instances(data / "train.jsonl")
     dev_path = data / "dev.jsonl"
