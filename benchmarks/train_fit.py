@@ -11,8 +11,9 @@ The model directory's card says everything else: the objective (``choice`` is sc
 ``llm-choice``, as ``rarx eval mcr --scorer llm-choice --model DIR`` scores it), the
 base, the training file (its checksum must match: ``--data`` points at it where it moved),
 the sources, ``--limit`` and teacher scores that chose the training questions (the same
-selection as training, :func:`rarx.train.choice.training_questions`; dev questions are
-those of the dev split of the same sources), and whether prompts carried instructions.
+selection as training, :func:`rarx.train.choice.training_questions`, each in its own
+option order even where training showed more orders; dev questions are those of the dev
+split of the same sources), and whether prompts carried instructions.
 Each split's sample is ``numpy.random.default_rng(seed).permutation(questions)[:n]``,
 the same questions for both models, scored chunk by chunk with the splits taking turns
 and the models alternating who runs first, so a run stopped anywhere leaves two random
@@ -95,6 +96,9 @@ def training_setup(model: str | Path, data: str | Path | None = None) -> dict[st
                        "to that file")  # fmt: skip
     o = card.options
     items = filter_sources(read_mc(path), o.get("sources") or None)
+    if len(items) != ref.rows:  # the card counts the items of its sources
+        raise FitError(f"{len(items)} items of the sources {o.get('sources') or 'all'} in "
+                       f"{path}, but {model}'s card counts {ref.rows}")  # fmt: skip
     train, dev = split_items(items)
     teacher = o.get("teacher_scores")
     if teacher is not None:
