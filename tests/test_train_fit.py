@@ -145,3 +145,20 @@ def test_fit_without_generalisation_shows_as_a_gain_gap_and_resumes(
     assert keys == ["train-fit", "train-fit-sources", "train-fit-gap", "train-fit-seconds"]
     shown = {(m.system, m.dataset): m.value for m in rep.sections[0].measurements}
     assert shown["trained", "train"] == 1.0 and shown["trained", "dev"] == 0.0
+
+
+def test_both_models_through_ctranslate2_give_the_same_picks(
+    bench: Any, trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """--backend ctranslate2 (the lead's runs: base by name, the trained directory converted
+    into rarx's cache) scores as the transformers backend does, float32."""
+    monkeypatch.setenv("RARX_CACHE", str(tmp_path / "cache"))
+    picks = {}
+    for backend in ("transformers", "ctranslate2"):
+        res = run(bench, trained["model"], tmp_path, "--tag", backend, "--backend", backend,
+                  "--dtype", "float32")  # fmt: skip
+        assert res["settings"]["backend"] == backend
+        lines = (tmp_path / f"train_fit-{backend}.questions.jsonl").read_text().splitlines()
+        picks[backend] = sorted((r["file"], r["i"], r["system"], r["pred"])
+                                for r in map(json.loads, lines[1:]) if "system" in r)  # fmt: skip
+    assert len(picks["ctranslate2"]) == 28 and picks["ctranslate2"] == picks["transformers"]
