@@ -224,3 +224,93 @@ def test_a_resumed_run_scores_the_dev_set_before_training_once(
     third = piece("--dev", "3", "--resume", "--max-steps", "5")
     assert scored == [4, 4, 4, 3, 3] and third.options["before_training"]["reused"] is False
     assert third.metrics["dev_questions"] == 3
+
+
+def mixed(n: int) -> list[McrItem]:
+    """``n`` questions of 4 options whose answers sit at every letter in turn."""
+    return [McrItem("Answer it.", f"which thing is number {i}",
+                    tuple(THINGS[(i + j) % len(THINGS)] for j in range(4)), i % 4,
+                    id=f"toy/{i}", source="toy", split="train") for i in range(n)]  # fmt: skip
+
+
+def test_option_orders_are_distinct_seeded_and_keep_the_answer():
+    from rarx.train.data.mc import option_orders, reordered
+
+    for it in mixed(12):
+        orders = option_orders(it, 4, seed=7)
+        assert orders[0] == (0, 1, 2, 3)  # the question's own order first
+        assert len(set(orders)) == 4 and all(sorted(o) == [0, 1, 2, 3] for o in orders)
+        assert orders == option_orders(it, 4, seed=7)  # seeded: the same again
+        shown = [reordered(it, o) for o in orders]
+        assert all(s.positive == it.positive for s in shown)  # the gold's text kept
+        assert sorted(s.label for s in shown) == [0, 1, 2, 3]  # the gold at each letter once
+        assert sorted(shown[1].options) == sorted(it.options)
+    it = mixed(1)[0]
+    assert {option_orders(it, 3, seed=s)[1] for s in range(8)} != {option_orders(it, 3, 0)[1]}
+    # fewer orders than asked where the options have fewer (2 options: 2 orders)
+    two = McrItem("", "q", ("yes", "no"), 1, id="t")
+    assert option_orders(two, 5) == [(0, 1), (1, 0)]
+    assert len(set(option_orders(mixed(1)[0], 40))) == 24  # every order of 4, none twice
+
+
+def test_option_orders_spread_the_answer_over_the_letters():
+    """Even where every answer is A, K = 4 orders put it at each letter equally often; with
+    K = 2 over a set whose answers are spread, every letter gets about a quarter."""
+    from collections import Counter
+
+    from rarx.train.choice import with_orders
+
+    all_a = [McrItem(it.instruction, it.query, it.options, 0, id=it.id, source="toy",
+                     split="train") for it in mixed(20)]  # fmt: skip
+    assert Counter(it.label for _, it, _ in with_orders(all_a, None, 4, 0)) == {
+        0: 20, 1: 20, 2: 20, 3: 20}  # fmt: skip
+    rows = with_orders(mixed(40), None, 2, 0)
+    letters = Counter(it.label for _, it, _ in rows)
+    assert len(rows) == 80 and all(15 <= letters[x] <= 25 for x in range(4))
+    assert [q for q, _, _ in rows] == [q for q in range(40) for _ in range(2)]
+
+
+def test_teacher_scores_follow_their_options_in_every_order():
+    from rarx.train.choice import with_orders
+
+    it = mixed(3)[2]
+    teacher = {it.id: [0.1, 0.2, 0.3, 0.4]}  # scores named by option text below
+    by_text = dict(zip(it.options, teacher[it.id], strict=True))
+    for _, shown, t in with_orders([it], teacher, 4, 1):
+        assert t == [by_text[o] for o in shown.options]
+
+
+def test_one_option_order_encodes_exactly_the_rows_of_before(tiny_lm: Path):
+    from rarx.llm.transformers_backend import TransformersLLM
+    from rarx.train.choice import ChoiceEncoder, with_orders
+
+    items = mixed(6)
+    teacher = {it.id: [0.5, 0.1, 0.9, 0.2] for it in items}
+    encoder = ChoiceEncoder(TransformersLLM(str(tiny_lm), device="cpu"))
+    for scores in (None, teacher):
+        before = [encoder.encode(it, None if scores is None else scores[it.id]) for it in items]
+        now = [encoder.encode(it, t) for _, it, t in with_orders(items, scores, 1, 42)]
+        assert now == before
+
+
+def test_option_orders_train_each_order_as_its_own_cached_row(tiny_lm: Path, tmp_path: Path):
+    """--option-orders 3: three rows per question reach the trainer, each cached apart
+    (the card's cache counts them) and the card records K and the rows."""
+    from rarx.train.choice import ChoiceSettings
+    from rarx.train.common import TrainOptions
+    from rarx.train.driver import run as train
+
+    data = write_data(tmp_path / "mc.jsonl", questions(10, 1))  # 6 train, 4 dev
+    opts = TrainOptions(data=str(data), base=str(tiny_lm), out=tmp_path / "m", max_steps=1,
+                        batch_size=2, seed=0, quiet=True)  # fmt: skip
+    card = train("choice", opts, ChoiceSettings(option_orders=3, dev=4, train_layers=1))
+    o = card.options
+    assert o["option_orders"] == 3 and o["train_questions"] == 6 and o["train_rows"] == 18
+    assert o["state_cache"]["examples"] == 18 and o["state_cache"]["bytes"] > 0
+    assert card.metrics["dev_questions"] == 4
+    one = train("choice", TrainOptions(data=str(data), base=str(tiny_lm), out=tmp_path / "one",
+                                       max_steps=1, batch_size=2, seed=0, quiet=True),
+                ChoiceSettings(dev=0, train_layers=1))  # fmt: skip
+    assert one.options["train_rows"] == 6 and one.options["state_cache"]["examples"] == 6
+    # three times the rows, each its own prompt: about three times the cached tokens
+    assert 2.5 < o["state_cache"]["tokens"] / one.options["state_cache"]["tokens"] < 3.5

@@ -71,3 +71,36 @@ def mean_ci(
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def welch_t_test(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided Welch t-test (scipy's ``ttest_ind``, unequal variances) of two samples of
+    different items (a model's accuracy on training against dev questions); None where it
+    is undefined (fewer than two values in a sample, or no variance at all)."""
+    from scipy.stats import ttest_ind
+
+    if len(a) < 2 or len(b) < 2:
+        return None
+    p = float(ttest_ind(b, a, equal_var=False).pvalue)
+    return None if math.isnan(p) else p
+
+
+def difference_ci(
+    a: Sequence[float], b: Sequence[float], resamples: int = 1000, level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:  # fmt: skip
+    """Bootstrap interval of ``mean(b) - mean(a)`` for two samples of different items:
+    each resample draws each sample with replacement on its own."""
+    import numpy as np
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.size < 1 or y.size < 1:
+        return None
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        diffs.append(float(y[rng.integers(0, y.size, y.size)].mean()
+                           - x[rng.integers(0, x.size, x.size)].mean()))  # fmt: skip
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return float(low), float(high)

@@ -9,6 +9,12 @@ token, which is all llm-choice reads. The teacher order puts the correct option 
 with ``teacher_scores`` (``rarx train data teacher``) the wrong options follow in the
 teacher's order, otherwise they tie (no pair among them, so no loss).
 
+``--option-orders K`` shows each training question K times, its options in K distinct
+seeded orders (:func:`rarx.train.data.mc.option_orders`: the first its own, the correct
+option at each letter in turn), so the top layers cannot learn "this question -> this
+letter", which is what a model trained on one order memorises (``benchmarks/train_fit.py``
+measures it). Each order is its own training row (and cached row of frozen states).
+
 The data is a multiple-choice file or name (``reasoning-mc``), as for the cross-encoder;
 ``dev`` questions of its dev split are scored before and after training (``dev_top1`` is
 their accuracy). The output is a model directory: ``rarx eval mcr --scorer llm-choice
@@ -55,6 +61,40 @@ class ChoiceSettings(FirstLossSettings):
         None, "Training questions to keep, taken evenly through the training split so each "
         "source keeps its share (default all).", min=1,
     )  # fmt: skip
+    option_orders: int = setting(
+        1, "Present each training question this many times, its options in as many distinct "
+        "seeded orders (the first its own; the correct option at each letter in turn), so "
+        "a label letter says nothing about the answer. Dev questions keep their own order.",
+        min=1,
+    )  # fmt: skip
+
+
+def training_questions(
+    train: Sequence[McrItem], teacher: dict[str, Any] | None, limit: int | None
+) -> list[McrItem]:
+    """The training split's questions ``rarx train choice`` trains on: those the teacher
+    scored (with teacher scores), then at most ``limit`` spread through the split."""
+    from rarx.train.data.mc import spread
+
+    if teacher is not None:
+        train = [it for it in train if it.id in teacher]
+    return spread(train, limit)
+
+
+def with_orders(
+    items: Sequence[McrItem], teacher: dict[str, Sequence[float]] | None, k: int, seed: int
+) -> list[tuple[int, McrItem, list[float] | None]]:
+    """(question index, item, teacher scores) for each of ``k`` option orders of every
+    question (:func:`rarx.train.data.mc.option_orders`), teacher scores following their
+    options; ``k`` = 1: the questions as they are."""
+    from rarx.train.data.mc import option_orders, reordered
+
+    out = []
+    for q, it in enumerate(items):
+        t = None if teacher is None else teacher[it.id]
+        for order in option_orders(it, k, seed):
+            out.append((q, reordered(it, order), None if t is None else [t[i] for i in order]))
+    return out
 
 
 def choice_ranks(label: int, n: int, teacher: Sequence[float] | None = None) -> list[int]:
@@ -135,13 +175,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     from rarx.llm.transformers_backend import TransformersLLM
     from rarx.train.causal import load_causal_lm
     from rarx.train.common import file_ref
-    from rarx.train.data.mc import (
-        card_data,
-        mc_splits,
-        read_teacher_scores,
-        scorer_accuracy,
-        spread,
-    )
+    from rarx.train.data.mc import card_data, mc_splits, read_teacher_scores, scorer_accuracy
     from rarx.train.first import as_llm, fit_first
 
     data = mc_splits(opts.data, settings.sources, settings.dev)
@@ -149,8 +183,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     teacher = None
     if settings.teacher_scores is not None:
         teacher = read_teacher_scores(settings.teacher_scores)
-        train = [it for it in train if it.id in teacher]  # the questions the teacher scored
-    train = spread(train, settings.limit)
+    train = training_questions(train, teacher, settings.limit)
     if not train:
         raise InputError("no training question (split 'train'; scored by the teacher)", path)
     tokenizer, model = load_causal_lm(opts.base)
@@ -158,8 +191,9 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
     encoder = ChoiceEncoder(llm, instructions=settings.instructions)
     encoder.id_tokens(max(len(it.options) for it in (*train, *dev)))  # read where scored
 
-    def encoded(rows: Sequence[McrItem], scores: dict | None) -> list[Encoded]:
-        out = []
+    def encoded(rows: Sequence[McrItem], scores: dict | None) -> tuple[list[Encoded], int]:
+        """The rows (each question in its option orders) that fit the context, and how
+        many questions they are."""
         for it in rows:
             t = None if scores is None else scores[it.id]
             if t is not None and len(t) != len(it.options):
@@ -167,12 +201,13 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
                     f"teacher scores for {it.id}: {len(t)} for {len(it.options)} options",
                     settings.teacher_scores,
                 )
-            out.append(encoder.encode(it, t))
-        fits = [e for e in out if len(e.input_ids) <= llm.context_length]
+        shown = with_orders(rows, scores, settings.option_orders, opts.seed)
+        out = [(q, encoder.encode(it, t)) for q, it, t in shown]
+        fits = [(q, e) for q, e in out if len(e.input_ids) <= llm.context_length]
         if len(fits) < len(out):
-            log.warning("%d of %d questions exceed the context of %d tokens; left out",
+            log.warning("%d of %d training rows exceed the context of %d tokens; left out",
                         len(out) - len(fits), len(out), llm.context_length)  # fmt: skip
-        return fits
+        return [e for _, e in fits], len({q for q, _ in fits})
 
     def evaluate(trained: Any) -> dict[str, float]:
         """Dev accuracy as `rarx eval mcr --scorer llm-choice` scores it."""
@@ -180,7 +215,7 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
         scored = scorer_accuracy(scorer, dev, settings.instructions)
         return {f"dev_{k}": v for k, v in scored.items()}
 
-    train_rows = encoded(train, teacher)
+    train_rows, questions = encoded(train, teacher)
     dev_key = {"objective": "choice", "questions": [repr(it) for it in dev],
                "prompt": repr(encoder.prompt), "instructions": settings.instructions}  # fmt: skip
     result, metrics, cache, before = fit_first(opts, llm, train_rows, evaluate if dev else None,
@@ -190,7 +225,8 @@ def _train(opts: TrainOptions, settings: ChoiceSettings) -> Outcome:
         teacher_scores=file_ref(settings.teacher_scores), lm_weight=settings.lm_weight,
         rank_weight=settings.rank_weight, lora_r=settings.lora_r if opts.lora else None,
         train_layers=settings.train_layers, instructions=settings.instructions,
-        sources=list(settings.sources), limit=settings.limit, train_questions=len(train_rows),
+        sources=list(settings.sources), limit=settings.limit, train_questions=questions,
+        option_orders=settings.option_orders, train_rows=len(train_rows),
         dev_questions=len(dev), prompt="llm-choice", loss_history=result.loss_history,
         **({"state_cache": cache} if cache else {}),
     ), before)  # fmt: skip

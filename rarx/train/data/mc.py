@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -395,3 +396,44 @@ def spread(items: Sequence[McrItem], limit: int | None) -> list[McrItem]:
         return list(items)
     step = len(items) / limit
     return [items[int(i * step)] for i in range(limit)]
+
+
+def option_orders(item: McrItem, k: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """``k`` distinct orders of the item's options (each a tuple: the original index of
+    the option shown at each place), the first the item's own; fewer where the options
+    have fewer orders (``n!``). The gold option visits every place before any place
+    twice, in a seeded order (seeded by ``seed`` and the item's id), and the others fill
+    the remaining places in a seeded random order; so over ``n`` orders of an ``n``-option
+    question its gold sits once at each letter, and a label letter says nothing about the
+    answer."""
+    if k < 1:
+        raise ConfigError(f"option orders must be at least 1, got {k}")
+    n = len(item.options)
+    own = tuple(range(n))
+    k = min(k, math.factorial(n))
+    rng = random.Random(_digest(f"{seed}\0{item.id}\0{item.query}"))
+    places = [p for p in range(n) if p != item.label]
+    rng.shuffle(places)
+    places.insert(0, item.label)  # the gold's place in order j: places[j % n]
+    others = [i for i in range(n) if i != item.label]
+    orders, seen = [own], {own}
+    while len(orders) < k:
+        at = places[len(orders) % n]
+        while True:  # a placement of the others not yet used with the gold at `at`
+            rest = others[:]
+            rng.shuffle(rest)
+            order = (*rest[:at], item.label, *rest[at:])
+            if order not in seen:
+                break
+        orders.append(order)
+        seen.add(order)
+    return orders
+
+
+def reordered(item: McrItem, order: Sequence[int]) -> McrItem:
+    """``item`` with its options shown in ``order`` (original indices), the label following
+    its option."""
+    if sorted(order) != list(range(len(item.options))):
+        raise ValueError(f"{list(order)} is not an order of {len(item.options)} options")
+    return replace(item, options=tuple(item.options[i] for i in order),
+                   label=list(order).index(item.label))  # fmt: skip
