@@ -599,9 +599,16 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--files", default=FILES, help="packaged sets, RAR-b file names or CSV paths")
     ap.add_argument("--n", type=int, default=500, help="seeded questions per file (0: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=24, help="questions per saved step")
     ap.add_argument("--instructions", action="store_true",
                     help="also score with RAR-b's instructions (the headline is without)")
+    add_run_options(ap, "mcr_paired")
+    return ap
+
+
+def add_run_options(ap: argparse.ArgumentParser, name: str) -> None:
+    """The options of a paired scoring run in resumable chunks (this script's and
+    ``train_fit.py``'s): scorer loading, chunking, stopping, records and results."""
+    ap.add_argument("--chunk", type=int, default=24, help="questions per saved step")
     ap.add_argument("--device", default=None, help="as rarx eval mcr's")
     ap.add_argument("--dtype", default=None, help="as rarx eval mcr's (LLM scorers)")
     ap.add_argument("--batch-size", type=int, default=None, help="as rarx eval mcr's")
@@ -610,10 +617,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--minutes", type=float, default=None,
                     help="stop after the chunk that passes this many minutes")
     ap.add_argument("--chunks", type=int, default=None, help="score at most this many chunks")
-    ap.add_argument("--tag", default="", help="results/mcr_paired-TAG.json and .questions.jsonl")
+    ap.add_argument("--tag", default="", help=f"results/{name}-TAG.json and .questions.jsonl")
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     ap.add_argument("--note", default="", help="how the run was made (machine load), kept")
-    return ap
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -42,11 +42,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, table, with_report  # noqa: E402
+from benchmarks.common import table, with_report  # noqa: E402
 from benchmarks.mcr_paired import (  # noqa: E402
     McrFile,
     Records,
     System,
+    add_run_options,
     chunks,
     compare,
     load_system,
@@ -360,18 +361,7 @@ def parser() -> argparse.ArgumentParser:
                     "ctranslate2; default transformers, as rarx eval mcr)")  # fmt: skip
     ap.add_argument("--n", type=int, default=200, help="seeded questions per split (0: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=24, help="questions per saved step")
-    ap.add_argument("--device", default=None, help="as rarx eval mcr's")
-    ap.add_argument("--dtype", default=None, help="as rarx eval mcr's (LLM scorers)")
-    ap.add_argument("--batch-size", type=int, default=None, help="as rarx eval mcr's")
-    ap.add_argument("--resume", action="store_true", help="continue the records of --tag")
-    ap.add_argument("--fresh", action="store_true", help="discard the records of --tag")
-    ap.add_argument("--minutes", type=float, default=None,
-                    help="stop after the chunk that passes this many minutes")
-    ap.add_argument("--chunks", type=int, default=None, help="score at most this many chunks")
-    ap.add_argument("--tag", default="", help="results/train_fit-TAG.json and .questions.jsonl")
-    ap.add_argument("--out", default=str(RESULTS), help="results folder")
-    ap.add_argument("--note", default="", help="how the run was made (machine load), kept")
+    add_run_options(ap, "train_fit")
     return ap
 
 
