@@ -127,6 +127,23 @@ def test_cache_key_names_a_non_default_dtype(tmp_path: Path) -> None:
     assert fp32.startswith("m-5-") and bf16 == f"{fp32}-bfloat16"
 
 
+def test_cache_key_follows_content_not_modification_time(tmp_path: Path) -> None:
+    """A reinstalled package rewrites its GGUF with a new mtime; the cache must not grow."""
+    import os
+
+    from rarx.models.cache import _gguf_key
+    from rarx.models.registry import ResolvedModel
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    model = ResolvedModel("m", str(tmp_path), "llm", True, "m.gguf")
+    before = _gguf_key(model)
+    os.utime(gguf, (1, 1))
+    assert _gguf_key(model) == before
+    gguf.write_bytes(b"GGUF" + bytes(range(255, -1, -1)) * 64)  # same size, other weights
+    assert _gguf_key(model) != before
+
+
 def test_cli_lists_qwen_as_installable_and_refuses_pip_models(tmp_path: Path) -> None:
     env = {**__import__("os").environ, "RARX_CACHE": str(tmp_path)}
     cmd = [sys.executable, "-m", "rarx.cli.main", "models"]

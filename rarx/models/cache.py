@@ -7,6 +7,7 @@ that afterwards (a few seconds).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -28,11 +29,29 @@ def cache_dir() -> Path:
     return Path(base) / "rarx"
 
 
+_SAMPLE = 4 << 20  # bytes hashed at each of a GGUF file's start, middle and end
+
+
+def _gguf_digest(path: Path) -> str:
+    """A content fingerprint of a GGUF file: SHA-256 over its size and three 4 MB samples
+    (the header with the model's metadata and tensor table, the middle, the end).
+
+    Content, not modification time: a GGUF shipped in a pip package gets a new mtime on
+    every install, and keying on it wrote a fresh copy of the weights for each virtual
+    environment until the disk filled. GGUF files are written once, never edited in place."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        for start in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
+            fh.seek(start)
+            digest.update(fh.read(_SAMPLE))
+    return digest.hexdigest()[:12]
+
+
 def _gguf_key(model: ResolvedModel) -> str:
     assert model.gguf_file is not None
     gguf = Path(model.source) / model.gguf_file
-    st = gguf.stat()
-    key = f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}"
+    key = f"{gguf.stem}-{gguf.stat().st_size}-{_gguf_digest(gguf)}"
     return key if model.cache_dtype == "float32" else f"{key}-{model.cache_dtype}"
 
 
