@@ -48,3 +48,55 @@ def install(name: str, no_convert: bool, quiet: bool) -> None:
 
     path = install_model(name, quiet=quiet, convert=not no_convert)
     click.echo(f"{name}: installed ({path})")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+@models.command("cache")
+@click.option(
+    "--prune", is_flag=True,
+    help="Remove stale and orphaned entries and leftovers of interrupted conversions "
+    "untouched for an hour.",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="With --prune: show what it would remove.")
+def cache(prune: bool, dry_run: bool) -> None:
+    """List rarx's weight caches (models/: GGUF weights as safetensors; ct2/: CTranslate2
+    conversions): each directory's size, source and status (current; stale: its source
+    changed; orphaned: its source is gone; partial: an interrupted conversion; writing;
+    unknown), and the total."""
+    from rarx.models.cache import cache_dir, tree_size
+    from rarx.models.cache_admin import prune_cache, scan_cache
+
+    if dry_run and not prune:
+        raise click.UsageError("--dry-run goes with --prune: rarx models cache --prune --dry-run")
+    root = cache_dir()
+    entries = scan_cache(root)
+    rows = [("status", "size", "entry", "source")]
+    for e in entries:
+        source = f"{e.source} ({e.reason})" if e.reason else e.source
+        rows.append((e.status, _size(e.size), f"{e.cache}/{e.path.name}", source))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    prunable = [e for e in entries if e.prunable]
+    click.echo(
+        f"total: {len(entries)} entries, {_size(sum(e.size for e in entries))} in {root} "
+        f"({len(prunable)} prunable, {_size(sum(e.size for e in prunable))})"
+    )
+    others = [p for p in sorted(root.glob("*")) if p.is_dir() and p.name not in ("models", "ct2")]
+    if others:  # installed GGUF files, training data: not caches of converted weights
+        listed = ", ".join(f"{p.name}/ {_size(tree_size(p))}" for p in others)
+        click.echo(f"also there, not pruned: {listed}")
+    if not prune:
+        return
+    removed = prune_cache(entries, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for e in removed:
+        click.echo(f"{verb} {e.cache}/{e.path.name} ({e.status}, {_size(e.size)})")
+    freed = _size(sum(e.size for e in removed))
+    click.echo(f"{'would free' if dry_run else 'freed'} {freed} ({len(removed)} entries)")

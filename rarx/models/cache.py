@@ -55,6 +55,29 @@ def _gguf_key(model: ResolvedModel) -> str:
     return key if model.cache_dtype == "float32" else f"{key}-{model.cache_dtype}"
 
 
+def tree_size(path: Path) -> int:
+    """Bytes in the files under ``path`` (0 when it is gone)."""
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:  # removed meanwhile
+                pass
+    return total
+
+
+def remove_tree(path: Path) -> int:
+    """Remove a cached directory and return the bytes freed. It is first renamed to a
+    hidden temporary name, so no process ever finds a half-deleted copy at its name; an
+    interrupted removal leaves a hidden leftover that ``rarx models cache --prune`` clears."""
+    size = tree_size(path)
+    doomed = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    os.replace(path, doomed)
+    shutil.rmtree(doomed)
+    return size
+
+
 def causal_lm_path(model: ResolvedModel) -> Path:
     """Where ``from_pretrained`` loads ``model`` from: its own directory, or (for GGUF
     weights) its safetensors cache, whether or not that has been written yet."""

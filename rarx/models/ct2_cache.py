@@ -6,9 +6,11 @@ wrote) with ``ctranslate2.converters.TransformersConverter`` into
 ``<cache>/ct2/<name>-<source hash>-<weights type>``. The key holds a fingerprint of the
 source directory (the contents of its small files, config and tokenizer, and the size and
 modification time of its weight files), so retraining into the same directory makes a new
-copy, and the stored weight type (compute types ``int8``, ``int8_float32``, ... all read
-one ``int8`` copy). A tokenizer without a start token (Qwen's, or a Llama folder trained
-with one) gets its padding token named as the start token CTranslate2 requires.
+copy (which, once complete, removes the previous one of its weight type:
+:func:`remove_superseded`), and the stored weight type (compute types ``int8``,
+``int8_float32``, ... all read one ``int8`` copy). A tokenizer without a start token
+(Qwen's, or a Llama folder trained with one) gets its padding token named as the start
+token CTranslate2 requires.
 
 The conversion writes to a temporary directory beside the target, adds the model's own
 tokenizer (``hf_tokenizer/``) and a ``rarx_ct2.json`` manifest last, and renames the whole
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rarx.errors import ConfigError, RarxError, require
-from rarx.models.cache import cache_dir, causal_lm_dir, causal_lm_path
+from rarx.models.cache import cache_dir, causal_lm_dir, causal_lm_path, remove_tree
 from rarx.models.registry import ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
@@ -250,7 +252,44 @@ def ct2_model_dir(
         return target
     if not convert_missing:
         raise Ct2CacheError(f"{resolved.name!r} has no CTranslate2 {compute_type} copy yet")
-    return convert(source, target, compute_type, quiet=quiet)
+    convert(source, target, compute_type, quiet=quiet)
+    remove_superseded(target)
+    return target
+
+
+def remove_superseded(target: Path) -> list[Path]:
+    """Remove the conversions beside ``target`` (a complete one) of the same source
+    directory and weight type but other weights: the source changed since (a model
+    retrained into the same ``--out``), so nothing loads them again. Only complete
+    conversions (with a manifest) are touched; a conversion still being written has a
+    hidden temporary name. Returns the directories removed."""
+    new = read_manifest(target)
+    superseded: list[Path] = []
+    for path in sorted(target.parent.iterdir()):
+        if path == target or path.name.startswith(".") or not path.is_dir():
+            continue
+        try:
+            old = read_manifest(path)
+        except Ct2CacheError:
+            continue  # incomplete or not rarx's: `rarx models cache` lists it, never removed here
+        same = (old.get("source"), old.get("weights_type")) == (new["source"], new["weights_type"])
+        if same and old.get("source_sha256") != new["source_sha256"]:
+            superseded.append(path)
+    freed, removed = 0, []
+    for path in superseded:
+        try:
+            freed += remove_tree(path)
+            removed.append(path)
+        except OSError as exc:  # the new conversion is complete: a failed clean-up is no error
+            log.warning("could not remove the superseded CTranslate2 copy %s: %s", path, exc)
+    if removed:
+        log.info(
+            "removed %d stale CTranslate2 %s conversion(s) of %s, made before its weights "
+            "changed (%s): %.2f GB freed",
+            len(removed), new["weights_type"], new["source"],
+            ", ".join(p.name for p in removed), freed / 1e9,
+        )  # fmt: skip
+    return removed
 
 
 def ready_engines(model: ResolvedModel, root: Path | None = None) -> list[str]:
@@ -272,6 +311,7 @@ __all__ = [
     "convert",
     "read_manifest",
     "ready_engines",
+    "remove_superseded",
     "source_fingerprint",
     "weights_type",
 ]
