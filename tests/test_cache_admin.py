@@ -156,20 +156,20 @@ def test_the_cli_lists_sizes_and_prunes_with_a_dry_run_first(
                                 str(trained)]  # fmt: skip
     assert lines[2].split() == ["stale", f"{stale / 1e6:.1f}", "MB", "ct2/reader-bbbb-int8",
                                 str(trained), "(source", "changed", "since)"]  # fmt: skip
-    assert lines[3].startswith(f"total: 2 entries, 1.5 MB in {root} (1 prunable, 1.5 MB)")
+    assert lines[3].startswith(f"total: 2 directories, 1.5 MB in {root} (1 prunable, 1.5 MB)")
     assert lines[4] == "also there, not pruned: gguf/ 2.0 kB"
 
     dry = rarx("models", "cache", "--prune", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[-2:] == [
-        "would remove ct2/reader-bbbb-int8 (stale, 1.5 MB)", "would free 1.5 MB (1 entries)"
+        "would remove ct2/reader-bbbb-int8 (stale, 1.5 MB)", "would free 1.5 MB (1 directory)"
     ]
     assert (root / "ct2" / "reader-bbbb-int8").is_dir()
 
     pruned = rarx("models", "cache", "--prune")
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.splitlines()[-2:] == [
-        "removed ct2/reader-bbbb-int8 (stale, 1.5 MB)", "freed 1.5 MB (1 entries)"
+        "removed ct2/reader-bbbb-int8 (stale, 1.5 MB)", "freed 1.5 MB (1 directory)"
     ]
     assert sorted(p.name for p in (root / "ct2").iterdir()) == ["reader-aaaa-int8"]
 

@@ -5,8 +5,10 @@ reuse them), and the conversion cache itself on a tiny model built here."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +322,56 @@ def test_corrupt_or_foreign_cache_is_a_clear_error(tiny_model: Path, tmp_path: P
     os.remove(path / "model.bin")
     with pytest.raises(Ct2CacheError, match=r"not a complete .*missing \['model.bin'\]"):
         ct2_model_dir(str(tiny_model), "int8", root=root)
+
+
+@pytest.mark.slow
+def test_a_retrained_source_replaces_its_stale_conversion(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Rule: converting a directory whose weights changed (retrained into the same --out)
+    removes its earlier conversion of the same weight type once the new one is complete;
+    other weight types, other sources and incomplete directories stay."""
+    from safetensors.torch import load_file, save_file
+
+    import rarx.models.ct2_cache as cache
+
+    source = tmp_path / "reader"
+    shutil.copytree(tiny_model, source)
+    root = tmp_path / "ct2"
+    old = ct2_model_dir(str(source), "int8", root=root)
+
+    def sibling(name: str, **changes: str) -> Path:  # a copy of it, its manifest edited
+        path = root / name
+        shutil.copytree(old, path)
+        manifest = json.loads((path / MANIFEST).read_text())
+        (path / MANIFEST).write_text(json.dumps({**manifest, **changes}))
+        return path
+
+    f32 = sibling(old.name.replace("-int8", "-float32"), weights_type="float32")
+    other = sibling("other-0123456789abcdef-int8", source=str(tiny_model))
+    incomplete = sibling("reader-0123456789abcdef-int8")
+    os.remove(incomplete / "model.bin")
+    weights = load_file(source / "model.safetensors")  # "retrain": new weights, same place
+    save_file({k: v + 0.01 for k, v in weights.items()}, source / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "_check_vocabulary", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ct2_model_dir(str(source), "int8", root=root)
+    assert (old / MANIFEST).is_file()  # never removed before the new copy is complete
+    monkeypatch.undo()
+
+    with caplog.at_level(logging.INFO, logger="rarx"):
+        new = ct2_model_dir(str(source), "int8", root=root)
+    assert new != old and not old.exists()
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [new.name, f32.name, other.name, incomplete.name]
+    )
+    assert f"removed 1 stale CTranslate2 int8 conversion(s) of {source}" in caplog.text
+    assert old.name in caplog.text
 
 
 def smol_without_bos(root: Path, keep_eos: bool = True) -> Path:

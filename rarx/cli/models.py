@@ -57,6 +57,10 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _dirs(n: int) -> str:
+    return f"{n} director{'y' if n == 1 else 'ies'}"
+
+
 @models.command("cache")
 @click.option(
     "--prune", is_flag=True,
@@ -65,10 +69,12 @@ def _size(n: int) -> str:
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="With --prune: show what it would remove.")
 def cache(prune: bool, dry_run: bool) -> None:
-    """List rarx's weight caches (models/: GGUF weights as safetensors; ct2/: CTranslate2
-    conversions): each directory's size, source and status (current; stale: its source
-    changed; orphaned: its source is gone; partial: an interrupted conversion; writing;
-    unknown), and the total."""
+    """Show what rarx's weight caches hold, and prune what nothing loads again.
+
+    Each directory of models/ (GGUF weights as safetensors) and ct2/ (CTranslate2
+    conversions) with its size, source and status: current; stale (its source changed);
+    orphaned (its source is gone); partial (an interrupted conversion, untouched for an
+    hour); writing (perhaps one in progress); unknown (never removed). Then the total."""
     from rarx.models.cache import cache_dir, tree_size
     from rarx.models.cache_admin import prune_cache, scan_cache
 
@@ -81,11 +87,11 @@ def cache(prune: bool, dry_run: bool) -> None:
         source = f"{e.source} ({e.reason})" if e.reason else e.source
         rows.append((e.status, _size(e.size), f"{e.cache}/{e.path.name}", source))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
+    for r in rows if entries else []:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
     prunable = [e for e in entries if e.prunable]
     click.echo(
-        f"total: {len(entries)} entries, {_size(sum(e.size for e in entries))} in {root} "
+        f"total: {_dirs(len(entries))}, {_size(sum(e.size for e in entries))} in {root} "
         f"({len(prunable)} prunable, {_size(sum(e.size for e in prunable))})"
     )
     others = [p for p in sorted(root.glob("*")) if p.is_dir() and p.name not in ("models", "ct2")]
@@ -99,4 +105,4 @@ def cache(prune: bool, dry_run: bool) -> None:
     for e in removed:
         click.echo(f"{verb} {e.cache}/{e.path.name} ({e.status}, {_size(e.size)})")
     freed = _size(sum(e.size for e in removed))
-    click.echo(f"{'would free' if dry_run else 'freed'} {freed} ({len(removed)} entries)")
+    click.echo(f"{'would free' if dry_run else 'freed'} {freed} ({_dirs(len(removed))})")

@@ -280,6 +280,8 @@ def remove_superseded(target: Path) -> list[Path]:
         try:
             freed += remove_tree(path)
             removed.append(path)
+        except FileNotFoundError:  # another process converting the same source removed it
+            continue
         except OSError as exc:  # the new conversion is complete: a failed clean-up is no error
             log.warning("could not remove the superseded CTranslate2 copy %s: %s", path, exc)
     if removed:
