@@ -74,6 +74,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                source_fingerprint(root / "models" / smol_key))  # fmt: skip
     conversion(root, "smollm2-135m-eeee-int8", root / "models" / OLD_SMOL,
                source_fingerprint(root / "models" / OLD_SMOL))  # fmt: skip
+    conversion(root, "relative-7777-int8", Path("cache/models/x"), "2" * 64)  # whose cwd?
     (root / "ct2" / "foreign").mkdir()
     (root / "ct2" / "foreign" / "model.bin").write_bytes(b"x")
     leftover(root / "ct2" / ".reader-ffff-int8.1a2b3c4d.tmp", age=2 * 3600)
@@ -96,6 +97,7 @@ def test_each_cached_directory_is_classified_by_its_source(cache: Path) -> None:
         "ct2/gone-cccc-int8": "orphaned",
         "ct2/smollm2-135m-dddd-int8": "current",
         "ct2/smollm2-135m-eeee-int8": "stale",  # converted from the stale GGUF copy
+        "ct2/relative-7777-int8": "unknown",  # a relative RARX_CACHE: the source is not known
         "ct2/foreign": "unknown",  # no rarx manifest: never removed
         "ct2/.reader-ffff-int8.1a2b3c4d.tmp": "partial",
         "ct2/.reader-9999-int8.5e6f7a8b.tmp": "writing",  # may be converting right now
@@ -118,7 +120,7 @@ def test_prune_removes_only_what_nothing_loads_again(cache: Path) -> None:
     assert {e.path for e in removed} == doomed and not any(p.exists() for p in doomed)
     left = {f"{e.cache}/{e.path.name}": e.status for e in scan_cache()}
     assert sorted(left.values()) == ["current", "current", "current", "unknown", "unknown",
-                                     "writing"]  # fmt: skip
+                                     "unknown", "writing"]  # fmt: skip
     # Removal renames before deleting: no hidden copy is left behind by a finished one.
     hidden = [p.name for d in ("ct2", "models") for p in (cache / d).iterdir()
               if p.name.startswith(".")]  # fmt: skip

@@ -111,6 +111,8 @@ def _ct2_entry(path: Path, models: dict[Path, CacheEntry]) -> CacheEntry:
     except Ct2CacheError:
         return CacheEntry("ct2", path, size, "-", "unknown", "no valid rarx manifest")
     source = str(manifest.get("source", ""))
+    if source and not Path(source).is_absolute():  # RARX_CACHE was relative: from where?
+        return CacheEntry("ct2", path, size, source, "unknown", "relative source path")
     if not source or not Path(source).is_dir():
         return CacheEntry("ct2", path, size, source or "-", "orphaned", "source is gone")
     parent = models.get(Path(source))
