@@ -286,6 +286,14 @@ def test_conversion_is_cached_and_keyed_by_source_and_type(
     assert f32 != first and f32.name.endswith("-float32")
     assert ready_engines(resolve_model(str(tiny_model)), root=root) == ["float32", "int8"]
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temporary left
+    # A training run's checkpoints/ beside the weights are not what the converter reads:
+    # removing them (or writing more) must not orphan the conversion.
+    (tiny_model / "checkpoints").mkdir()
+    (tiny_model / "checkpoints" / "state.json").write_text("{}")
+    try:
+        assert ct2_model_dir(str(tiny_model), "int8", root=root, convert_missing=False) == first
+    finally:
+        shutil.rmtree(tiny_model / "checkpoints")  # the model is shared by this module
 
 
 def test_interrupted_conversion_leaves_nothing(

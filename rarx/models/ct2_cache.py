@@ -70,14 +70,16 @@ def weights_type(compute_type: str) -> str:
 
 
 def source_fingerprint(source: str | Path) -> str:
-    """SHA-256 over a model directory: each file's relative path, the bytes of files up
-    to 64 MB (configs, tokenizer, a small model's weights) and the size and modification
-    time of larger ones (hashing gigabytes of weights on every load would cost seconds)."""
+    """SHA-256 over the files the converter reads: each top-level file's name, the bytes
+    of files up to 64 MB (configs, tokenizer, a small model's weights) and the size and
+    modification time of larger ones (hashing gigabytes of weights on every load would
+    cost seconds). Subdirectories are not part of a Hugging Face model (``rarx train``
+    keeps its resumable ``checkpoints/`` there), so removing them keeps the conversion."""
     root = Path(source)
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith(".") or "/." in rel:  # hidden files: locks, editor state
+    for path in sorted(p for p in root.iterdir() if p.is_file()):
+        rel = path.name
+        if rel.startswith("."):  # hidden files: locks, editor state
             continue
         st = path.stat()
         digest.update(rel.encode() + b"\0")
