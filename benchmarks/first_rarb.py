@@ -561,7 +561,7 @@ def print_tables(summary: dict[str, Any]) -> None:
                 t["against"],
                 t["queries"],
                 "-" if t["mean_difference"] is None else f"{t['mean_difference']:+.4f}",
-                "-" if t["p"] is None else f"{t['p']:.4f}",
+                "-" if t["p"] is None else f"{t['p']:.3g}",
             ]
             for t in s["paired_tests_nDCG@10"]
         ]

@@ -69,7 +69,9 @@ def test_summary_pairs_the_arms_query_by_query(bench, tmp_path: Path) -> None:
     assert lat["quality_with_memory"]["em"] == 0.5 and lat["quality_without_memory"]["em"] == 0
     hits, misses = lat["paired"]["memory hits"], lat["paired"]["memory misses"]
     assert hits["em"]["diff"] == 1.0 and hits["seconds"]["diff"] < -1.8
-    assert misses["em"]["diff"] == 0.0 and misses["em"]["p"] is None  # no difference at all
+    assert misses["em"]["diff"] == 0.0 and misses["em"]["p"] == 1.0  # no difference at all
+    # right on all 4 hits: the exact sign-flip p (2 / 2**4), not scipy's p = 0 of t = inf
+    assert hits["em"]["p"] == 0.125
     assert lat["paired"]["all"]["seconds"]["p"] is not None
     sections = pm.pipeline_sections(json.loads(json.dumps(lat)))
     with_rows = [m for m in sections[0].measurements if m.system == "with memory"]
