@@ -33,6 +33,11 @@ when their first yes/no word is the gold one (:func:`rarx.eval.qa.answer_correct
 rule of the gate data's labels too). Adding a dataset adds only its evaluation step: the
 gate data and the trained gate are reused.
 
+Seconds: ``seconds.train`` is what the gate's card records (the training loop over every
+``--resume`` piece, the caching pass, the probe, the dev scoring before training; itemised
+in ``train_recorded``), whichever run trained it; ``train_wall_this_run`` is this run's
+own wall time for the step (0 when it reused the trained gate).
+
 Untrained reference: pipeline_gating.py (the packaged model never writes <RET>).
 """
 
@@ -54,6 +59,25 @@ def step(args: list[str], done: bool) -> float:
     t = time.perf_counter()
     rarx_cli(*args)
     return round(time.perf_counter() - t, 1)
+
+
+def training_seconds(card: dict[str, Any]) -> dict[str, float]:
+    """The seconds the gate's training took as its card records them, whichever run of
+    this script did it and in however many ``--resume`` pieces: the training loop over
+    every piece (``seconds``), the frozen-state caching pass, the <RET> row probe and the
+    base model's dev scoring (each kept on disk and reused by a later piece, with the
+    seconds it took), and their sum (``total``). Loading the model and scoring the
+    trained one are not in the card."""
+    options, metrics = card.get("options") or {}, card.get("metrics") or {}
+    parts = {
+        "training_loop": card.get("seconds"),
+        "caching_pass": (options.get("state_cache") or {}).get("seconds"),
+        "probe": metrics.get("probe_seconds"),
+        "dev_before_training": (options.get("before_training") or {}).get("seconds"),
+    }
+    out = {k: float(v) for k, v in parts.items() if isinstance(v, int | float)}
+    out["total"] = round(sum(out.values()), 1)
+    return out
 
 
 def main() -> None:
@@ -128,6 +152,11 @@ def main() -> None:
         results[ds] = json.loads(path.read_text())
 
     card = json.loads((model / "rarx_model.json").read_text())
+    # the step's wall time is 0 when this run reused the trained gate, and one piece's when
+    # it resumed one: the card counts every piece (rarx.train.common.fit's ledger)
+    seconds["train_wall_this_run"] = seconds["train"]
+    seconds["train_recorded"] = training_seconds(card)
+    seconds["train"] = seconds["train_recorded"]["total"]
     summary = json.loads((data / "manifest.json").read_text())
     rows, goals = [], {}
     for ds, r in results.items():

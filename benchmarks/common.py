@@ -19,9 +19,24 @@ RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "benchmarks" / "work"  # git-ignored scratch space
 
 
+def shared_data(root: Path = ROOT) -> Path:
+    """Where development data is looked for: ``RARX_DATA``, else ``shared/data`` beside the
+    checkout; for a git worktree (``.git`` a file naming ``MAIN/.git/worktrees/NAME``)
+    beside the main checkout, as ``root.parent`` is then the worktrees' folder."""
+    if os.environ.get("RARX_DATA"):
+        return Path(os.environ["RARX_DATA"])
+    git = root / ".git"
+    if git.is_file():
+        line = git.read_text(encoding="utf-8").strip()
+        gitdir = root / line.removeprefix("gitdir:").strip()  # absolute stays absolute
+        if line.startswith("gitdir:") and gitdir.parent.name == "worktrees":
+            root = gitdir.parent.parent.parent  # MAIN/.git/worktrees/NAME -> MAIN
+    return root.parent / "shared" / "data"
+
+
 def data_dir() -> Path:
     """Development data (CACM, RAR-b MCR files): ``RARX_DATA`` or ``../shared/data``."""
-    path = Path(os.environ.get("RARX_DATA", ROOT.parent / "shared" / "data"))
+    path = shared_data()
     if not path.is_dir():
         sys.exit(f"benchmark data not found at {path}; set RARX_DATA to the shared data folder")
     return path
@@ -93,7 +108,7 @@ def rarb_mcr_file(name: str) -> Path:
     from rarx.io.atomic import atomic_write
 
     name = MCR_SETS.get(name, name)
-    shared = Path(os.environ.get("RARX_DATA", ROOT.parent / "shared" / "data"))
+    shared = shared_data()
     for folder in (shared, WORK):
         if (folder / "rarb-mcr" / name).is_file():
             return folder / "rarb-mcr" / name
@@ -131,7 +146,7 @@ def rarb_chance(name: str, n: int | None = None) -> float | None:
 
     from rarx.eval.report_schema import mc_chance
 
-    folders = [Path(os.environ.get("RARX_DATA", ROOT.parent / "shared" / "data")), WORK]
+    folders = [shared_data(), WORK]
     for folder in folders:
         got = mcr_chance(folder / "rarb-mcr" / name, n)
         if got is not None:

@@ -70,6 +70,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,11 @@ def shuffled(ranking: Ranking, seed: int) -> Ranking:
     )
 
 
+def gold_positions(docids: Sequence[str], qrels: Mapping[str, int]) -> list[int]:
+    """Where the relevant passages sit (0-based) in the list a system was given."""
+    return [i for i, d in enumerate(docids) if qrels.get(d, 0) > 0]
+
+
 def record(
     dataset: str,
     system: str,
@@ -230,7 +236,7 @@ def record(
         "docids": out.ranking.docids,
         "seconds": seconds,
         "top_pick": cands.docids.index(top) if top in cands.docids else None,
-        "gold_positions": [i for i, d in enumerate(cands.docids) if qrels.get(d, 0) > 0],
+        "gold_positions": gold_positions(cands.docids, qrels),
         "forward_passes": sum(int((c.get("meta") or {}).get("forward_passes", 1)) for c in calls),
         "failed_windows": sum(1 for e, _ in out.events if e == "window_failed"),
     }
@@ -561,7 +567,7 @@ def print_tables(summary: dict[str, Any]) -> None:
                 t["against"],
                 t["queries"],
                 "-" if t["mean_difference"] is None else f"{t['mean_difference']:+.4f}",
-                "-" if t["p"] is None else f"{t['p']:.4f}",
+                "-" if t["p"] is None else f"{t['p']:.3g}",
             ]
             for t in s["paired_tests_nDCG@10"]
         ]
@@ -732,7 +738,7 @@ def main() -> None:
                             "docids": c.docids,
                             "seconds": stage_seconds,
                             "top_pick": 0,
-                            "gold_positions": [],
+                            "gold_positions": gold_positions(c.docids, data.qrels[q.qid]),
                             "forward_passes": 0,
                             "first_stage": stage_name,
                         }

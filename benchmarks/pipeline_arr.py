@@ -34,7 +34,7 @@ from pipeline_common import bm25_index, qa_set, subset
 
 from rarx.eval.datasets import load_beir
 from rarx.eval.qa import exact_match, token_f1
-from rarx.eval.significance import mean_ci, paired_t_test
+from rarx.eval.significance import mean_ci, paired_t_test, rounded_p
 from rarx.io.atomic import atomic_write
 from rarx.pipeline import Pipeline, Resources
 from rarx.stages.common import DRAFT
@@ -62,7 +62,7 @@ def compare(a: dict, b: dict) -> dict[str, dict[str, float | None]]:
         diff = {q: b[m][q] - a[m][q] for q in a[m]}
         p, n = paired_t_test(a[m], b[m])
         out[m] = {"diff": round(sum(diff.values()) / max(1, n), 4), "ci95": ci(diff),
-                  "p": None if p is None else round(p, 4)}  # fmt: skip
+                  "p": rounded_p(p)}  # fmt: skip
     return out
 
 

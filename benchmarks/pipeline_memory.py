@@ -42,7 +42,7 @@ from pipeline_common import PWORK, bm25_index, run_timed, sciq
 
 from rarx.eval.qa import exact_match, token_f1
 from rarx.eval.qa_memory import calibrate_memory
-from rarx.eval.significance import mean_ci, paired_t_test
+from rarx.eval.significance import mean_ci, paired_t_test, rounded_p
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
 from rarx.io.atomic import atomic_write
 from rarx.pipeline import Pipeline, Resources
@@ -403,7 +403,7 @@ def paired_diffs(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, 
         diffs = [y[q] - x[q] for q in x]
         p, _ = paired_t_test(x, y)
         out[m] = {"diff": round(sum(diffs) / len(diffs), 4), "ci95": rounded(mean_ci(diffs)),
-                  "p": None if p is None else float(f"{p:.3g}")}  # fmt: skip
+                  "p": rounded_p(p)}  # fmt: skip
     return out
 
 

@@ -52,7 +52,7 @@ from pipeline_common import PWORK
 
 from rarx.eval.mc_reader import choose, label_logprobs, letter_counts, lettered, reader_prompt
 from rarx.eval.report_schema import mc_chance
-from rarx.eval.significance import mean_ci, paired_t_test
+from rarx.eval.significance import mean_ci, paired_t_test, rounded_p
 from rarx.index.qa_memory import QAMemoryIndex, QAPair
 from rarx.io.atomic import atomic_write
 from rarx.stages.common import DEMOS
@@ -346,7 +346,7 @@ def _comparisons(correct, models, k, seed):  # noqa: ANN001, ANN202
             out.append({"answer": mode, "system": target, "against": other, "n": n,
                         "difference": round(sum(diffs) / len(diffs), 4),
                         "difference_ci95": [round(x, 4) for x in ci] if ci else None,
-                        "p_value": None if p is None else round(p, 4)})  # fmt: skip
+                        "p_value": rounded_p(p)})  # fmt: skip
     return out
 
 

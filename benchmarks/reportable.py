@@ -86,6 +86,29 @@ def with_section(text: str, section: dict[str, Any]) -> str:
     return head[:-1].rstrip() + section_text(section) + "\n}\n"
 
 
+# a measurement's figures that may come from data outside the file (chance from RAR-b's
+# MCR files): a rebuild without that data must not drop them
+FIGURES = ("value", "ci95", "n", "chance", "p_value")
+
+
+def lost_figures(stored: Any, built: dict[str, Any]) -> list[str]:
+    """The figures the stored section has and the rebuilt one lacks, per measurement
+    (system / dataset / measure): what this machine could not compute again."""
+    if not isinstance(stored, dict):
+        return []
+
+    def figures(section: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+        return {(s.get("key"), m.get("system"), m.get("dataset"), m.get("measure")): m
+                for s in section.get("sections") or []
+                for m in s.get("measurements") or []}  # fmt: skip
+
+    now = figures(built)
+    return [f"{where[1]} / {where[2]} / {where[3]}: {name}"
+            for where, m in figures(stored).items() if where in now
+            for name in FIGURES
+            if m.get(name) is not None and now[where].get(name) is None]  # fmt: skip
+
+
 def backfill(path: Path, check: bool) -> str:
     text = path.read_text(encoding="utf-8")
     data = json.loads(text)
@@ -96,6 +119,14 @@ def backfill(path: Path, check: bool) -> str:
     parse(section, path)  # what `rarx eval report` will read
     if data.get(KEY) == section:  # current wherever it sits (a resumed run may add keys after)
         return "unchanged"
+    lost = lost_figures(data.get(KEY), section)
+    if lost:
+        raise RarxError(
+            f"{path}: rebuilt here, the section would lose {len(lost)} figure(s) the file "
+            f"holds ({'; '.join(lost[:3])}{'; ...' if len(lost) > 3 else ''}): the data "
+            "they come from is not on this machine (RAR-b MCR files for chance: set "
+            "RARX_DATA to the shared data folder); nothing written"
+        )
     new = with_section(text, section)
     back = json.loads(new)
     if {k: v for k, v in back.items() if k != KEY} != old or back[KEY] != section:

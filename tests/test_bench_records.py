@@ -69,7 +69,9 @@ def test_summary_pairs_the_arms_query_by_query(bench, tmp_path: Path) -> None:
     assert lat["quality_with_memory"]["em"] == 0.5 and lat["quality_without_memory"]["em"] == 0
     hits, misses = lat["paired"]["memory hits"], lat["paired"]["memory misses"]
     assert hits["em"]["diff"] == 1.0 and hits["seconds"]["diff"] < -1.8
-    assert misses["em"]["diff"] == 0.0 and misses["em"]["p"] is None  # no difference at all
+    assert misses["em"]["diff"] == 0.0 and misses["em"]["p"] == 1.0  # no difference at all
+    # right on all 4 hits: the exact sign-flip p (2 / 2**4), not scipy's p = 0 of t = inf
+    assert hits["em"]["p"] == 0.125
     assert lat["paired"]["all"]["seconds"]["p"] is not None
     sections = pm.pipeline_sections(json.loads(json.dumps(lat)))
     with_rows = [m for m in sections[0].measurements if m.system == "with memory"]
@@ -100,3 +102,32 @@ def test_reader_demos_refuses_a_reader_trained_on_the_evaluated_task(
     with pytest.raises(SystemExit, match=r"trained on openbookqa.*--held-out openbookqa"):
         rd.check_held_out(f"ctranslate2:{model}", "openbookqa")
     rd.check_held_out("smollm2-135m", "openbookqa")  # a base model has no card
+
+
+def test_adapt_llm_reports_the_training_time_its_gate_card_records(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run of adapt_llm.py that reuses the trained gate (or resumed its training) reports
+    the seconds the card holds for every piece, not the 0 its own step took."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import adapt_llm
+
+    from rarx.train.common import FitResult, TrainOptions, write_card
+
+    # the last of two pieces (600 s) resumed one that trained 3000 s; the caching pass
+    # (1200 s), the probe and the dev scoring were made by the first piece and reused
+    result = FitResult(steps=40, epochs=0.5, seconds=3600.0, started="", stopped_early=False,
+                       loss_history=[], resumed_from=25, piece_seconds=600.0,
+                       seconds_before=3000.0)  # fmt: skip
+    opts = TrainOptions(data="d", base="b", out=tmp_path, resume=True)
+    write_card(opts, "gate", [], result, {"probe_seconds": 90.5},
+               state_cache={"seconds": 1200.0, "reused": True},
+               before_training={"seconds": 45.0, "reused": True})  # fmt: skip
+    card = json.loads((tmp_path / "rarx_model.json").read_text())
+    assert card["options"]["seconds_before_resume"] == 3000.0
+    got = adapt_llm.training_seconds(card)
+    assert got == {"training_loop": 3600.0, "caching_pass": 1200.0, "probe": 90.5,
+                   "dev_before_training": 45.0, "total": 4935.5}  # fmt: skip
+    # a card without those parts (full fine-tuning, no probe): the loop alone
+    assert adapt_llm.training_seconds({"seconds": 607.7}) == {"training_loop": 607.7,
+                                                              "total": 607.7}  # fmt: skip

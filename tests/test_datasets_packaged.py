@@ -144,3 +144,24 @@ def test_arc_easy_is_a_qa_bank_disjoint_from_sciq() -> None:
     # The pipelines' memories and demonstration banks: no SciQ question among them.
     asked = {normalize_answer(q.text) for q in sciq.queries}
     assert not asked & {normalize_answer(q.text) for q in arc.queries}
+
+
+@pytest.mark.parametrize(
+    ("name", "golds", "twins"),
+    [("arc-challenge", 1143, ("gas", "Gas", "gas.")), ("siqa", 1769, ("Bored", "bored")),
+     ("winogrande", 478, ("Eyes", "eyes")),
+     ("piqa", 1838, ("Use a metal file.", "Use a metal file"))],
+)  # fmt: skip
+def test_full_sets_merge_only_exactly_equal_options_as_rarb_does(
+    name: str, golds: int, twins: tuple[str, ...]
+) -> None:
+    """RAR-b's released Full sets (Hugging Face RAR-b/<task>; MTEB's descriptive statistics
+    of them) have 1143, 1769, 478 and 1838 distinct relevant documents over these test
+    questions: what merging exactly equal option texts gives. Merging near-equal ones too
+    (case, a trailing period) would give 1133, 1750, 474 and 1838: RAR-b keeps them apart."""
+    from rarx.eval.datasets import dataset_spec
+
+    built = dataset_spec(name).build()
+    assert len({d for q in built.queries for d in built.qrels[q.qid]}) == golds
+    texts = {d.text for d in built.corpus}
+    assert all(t in texts for t in twins)  # near-equal options stay separate documents

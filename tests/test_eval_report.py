@@ -523,3 +523,66 @@ def test_first_rarb_reports_its_position_histogram(
     assert shares["FIRST, shuffled windows"] == ["0.4286"]  # q0 s0, q1 s1, q2 s0: 3 of 7
     assert [p.name for p in report.figures] == ["first-rarb.png", "first-rarb-position.png"]
     assert "## FIRST's top pick by identifier position (shuffled windows) (partial" in page
+
+
+def test_the_backfill_never_drops_a_figure_it_cannot_compute_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A train_mcr file on a RAR-b MCR file that is not packaged (alphaNLI): its chance
+    comes from the file, so a machine (or a worktree) without it must not rewrite the
+    section without chance; it says what is missing instead."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT))
+    import reportable
+    import train_mcr
+
+    from benchmarks import common
+    from benchmarks.common import with_report
+
+    data = tmp_path / "data"
+    (data / "rarb-mcr").mkdir(parents=True)
+    rows = [["Retrieve the reason.", f"start {i}. end {i}.", repr([f"a{i}", f"b{i}"]), i % 2]
+            for i in range(4)]  # fmt: skip
+    lines = ["instructions,queries,documents,labels",
+             *(",".join(json.dumps(str(x)) for x in r) for r in rows)]  # fmt: skip
+    (data / "rarb-mcr" / "alphanli-test.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(common, "WORK", tmp_path / "work")  # no copy there
+    monkeypatch.setenv("RARX_DATA", str(data))
+    payload = {"benchmark": "train_mcr", "settings": {"minutes": 1.0},
+               "results": [{"file": "alphanli-test.csv", "system": "minilm", "n": 4,
+                            "accuracy": 0.5, "ci95": [0.0, 1.0]},
+                           {"file": "alphanli-test.csv", "system": "ce", "n": 4,
+                            "accuracy": 0.75, "ci95": [0.25, 1.0],
+                            "vs_minilm": {"delta": 0.25, "p_value": 0.39, "n": 4}}]}  # fmt: skip
+    path = tmp_path / "train_mcr-x.json"
+    path.write_text(json.dumps(with_report(payload, train_mcr.reportable), indent=2) + "\n")
+    text = path.read_text()
+    assert {m["chance"] for m in json.loads(text)["report"]["sections"][0]["measurements"]} == {
+        0.5
+    }
+    assert reportable.backfill(path, check=True) == "unchanged"
+
+    monkeypatch.setenv("RARX_DATA", str(tmp_path / "elsewhere"))  # the file is not here
+    for check in (True, False):
+        with pytest.raises(RarxError, match=r"would lose 2 figure\(s\).*minilm / "
+                           r"alphanli-test / accuracy: chance.*set RARX_DATA"):  # fmt: skip
+            reportable.backfill(path, check=check)
+    assert path.read_text() == text
+
+
+def test_shared_data_of_a_git_worktree_is_beside_the_main_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.common import shared_data
+
+    monkeypatch.delenv("RARX_DATA", raising=False)
+    main = tmp_path / "main"
+    (main / ".git" / "worktrees" / "b").mkdir(parents=True)
+    worktree = tmp_path / "wt" / "b"
+    worktree.mkdir(parents=True)
+    (worktree / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'b'}\n")
+    assert shared_data(worktree) == tmp_path / "shared" / "data"
+    assert shared_data(main) == tmp_path / "shared" / "data"
+    monkeypatch.setenv("RARX_DATA", str(tmp_path / "d"))
+    assert shared_data(worktree) == tmp_path / "d"

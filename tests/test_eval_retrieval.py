@@ -41,7 +41,53 @@ def test_paired_t_test_matches_scipy() -> None:
     p, n = paired_t_test(a, b)
     assert n == 4
     assert p == ttest_rel([0.2, 0.5, 0.3, 0.9], [0.1, 0.4, 0.35, 0.8]).pvalue
-    assert paired_t_test(a, a) == (None, 4)
+    assert paired_t_test({"1": 0.5}, {"1": 0.7}) == (None, 1)  # one query: no test
+
+
+def test_paired_t_test_of_identical_systems_is_one() -> None:
+    a = {"1": 0.1, "2": 0.4, "3": 0.35, "4": 0.8}
+    # scipy's ttest_rel answers NaN here; the systems are the same on every query.
+    assert paired_t_test(a, a) == (1.0, 4)
+    # equal up to float rounding (two ways of summing the same gains) is still identical
+    assert paired_t_test({"1": 0.1 + 0.2, "2": 0.5}, {"1": 0.3, "2": 0.5}) == (1.0, 2)
+
+
+def _sign_flip_p(diffs: list[float]) -> float:
+    """The exact two-sided paired permutation test: every assignment of signs."""
+    import itertools
+
+    observed = abs(sum(diffs))
+    flips = list(itertools.product((1, -1), repeat=len(diffs)))
+    extreme = sum(abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12
+                  for signs in flips)  # fmt: skip
+    return extreme / len(flips)
+
+
+@pytest.mark.parametrize("n", [2, 3, 10])
+def test_paired_t_test_of_a_constant_difference_is_the_exact_sign_flip_test(n: int) -> None:
+    from scipy.stats import ttest_rel
+
+    # The other system right on every query the base gets wrong: scipy says t = inf, p = 0,
+    # "certain" on two queries; the permutation test says how often signs alone do that.
+    base = {str(i): 0.0 for i in range(n)}
+    other = {str(i): 1.0 for i in range(n)}
+    assert ttest_rel(list(other.values()), list(base.values())).pvalue == 0.0
+    p, m = paired_t_test(base, other)
+    assert m == n
+    assert p == pytest.approx(_sign_flip_p([1.0] * n))
+    assert p == paired_t_test(other, base)[0]  # two-sided
+    # a difference equal but for float rounding (0.1 + x - x): not p ~ 1e-32
+    a = {str(i): 0.1 * i for i in range(n)}
+    b = {q: v + 0.1 for q, v in a.items()}
+    assert paired_t_test(a, b)[0] == pytest.approx(_sign_flip_p([0.1] * n))
+
+
+def test_rounded_p_keeps_a_small_p_small() -> None:
+    from rarx.eval.significance import rounded_p
+
+    assert rounded_p(3.2149e-6) == 3.21e-6  # round(p, 4) wrote 0.0, read as certainty
+    assert rounded_p(0.04999) == 0.05
+    assert rounded_p(None) is None
 
 
 def test_each_measure_carries_a_bootstrap_interval_over_every_judged_query() -> None:

@@ -196,3 +196,22 @@ def test_calibrated_systems_share_one_prior_and_record_their_code(
     assert sum(s["position_calibrated"]["top_pick_histogram"]) == 3
     assert ("first+cal", "first-stage") in {(t["system"], t["against"])
                                             for t in s["paired_tests_nDCG@10"]}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_first_stage_records_say_where_the_gold_passage_sat_in_the_first_stage_list(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_cross_encoder: str
+) -> None:
+    run(bench, monkeypatch, "--systems", "cross-encoder", "--cross-encoder", tiny_cross_encoder)
+
+    lines = (tmp_path / "results" / "t.queries.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines[1:]]
+    stage = {r["qid"]: r for r in records if r["system"] == "first-stage"}
+    ce = {r["qid"]: r for r in records if r["system"] == "cross-encoder"}
+    assert sorted(stage) == sorted(ce) == sorted(QUERIES)
+    # MiniLM puts each query's own step among its top 4 of the 5 passages
+    for q, r in stage.items():
+        assert GOLD[q] in r["docids"]
+        assert r["gold_positions"] == [r["docids"].index(GOLD[q])]
+        # the cross-encoder reranked the same list: the same positions
+        assert ce[q]["gold_positions"] == r["gold_positions"]

@@ -199,8 +199,16 @@ def test_encoder_learns_resumes_and_stops_on_time(tmp_path: Path, tiny_bert: Pat
     card = run("encoder", _opts(data, tiny_bert, out, max_steps=4, save_steps=2), settings)
     assert card.steps == 4 and last_checkpoint(out).endswith("checkpoint-4")
     # --resume continues from the checkpoint: the global step goes on from 4.
+    ledger = Path(last_checkpoint(out)) / "rarx_fit_seconds.json"
+    recorded = json.loads(ledger.read_text())
+    assert recorded["step"] == 4 and 0 <= recorded["seconds"] <= card.seconds
+    # as if the first piece had trained for an hour: the resumed card counts it
+    ledger.write_text(json.dumps({**recorded, "seconds": 3600.0}))
     resumed = run("encoder", _opts(data, tiny_bert, out, max_steps=6, resume=True), settings)
     assert resumed.steps == 6 and resumed.options["resumed_from"] == 4
+    assert resumed.options["seconds_before_resume"] == 3600.0
+    piece = resumed.options["seconds_this_piece"]
+    assert resumed.seconds == pytest.approx(3600.0 + piece, abs=0.1) and piece < 3600
     first, last = _first_last(_losses(out))
     assert last < first
     assert ModelCard.read(out).metrics["dev_questions"] == 3

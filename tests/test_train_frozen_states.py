@@ -7,6 +7,7 @@ cache is reused, and an interrupted pass resumed, only for the same model, rows 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -299,8 +300,15 @@ def test_a_disk_cache_is_reused_for_the_same_rows_model_and_dtype_only(tmp_path:
     first = cached(rows)
     kept = np.array(first.cache.states)
     first.finish(keep=True)  # training stopped early
+    # the pass's seconds as its record holds them (as if it had taken 20 minutes)
+    record = first.cache.path.with_suffix(".json")
+    made = json.loads(record.read_text())
+    assert made["seconds"] == round(first.cache.seconds, 1)
+    record.write_text(json.dumps({**made, "seconds": 1234.5}))
     again = cached(rows)
     assert again.cache.reused and again.cache.report()["reused"]
+    # the card of the resumed run counts the pass that made the cache, not 0
+    assert again.cache.seconds == 1234.5 and again.cache.report()["seconds"] == 1234.5
     np.testing.assert_array_equal(np.asarray(again.cache.states), kept)
     assert not cached(rows[:3]).cache.reused  # other rows
     assert not cached(rows, "bfloat16").cache.reused  # another dtype

@@ -36,7 +36,7 @@ from rarx.errors import ConfigError, RarxError
 from rarx.eval.checkpoint import Checkpoint
 from rarx.eval.qa import answer_correct, exact_match, token_f1
 from rarx.eval.qa_run import evaluate_pipeline, gold_answers
-from rarx.eval.significance import bootstrap_ci, mean_ci, paired_t_test
+from rarx.eval.significance import bootstrap_ci, mean_ci, paired_t_test, rounded_p
 from rarx.eval.splits import select
 from rarx.llm.factory import LLMSpec
 from rarx.progress import progress_bar
@@ -239,7 +239,7 @@ def score_system(o: Outcomes, retrieve: Sequence[bool], ar_ok: list[float], resa
         "F1": round(sum(f1) / n, 4), "F1_ci": ci(f1),
         "retrieval_rate": round(sum(rr) / n, 4), "retrieval_rate_ci": ci(rr),
         "accuracy_minus_AR": round(sum(diff) / n, 4), "accuracy_minus_AR_ci": ci(diff),
-        "p_value_vs_AR": None if p_value is None else round(p_value, 4),
+        "p_value_vs_AR": rounded_p(p_value),
         "_correct": acc, "_retrieve": list(retrieve), "_answers": answers,
     }  # fmt: skip
 

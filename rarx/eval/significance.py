@@ -12,20 +12,43 @@ def paired_t_test(
 ) -> tuple[float | None, int]:
     """Two-sided paired t-test (scipy's ``ttest_rel``) over the queries both systems have.
 
-    Returns (p-value, number of queries); the p-value is None when it is undefined
-    (fewer than two queries, or every difference is zero).
+    Returns (p-value, number of queries); the p-value is None with fewer than two queries.
+    Where the differences do not vary the t statistic is 0/0 or x/0, and scipy answers NaN
+    (all zero) or p = 0 (all equal, nonzero: t = inf, "certain" even on two queries), and
+    differences equal but for float rounding give a p of 1e-32 or so. Instead:
+
+    - every difference zero (the systems score each query alike): p = 1, no evidence of a
+      difference;
+    - every difference the same nonzero value: the exact sign-flip permutation test of the
+      same differences (the test the t-test approximates; only the observed signs and their
+      mirror are as extreme), p = 2 / 2**n: 0.5 on two queries, 2e-3 on ten.
     """
     from scipy.stats import ttest_rel
 
     qids = sorted(set(base) & set(other))
-    if len(qids) < 2:
-        return None, len(qids)
+    n = len(qids)
+    if n < 2:
+        return None, n
     a = [base[q] for q in qids]
     b = [other[q] for q in qids]
-    if all(x == y for x, y in zip(a, b, strict=True)):
-        return None, len(qids)
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    scale = max(1.0, *(abs(d) for d in diffs))
+    if max(diffs) - min(diffs) <= _SAME * scale:  # constant but for float rounding
+        if max(abs(d) for d in diffs) <= _SAME * scale:
+            return 1.0, n
+        return min(1.0, 2.0 ** (1 - n)), n
     p = float(ttest_rel(b, a).pvalue)
-    return (None if math.isnan(p) else p), len(qids)
+    return (None if math.isnan(p) else p), n
+
+
+# differences closer than this (relative to the largest, or to 1) count as equal
+_SAME = 1e-12
+
+
+def rounded_p(p: float | None, digits: int = 3) -> float | None:
+    """A p-value for a results file: ``digits`` significant digits, so a small p stays
+    small (rounding to decimals writes 3e-6 as 0.0, which reads as certainty)."""
+    return None if p is None else float(f"{p:.{digits}g}")
 
 
 def bootstrap_ci(

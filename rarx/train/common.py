@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # under the output directory; the model itself is saved at its root
 TRAINER_STATE = "trainer_state.json"  # in a checkpoint, written last by transformers' Trainer
+# in a checkpoint: the training seconds of every piece of the run up to it (--resume adds on)
+FIT_SECONDS = "rarx_fit_seconds.json"
 
 
 @dataclass
@@ -179,15 +181,54 @@ def _timed(fn: Any, first: int, last: int, start: float, budget: float) -> Any:
     return factor
 
 
+def seconds_ledger(start: float, before: float) -> Any:
+    """A callback writing, into each checkpoint the Trainer saves, the training seconds up
+    to it: ``before`` (the pieces this one resumed) plus this piece's since ``start``
+    (``time.perf_counter()``). A resumed run reads it back (:func:`seconds_before`), so
+    its card counts every piece, not only the last."""
+    import json
+
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    from rarx.io.atomic import atomic_write
+
+    class Ledger(TrainerCallback):
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                spent = before + time.perf_counter() - start
+                with atomic_write(folder / FIT_SECONDS) as f:
+                    json.dump({"seconds": round(spent, 1), "step": state.global_step}, f)
+            return control
+
+    return Ledger()
+
+
+def seconds_before(checkpoint: str | Path) -> float | None:
+    """The training seconds recorded in ``checkpoint`` (:func:`seconds_ledger`); None where
+    it holds no record (written before rarx kept one, or by another tool)."""
+    import json
+
+    try:
+        found = json.loads((Path(checkpoint) / FIT_SECONDS).read_text(encoding="utf-8"))
+        return float(found["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 @dataclass
 class FitResult:
     steps: int
     epochs: float
-    seconds: float
+    seconds: float  # every piece of the run; this piece's alone where earlier ones are unknown
     started: str
     stopped_early: bool
     loss_history: list[float]
     resumed_from: int = 0  # the checkpoint's global step when --resume continued one
+    piece_seconds: float | None = None  # this piece's, when it resumed a checkpoint
+    # the pieces before (from the checkpoint's record); None: resumed a checkpoint without one
+    seconds_before: float | None = 0.0
 
 
 def fit(trainer: Any, opts: TrainOptions) -> FitResult:
@@ -201,7 +242,7 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
         # --max-steps fixes the plan: time only stops (and checkpoints) a piece of it
         stopper = time_limit_callback(opts.max_minutes, fit_schedule=opts.max_steps <= 0)
         trainer.add_callback(stopper)
-    resume_from, resumed_from = None, 0
+    resume_from, resumed_from, before = None, 0, 0.0
     if opts.resume:
         resume_from = last_checkpoint(opts.out)
         if resume_from is None:
@@ -211,20 +252,27 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
             )
         log.info("resuming from %s", resume_from)
         resumed_from = _checkpoint_step(resume_from)
+        before = seconds_before(resume_from)
+        if before is None:
+            log.warning("%s records no training seconds: the card's seconds count this "
+                        "piece only", resume_from)  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    trainer.add_callback(seconds_ledger(t0, before or 0.0))
     trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - t0
+    piece = time.perf_counter() - t0
     state = trainer.state
     losses = [float(e["loss"]) for e in state.log_history if "loss" in e]
     return FitResult(
         steps=int(state.global_step),
         epochs=float(state.epoch or 0.0),
-        seconds=round(seconds, 1),
+        seconds=round((before or 0.0) + piece, 1),
         started=started,
         stopped_early=bool(stopper is not None and stopper.fired),
         loss_history=losses,
         resumed_from=resumed_from,
+        piece_seconds=round(piece, 1) if resume_from else None,
+        seconds_before=before,
     )
 
 
@@ -260,7 +308,8 @@ def write_card(
         metrics=dict(metrics or {}),
         overlap=dict(overlap or {}),
         options={**opts.card_options(), **options}
-        | ({"resumed_from": result.resumed_from} if result.resumed_from else {}),
+        | ({"resumed_from": result.resumed_from, "seconds_this_piece": result.piece_seconds,
+            "seconds_before_resume": result.seconds_before} if result.resumed_from else {}),
     )
     card.write(opts.out)
     return card

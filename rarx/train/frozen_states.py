@@ -125,7 +125,7 @@ class StateCache:
     offsets: Any  # numpy [examples + 1] int64
     split: int
     path: Path | None = None
-    seconds: float = 0.0  # the caching pass
+    seconds: float = 0.0  # the caching pass (a reused cache: the pass that made it)
     dtype: CacheDtype = FLOAT32  # the pass's dtype
     reused: bool = False  # read from an earlier run's disk cache: no caching pass
 
@@ -373,7 +373,10 @@ def _reusable_cache(path: Path, digest: str, sequences: Sequence[Sequence[int]],
     if states.shape[0] != offsets[-1]:
         return None
     log.info("reusing the frozen states at %s (same model, rows and dtype)", path)
-    return StateCache(states, offsets, split, path, 0.0, dtype, reused=True)
+    # the pass's seconds as recorded when it was made: the card counts the time it took
+    seconds = found.get("seconds")
+    seconds = float(seconds) if isinstance(seconds, int | float) else 0.0
+    return StateCache(states, offsets, split, path, seconds, dtype, reused=True)
 
 
 STATE_CACHES = ("auto", "memory", "disk", "off")  # auto: memory whenever --train-layers
