@@ -154,6 +154,25 @@ def test_roc_auc_and_dev_calibration() -> None:
     assert t == 0.8 and info["dev_retrieval_rate"] == 0.4 and info["dev_accuracy"] == 0.8
 
 
+def test_a_gate_that_knows_only_each_sets_failure_rate_has_no_within_set_auc() -> None:
+    from rarx.train.gate import auc_by_source
+
+    # P(<RET>) is each set's failure rate: pooled, it "predicts" failure; within a set, no
+    sources = ["sciq"] * 4 + ["squad"] * 4
+    failed = [True, False, True, False, True, True, True, False]
+    p = [0.5] * 4 + [0.75] * 4
+    assert auc_by_source(p, failed, sources) == {
+        "dev_auc_p_ret": pytest.approx(9.5 / 15, abs=1e-4),  # ties count half
+        "dev_auc_p_ret.sciq": 0.5, "dev_auc_p_ret.squad": 0.5,
+    }  # fmt: skip
+    # a question-level signal shows within each set; one set's figure needs both classes
+    p = [0.9, 0.1, 0.8, 0.2, 0.7, 0.6, 0.5, 0.4]
+    assert auc_by_source(p, failed, sources)["dev_auc_p_ret.sciq"] == 1.0
+    one_class = auc_by_source(p, failed[:6] + [True, True], sources[:6] + ["nq"] * 2)
+    assert "dev_auc_p_ret.nq" not in one_class and "dev_auc_p_ret.sciq" in one_class
+    assert list(auc_by_source(p, failed, ["sciq"] * 8)) == ["dev_auc_p_ret"]
+
+
 def test_a_gate_takes_the_retrieval_answer_only_where_it_retrieves() -> None:
     from rarx.eval.adaptive import Outcomes, score_system
 

@@ -398,7 +398,7 @@ def dev_gate_metrics(model_dir: Path, questions: Path, device: str = "cpu") -> d
     """The saved model, loaded as a pipeline loads it, on the dev questions: how often the
     adapt-llm gate retrieves, and the AUC of P(<RET>) for predicting the base model's
     closed-book failure (with the mean P(<RET>) of each class)."""
-    from rarx.eval.adaptive import adapt_decisions, p_ret, roc_auc
+    from rarx.eval.adaptive import adapt_decisions, p_ret
     from rarx.llm import load_llm
     from rarx.train.common import resolve_device
 
@@ -418,7 +418,24 @@ def dev_gate_metrics(model_dir: Path, questions: Path, device: str = "cpu") -> d
         xs = [x for x, f in zip(p, failed, strict=True) if f is want]
         if xs:
             out[f"dev_p_ret_{name}"] = round(sum(xs) / len(xs), 4)
-    auc = roc_auc(p, failed)
-    if auc is not None:
-        out["dev_auc_p_ret"] = round(auc, 4)
+    out.update(auc_by_source(p, failed, [r["source"] for r in dev]))
+    return out
+
+
+def auc_by_source(p: list[float], failed: list[bool], sources: list[str]) -> dict[str, float]:
+    """AUC of P(<RET>) for closed-book failure, pooled (``dev_auc_p_ret``) and within each
+    source (``dev_auc_p_ret.<source>``). With several sources the pooled figure also rewards
+    telling the sets apart (their failure rates differ), which a gate that learned only
+    each set's base rate already does; the per-source ones measure the question-level
+    signal. A source whose dev questions are all of one class has no AUC."""
+    from rarx.eval.adaptive import roc_auc
+
+    out = {}
+    groups = {"": range(len(p))}
+    if len(set(sources)) > 1:
+        groups |= {s: [i for i, x in enumerate(sources) if x == s] for s in sorted(set(sources))}
+    for name, idx in groups.items():
+        auc = roc_auc([p[i] for i in idx], [failed[i] for i in idx])
+        if auc is not None:
+            out["dev_auc_p_ret" + (f".{name}" if name else "")] = round(auc, 4)
     return out
