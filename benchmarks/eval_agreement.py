@@ -1,26 +1,25 @@
 """`rarx eval run` against ir_measures and pytrec_eval on BM25 over CACM: every figure
 must be identical to the last digit.
 
-    RARX_DATA=/work/shared/data python benchmarks/eval_agreement.py
+    python benchmarks/eval_agreement.py
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import ir_measures
 import pytrec_eval
-from common import with_report
+from common import shared_data, with_report
 
 from rarx.eval.results import envelope, write_results
 from rarx.index.lucene import LuceneIndex
 from rarx.io import read_corpus, read_topics, write_run
 
-DATA = Path(os.environ.get("RARX_DATA", "/work/shared/data")) / "cacm"
+DATA = shared_data() / "cacm"  # RARX_DATA, else ../shared/data
 WORK = Path(__file__).parent / "work" / "eval_agreement"
 OUT = Path(__file__).parent / "results" / "eval_agreement.json"
 MEASURES = ["AP", "P@30", "nDCG@10", "R@100", "R@1000", "P@5", "RR", "nDCG"]

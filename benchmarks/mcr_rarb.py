@@ -2,7 +2,7 @@
 scored as RAR-b scores it. Also checks that rarx's batched encoding predicts exactly
 what RAR-b's one-question-at-a-time loop predicts (set MCR_PER_QUESTION=0 to skip).
 
-    RARX_DATA=/work/shared/data python benchmarks/mcr_rarb.py
+    python benchmarks/mcr_rarb.py
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import os
 import time
 from pathlib import Path
 
-from common import with_report
+from common import shared_data, with_report
 
 from rarx.eval.mcr import mcr_encoder, mcr_files, read_mcr_csv, score_mcr
 from rarx.eval.results import envelope, write_results
 from rarx.io.table import table
 
-DATA = Path(os.environ.get("RARX_DATA", "/work/shared/data"))
+DATA = shared_data()  # RARX_DATA, else ../shared/data
 OUT = Path(__file__).parent / "results" / "mcr_rarb.json"
 
 
