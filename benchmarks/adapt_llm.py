@@ -33,7 +33,9 @@ when their first yes/no word is the gold one (:func:`rarx.eval.qa.answer_correct
 rule of the gate data's labels too). Adding a dataset adds only its evaluation step: the
 gate data and the trained gate are reused.
 
-Seconds: ``seconds.train`` is what the gate's card records (the training loop over every
+Seconds: a reused step counts what its own run recorded (the data manifest's ``seconds``,
+only the last piece's when the build resumed; the evaluation file's ``seconds.total``).
+``seconds.train`` is what the gate's card records (the training loop over every
 ``--resume`` piece, the caching pass, the probe, the dev scoring before training; itemised
 in ``train_recorded``), whichever run trained it; ``train_wall_this_run`` is this run's
 own wall time for the step (0 when it reused the trained gate).
@@ -127,7 +129,7 @@ def main() -> None:
          "--limit", str(args.train_limit), "--dev-limit", str(args.data_dev_limit),
          "--out", str(data)],
         (data / "manifest.json").is_file(),
-    )  # fmt: skip
+    ) or json.loads((data / "manifest.json").read_text()).get("seconds", 0.0)  # fmt: skip
     seconds["train"] = step(
         ["train", "gate", "--data", str(data), "--base", args.base, "--out", str(model),
          "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size",
@@ -150,6 +152,8 @@ def main() -> None:
             path.is_file(),
         )  # fmt: skip
         results[ds] = json.loads(path.read_text())
+        if not seconds[f"eval_{ds}"]:  # reused: the time its own run recorded
+            seconds[f"eval_{ds}"] = results[ds]["seconds"]["total"]
 
     card = json.loads((model / "rarx_model.json").read_text())
     # the step's wall time is 0 when this run reused the trained gate, and one piece's when
