@@ -14,7 +14,10 @@ Besides EM/F1, R@k says how often the question's own support paragraph was among
 k passages the reader saw: ARR retrieves with the draft (or question + draft), plain
 with the question. Each figure has a bootstrap 95% interval over the questions; every
 system is compared with retrieve-then-generate, and the adapted drafter with the base
-one, by paired t-tests on per-question F1 and R@k.
+one, by paired t-tests on per-question F1 and R@k. For every system that drafts, R@k is
+also split by whether the draft names a gold answer, beside plain retrieval's R@k on the
+same questions (``recall_by_draft``): where a draft-only query loses recall, this says
+whether it loses it on wrong drafts only.
 
 Per-question results go to the JSON after every ``--chunk`` questions (``complete:
 false`` until every system has every question); ``--resume`` keeps them and runs only
@@ -33,7 +36,7 @@ from common import RESULTS, table, write_result
 from pipeline_common import bm25_index, qa_set, subset
 
 from rarx.eval.datasets import load_beir
-from rarx.eval.qa import exact_match, token_f1
+from rarx.eval.qa import contains_answer, exact_match, token_f1
 from rarx.eval.significance import mean_ci, paired_t_test, rounded_p
 from rarx.io.atomic import atomic_write
 from rarx.pipeline import Pipeline, Resources
@@ -63,6 +66,23 @@ def compare(a: dict, b: dict) -> dict[str, dict[str, float | None]]:
         p, n = paired_t_test(a[m], b[m])
         out[m] = {"diff": round(sum(diff.values()) / max(1, n), 4), "ci95": ci(diff),
                   "p": rounded_p(p)}  # fmt: skip
+    return out
+
+
+def recall_by_draft(drafted: dict[str, dict], plain: dict[str, dict]) -> dict[str, dict]:
+    """Recall of the gold passage split by whether the draft names a gold answer (whole
+    words, normalised): for the drafted system and, over the same questions, for plain
+    retrieval with the question. Shows whether a draft loses recall where it is wrong (it
+    then retrieves for the wrong answer) or also where it is right."""
+    out = {}
+    for part, want in (("draft_names_answer", 1.0), ("draft_misses_answer", 0.0)):
+        qids = [q for q, r in drafted.items()
+                if "draft" in r and contains_answer(r["draft"], r["gold"]) == want]  # fmt: skip
+        n = len(qids)
+        out[part] = {"n": n,
+                     "recall": round(sum(drafted[q]["recall"] for q in qids) / n, 4) if n else None,
+                     "recall_question_only": (round(sum(plain[q]["recall"] for q in qids) / n, 4)
+                                              if n else None)}  # fmt: skip
     return out
 
 
@@ -194,6 +214,10 @@ def main() -> None:
             {"qid": q.qid, "question": r["question"], "gold": r["gold"], "answer": r["answer"]}
             for q, r in list(zip(qs, recs, strict=True))[:3]
         ]
+        if any("draft" in r for r in recs):
+            s["recall_by_draft"] = recall_by_draft(
+                {q.qid: records[system][q.qid] for q in qs},
+                {q.qid: records["retrieve-then-generate"][q.qid] for q in qs})  # fmt: skip
         results[system] = {**s, "examples": examples}  # fmt: skip
         rows.append([system, s["em"], s["f1"], f"[{s['f1_ci95'][0]}, {s['f1_ci95'][1]}]",
                      s[f"R@{args.k}"], s["seconds_per_query"]])  # fmt: skip
@@ -203,6 +227,11 @@ def main() -> None:
     if args.draft_llm:
         pairs.append(("arr (draft)", "arr (draft, adapted drafter)"))
     tests = {f"{b} - {a}": compare(per[a], per[b]) for a, b in pairs}
+    print(table(["system", "draft names the answer", "n", f"R@{args.k}", "question only"],
+                [[system, part.removeprefix("draft_").replace("_", " "), v["n"], v["recall"],
+                  v["recall_question_only"]]
+                 for system, r in results.items()
+                 for part, v in r.get("recall_by_draft", {}).items()]))  # fmt: skip
     print(table(["comparison", "F1 diff [95% CI], p", f"R@{args.k} diff [95% CI], p"],
                 [[c, f"{t['f1']['diff']:+.4f} {t['f1']['ci95']}, p={t['f1']['p']}",
                   f"{t['recall']['diff']:+.4f} {t['recall']['ci95']}, p={t['recall']['p']}"]
@@ -239,6 +268,12 @@ def reportable(data: dict[str, Any]) -> Any:
     diffs = [Measurement(f"{a} − {b}", dataset, f"{m} difference", t["diff"],
                          interval(t["ci95"]), setup["questions"], None, t["p"], b)
              for (a, b), by in tests.items() for m, t in by.items()]  # fmt: skip
+    by_draft = [Measurement(f"{system}: {who}", dataset,
+                            f"R@{setup['k']}, {part.removeprefix('draft_').replace('_', ' ')}",
+                            v[key], n=v["n"])
+                for system, r in data["results"].items()
+                for part, v in r.get("recall_by_draft", {}).items() if v["n"]
+                for who, key in (("draft", "recall"), ("question only", "recall_question_only"))]
     return Reportable("pipeline_arr", (
         Section("pipeline-arr", f"Adapt-retrieve-revise on {dataset}", tuple(rows),
                 note="p-values: paired t-test per question against retrieve-then-generate."),
@@ -246,6 +281,10 @@ def reportable(data: dict[str, Any]) -> Any:
                 tuple(diffs), plot="table"),
         Section("pipeline-arr-seconds", "Adapt-retrieve-revise: seconds per query",
                 tuple(cost), plot="table"),
+        *([Section("pipeline-arr-by-draft", "Gold-passage recall by whether the draft names "
+                   "the answer", tuple(by_draft), plot="table",
+                   note="question only: retrieve-then-generate's recall on the same questions")]
+          if by_draft else []),
     ), f"drafts by {setup['draft_llm']}, revision by {setup['revise_llm']}, "
        f"{setup['questions']} questions", scalars(setup, "questions", "seed", "retriever", "k"))
 
