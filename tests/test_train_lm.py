@@ -94,3 +94,31 @@ def test_train_lm_lowers_the_corpus_loss_and_writes_a_card(
     assert after < before - 1.0
     (gen,) = load_llm(str(out), device="cpu").generate(["The mitochondria is"], max_new_tokens=3)
     assert gen.text.split()[:1] == ["the"]  # the corpus's next word after "is"
+
+
+@pytest.mark.slow
+def test_train_lm_top_layers_on_cached_states_leaves_the_lower_layer_as_it_was(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from rarx.cli.main import cli
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "title": t, "text": x}) + "\n"
+                              for i, (t, x) in enumerate(DOCS * 4)))  # fmt: skip
+    out = tmp_path / "adapted"
+    cli.main(["train", "lm", "--corpus", str(corpus), "--base", str(tiny_llama), "--out",
+              str(out), "--block-size", "16", "--max-steps", "30", "--lr", "0.01",
+              "--batch-size", "4", "--dev-fraction", "0.1", "--train-layers", "1",
+              "--state-cache", "memory", "--cache-dtype", "float32", "--quiet"],
+             standalone_mode=False)  # fmt: skip
+    card = json.loads((out / "rarx_model.json").read_text())
+    assert card["options"]["train_layers"] == 1
+    assert card["options"]["state_cache"]["examples"] == card["options"]["train_blocks"]
+    # the held-out loss is the whole saved model's, and the top layer alone lowered it
+    assert card["metrics"]["dev_loss"] < card["metrics"]["dev_loss_before"]
+    before, after = (load_file(str(d / "model.safetensors")) for d in (tiny_llama, out))
+    assert all(after[k].equal(before[k]) for k in before if k.startswith("model.layers.0."))
+    assert not after["model.layers.1.mlp.down_proj.weight"].equal(
+        before["model.layers.1.mlp.down_proj.weight"])  # fmt: skip

@@ -13,6 +13,11 @@ plain transformers model directory (LoRA adapters merged), usable as ``llm:`` or
 When the tokenizer pads with its end-of-text token, the collator also masks the
 separators between documents from the loss; the model then never learns to predict a
 document's end, which continued pre-training does not need.
+
+``--train-layers N`` trains the top N decoder layers only, by default on the frozen
+layers' states computed once per block (:mod:`rarx.train.frozen_states`): what makes a
+1.5B drafter trainable on a CPU. The held-out loss is then measured with the saved,
+whole model, as before training.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from typing import Any
 from rarx.errors import ConfigError, InputError
 from rarx.io.corpus import Corpus, corpus_checksum, corpus_files
 from rarx.models.card import DataRef
+from rarx.train.cache_dtype import cache_dtype_setting
 from rarx.train.common import TrainOptions, setting, training_arguments
+from rarx.train.frozen_states import STATE_CACHES
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,14 @@ class LmSettings:
     block_size: int = setting(256, "Tokens per packed training sequence.", min=2)
     dev_fraction: float = setting(0.05, "Share of blocks held out for the loss on the card.")
     limit: int | None = setting(None, "First N documents only.", min=1)
+    train_layers: int = setting(0, "Train only the top N decoder layers (0: all); cheaper "
+                                "steps on a CPU.", min=0)  # fmt: skip
+    state_cache: str = setting(
+        "auto", "With --train-layers: train the top layers on the frozen layers' states, "
+        "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
+        choices=STATE_CACHES,
+    )  # fmt: skip
+    cache_dtype: str = cache_dtype_setting()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dev_fraction < 1.0:
@@ -147,19 +162,18 @@ def _train(opts: TrainOptions, settings: LmSettings | None = None) -> Outcome:
                 model=model, args=args, eval_dataset=dev, data_collator=collate,
             ).evaluate()["eval_loss"]), 4)})  # fmt: skip
         metrics.update(before.metrics)
-    model = trainable(model, lora=LoraSpec(16, 32) if opts.lora else None)
-    trainers: list[Any] = []
-
-    def make_trainer(dataset: Any, collator: Any) -> Any:
-        trainers.append(Trainer(model=model, args=args, train_dataset=dataset,
-                                eval_dataset=dev or None, data_collator=collator))  # fmt: skip
-        return trainers[0]
-
-    trained = train_and_save(opts, model, tokenizer, [{"input_ids": b} for b in blocks.train],
-                             collate, make_trainer)  # fmt: skip
+    model = trainable(model, train_layers=s.train_layers,
+                      lora=LoraSpec(16, 32) if opts.lora else None)  # fmt: skip
+    trained = train_and_save(
+        opts, model, tokenizer, [{"input_ids": b} for b in blocks.train], collate,
+        lambda dataset, collator: Trainer(model=model, args=args, train_dataset=dataset,
+                                          data_collator=collator),
+        train_layers=s.train_layers, state_cache=s.state_cache, cache_dtype=s.cache_dtype,
+    )  # fmt: skip
     result = trained.result
-    if dev:
-        loss = float(trainers[0].evaluate()["eval_loss"])
+    if dev:  # the saved model whole (a state cache's collator feeds the top layers only)
+        loss = float(Trainer(model=trained.model, args=args, eval_dataset=dev,
+                             data_collator=collate).evaluate()["eval_loss"])  # fmt: skip
         metrics["dev_loss"] = round(loss, 4)
         metrics["dev_perplexity"] = round(math.exp(min(loss, 50.0)), 3)
     if result.loss_history:
@@ -168,4 +182,5 @@ def _train(opts: TrainOptions, settings: LmSettings | None = None) -> Outcome:
     return Outcome(data, result, metrics, {}, dict(
         block_size=block_size, dev_fraction=dev_fraction, limit=limit,
         train_blocks=len(blocks.train), dev_blocks=len(blocks.dev), corpus_tokens=blocks.tokens,
+        train_layers=s.train_layers, **trained.card_options(),
     ), before.record if before else None)  # fmt: skip
