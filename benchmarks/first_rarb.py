@@ -18,6 +18,10 @@ Systems, on the same seeded sample of each set's queries and the same candidates
 - ``cross-encoder``: the cross-encoder ``--cross-encoder PATH`` (rarx.rerank's reranker; none
   is packaged: ``rarx train cross-encoder`` makes one), no LLM. Its records name the model
   and its weights' checksum, so a resume never mixes two models.
+- ``first@wWsS``, ``first+inst@wWsS``, ``first-trained@wWsS``, ``first-trained+inst@wWsS``:
+  the same FIRST system with sliding windows of W candidates and stride S over the same
+  ``--k`` (back to front, so the top W decide last), W chosen on training-source windows
+  (``first_window_select.py``); paired against the system at one window;
 - ``first-trained`` and ``first-trained+inst``: FIRST (without and with the set's
   instruction) with the model ``--trained-llm SPEC`` (a folder ``rarx train first`` wrote,
   e.g. ``ctranslate2:models/first-qwen``; ``--llm-option`` applies to it as to ``--llm``),
@@ -67,6 +71,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -89,6 +94,29 @@ LLM_SYSTEMS = ("first", "first+inst", "listwise", "first+orders", "first+cal", "
 TRAINED = ("first-trained", "first-trained+inst")  # FIRST with --trained-llm
 CALIBRATE = "query-free"  # the +cal systems' prior: per window size, read once per set
 SYSTEMS = (*LLM_SYSTEMS, *TRAINED, CE)
+# FIRST with sliding windows of W candidates, stride S, over the same --k: "first+inst@w5s2"
+WINDOWED = re.compile(r"^(first|first\+inst|first-trained|first-trained\+inst)@w(\d+)s(\d+)$")
+
+
+def windowed(system: str) -> tuple[str, int, int] | None:
+    """``(FIRST system, window, stride)`` of a windowed system's name, else None."""
+    m = WINDOWED.match(system)
+    return (m[1], int(m[2]), int(m[3])) if m else None
+
+
+def base_system(system: str) -> str:
+    """The system a windowed one runs (its model and prompt), or the system itself."""
+    w = windowed(system)
+    return w[0] if w else system
+
+
+def system_name(value: str) -> str:
+    """``--systems`` values: a known system, or a FIRST system with ``@wWsS``."""
+    if value in SYSTEMS or windowed(value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r}: expected one of {', '.join(SYSTEMS)}, or first/first+inst/first-trained/"
+        "first-trained+inst with @wWsS (a window of W candidates, stride S)")
 MEASURES = ("nDCG@10", "R@10")
 
 
@@ -146,6 +174,14 @@ def reranker(which: str, llm: Any, data: Any, args: Any, trained: Any = None, **
              "first+cal": {"calibrate": CALIBRATE},
              "first+inst+cal": {"instruction": data.instruction, "calibrate": CALIBRATE},
              }.get(which, {})  # fmt: skip
+    if w := windowed(which):
+        base, window, stride = w
+        from rarx.rerank import make_reranker
+
+        return make_reranker("first", "bench", args.k, window=window, stride=stride,
+                             llm=trained if base in TRAINED else llm, **kw,
+                             **({"instruction": data.instruction} if base.endswith("+inst")
+                                else {}))  # fmt: skip
     if which in TRAINED:
         return make("first", trained, args.k, **kw, **extra)
     return make("listwise" if which == "listwise" else "first", llm, args.k, **kw, **extra)
@@ -262,6 +298,7 @@ def summarize(
         # every system asked for or already in the JSONL: a resume adding one keeps the rest
         held = {r["system"] for r in mine}
         ranked = [s for s in SYSTEMS if s not in POSITION and (s in args.systems or s in held)]
+        ranked += sorted(s for s in {*args.systems, *held} if windowed(s))
         for system in ["first-stage", *ranked]:
             rows = [r for r in mine if r["system"] == system]
             if not rows:
@@ -300,6 +337,8 @@ def summarize(
                               ("first-trained+inst", "first-trained"),
                               ("first-trained", "listwise")]
                   if p[0] in systems and p[1] in systems]  # fmt: skip
+        pairs += [(s, base_system(s)) for s in systems
+                  if windowed(s) and base_system(s) in systems]  # fmt: skip
         for a, b in pairs:
             p, n = paired_t_test(per_query[b], per_query[a])
             both = sorted(set(per_query[a]) & set(per_query[b]))
@@ -366,6 +405,11 @@ LABELS = {"first": "FIRST", "first+inst": "FIRST +inst", "listwise": "listwise",
           "first-trained+inst": "trained FIRST +inst"}  # fmt: skip
 
 
+def label_of(system: str) -> str:
+    w = windowed(system)
+    return f"{LABELS[w[0]]} W={w[1]} S={w[2]}" if w else LABELS.get(system, system)
+
+
 def random_order(k: int, cutoff: int = 10) -> tuple[float, float]:
     """Expected nDCG@cutoff and R@cutoff of a random order of ``k`` candidates holding the
     query's one relevant passage (every RAR-b-recipe set has one per query): the passage
@@ -393,7 +437,7 @@ def reportable(data: dict[str, Any]) -> Any:
         p_of = {t["system"]: t["p"] for t in s["paired_tests_nDCG@10"]
                 if t["against"] == "first-stage"}  # fmt: skip
         for system, v in s["systems"].items():
-            label = LABELS.get(system, system)
+            label = label_of(system)
             for m in MEASURES:
                 p = p_of.get(system) if m == "nDCG@10" else None
                 quality.append(Measurement(
@@ -472,7 +516,7 @@ def report_files(
                 if t["against"] == "first-stage"}  # fmt: skip
         systems = []
         for system, v in s["systems"].items():
-            label = stage if system == "first-stage" else f"{LABELS.get(system, system)}"
+            label = stage if system == "first-stage" else f"{label_of(system)}"
             systems.append({
                 "system": label,
                 "measures": {m: v[m] for m in MEASURES},
@@ -483,7 +527,7 @@ def report_files(
                 else {"nDCG@10": p_of.get(system)},
                 "settings": {"cross_encoder": v.get("model"), "k": settings["k"]}
                 if system == CE else
-                {"llm": v.get("model") if system in TRAINED else settings["llm"],
+                {"llm": v.get("model") if base_system(system) in TRAINED else settings["llm"],
                  "k": settings["k"],
                  "instruction": s["instruction"] if system.endswith("+inst") else None},
             })  # fmt: skip
@@ -595,7 +639,7 @@ def main() -> None:
     ap.add_argument(
         "--systems",
         nargs="+",
-        choices=SYSTEMS,
+        type=system_name,
         help="default: every LLM system, and cross-encoder with --cross-encoder",
     )
     ap.add_argument("--cross-encoder", metavar="PATH",
@@ -628,7 +672,7 @@ def main() -> None:
     if CE in args.systems and not args.cross_encoder:
         ap.error("--systems cross-encoder needs --cross-encoder PATH (a model that `rarx train "
                  "cross-encoder` made, or a Hugging Face cross-encoder)")  # fmt: skip
-    if set(TRAINED) & set(args.systems) and not args.trained_llm:
+    if {base_system(s) for s in args.systems} & set(TRAINED) and not args.trained_llm:
         ap.error("--systems first-trained needs --trained-llm SPEC (a folder that `rarx train "
                  "first` wrote, e.g. ctranslate2:models/first-qwen)")  # fmt: skip
     datasets = args.dataset or ["arc-challenge"]
@@ -669,8 +713,11 @@ def main() -> None:
     ce_model = cross_encoder_id(args.cross_encoder) if CE in args.systems else None
     check_held(records, (CE,), ce_model, jsonl, "cross-encoder", "model")
     trained_model = (trained_llm_id(args.trained_llm)
-                     if set(TRAINED) & set(args.systems) else None)  # fmt: skip
-    check_held(records, TRAINED, trained_model, jsonl, "trained FIRST", "--trained-llm")
+                     if {base_system(s) for s in args.systems} & set(TRAINED)
+                     else None)  # fmt: skip
+    trained_systems = (*TRAINED, *{r["system"] for r in records
+                                   if base_system(r["system"]) in TRAINED})  # fmt: skip
+    check_held(records, trained_systems, trained_model, jsonl, "trained FIRST", "--trained-llm")
     # the first stage's candidates as recorded: a resumed system reranks the same ones
     stage_held = {(r["dataset"], r["qid"]): r["docids"] for r in records
                   if r["system"] == "first-stage"}  # fmt: skip
@@ -678,7 +725,7 @@ def main() -> None:
     code = code_revision()
     start = time.perf_counter()
     llm, trained, load_seconds = None, None, 0.0
-    if any(s in LLM_SYSTEMS for s in args.systems):  # the LLM only when an LLM system runs
+    if any(base_system(s) in LLM_SYSTEMS for s in args.systems):  # only when one runs
         from rarx.llm import load_llm
 
         t = time.perf_counter()
@@ -760,7 +807,7 @@ def main() -> None:
                         )
                         if which == CE:
                             rec["model"] = ce_model
-                        elif which in TRAINED:
+                        elif base_system(which) in TRAINED:
                             rec["model"] = trained_model
                         rec["code"] = code
                     records.append(rec)
