@@ -69,21 +69,28 @@ def _corpus_loss(model_dir: Path) -> float:
     return sum(losses) / len(losses)
 
 
-@pytest.mark.slow
-def test_train_lm_lowers_the_corpus_loss_and_writes_a_card(
-    tiny_llama: Path, tmp_path: Path
-) -> None:
+def _train_lm(base: Path, tmp_path: Path, *extra: str) -> Path:
+    """``rarx train lm`` for 30 steps on the corpus (four copies), through the CLI."""
     from rarx.cli.main import cli
-    from rarx.llm import load_llm
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": f"d{i}", "title": t, "text": x}) + "\n"
                               for i, (t, x) in enumerate(DOCS * 4)))  # fmt: skip
     out = tmp_path / "adapted"
-    cli.main(["train", "lm", "--corpus", str(corpus), "--base", str(tiny_llama), "--out",
+    cli.main(["train", "lm", "--corpus", str(corpus), "--base", str(base), "--out",
               str(out), "--block-size", "16", "--max-steps", "30", "--lr", "0.01",
-              "--batch-size", "4", "--dev-fraction", "0.1", "--quiet"],
+              "--batch-size", "4", "--dev-fraction", "0.1", "--quiet", *extra],
              standalone_mode=False)  # fmt: skip
+    return out
+
+
+@pytest.mark.slow
+def test_train_lm_lowers_the_corpus_loss_and_writes_a_card(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    from rarx.llm import load_llm
+
+    out = _train_lm(tiny_llama, tmp_path)
     card = json.loads((out / "rarx_model.json").read_text())
     assert card["objective"] == "lm" and card["base"] == str(tiny_llama) and card["steps"] == 30
     assert card["data"][0]["rows"] == 24 and card["data"][0]["checksum"].startswith("sha256:")
@@ -102,17 +109,8 @@ def test_train_lm_top_layers_on_cached_states_leaves_the_lower_layer_as_it_was(
 ) -> None:
     from safetensors.torch import load_file
 
-    from rarx.cli.main import cli
-
-    corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "title": t, "text": x}) + "\n"
-                              for i, (t, x) in enumerate(DOCS * 4)))  # fmt: skip
-    out = tmp_path / "adapted"
-    cli.main(["train", "lm", "--corpus", str(corpus), "--base", str(tiny_llama), "--out",
-              str(out), "--block-size", "16", "--max-steps", "30", "--lr", "0.01",
-              "--batch-size", "4", "--dev-fraction", "0.1", "--train-layers", "1",
-              "--state-cache", "memory", "--cache-dtype", "float32", "--quiet"],
-             standalone_mode=False)  # fmt: skip
+    out = _train_lm(tiny_llama, tmp_path, "--train-layers", "1", "--state-cache", "memory",
+                    "--cache-dtype", "float32")  # fmt: skip
     card = json.loads((out / "rarx_model.json").read_text())
     assert card["options"]["train_layers"] == 1
     assert card["options"]["state_cache"]["examples"] == card["options"]["train_blocks"]

@@ -36,7 +36,7 @@ from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
 from rarx.train.cache_dtype import cache_dtype_setting
 from rarx.train.common import TrainOptions, setting
 from rarx.train.data.ranking import RankingWindow
-from rarx.train.frozen_states import STATE_CACHES
+from rarx.train.frozen_states import state_cache_setting
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,7 @@ class FirstLossSettings:
         0, "Train only the top N decoder layers (0: all); much cheaper per step on a CPU.",
         min=0,
     )  # fmt: skip
-    state_cache: str = setting(
-        "auto", "With --train-layers: compute the frozen layers' states once per example and "
-        "train the top layers on them (auto = memory; disk memory-maps them under "
-        "OUT/checkpoints; off: run the frozen layers every step).", choices=STATE_CACHES,
-    )  # fmt: skip
+    state_cache: str = state_cache_setting()
     cache_dtype: str = cache_dtype_setting()
 
     def __post_init__(self) -> None:

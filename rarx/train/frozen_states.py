@@ -382,6 +382,17 @@ def _reusable_cache(path: Path, digest: str, sequences: Sequence[Sequence[int]],
 STATE_CACHES = ("auto", "memory", "disk", "off")  # auto: memory whenever --train-layers
 
 
+def state_cache_setting() -> Any:
+    """The ``state_cache`` field of every objective that trains top layers (one help)."""
+    from rarx.train.common import setting
+
+    return setting(
+        "auto", "With --train-layers: compute the frozen layers' states once per example and "
+        "train the top layers on them (auto = memory; disk memory-maps them under "
+        "OUT/checkpoints; off: run the frozen layers every step).", choices=STATE_CACHES,
+    )  # fmt: skip
+
+
 @dataclass
 class CachedTraining:
     """A training set, its collator and the context the Trainer runs in, on cached states."""

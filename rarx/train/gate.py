@@ -43,7 +43,7 @@ from rarx.train.data.gate import (
     read_instances,
     read_summary,
 )
-from rarx.train.frozen_states import STATE_CACHES
+from rarx.train.frozen_states import state_cache_setting
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,7 @@ class GateTrainSettings:
         0, "Train only the top N decoder layers (0: all; with --lora: adapters there only); "
         "the <RET> row keeps what the probe fitted.", min=0,
     )  # fmt: skip
-    state_cache: str = setting(
-        "auto", "With --train-layers: train the top layers on the frozen layers' states, "
-        "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
-        choices=STATE_CACHES,
-    )  # fmt: skip
+    state_cache: str = state_cache_setting()
     cache_dtype: str = cache_dtype_setting()
 
 

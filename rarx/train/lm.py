@@ -33,7 +33,7 @@ from rarx.io.corpus import Corpus, corpus_checksum, corpus_files
 from rarx.models.card import DataRef
 from rarx.train.cache_dtype import cache_dtype_setting
 from rarx.train.common import TrainOptions, setting, training_arguments
-from rarx.train.frozen_states import STATE_CACHES
+from rarx.train.frozen_states import state_cache_setting
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,7 @@ class LmSettings:
     limit: int | None = setting(None, "First N documents only.", min=1)
     train_layers: int = setting(0, "Train only the top N decoder layers (0: all); cheaper "
                                 "steps on a CPU.", min=0)  # fmt: skip
-    state_cache: str = setting(
-        "auto", "With --train-layers: train the top layers on the frozen layers' states, "
-        "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
-        choices=STATE_CACHES,
-    )  # fmt: skip
+    state_cache: str = state_cache_setting()
     cache_dtype: str = cache_dtype_setting()
 
     def __post_init__(self) -> None:

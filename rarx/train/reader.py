@@ -28,7 +28,7 @@ from rarx.train.data.reader import (
     read_rows,
     read_summary,
 )
-from rarx.train.frozen_states import STATE_CACHES
+from rarx.train.frozen_states import state_cache_setting
 from rarx.train.objective import CliSpec, Outcome
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,7 @@ class ReaderTrainSettings:
     lora_r: int = setting(16, "LoRA rank (with --lora).", min=1)
     train_layers: int = setting(0, "Train only the top N decoder layers (0: all); cheaper "
                                 "steps on a CPU.", min=0)  # fmt: skip
-    state_cache: str = setting(
-        "auto", "With --train-layers: train the top layers on the frozen layers' states, "
-        "computed once (auto = memory; disk: memory-mapped under OUT/checkpoints; off).",
-        choices=STATE_CACHES,
-    )  # fmt: skip
+    state_cache: str = state_cache_setting()
     cache_dtype: str = cache_dtype_setting()
     dev_limit: int | None = setting(32, "Dev instances the loss is measured on before and "
                                     "after (0: none).", min=0)  # fmt: skip
