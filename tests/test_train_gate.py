@@ -4,6 +4,7 @@ evaluation's pure parts. Models and tokenizers are tiny and built here."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +100,17 @@ def test_gate_data_builder_produces_both_instance_kinds(
 
 
 class _StopsAfter(ScriptedLLM):
-    """Answers ``limit`` questions, then stops as an interrupted run does."""
+    """Answers ``limit`` questions, ``pause`` seconds per batch, then stops as an
+    interrupted run does."""
 
-    def __init__(self, limit: int, **kw: Any) -> None:
+    def __init__(self, limit: int, pause: float = 0.0, **kw: Any) -> None:
         super().__init__(**kw)
-        self.limit = limit
+        self.limit, self.pause = limit, pause
 
     def generate(self, prompts: Any, max_new_tokens: int = 128, stop: Any = ()) -> Any:
         if len(self.calls) >= self.limit:
             raise KeyboardInterrupt
+        time.sleep(self.pause)
         return super().generate(prompts, max_new_tokens, stop)
 
 
@@ -115,14 +118,16 @@ def test_a_stopped_gate_data_build_resumes_without_asking_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(gate_data.SOURCES, "tiny", tiny_items)
-    first = _StopsAfter(8, reply=knows)
+    first = _StopsAfter(8, pause=0.25, reply=knows)
     with pytest.raises(KeyboardInterrupt):  # batches of 2, kept every 8 questions
         build_gate_data(first, "tiny", tmp_path, batch_size=2, quiet=True)
     assert not (tmp_path / gate_data.META_FILE).exists()
     second = ScriptedLLM(reply=knows)
-    build_gate_data(second, "tiny", tmp_path, batch_size=2, quiet=True)
+    s = build_gate_data(second, "tiny", tmp_path, batch_size=2, quiet=True)
     questions = (tmp_path / "questions.jsonl").read_text().splitlines()
     assert len(first.calls) == 8 and len(second.calls) == len(questions) - 8
+    # the stopped piece's 4 batches (1 s asleep) count in the build's time, not only the last
+    assert s.closed_book_seconds >= 1.0 and s.seconds >= s.closed_book_seconds
     assert not (tmp_path / gate_data.PARTIAL_FILE).exists()  # a complete build keeps none
 
 
