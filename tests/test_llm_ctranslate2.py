@@ -174,11 +174,34 @@ def test_path_logprobs_read_every_step_of_a_path_in_one_pass(
             assert max(abs(ps[c] - gs[c]) for c in letters) < 2e-3
 
 
-def test_path_logprobs_over_the_logits_budget_defers_to_per_token_reading() -> None:
-    small = CTranslate2LLM("smollm2-135m", compute_type="float32", logits_budget_mb=1)
-    prompt = ChatPrompt.user("Name a letter. " + "word " * 40, prefix="[")
-    with pytest.raises(NotImplementedError, match="exceed the 1 MB budget"):
-        small.path_logprobs([prompt], [("A",)], ["A", "B"])
+def test_a_path_is_read_in_one_call_whatever_the_prompt_length(ct_f32: CTranslate2LLM) -> None:
+    # a prompt far longer than the rest: still one generate call per path (the prompt
+    # forwarded once as the static prompt), never a second pass per path token
+    class Counting:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.calls = inner, []
+
+        def generate_batch(self, rows: Any, **options: Any) -> Any:
+            self.calls.append((len(options.get("static_prompt") or ()), [len(r) for r in rows]))
+            return self.inner.generate_batch(rows, **options)
+
+    prompts = [ChatPrompt.user("Name a letter. " + "word " * n, prefix="[") for n in (2, 400)]
+    paths = [("A", "]"), ("A",)]
+    want = [ct_f32.next_token_logprobs([ChatPrompt(p.messages, p.prefix + "".join(path[:j]))
+                                        for j in range(len(path) + 1)], ["A", "B"])
+            for p, path in zip(prompts, paths, strict=True)]  # fmt: skip
+    real, ct_f32.generator = ct_f32.generator, Counting(ct_f32.generator)
+    try:
+        got = ct_f32.path_logprobs(prompts, paths, ["A", "B"])
+        calls = ct_f32.generator.calls
+    finally:
+        ct_f32.generator = real
+    assert len(calls) == 2 and calls[1][0] > 400  # the long prompt went in as the static one
+    assert [rows for _, rows in calls] == [[3], [2]]  # its last token and the path, forced
+    for w, g in zip(want, got, strict=True):
+        assert len(g) == len(w)
+        for ws, gs in zip(w, g, strict=True):
+            assert max(abs(ws[c] - gs[c]) for c in ws) < 2e-3
 
 
 def test_continuation_logprobs_agree(smol: Any, ct_f32: CTranslate2LLM) -> None:

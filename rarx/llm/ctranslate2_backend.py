@@ -28,11 +28,14 @@ Where each number comes from:
   (each cached state stays for the generator's life); ``prefix_cache=0`` turns it off.
 - ``continuation_logprobs``: ``Generator.score_batch`` over context + continuation ids
   (every token's log-probability given the ones before), the continuation's tail read.
-- ``path_logprobs`` (a reply read along a path of tokens, as Qwen's FIRST reads ``[`` then
-  ``O``): ``Generator.forward_batch``, which returns the logits of every position, read
-  at the path's last positions: one forward pass instead of one per path token. Those
-  logits cost prompt length x vocabulary floats, so a batch too large for
-  ``logits_budget_mb`` is refused and the caller reads the path one pass per token.
+- ``path_logprobs`` (a reply read along a path of tokens, as Qwen's FIRST reads ``[A``
+  after the prompt and ``O`` after ``[``): ``generate_batch`` with all but the prompt's
+  last token as an uncached ``static_prompt`` (forwarded once, at once) and the last token
+  plus the path as the start tokens, ``include_prompt_in_result=True``: the steps forcing
+  the path give the logits after the prompt and after each path token, then one step is
+  generated. One pass over the prompt instead of one per path token, and the first
+  reading is exactly ``next_token_logprobs``' (the later ones agree to int8 noise: the
+  path's tokens go through the cache one at a time, not in one matrix product).
 """
 
 from __future__ import annotations
@@ -101,7 +104,6 @@ class CTranslate2LLM(HFTokens):
         batch_size: int = 8,
         max_context: int | None = None,
         threads: int | None = None,
-        logits_budget_mb: int = 1024,
         prefix_cache: int = 16,
         quiet: bool = True,
     ):
@@ -111,7 +113,6 @@ class CTranslate2LLM(HFTokens):
 
         self.name = model
         self.batch_size = max(1, int(batch_size))
-        self.logits_budget = int(logits_budget_mb) << 20
         self.prefix_cache = max(0, int(prefix_cache))
         self._prefixes: list[tuple[int, ...]] = []  # static prompts CTranslate2 has cached
         if device in (None, "auto"):
@@ -255,47 +256,41 @@ class CTranslate2LLM(HFTokens):
     ) -> list[list[dict[str, float]]]:
         """For each prompt and its path of tokens (appended after the prompt's prefix),
         the candidates' log-probabilities after the prompt and after each path token:
-        ``len(path) + 1`` readings from one forward pass (the transformers backend's
-        ``path_logprobs``). Raises NotImplementedError where the full logits would not
-        fit ``logits_budget_mb`` or live off the CPU (the caller then reads one pass per
-        token)."""
+        ``len(path) + 1`` readings from one pass over the prompt (the transformers
+        backend's ``path_logprobs``)."""
         if all(not path for path in paths):  # one reading after each prompt: the cached
             return [[row] for row in self.next_token_logprobs(prompts, candidates)]  # prefix
-        if self.device != "cpu":
-            raise NotImplementedError("path_logprobs reads CPU logits; read per token")
         cand = [self.token_id(c) for c in candidates]
-        ids = [self.prompt_ids(ChatPrompt(as_chat(p).messages, as_chat(p).prefix + "".join(path)))
-               for p, path in zip(prompts, paths, strict=True)]  # fmt: skip
-        row_bytes = [len(x) * self._vocab_size() * 4 for x in ids]
-        if max(row_bytes, default=0) > self.logits_budget:
-            raise NotImplementedError(
-                f"the logits of a {max(len(x) for x in ids)}-token prompt exceed the "
-                f"{self.logits_budget >> 20} MB budget; read per token"
-            )
-        results: list[list[dict[str, float]]] = [[] for _ in ids]
-        # Equal-length rows per batch (no padding to reason about), within the budget.
-        for group in length_groups([len(x) for x in ids], self.batch_size, 0):
-            take = max(1, self.logits_budget // max(1, row_bytes[group[0]]))
-            for at in range(0, len(group), take):
-                rows = group[at : at + take]
-                try:
-                    out = self.generator.forward_batch([ids[i] for i in rows])
-                except (RuntimeError, ValueError) as exc:
-                    raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
-                logits = np.asarray(out)  # [rows, length, vocab], raw logits
-                for r, i in enumerate(rows):
-                    keep = len(paths[i]) + 1
-                    tail = logits[r, logits.shape[1] - keep :]
-                    steps = [_log_softmax(step) for step in tail]
-                    results[i] = [
-                        {c: float(lps[t]) for c, t in zip(candidates, cand, strict=True)}
-                        for lps in steps
-                    ]
-                del out, logits
+        results: list[list[dict[str, float]]] = []
+        for prompt, path in zip(prompts, paths, strict=True):
+            chat = as_chat(prompt)
+            head = self.prompt_ids(chat)
+            ids = self.prompt_ids(ChatPrompt(chat.messages, chat.prefix + "".join(path)))
+            if ids[: len(head)] != head or len(ids) != len(head) + len(path):
+                raise LLMError(f"{self.name}: the path {list(path)} does not extend the "
+                               f"prompt's tokens one token each")  # fmt: skip
+            options: dict[str, Any] = {}
+            if len(head) > 1:
+                options.update(static_prompt=self._tokens(head[:-1]), cache_static_prompt=False)
+            try:
+                out = self.generator.generate_batch(
+                    [self._tokens(ids[len(head) - 1 :])], max_length=len(path) + 1,
+                    sampling_topk=1, include_prompt_in_result=True, return_logits_vocab=True,
+                    **options,
+                )  # fmt: skip
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"{self.name}: forward pass failed: {exc}") from exc
+            # the forced steps may come as one [tokens, vocab] array: rows, in order
+            arrays = [np.asarray(step, dtype=np.float32) for step in out[0].logits]
+            steps = [row for a in arrays for row in a.reshape(-1, a.shape[-1])]
+            if len(steps) < len(path) + 1:
+                raise LLMError(f"{self.name}: {len(steps)} logit rows for a path of "
+                               f"{len(path)} tokens (expected {len(path) + 1})")  # fmt: skip
+            results.append([
+                {c: float(lps[t]) for c, t in zip(candidates, cand, strict=True)}
+                for lps in map(_log_softmax, steps[: len(path) + 1])
+            ])  # fmt: skip
         return results
-
-    def _vocab_size(self) -> int:
-        return len(self.tokenizer)
 
     def continuation_logprobs(
         self, pairs: Sequence[tuple[str, str]], batch_size: int | None = None, quiet: bool = True

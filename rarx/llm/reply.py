@@ -22,9 +22,9 @@ across candidates: SmolLM2 reads ``A`` after ``[`` (one context); Qwen reads ``[
 
 Only the LLM protocol is used (``render``, ``tokenize``, ``next_token_logprobs``: one
 forward pass per context), so every backend gets this. A backend with the optional
-``path_logprobs(prompts, paths, candidates)`` (the transformers backend) reads all the
-contexts along one token path from a single forward pass over the prompt + path, so
-Qwen's ``[`` + ``O`` costs no second pass.
+``path_logprobs(prompts, paths, candidates)`` (the transformers and ctranslate2 backends)
+reads all the contexts along one token path from a single pass over the prompt + path,
+so Qwen's ``[`` + ``O`` costs no second pass over the prompt.
 
 A plan (which tokens each candidate is read as) depends only on how the rendered prompt
 ends; it is computed with the full prompt once and reused for prompts whose last
