@@ -19,9 +19,9 @@ also split by whether the draft names a gold answer, beside plain retrieval's R@
 same questions (``recall_by_draft``): where a draft-only query loses recall, this says
 whether it loses it on wrong drafts only.
 
-Per-question results go to the JSON after every ``--chunk`` questions (``complete:
-false`` until every system has every question); ``--resume`` keeps them and runs only
-the rest.
+Per-question results go to ``<name>.partial.jsonl`` beside the JSON after every
+``--chunk`` questions (a results file is only written whole, with its report section);
+``--resume`` keeps them (or the finished JSON's) and runs only the rest.
 """
 
 from __future__ import annotations
@@ -171,9 +171,17 @@ def main() -> None:
                 else {}),
              "drafts": "arr (query+draft) reads the drafts arr (draft) wrote (same drafter, "
                        "same greedy text): its seconds per query leave drafting out"}  # fmt: skip
+    partial = RESULTS / f"{name}.partial.jsonl"  # committed between pieces; no report yet
     records: dict[str, dict[str, dict]] = {}
-    if args.resume and out.is_file():
-        saved = json.loads(out.read_text())
+    if args.resume and (partial.is_file() or out.is_file()):
+        if partial.is_file():
+            lines = partial.read_text().splitlines()
+            saved = {"setup": json.loads(lines[0])["setup"], "per_question": {}}
+            for line in lines[1:]:
+                row = json.loads(line)
+                saved["per_question"].setdefault(row.pop("system"), {})[row.pop("qid")] = row
+        else:
+            saved = json.loads(out.read_text())
         if saved.get("setup", {}).get("llm", "smollm2-135m") != args.llm:
             raise SystemExit(f"{out} holds results of another LLM; pass --result NAME")
         if saved.get("setup", {}).get("ctranslate2_prefix_cache") != setup.get(
@@ -184,9 +192,11 @@ def main() -> None:
         records = saved.get("per_question", {})
 
     def save() -> None:
-        with atomic_write(out) as f:
-            json.dump({"benchmark": "pipeline_arr", "complete": False, "setup": setup,
-                       "per_question": records}, f)  # fmt: skip
+        with atomic_write(partial) as f:
+            f.write(json.dumps({"setup": setup}) + "\n")
+            for system, done in records.items():
+                for qid, r in done.items():
+                    f.write(json.dumps({"system": system, "qid": qid, **r}) + "\n")
 
     for system, stages in configs.items():
         pipe = Pipeline.from_dict({"stages": stages}, resources=resources)
@@ -244,6 +254,7 @@ def main() -> None:
         "ci": "bootstrap 95%, 1000 resamples, seed 0; tests: paired t-test per question",
         "per_question": records,
     })  # fmt: skip
+    partial.unlink(missing_ok=True)
 
 
 def reportable(data: dict[str, Any]) -> Any:
