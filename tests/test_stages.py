@@ -152,6 +152,20 @@ def test_arr_honours_the_gate_no_retrieval(tiny_bm25: Any) -> None:
     assert f"Draft answer: {out.context['draft']}" in revised["prompt"]
 
 
+def test_arr_reads_its_prompts_from_the_named_templates(tiny_bm25: Any) -> None:
+    from rarx.errors import ConfigError
+    from rarx.stages.arr import ArrParams, ArrStage
+
+    with pytest.raises(ConfigError, match="unknown template 'revise-v9'"):
+        ArrParams(index=str(tiny_bm25.path), revise_template="revise-v9")
+    llm = _arr_llm()
+    params = ArrParams(index=str(tiny_bm25.path), k=2, revise_template="short-answer")
+    (out,) = ArrStage(tiny_bm25, llm, llm, params).run([QueryState(Query("q", "What erupts?"))])
+    (revised,) = [e.data["call"] for e in out.trace if e.event == "revised"]
+    assert revised["prompt"].count("with a short phrase of a few words") == 1
+    assert "correct the draft" not in revised["prompt"]
+
+
 def test_arr_reuses_a_draft_the_state_carries(tiny_bm25: Any) -> None:
     """A second query form over the same questions reads the first run's drafts: no
     draft call, the same retrieval query and answer as drafting again."""

@@ -44,8 +44,12 @@ class ArrParams:
     passage_tokens: int = 150
     draft_tokens: int = 128  # the long-form draft (retrieval query, shown to revise)
     max_new_tokens: int = 24  # the final short answer
+    # reader templates (rarx.stages.templates) for the draft and for the revision
+    draft_template: str = "long-answer"
+    revise_template: str = "revise"
 
     def __post_init__(self) -> None:
+        template(self.draft_template), template(self.revise_template)  # unknown: ConfigError
         if min(self.k, self.passage_tokens, self.draft_tokens, self.max_new_tokens) < 1:
             raise ConfigError(
                 "'k', 'passage_tokens', 'draft_tokens' and 'max_new_tokens' must be >= 1"
@@ -63,8 +67,8 @@ class ArrStage(KindStage[ArrParams]):
         self.draft_llm = draft_llm
         self.revise_llm = revise_llm
         self.params = params
-        self._draft = template("long-answer")
-        self._revise = template("revise")
+        self._draft = template(params.draft_template)
+        self._revise = template(params.revise_template)
         self._closed = template("short-answer")  # no retrieval: the draft alone
 
     @classmethod
