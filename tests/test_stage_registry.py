@@ -103,3 +103,23 @@ def test_a_new_kind_is_one_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
         parse_spec({"stages": [{"shout": {"loud": True}}]})
     (out,) = Pipeline.from_dict({"stages": [{"shout": {}}]}).run(["hi"])
     assert out.context[ANSWER] == "HI!"
+
+
+def test_the_rerank_stage_search_and_serve_take_the_same_reranker_names() -> None:
+    """One registry of reranker names: the stage's parameter, `rarx search --rerank` and
+    `rarx serve --rerank` all accept exactly the names make_reranker builds."""
+    import typing
+
+    import click
+
+    from rarx.cli.search import search
+    from rarx.cli.serve import serve
+    from rarx.rerank import METHODS
+    from rarx.stages.rerank import RerankParams
+
+    hints = typing.get_type_hints(RerankParams, include_extras=True)
+    assert typing.get_args(hints["method"]) == METHODS == ("first", "listwise", "cross-encoder")
+    for command in (search, serve):
+        (option,) = [p for p in command.params if p.name == "rerank"]
+        assert isinstance(option.type, click.Choice)
+        assert tuple(option.type.choices) == METHODS, command.name

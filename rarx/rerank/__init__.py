@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rarx.errors import ConfigError
 from rarx.rerank.base import Reranker, RerankError, RerankResult
@@ -13,7 +13,10 @@ from rarx.rerank.prompts import LISTWISE, ListwiseTemplate
 from rarx.rerank.windows import sliding_windows
 from rarx.types import Query, Ranking
 
-METHODS = ("first", "listwise", "cross-encoder")
+# The reranker names, once: the rerank stage's parameter type, the CLI's and the server's
+# --rerank choices all read them from here.
+Method = Literal["first", "listwise", "cross-encoder"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 def make_reranker(
@@ -87,6 +90,7 @@ def rerank(
 __all__ = [
     "LISTWISE",
     "METHODS",
+    "Method",
     "ListwiseTemplate",
     "RerankError",
     "RerankResult",

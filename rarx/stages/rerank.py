@@ -7,7 +7,7 @@ from typing import Literal
 
 from rarx.errors import ConfigError
 from rarx.llm import LLMRef, llm_name
-from rarx.rerank import Reranker, make_reranker
+from rarx.rerank import Method, Reranker, make_reranker
 from rarx.stages.base import Resources
 from rarx.stages.common import RANKING
 from rarx.stages.registry import KindStage, stage_kind
@@ -16,7 +16,7 @@ from rarx.types import QueryState
 
 @dataclass(frozen=True)
 class RerankParams:
-    method: Literal["first", "listwise", "cross-encoder"] = "first"
+    method: Method = "first"
     llm: LLMRef = "smollm2-135m"  # an LLM, or a cross-encoder name/path for cross-encoder
     k: int = 100  # hits reranked (the rest keep their order below them)
     window: int = 20
