@@ -95,22 +95,47 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", spec).strip("-")
 
 
-# Revise prompts compared on dev questions (--dev --revise-candidates): the draft shown as
-# the model's reply to "The answer is" ("that ..."), or as the whole sentence; the final
-# answer asked for as a short phrase behind "The answer is" or behind "Final answer:".
-_SHORT = ("A draft answer to the question is given with passages. Using the passages, "
-          "correct the draft if needed. Reply with the final answer only: a short phrase of a "
-          "few words, not a sentence.")  # fmt: skip
+# Prompts compared on dev questions (--dev): revise prompts (--revise-candidates) showing
+# the draft as the model's reply to "The answer is" ("that ..."), or as the whole sentence,
+# and asking for a short phrase behind "The answer is" or "Final answer:"; and a draft
+# prompt without the "The answer is" opening (--draft-candidates).
+_FIX = ("A draft answer to the question is given with passages. Using the passages, "
+        "correct the draft if needed. Reply with the final answer only: a short phrase of a "
+        "few words, not a sentence.")  # fmt: skip
+_SHORT = template("short-answer").instruction
+_SENTENCE = "Draft answer: The answer is {draft}"
 REVISE_CANDIDATES = {
-    "revise-sentence": ReaderTemplate(
-        "revise-sentence", template("revise").instruction,
-        draft="Draft answer: The answer is {draft}"),
-    "revise-phrase": ReaderTemplate(
-        "revise-phrase", _SHORT, draft="Draft answer: The answer is {draft}"),
-    "revise-final": ReaderTemplate(
-        "revise-final", _SHORT, draft="Draft answer: The answer is {draft}",
-        prefix="Final answer:"),
+    "revise-sentence": ReaderTemplate("revise-sentence", template("revise").instruction,
+                                      draft=_SENTENCE),
+    "revise-phrase": ReaderTemplate("revise-phrase", _FIX, draft=_SENTENCE),
+    "revise-final": ReaderTemplate("revise-final", _FIX, draft=_SENTENCE, prefix="Final answer:"),
+    "revise-short": ReaderTemplate("revise-short", _SHORT, draft=_SENTENCE),
+    "revise-short-final": ReaderTemplate("revise-short-final", _SHORT, draft=_SENTENCE,
+                                         prefix="Final answer:"),
 }  # fmt: skip
+DRAFT_CANDIDATES = {
+    "long-answer-open": ReaderTemplate("long-answer-open", template("long-answer").instruction,
+                                       prefix=""),
+}  # fmt: skip
+
+
+def drafter(stages: list[dict]) -> tuple[str, str] | None:
+    """The draft model and prompt of a system's arr stage (None without one)."""
+    arr = next((st["arr"] for st in stages if "arr" in st), None)
+    if arr is None:
+        return None
+    return str(arr["draft_llm"]), str(arr.get("draft_template", "long-answer"))
+
+
+def earlier_drafts(system: str, configs: dict, records: dict) -> dict[str, str] | None:
+    """The drafts (qid -> draft) of the first system before ``system`` that drafts with
+    the same model and prompt (arr (query+draft) reads those of arr (draft)): the same
+    greedy text, drafted once."""
+    mine = drafter(configs[system])
+    for earlier in list(configs)[: list(configs).index(system)]:
+        if mine is not None and drafter(configs[earlier]) == mine:
+            return {q: r["draft"] for q, r in records.get(earlier, {}).items() if "draft" in r}
+    return None
 
 
 def eval_and_dev(queries: list, n: int, dev: bool) -> list:
@@ -180,6 +205,9 @@ def main() -> None:
     ap.add_argument("--revise-candidates", default="",
                     help="comma-separated names from REVISE_CANDIDATES (or 'all'): an arr "
                          "(draft) system with each revise prompt, on the same drafts")  # fmt: skip
+    ap.add_argument("--draft-candidates", default="",
+                    help="comma-separated names from DRAFT_CANDIDATES: arr (draft) with that "
+                         "draft prompt, revised by 'revise' and each revise candidate")  # fmt: skip
     ap.add_argument(
         "--result",
         default=None,
@@ -189,12 +217,15 @@ def main() -> None:
     name = args.result or ("pipeline_arr" if (args.dataset, args.llm) == ("sciq", "smollm2-135m")
                            else f"pipeline_arr-{args.dataset}-{slug(args.llm)}")  # fmt: skip
     name += "-dev" if args.dev and not args.result else ""
-    candidates = (list(REVISE_CANDIDATES) if args.revise_candidates == "all"
-                  else [c for c in args.revise_candidates.split(",") if c])  # fmt: skip
-    unknown = [c for c in candidates if c not in REVISE_CANDIDATES]
-    if unknown:
-        raise SystemExit(f"unknown revise candidates {unknown}; known: {list(REVISE_CANDIDATES)}")
-    TEMPLATES.update({c: REVISE_CANDIDATES[c] for c in candidates})
+    def chosen(arg: str, known: dict) -> list[str]:
+        names = list(known) if arg == "all" else [c for c in arg.split(",") if c]
+        if unknown := [c for c in names if c not in known]:
+            raise SystemExit(f"unknown candidates {unknown}; known: {list(known)}")
+        TEMPLATES.update({c: known[c] for c in names})
+        return names
+
+    candidates = chosen(args.revise_candidates, REVISE_CANDIDATES)
+    draft_candidates = chosen(args.draft_candidates, DRAFT_CANDIDATES)
     out = RESULTS / f"{name}.json"
     folder, queries = qa_set(args.dataset)
     qrels = load_beir(folder).qrels
@@ -215,10 +246,12 @@ def main() -> None:
     }  # fmt: skip
     if args.only_arr:
         del configs["arr (query+draft)"]
-    for c in candidates:
-        configs[f"arr (draft), {c}"] = [{"arr": {
-            "index": index, "k": args.k, "query": "draft", **llms, **budget,
-            "revise_template": c}}]  # fmt: skip
+    for d in ["", *draft_candidates]:
+        for c in (candidates if not d else ["revise", *candidates]):
+            label = f"arr (draft{': ' + d if d else ''}), {c}"
+            configs[label] = [{"arr": {
+                "index": index, "k": args.k, "query": "draft", **llms, **budget,
+                **({"draft_template": d} if d else {}), "revise_template": c}}]  # fmt: skip
     if args.draft_llm:
         configs["arr (draft, adapted drafter)"] = [{"arr": {
             "index": index, "k": args.k, "query": "draft", **llms,
@@ -274,11 +307,8 @@ def main() -> None:
         pipe = Pipeline.from_dict({"stages": stages}, resources=resources)
         done = records.setdefault(system, {})
         print(f"{system}: {len(done)} of {len(qs)} answered", flush=True)
-        # query+draft retrieves with the same base drafter's drafts as arr (draft)
-        given = ({q: r["draft"] for q, r in records.get("arr (draft)", {}).items() if "draft" in r}
-                 if system.startswith("arr (") and system != "arr (draft)"
-                 and "adapted" not in system else None)  # fmt: skip
-        run_chunks(pipe, qs, done, qrels, args.chunk, save, given)
+        run_chunks(pipe, qs, done, qrels, args.chunk, save,
+                   earlier_drafts(system, configs, records))  # fmt: skip
 
     rows, results, per = [], {}, {}
     for system in configs:
