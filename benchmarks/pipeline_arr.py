@@ -97,21 +97,27 @@ def slug(spec: str) -> str:
 
 # Prompts compared on dev questions (--dev): revise prompts (--revise-candidates) showing
 # the draft as the model's reply to "The answer is" ("that ..."), or as the whole sentence,
-# and asking for a short phrase behind "The answer is" or "Final answer:"; and a draft
-# prompt without the "The answer is" opening (--draft-candidates).
+# and asking for a short phrase behind "The answer is" or "Final answer:" (-plain: the draft
+# shown as written); and a draft prompt without the "The answer is" opening
+# (--draft-candidates).
 _FIX = ("A draft answer to the question is given with passages. Using the passages, "
         "correct the draft if needed. Reply with the final answer only: a short phrase of a "
         "few words, not a sentence.")  # fmt: skip
 _SHORT = template("short-answer").instruction
 _SENTENCE = "Draft answer: The answer is {draft}"
+# "revise" until the dev runs of 2026-12-07 chose revise-short-final-plain, which it now is
+_REVISE_BEFORE = ("A draft answer to the question is given with passages. Using the passages, "
+                  "correct the draft if needed. Give only the final short answer.")  # fmt: skip
 REVISE_CANDIDATES = {
-    "revise-sentence": ReaderTemplate("revise-sentence", template("revise").instruction,
-                                      draft=_SENTENCE),
+    "revise-before": ReaderTemplate("revise-before", _REVISE_BEFORE),
+    "revise-sentence": ReaderTemplate("revise-sentence", _REVISE_BEFORE, draft=_SENTENCE),
     "revise-phrase": ReaderTemplate("revise-phrase", _FIX, draft=_SENTENCE),
     "revise-final": ReaderTemplate("revise-final", _FIX, draft=_SENTENCE, prefix="Final answer:"),
     "revise-short": ReaderTemplate("revise-short", _SHORT, draft=_SENTENCE),
     "revise-short-final": ReaderTemplate("revise-short-final", _SHORT, draft=_SENTENCE,
                                          prefix="Final answer:"),
+    "revise-short-final-plain": ReaderTemplate("revise-short-final-plain", _SHORT,
+                                               prefix="Final answer:"),
 }  # fmt: skip
 DRAFT_CANDIDATES = {
     "long-answer-open": ReaderTemplate("long-answer-open", template("long-answer").instruction,

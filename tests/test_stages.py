@@ -159,11 +159,24 @@ def test_arr_reads_its_prompts_from_the_named_templates(tiny_bm25: Any) -> None:
     with pytest.raises(ConfigError, match="unknown template 'revise-v9'"):
         ArrParams(index=str(tiny_bm25.path), revise_template="revise-v9")
     llm = _arr_llm()
-    params = ArrParams(index=str(tiny_bm25.path), k=2, revise_template="short-answer")
-    (out,) = ArrStage(tiny_bm25, llm, llm, params).run([QueryState(Query("q", "What erupts?"))])
-    (revised,) = [e.data["call"] for e in out.trace if e.event == "revised"]
-    assert revised["prompt"].count("with a short phrase of a few words") == 1
-    assert "correct the draft" not in revised["prompt"]
+    state = QueryState(Query("q", "What erupts?"))
+
+    def revise_prompt(**templates: str) -> str:
+        params = ArrParams(index=str(tiny_bm25.path), k=2, **templates)
+        (out,) = ArrStage(tiny_bm25, llm, llm, params).run([state])
+        (call,) = [e.data["call"] for e in out.trace if e.event == "revised"]
+        return str(call["prompt"])
+
+    # the default: the reader's short-answer instruction, the draft as the model wrote it
+    # after "The answer is", and the reply opened with "Final answer:" (a reply opened with
+    # "The answer is" copied the draft's "that ..." into the answer)
+    default = revise_prompt()
+    assert default.startswith("<user> Answer the question with a short phrase of a few words.")
+    assert "Draft answer: lava. Magma rises" in default
+    assert default.endswith("Question: What erupts?\n<assistant> Final answer:")
+    other = revise_prompt(revise_template="long-answer")
+    assert other.startswith("<user> Answer the question in two or three sentences")
+    assert other.endswith("<assistant> The answer is")
 
 
 def test_arr_reuses_a_draft_the_state_carries(tiny_bm25: Any) -> None:
