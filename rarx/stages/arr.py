@@ -49,7 +49,8 @@ class ArrParams:
     revise_template: str = "revise"
 
     def __post_init__(self) -> None:
-        template(self.draft_template), template(self.revise_template)  # unknown: ConfigError
+        for name in (self.draft_template, self.revise_template):
+            template(name)  # an unknown name raises ConfigError, naming the known ones
         if min(self.k, self.passage_tokens, self.draft_tokens, self.max_new_tokens) < 1:
             raise ConfigError(
                 "'k', 'passage_tokens', 'draft_tokens' and 'max_new_tokens' must be >= 1"
