@@ -108,6 +108,9 @@ _SENTENCE = "Draft answer: The answer is {draft}"
 # "revise" until the dev runs of 2026-12-07 chose revise-short-final-plain, which it now is
 _REVISE_BEFORE = ("A draft answer to the question is given with passages. Using the passages, "
                   "correct the draft if needed. Give only the final short answer.")  # fmt: skip
+_DOUBT = ("Answer the question with a short phrase of a few words. A draft answer is given; "
+          "it may be wrong: where the passages disagree with it, follow the passages. Give "
+          "only the answer.")  # fmt: skip
 REVISE_CANDIDATES = {
     "revise-before": ReaderTemplate("revise-before", _REVISE_BEFORE),
     "revise-sentence": ReaderTemplate("revise-sentence", _REVISE_BEFORE, draft=_SENTENCE),
@@ -118,6 +121,10 @@ REVISE_CANDIDATES = {
                                          prefix="Final answer:"),
     "revise-short-final-plain": ReaderTemplate("revise-short-final-plain", _SHORT,
                                                prefix="Final answer:"),
+    # Where ARR loses to retrieve-then-generate: a draft flagged as possibly wrong, and
+    # one not shown at all (retrieval with the draft only; the revision reads passages)
+    "revise-doubt": ReaderTemplate("revise-doubt", _DOUBT, prefix="Final answer:"),
+    "revise-unseen": ReaderTemplate("revise-unseen", _SHORT, draft="", prefix="Final answer:"),
 }  # fmt: skip
 DRAFT_CANDIDATES = {
     "long-answer-open": ReaderTemplate("long-answer-open", template("long-answer").instruction,

@@ -63,6 +63,15 @@ def test_templates_render_and_parse() -> None:
     assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
 
 
+def test_a_template_with_an_empty_draft_slot_does_not_show_the_draft() -> None:
+    from dataclasses import replace
+
+    shown = TEMPLATES["revise"].render("Q?", draft="lava").messages[-1][1]
+    unseen = replace(TEMPLATES["revise"], draft="").render("Q?", draft="lava").messages[-1][1]
+    assert "Draft answer: lava" in shown
+    assert "lava" not in unseen and unseen == TEMPLATES["revise"].render("Q?").messages[-1][1]
+
+
 @pytest.mark.parametrize(("reply", "letter"), [
     (" B", "B"), (" (B)", "B"), ("B. glucose", "B"), (" **D**", "D"), ("A", "A"), (" A.", "A"),
     ("A) sunlight", "A"), ("Answer: E", "E"), ("the correct answer is: B", "B"),

@@ -58,7 +58,7 @@ class ReaderTemplate:
             parts.append(
                 "Related questions:\n" + "\n".join(self.memory.format(**m) for m in memory)
             )
-        if draft is not None:
+        if draft is not None and self.draft:  # an empty draft slot: the draft is not shown
             parts.append(self.draft.format(draft=draft))
         parts.append(self.question.format(question=question))
         messages.append(("user", "\n\n".join(parts)))
