@@ -9,6 +9,9 @@ passages and budgets.
 adds ARR with that drafter (e.g. one adapted to the support corpus by ``rarx train
 lm``; ``ctranslate2:DIR`` converts the trained directory once into the backend's cache)
 beside the base drafter; ``--only-arr`` skips the query+draft variant to save time.
+``--drafter-corpus PATH`` writes the set's corpus without the support paragraphs of the
+questions evaluated, for ``rarx train lm --corpus PATH`` (domain text, not the evaluated
+questions' evidence), and exits.
 
 Besides EM/F1, R@k says how often the question's own support paragraph was among the
 k passages the reader saw: ARR retrieves with the draft (or question + draft), plain
@@ -161,6 +164,20 @@ def eval_and_dev(queries: list, n: int, dev: bool) -> list:
     return subset([q for q in queries if q.qid not in held], n, seed=2)
 
 
+def write_drafter_corpus(folder: Path, queries: list, qrels: dict, path: Path) -> None:
+    """The corpus less the support paragraphs of the questions evaluated at full size."""
+    evaluated = {q.qid for q in subset(queries, EVAL_N, seed=1)}
+    gold = {d for qid in evaluated for d, rel in qrels.get(qid, {}).items() if rel > 0}
+    kept = 0
+    with atomic_write(path) as f, (folder / "corpus.jsonl").open() as corpus:
+        for line in corpus:
+            if json.loads(line)["_id"] not in gold:
+                f.write(line)
+                kept += 1
+    print(f"{path}: {kept} passages ({len(gold)} of the {len(evaluated)} evaluated "
+          f"questions' support paragraphs left out)")
+
+
 def signature(stages: list[dict]) -> str:
     """What a system's answers depend on: its stages and the text of the reader templates
     it uses, so a resumed run answers again where a template changed (the index by its
@@ -210,6 +227,9 @@ def main() -> None:
     ap.add_argument("--llm", default="smollm2-135m", help="drafts, revises and reads (a spec)")
     ap.add_argument("--draft-llm", default=None, help="an adapted drafter to compare (a spec)")
     ap.add_argument("--only-arr", action="store_true", help="skip arr (query+draft)")
+    ap.add_argument("--drafter-corpus", type=Path, default=None,
+                    help="write the corpus less the evaluated questions' support "
+                         "paragraphs (a drafter's training text) here; exit")  # fmt: skip
     ap.add_argument("--chunk", type=int, default=16, help="questions between partial writes")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--resume", action="store_true", help="keep the answers in the JSON")
@@ -242,6 +262,9 @@ def main() -> None:
     out = RESULTS / f"{name}.json"
     folder, queries = qa_set(args.dataset)
     qrels = load_beir(folder).qrels
+    if args.drafter_corpus:
+        write_drafter_corpus(folder, queries, qrels, args.drafter_corpus)
+        return
     index = str(bm25_index(folder))
     qs = eval_and_dev(queries, args.n, args.dev)
     resources = Resources(llm_options={"device": "cpu", "batch_size": args.batch_size})
