@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rarx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rarx.distributed.cluster import RayEngine
 
 
 def _quiet(ctx: click.Context, param: click.Parameter, quiet: bool) -> bool:
@@ -48,7 +51,7 @@ def engine_options(f: Any) -> Any:
     return f
 
 
-def ray_engine(engine: str, workers: int | None, ray_address: str | None) -> Any:
+def ray_engine(engine: str, workers: int | None, ray_address: str | None) -> RayEngine | None:
     """The RayEngine for ``--engine ray`` (None for local); Ray flags without it are errors."""
     if engine == "local":
         if workers is not None or ray_address is not None:

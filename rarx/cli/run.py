@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from rarx.errors import ConfigError
 from rarx.io.atomic import atomic_write
 from rarx.stages.common import ERROR
 from rarx.types import Query
+
+if TYPE_CHECKING:
+    from rarx.distributed.pipeline import RayPipeline
 
 
 @click.command()
@@ -64,12 +68,14 @@ def run(
         queries = [Query(f"q{i}", t) for i, t in enumerate(texts, 1)]
     ray = ray_engine(engine, workers, ray_address)
     start = time.perf_counter()
+    on_ray: RayPipeline | None = None
     if ray is not None:
         from rarx.distributed.pipeline import RayPipeline
 
-        pipe = RayPipeline(spec, ray, strict=strict).start()  # each worker loads it once
-    else:
-        pipe = Pipeline.from_spec(spec, strict=strict)
+        on_ray = RayPipeline(spec, ray, strict=strict).start()  # each worker loads it once
+    pipe: Pipeline | RayPipeline = (
+        on_ray if on_ray is not None else Pipeline.from_spec(spec, strict=strict)
+    )
     loaded = time.perf_counter() - start
     from rarx.progress import progress
 
@@ -83,8 +89,8 @@ def run(
             lines.append(to_jsonl(state, hits))
             if explain:
                 click.echo(explain_state(state), err=output is None)
-    if ray is not None:
-        pipe.close()
+    if on_ray is not None:
+        on_ray.close()
     body = "".join(line + "\n" for line in lines)
     if output is not None:
         with atomic_write(output) as f:

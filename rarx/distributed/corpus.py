@@ -106,7 +106,10 @@ def _runs(files: list[Path]) -> list[tuple[bool, list[Path]]]:
 def block_documents(table: Any) -> Iterator[Document]:
     columns = [table.column(c).to_pylist() for c in COLUMNS]
     for docid, title, text, meta in zip(*columns, strict=True):
-        yield Document(docid, text, title, json.loads(meta) if meta else None)
+        if meta:
+            yield Document(docid, text, title, json.loads(meta))
+        else:  # no metadata: the shared empty mapping
+            yield Document(docid, text, title)
 
 
 def iter_documents(refs: list[Any], release: bool = False) -> Iterator[Document]:

@@ -210,7 +210,7 @@ def spec_models(spec: object) -> list[str]:
     them), for :func:`model_warnings`, which keeps those that are trained models."""
     import dataclasses
 
-    out = []
+    out: list[str] = []
     for stage in getattr(spec, "stages", ()):
         params = stage.params
         values = (

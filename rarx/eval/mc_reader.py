@@ -13,7 +13,7 @@ questions is subtracted before the argmax (no gold labels are read).
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,7 +70,7 @@ def choose(logprobs: Sequence[Sequence[float]], calibrated: bool = False) -> lis
     log-probability over these questions (among those that have that label)."""
     prior: dict[int, float] = {}
     if calibrated:
-        sums: Counter[int] = Counter()
+        sums: defaultdict[int, float] = defaultdict(float)
         counts: Counter[int] = Counter()
         for row in logprobs:
             for i, v in enumerate(row):

@@ -126,7 +126,7 @@ def load_mcr(path: str | Path) -> list[McrFile]:
     each read and checked before anything is scored. A CSV in RAR-b's layout is one set;
     a CSV in C-STS's layout (``sentence1,sentence2,condition,label``) gives two,
     ``csts-easy`` and ``csts-hard``, built as RAR-b builds them."""
-    out = []
+    out: list[McrFile] = []
     for f in mcr_files(path):
         header = _header(f)
         if all(c in header for c in CSTS_COLUMNS) and not all(c in header for c in COLUMNS):

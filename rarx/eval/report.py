@@ -18,10 +18,11 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from rarx.errors import InputError, RarxError
 from rarx.eval.report_schema import Reportable
@@ -185,7 +186,11 @@ LOWER_IS_BETTER = re.compile(
 )
 
 
-def ordered(values: Iterable[str]) -> list[str]:
+H = TypeVar("H", bound=Hashable)
+
+
+def ordered(values: Iterable[H]) -> list[H]:
+    """The distinct values, in the order they first come."""
     return list(dict.fromkeys(values))
 
 
@@ -205,7 +210,7 @@ class Table:
     def best(self, col: int) -> float | None:
         """The column's highest value, where there are at least two to compare and more
         is better."""
-        values = [cells[col].value for _, cells in self.rows if cells[col] is not None]
+        values = [c.value for _, cells in self.rows if (c := cells[col]) is not None]
         return max(values) if len(values) > 1 and higher_is_better(self.metric) else None
 
     def mean(self, cells: list[Score | None]) -> float | None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rarx.eval.report import Score, SectionInfo, ordered, significant
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.figure import Figure
 
 COLORS = (
     "#4C72B0",
@@ -28,9 +32,9 @@ COLORS = (
 
 
 # The chance level's dashed line (gid: found again in a drawn figure)
-CHANCE = {"color": "#555555", "linestyle": (0, (4, 3)), "linewidth": 1.0, "zorder": 3,
-          "gid": "chance"}
-LEGEND_CHANCE = {k: v for k, v in CHANCE.items() if k != "gid"}
+CHANCE: dict[str, Any] = {"color": "#555555", "linestyle": (0, (4, 3)), "linewidth": 1.0,
+                          "zorder": 3, "gid": "chance"}  # fmt: skip
+LEGEND_CHANCE: dict[str, Any] = {k: v for k, v in CHANCE.items() if k != "gid"}
 
 
 def draw_section(info: SectionInfo, scores: Sequence[Score], path: Path, alpha: float) -> Path:
@@ -125,7 +129,8 @@ def section_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> 
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    handles = [Patch(color=COLORS[i % len(COLORS)], label=s) for i, s in enumerate(systems)]
+    handles: list[Artist] = [Patch(color=COLORS[i % len(COLORS)], label=s)
+                             for i, s in enumerate(systems)]  # fmt: skip
     if any(inst for _, inst in bars):
         handles.append(
             Patch(
@@ -141,8 +146,7 @@ def section_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> 
     if baselines:
         against = baselines[0] if len(baselines) == 1 else "each task's first system"
         handles.append(Patch(color="none", label=f"* p < {alpha:g} vs {against}"))
-    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
-               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
+    _legend(fig, handles, fig_w)
     return fig
 
 
@@ -193,12 +197,11 @@ def line_figure(info: SectionInfo, scores: Sequence[Score], alpha: float) -> Any
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    handles = [Line2D([], [], color=COLORS[i % len(COLORS)], marker="o", label=lbl)
-               for i, lbl in enumerate(labels)]  # fmt: skip
+    handles: list[Artist] = [Line2D([], [], color=COLORS[i % len(COLORS)], marker="o",
+                                    label=lbl) for i, lbl in enumerate(labels)]  # fmt: skip
     if any(s.chance is not None for s in mine):
         handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
-    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
-               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
+    _legend(fig, handles, fig_w)
     return fig
 
 
@@ -259,15 +262,21 @@ def histogram_figure(info: SectionInfo, scores: Sequence[Score]) -> Any:
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    handles: list[Any] = [Patch(color=COLORS[i % len(COLORS)], label=lbl)
-                          for i, lbl in enumerate(labels)]  # fmt: skip
+    handles: list[Artist] = [Patch(color=COLORS[i % len(COLORS)], label=lbl)
+                             for i, lbl in enumerate(labels)]  # fmt: skip
     if any(s.chance is not None for s in mine):
         handles.append(Line2D([], [], label="chance", **LEGEND_CHANCE))
     if counted:
         handles.append(Patch(color="none", label="numbers: n per bar"))
-    fig.legend(handles=handles, loc="outside upper center", fontsize=8, frameon=False,
-               ncols=_legend_columns([h.get_label() for h in handles], fig_w))  # fmt: skip
+    _legend(fig, handles, fig_w)
     return fig
+
+
+def _legend(fig: Figure, handles: list[Artist], width: float) -> None:
+    """The figure's legend above its panels, in as many columns as fit its ``width``."""
+    labels = [str(h.get_label()) for h in handles]
+    fig.legend(handles=handles, labels=labels, loc="outside upper center", fontsize=8,
+               frameon=False, ncols=_legend_columns(labels, width))  # fmt: skip
 
 
 def _legend_columns(labels: Sequence[str], width: float) -> int:

@@ -52,8 +52,8 @@ def _select(cache: Any, rows: Any) -> Any:
     layers = [(entry[0][rows], entry[1][rows]) for entry in cache]
     try:
         return DynamicCache(layers)
-    except TypeError:  # transformers 4.x
-        return DynamicCache.from_legacy_cache(tuple(layers))
+    except TypeError:  # transformers 4.x; 5.x (typed here) has no from_legacy_cache
+        return DynamicCache.from_legacy_cache(tuple(layers))  # type: ignore[attr-defined]
 
 
 def continuation_logprobs(
@@ -73,7 +73,7 @@ def continuation_logprobs(
         return own(pairs, batch_size, quiet)
     torch = require("torch", "llm")
     tok, model, device = inner.tokenizer, inner.model, inner.device
-    size = max(1, int(batch_size or getattr(inner, "batch_size", 8)))
+    size = max(1, batch_size or int(getattr(inner, "batch_size", 8)))
     limit = int(getattr(inner, "context_length", 0) or 0)
     # Special tokens the tokenizer puts before a text (a BOS for some models, none for
     # SmolLM2) open every context.

@@ -176,11 +176,14 @@ class Service:
                 run: Any = lambda queries: self._search_batch(key, queries)  # noqa: E731
             else:
                 run = self.pipelines[key].run
+
+            def forget(idle: Batcher[Any, Any]) -> None:  # idle: dropped, not a newer one
+                if self._batchers.get(key) is idle:
+                    del self._batchers[key]
+
             batcher = Batcher(
                 run, self.executor, self.config.max_batch_size, self.config.max_wait_ms / 1000,
-                on_batch=lambda n, q, s: self.metrics.batch(target, n, q, s),
-                on_idle=lambda b: self._batchers.pop(key, None) if self._batchers.get(key) is b
-                else None,
+                on_batch=lambda n, q, s: self.metrics.batch(target, n, q, s), on_idle=forget,
             )  # fmt: skip
             self._batchers[key] = batcher
         return batcher

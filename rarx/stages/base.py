@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rarx.types import QueryState
 
@@ -36,5 +36,7 @@ class Resources(Protocol):
     layer implements it; stages only see this protocol)."""
 
     def llm(self, ref: LLMRef) -> LLM: ...
+
+    def cross_encoder(self, name: str) -> Any: ...  # a sentence-transformers CrossEncoder
 
     def index(self, path: str | Path) -> Index: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from rarx.errors import ConfigError
 from rarx.llm import LLMRef, llm_name
@@ -44,7 +44,7 @@ class RerankParams:
             )
 
 
-def llm_rerank_options(p: RerankParams) -> dict[str, object]:
+def llm_rerank_options(p: RerankParams) -> dict[str, Any]:
     """The keywords an LLM reranker takes from ``p`` beyond window and model (the
     defaults stay unsaid, so a reranker without them is built as it always was)."""
     return {**({"instruction": p.instruction} if p.instruction else {}),

@@ -106,7 +106,9 @@ def training_arguments(opts: TrainOptions, cls: type | None = None, **overrides:
     settings: seeds and data order fixed, checkpoints under ``out/checkpoints`` (only the
     newest kept), no external loggers, the CPU unless a GPU is asked for."""
     if cls is None:
-        from transformers import TrainingArguments as cls  # noqa: N813
+        from transformers import TrainingArguments
+
+        cls = TrainingArguments
     device = resolve_device(opts.device)
     kwargs: dict[str, Any] = dict(
         output_dir=str(opts.out / CHECKPOINTS),
@@ -242,7 +244,8 @@ def fit(trainer: Any, opts: TrainOptions) -> FitResult:
         # --max-steps fixes the plan: time only stops (and checkpoints) a piece of it
         stopper = time_limit_callback(opts.max_minutes, fit_schedule=opts.max_steps <= 0)
         trainer.add_callback(stopper)
-    resume_from, resumed_from, before = None, 0, 0.0
+    resume_from, resumed_from = None, 0
+    before: float | None = 0.0  # None: a resumed checkpoint that records no seconds
     if opts.resume:
         resume_from = last_checkpoint(opts.out)
         if resume_from is None:

@@ -80,7 +80,8 @@ def before_training(
         logging.getLogger(__name__).info(
             "dev figures before training reused from %s (computed %s; same base, dev rows "
             "and settings)", path, found.get("computed"))  # fmt: skip
-        record = {k: found[k] for k in ("fingerprint", "computed", "seconds") if k in found}
+        record: dict[str, Any] = {k: found[k] for k in ("fingerprint", "computed", "seconds")
+                                  if k in found}  # fmt: skip
         return Before(dict(found["metrics"]), {**record, "reused": True})
     t0 = time.perf_counter()
     metrics = {k: float(v) for k, v in compute().items()}

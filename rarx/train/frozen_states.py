@@ -186,21 +186,21 @@ def cache_states(
     offsets[1:] = np.cumsum(lengths)
     shape = (int(offsets[-1]), hidden)
     start, progress_at, key = 0, None, f"{key}:{batch_size}" if key else None
+    disk: np.memmap | None = None  # the partial file, with a path
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         progress_at = path.with_name(path.name + ".progress") if key else None
         start = _batches_done(progress_at, partial, key, shape)
         if start:
-            states = np.lib.format.open_memmap(partial, mode="r+")
+            disk = np.lib.format.open_memmap(partial, mode="r+")
             log.info("the caching pass goes on from batch %d (%s)", start, partial)
         else:
             if progress_at is not None:
                 progress_at.unlink(missing_ok=True)
-            states = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
-                                               shape=shape)  # fmt: skip
-    else:
-        states = np.empty(shape, dtype=np.float32)
+            disk = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
+                                             shape=shape)  # fmt: skip
+    states = disk if disk is not None else np.empty(shape, dtype=np.float32)
     device = next(decoder.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: lengths[i])
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -228,14 +228,14 @@ def cache_states(
                           use_cache=False).last_hidden_state.float().cpu().numpy()  # fmt: skip
             for b, i in enumerate(batch):
                 states[offsets[i] : offsets[i + 1]] = out[b, : lengths[i]]
-            if progress_at is not None:  # the states on disk first, then the record
-                states.flush()
+            if disk is not None and progress_at is not None:  # the states first, then the record
+                disk.flush()
                 _write_json(progress_at, {"key": key, "batches_done": k + 1})
     if was_training:
         model.train()
-    if path is not None:
-        states.flush()
-        del states
+    if disk is not None and path is not None:
+        disk.flush()
+        del disk, states
         partial.replace(path)  # whole or absent: an interrupted pass leaves only .partial
         if progress_at is not None:
             progress_at.unlink(missing_ok=True)

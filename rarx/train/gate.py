@@ -427,7 +427,7 @@ def auc_by_source(p: list[float], failed: list[bool], sources: list[str]) -> dic
     from rarx.eval.adaptive import roc_auc
 
     out = {}
-    groups = {"": range(len(p))}
+    groups: dict[str, Sequence[int]] = {"": range(len(p))}
     if len(set(sources)) > 1:
         groups |= {s: [i for i, x in enumerate(sources) if x == s] for s in sorted(set(sources))}
     for name, idx in groups.items():

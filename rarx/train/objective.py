@@ -75,7 +75,7 @@ class Objective(Protocol):
         ...
 
 
-def objective_class(name: str) -> type:
+def objective_class(name: str) -> type[Objective]:
     if name not in OBJECTIVES:
         raise ConfigError(f"unknown training objective {name!r}; expected one of "
                           f"{', '.join(OBJECTIVES)}")  # fmt: skip

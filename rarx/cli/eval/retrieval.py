@@ -113,10 +113,10 @@ def retrieval_cmd(
         indexes, pipelines, bm25, models, hybrid, instructions, splade=splade_models
     )
     names = measures or DEFAULT_MEASURES
-    engine = ray_engine(engine, workers, ray_address)
+    ray = ray_engine(engine, workers, ray_address)
     result = evaluate_retrieval(
         dataset, systems, split=split, measures=names, depth=depth, work_dir=work_dir, quiet=quiet,
-        execution=execution_for(engine),
+        execution=execution_for(ray),
     )  # fmt: skip
     if run_dir is not None:
         for i, s in enumerate(result.systems):

@@ -127,7 +127,7 @@ def _option(f: dataclasses.Field, hint: Any) -> Callable:
     if base is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", f.name, show_default=True, **kw)
     if base is tuple:  # comma-separated on the command line
-        kw["default"] = ",".join(f.default) if f.default else None
+        kw["default"] = ",".join(f.default) if isinstance(f.default, tuple) and f.default else None
         return click.option(flag, f.name, type=str, **kw)
     if "choices" in meta:
         kw["type"] = click.Choice(list(meta["choices"]))

@@ -54,6 +54,11 @@ class McrScorer(Protocol):
     name: ClassVar[str]
     OPTIONS: ClassVar[frozenset[str]]  # keyword options load_scorer accepts
 
+    def __init__(self, model: Any = None, **options: Any) -> None:
+        """``model``: a name or path (None: the default) or a loaded model; ``options``:
+        among :attr:`OPTIONS`."""
+        ...
+
     def scores(self, items: Sequence[McrItem], with_instructions: bool) -> list[np.ndarray]:
         """One array per question, one score per option, in option order."""
         ...
@@ -63,7 +68,7 @@ class McrScorer(Protocol):
         ...
 
 
-def scorer_class(name: str) -> type:
+def scorer_class(name: str) -> type[McrScorer]:
     if name not in SCORERS:
         raise ConfigError(f"unknown MCR scorer {name!r}; expected one of {', '.join(SCORERS)}")
     module, cls = SCORERS[name]

@@ -54,4 +54,4 @@ def describes(manifest: dict[str, Any] | None, target: str | Path) -> bool:
     """Whether ``manifest`` was written for the file ``target`` as it is now."""
     from rarx.io.hashing import file_checksum
 
-    return bool(manifest) and manifest.get("file_sha256") == file_checksum(target)
+    return manifest is not None and manifest.get("file_sha256") == file_checksum(target)

@@ -150,7 +150,7 @@ def build_reader_data(
         texts = [lettered(it.query, it.options) for it in chosen]
         found = bank.nearest([Query(it.id, t) for it, t in zip(chosen, texts, strict=True)],
                              s.k + 2) if s.k and chosen else [[] for _ in chosen]  # fmt: skip
-        rows = []
+        rows: list[dict[str, Any]] = []
         for it, text, near in zip(chosen, texts, found, strict=True):
             own = question_key(it.query)
             demos = [p.as_dict() for p, _ in near if p.id != it.id and key_of[p.id] != own][: s.k]
