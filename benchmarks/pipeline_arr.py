@@ -178,15 +178,24 @@ def write_drafter_corpus(folder: Path, queries: list, qrels: dict, path: Path) -
           f"questions' support paragraphs left out)")
 
 
-def signature(stages: list[dict]) -> str:
+def signature(stages: list[dict], legacy: bool = False) -> str:
     """What a system's answers depend on: its stages and the text of the reader templates
     it uses, so a resumed run answers again where a template changed (the index by its
-    folder's name, so that a clone elsewhere resumes too)."""
+    folder's name, so that a clone elsewhere resumes too). ``legacy``: the form files
+    written before 2026-12-07 22:00 hold, which counted the stages' default templates for
+    every system (so a change of the default ``revise`` voided every candidate's answers)."""
     stages = [{kind: {k: Path(v).name if k == "index" else v for k, v in p.items()}
                for kind, p in st.items()} for st in stages]  # fmt: skip
-    names = {"short-answer", "long-answer", "revise"}
-    names |= {str(v) for st in stages for kind in st.values() for k, v in kind.items()
-              if k.endswith("template")}  # fmt: skip
+    names = {str(v) for st in stages for kind in st.values() for k, v in kind.items()
+             if k.endswith("template")}  # fmt: skip
+    for st in stages:  # the templates a stage reads when its parameters name none
+        if "generate" in st:
+            names.add(st["generate"].get("template", "short-answer"))
+        if "arr" in st:  # short-answer: the closed-book reading when nothing is retrieved
+            names |= {st["arr"].get("draft_template", "long-answer"),
+                      st["arr"].get("revise_template", "revise"), "short-answer"}  # fmt: skip
+    if legacy:
+        names |= {"short-answer", "long-answer", "revise"}
     text = json.dumps([stages, {n: repr(template(n)) for n in sorted(names)}], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -328,7 +337,10 @@ def main() -> None:
         # a system whose stages or templates changed since is answered again
         old = saved.get("setup", {}).get("signatures", {})
         for system in list(records):
-            if system in configs and old.get(system) != setup["signatures"][system]:
+            if system not in configs:
+                continue
+            if old.get(system) not in (setup["signatures"][system],
+                                       signature(configs[system], legacy=True)):  # fmt: skip
                 print(f"{system}: its stages or templates changed: answered again", flush=True)
                 del records[system]
 
