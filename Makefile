@@ -26,12 +26,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # `make test` stays under 5 minutes on 2 cores; the tests marked slow (real models end to
-# end, Ray clusters) run with `make test-slow`, and CI runs both.
+# end, Ray clusters) run with `make test-slow`, and CI runs both; each lists its slowest tests.
 test: install
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" --durations=10 $(PYTEST_ARGS)
 
 test-slow: install
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -m slow --durations=15 $(PYTEST_ARGS)
 
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
