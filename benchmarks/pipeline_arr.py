@@ -34,6 +34,7 @@ import hashlib
 import json
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ from rarx.eval.qa import contains_answer, exact_match, token_f1
 from rarx.eval.significance import mean_ci, paired_t_test, rounded_p
 from rarx.io.atomic import atomic_write
 from rarx.pipeline import Pipeline, Resources
+from rarx.stages.arr import ArrParams
 from rarx.stages.common import DRAFT
+from rarx.stages.generate import GenerateParams
 from rarx.stages.templates import TEMPLATES, ReaderTemplate, template
 from rarx.types import QueryState
 
@@ -135,23 +138,26 @@ DRAFT_CANDIDATES = {
 }  # fmt: skip
 
 
-def drafter(stages: list[dict]) -> tuple[str, str] | None:
-    """The draft model and prompt of a system's arr stage (None without one)."""
-    arr = next((st["arr"] for st in stages if "arr" in st), None)
+def draft_signature(stages: list[dict]) -> str | None:
+    """What a system's drafts depend on (None: it does not draft): the draft model, its
+    prompt's text and its token budget. The revision does not enter: systems that revise
+    differently read the same drafts."""
+    arr = next((ArrParams(**st["arr"]) for st in stages if "arr" in st), None)
     if arr is None:
         return None
-    return str(arr["draft_llm"]), str(arr.get("draft_template", "long-answer"))
+    text = json.dumps([str(arr.draft_llm), arr.draft_tokens, repr(template(arr.draft_template))])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def earlier_drafts(system: str, configs: dict, records: dict) -> dict[str, str] | None:
-    """The drafts (qid -> draft) of the first system before ``system`` that drafts with
-    the same model and prompt (arr (query+draft) reads those of arr (draft)): the same
-    greedy text, drafted once."""
-    mine = drafter(configs[system])
-    for earlier in list(configs)[: list(configs).index(system)]:
-        if mine is not None and drafter(configs[earlier]) == mine:
-            return {q: r["draft"] for q, r in records.get(earlier, {}).items() if "draft" in r}
-    return None
+def drafts_by_signature(records: dict, signatures: dict) -> dict[str, dict[str, str]]:
+    """The drafts (qid -> draft) written so far, under their draft signature (``signatures``:
+    system -> draft signature): drafted once, read by every system with that signature."""
+    pool: dict[str, dict[str, str]] = {}
+    for system, done in records.items():
+        if (sig := signatures.get(system)) is not None:
+            pool.setdefault(sig, {}).update(
+                {q: r["draft"] for q, r in done.items() if "draft" in r})
+    return pool
 
 
 def eval_and_dev(queries: list, n: int, dev: bool) -> list:
@@ -178,34 +184,42 @@ def write_drafter_corpus(folder: Path, queries: list, qrels: dict, path: Path) -
           f"questions' support paragraphs left out)")
 
 
+_PARAMS = {"arr": ArrParams, "generate": GenerateParams}
+
+
 def signature(stages: list[dict], legacy: bool = False) -> str:
-    """What a system's answers depend on: its stages and the text of the reader templates
-    it uses, so a resumed run answers again where a template changed (the index by its
-    folder's name, so that a clone elsewhere resumes too). ``legacy``: the form files
-    written before 2026-12-07 22:00 hold, which counted the stages' default templates for
-    every system (so a change of the default ``revise`` voided every candidate's answers)."""
-    stages = [{kind: {k: Path(v).name if k == "index" else v for k, v in p.items()}
-               for kind, p in st.items()} for st in stages]  # fmt: skip
-    names = {str(v) for st in stages for kind in st.values() for k, v in kind.items()
-             if k.endswith("template")}  # fmt: skip
-    for st in stages:  # the templates a stage reads when its parameters name none
-        if "generate" in st:
-            names.add(st["generate"].get("template", "short-answer"))
-        if "arr" in st:  # short-answer: the closed-book reading when nothing is retrieved
-            names |= {st["arr"].get("draft_template", "long-answer"),
-                      st["arr"].get("revise_template", "revise"), "short-answer"}  # fmt: skip
+    """What a system's answers depend on: its stages' parameters (defaults filled in) and
+    the text of the reader templates they read, so a resumed run answers again where a
+    template changed, and a system named anew takes the answers of one with the same
+    signature (the index by its folder's name, so that a clone elsewhere resumes too).
+    ``legacy``: the form files written before 2026-12-07 22:00 hold (parameters as given,
+    and every stage default template counted for every system)."""
+    named = [{kind: {k: Path(v).name if k == "index" else v for k, v in p.items()}
+              for kind, p in st.items()} for st in stages]  # fmt: skip
     if legacy:
-        names |= {"short-answer", "long-answer", "revise"}
-    text = json.dumps([stages, {n: repr(template(n)) for n in sorted(names)}], sort_keys=True)
+        names = {str(v) for st in named for kind in st.values() for k, v in kind.items()
+                 if k.endswith("template")} | {"short-answer", "long-answer", "revise"}  # fmt: skip
+        text = json.dumps([named, {n: repr(template(n)) for n in sorted(names)}],
+                          sort_keys=True)  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    resolved = [{kind: asdict(_PARAMS[kind](**p)) if kind in _PARAMS else p
+                 for kind, p in st.items()} for st in named]  # fmt: skip
+    names = set()
+    for st in resolved:
+        if "generate" in st:
+            names.add(st["generate"]["template"])
+        if "arr" in st:  # short-answer: the closed-book reading when nothing is retrieved
+            names |= {st["arr"]["draft_template"], st["arr"]["revise_template"], "short-answer"}
+    text = json.dumps([resolved, {n: repr(template(n)) for n in sorted(names)}], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, save,  # noqa: ANN001
                drafts: dict[str, str] | None = None) -> None:  # fmt: skip
     """Answer the questions not in ``done`` (qid -> record), ``chunk`` at a time,
-    calling ``save()`` after each chunk. ``drafts`` (qid -> draft): the base drafter's
-    drafts already written for another query form, given to the arr stage rather than
-    drafted again (the same greedy text)."""
+    calling ``save()`` after each chunk. ``drafts`` (qid -> draft): drafts already written
+    by the same drafter and prompt (for another query form or revision), given to the arr
+    stage rather than drafted again (the same greedy text)."""
     drafts = drafts or {}
     todo = [q for q in qs if q.qid not in done]
     for i in range(0, len(todo), chunk):
@@ -312,11 +326,15 @@ def main() -> None:
              **({"ctranslate2_prefix_cache": True}
                 if any(str(m).startswith("ctranslate2:") for m in (args.llm, args.draft_llm))
                 else {}),
-             "drafts": "arr (query+draft) reads the drafts arr (draft) wrote (same drafter, "
-                       "same greedy text): its seconds per query leave drafting out",
-             "signatures": {system: signature(st) for system, st in configs.items()}}  # fmt: skip
+             "drafts": "a system reads the drafts another wrote with the same drafter, prompt "
+                       "and budget (the same greedy text): its seconds per query leave "
+                       "drafting out",
+             "signatures": {system: signature(st) for system, st in configs.items()},
+             "draft_signatures": {system: draft_signature(st)
+                                  for system, st in configs.items()}}  # fmt: skip
     partial = RESULTS / f"{name}.partial.jsonl"  # committed between pieces; no report yet
     records: dict[str, dict[str, dict]] = {}
+    drafts: dict[str, dict[str, str]] = {}
     if args.resume and (partial.is_file() or out.is_file()):
         if partial.is_file():
             lines = partial.read_text().splitlines()
@@ -333,16 +351,29 @@ def main() -> None:
             raise SystemExit(
                 f"{out} was answered before ctranslate2 cached the prompts' shared prefix "
                 f"(int8 readings depend on it): rerun without --resume, or pass --result NAME")
-        records = saved.get("per_question", {})
-        # a system whose stages or templates changed since is answered again
+        stored = saved.get("per_question", {})
+        # Drafts outlive a change of revision. A file from before draft signatures were
+        # recorded: a system's drafts count as its current configuration's (the long-answer
+        # prompt has not changed since arr was written).
+        old_drafts = saved.get("setup", {}).get("draft_signatures") or {
+            system: draft_signature(configs[system]) for system in stored if system in configs}
+        drafts = drafts_by_signature(stored, old_drafts)
+        # Answers go by signature: a system whose stages or templates changed is answered
+        # again, and one renamed keeps its answers. Systems not run now stay as they were.
         old = saved.get("setup", {}).get("signatures", {})
-        for system in list(records):
-            if system not in configs:
-                continue
-            if old.get(system) not in (setup["signatures"][system],
-                                       signature(configs[system], legacy=True)):  # fmt: skip
+        by_signature = {old[s]: (s, done) for s, done in stored.items() if s in old}
+        records = {s: done for s, done in stored.items() if s not in configs}
+        for system in configs:
+            sig = setup["signatures"][system]
+            if sig in by_signature:
+                source, done = by_signature[sig]
+                records[system] = dict(done)
+                if source != system:
+                    print(f"{system}: the answers of {source!r} (the same signature)", flush=True)
+            elif system in stored and old.get(system) == signature(configs[system], legacy=True):
+                records[system] = stored[system]
+            elif system in stored:
                 print(f"{system}: its stages or templates changed: answered again", flush=True)
-                del records[system]
 
     def save() -> None:
         with atomic_write(partial) as f:
@@ -355,8 +386,11 @@ def main() -> None:
         pipe = Pipeline.from_dict({"stages": stages}, resources=resources)
         done = records.setdefault(system, {})
         print(f"{system}: {len(done)} of {len(qs)} answered", flush=True)
-        run_chunks(pipe, qs, done, qrels, args.chunk, save,
-                   earlier_drafts(system, configs, records))  # fmt: skip
+        sig = setup["draft_signatures"][system]
+        run_chunks(pipe, qs, done, qrels, args.chunk, save, drafts.get(sig) if sig else None)
+        for sig, written in drafts_by_signature({system: done},
+                                                setup["draft_signatures"]).items():  # fmt: skip
+            drafts.setdefault(sig, {}).update(written)
 
     rows, results, per = [], {}, {}
     for system in configs:
