@@ -34,6 +34,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,13 @@ def run_chunks(pipe: Pipeline, qs: list, done: dict, qrels: dict, chunk: int, sa
         save()
 
 
+def query_forms(arg: str) -> list[str]:
+    forms = [f for f in arg.split(",") if f]
+    if not forms or set(forms) - {"draft", "query+draft"}:
+        raise argparse.ArgumentTypeError(f"{arg!r}: draft and/or query+draft, comma-separated")
+    return forms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="sciq", choices=["sciq", "squad"])
@@ -259,8 +267,12 @@ def main() -> None:
     ap.add_argument("--dev", action="store_true",
                     help=f"questions outside the {EVAL_N} evaluated, to choose on")  # fmt: skip
     ap.add_argument("--revise-candidates", default="",
-                    help="comma-separated names from REVISE_CANDIDATES (or 'all'): an arr "
-                         "(draft) system with each revise prompt, on the same drafts")  # fmt: skip
+                    help="comma-separated names from REVISE_CANDIDATES or shipped templates "
+                         "(or 'all' candidates): an arr system with each revise prompt, on "
+                         "the same drafts")  # fmt: skip
+    ap.add_argument("--candidate-queries", default="draft", type=query_forms,
+                    help="the query forms of the candidate systems: draft, query+draft or "
+                         "both (comma-separated)")  # fmt: skip
     ap.add_argument("--draft-candidates", default="",
                     help="comma-separated names from DRAFT_CANDIDATES: arr (draft) with that "
                          "draft prompt, revised by 'revise' and each revise candidate")  # fmt: skip
@@ -273,14 +285,14 @@ def main() -> None:
     name = args.result or ("pipeline_arr" if (args.dataset, args.llm) == ("sciq", "smollm2-135m")
                            else f"pipeline_arr-{args.dataset}-{slug(args.llm)}")  # fmt: skip
     name += "-dev" if args.dev and not args.result else ""
-    def chosen(arg: str, known: dict) -> list[str]:
+    def chosen(arg: str, known: dict, shipped: Iterable[str] = ()) -> list[str]:
         names = list(known) if arg == "all" else [c for c in arg.split(",") if c]
-        if unknown := [c for c in names if c not in known]:
-            raise SystemExit(f"unknown candidates {unknown}; known: {list(known)}")
-        TEMPLATES.update({c: known[c] for c in names})
+        if unknown := [c for c in names if c not in known and c not in shipped]:
+            raise SystemExit(f"unknown candidates {unknown}; known: {[*known, *shipped]}")
+        TEMPLATES.update({c: known[c] for c in names if c in known})
         return names
 
-    candidates = chosen(args.revise_candidates, REVISE_CANDIDATES)
+    candidates = chosen(args.revise_candidates, REVISE_CANDIDATES, shipped=list(TEMPLATES))
     draft_candidates = chosen(args.draft_candidates, DRAFT_CANDIDATES)
     out = RESULTS / f"{name}.json"
     folder, queries = qa_set(args.dataset)
@@ -305,12 +317,13 @@ def main() -> None:
     }  # fmt: skip
     if args.only_arr:
         del configs["arr (query+draft)"]
-    for d in ["", *draft_candidates]:
-        for c in (candidates if not d else ["revise", *candidates]):
-            label = f"arr (draft{': ' + d if d else ''}), {c}"
-            configs[label] = [{"arr": {
-                "index": index, "k": args.k, "query": "draft", **llms, **budget,
-                **({"draft_template": d} if d else {}), "revise_template": c}}]  # fmt: skip
+    for q in args.candidate_queries:
+        for d in ["", *draft_candidates]:
+            for c in (candidates if not d else ["revise", *candidates]):
+                label = f"arr ({q}{': ' + d if d else ''}), {c}"
+                configs[label] = [{"arr": {
+                    "index": index, "k": args.k, "query": q, **llms, **budget,
+                    **({"draft_template": d} if d else {}), "revise_template": c}}]  # fmt: skip
     if args.draft_llm:
         configs["arr (draft, adapted drafter)"] = [{"arr": {
             "index": index, "k": args.k, "query": "draft", **llms,

@@ -64,10 +64,8 @@ def test_templates_render_and_parse() -> None:
 
 
 def test_a_template_with_an_empty_draft_slot_does_not_show_the_draft() -> None:
-    from dataclasses import replace
-
     shown = TEMPLATES["revise"].render("Q?", draft="lava").messages[-1][1]
-    unseen = replace(TEMPLATES["revise"], draft="").render("Q?", draft="lava").messages[-1][1]
+    unseen = TEMPLATES["revise-passages"].render("Q?", draft="lava").messages[-1][1]
     assert "Draft answer: lava" in shown
     assert "lava" not in unseen and unseen == TEMPLATES["revise"].render("Q?").messages[-1][1]
 
@@ -176,13 +174,18 @@ def test_arr_reads_its_prompts_from_the_named_templates(tiny_bm25: Any) -> None:
         (call,) = [e.data["call"] for e in out.trace if e.event == "revised"]
         return str(call["prompt"])
 
-    # the default: the reader's short-answer instruction, the draft as the model wrote it
-    # after "The answer is", and the reply opened with "Final answer:" (a reply opened with
-    # "The answer is" copied the draft's "that ..." into the answer)
+    # the default: the reader's short-answer instruction over the passages the draft
+    # retrieved, the draft itself not shown, and the reply opened with "Final answer:"
+    # (a reply opened with "The answer is" copied the draft's "that ..." into the answer)
     default = revise_prompt()
     assert default.startswith("<user> Answer the question with a short phrase of a few words.")
-    assert "Draft answer: lava. Magma rises" in default
+    assert "Passages:\n[1]" in default and "Draft answer" not in default
     assert default.endswith("Question: What erupts?\n<assistant> Final answer:")
+    # the paper's revision: the same, with the draft as the model wrote it after "The answer is"
+    paper = revise_prompt(revise_template="revise")
+    assert "Draft answer: lava. Magma rises" in paper
+    assert paper.replace(paper[paper.index("Draft answer"):paper.index("Question:")], "") \
+        == default  # fmt: skip
     other = revise_prompt(revise_template="long-answer")
     assert other.startswith("<user> Answer the question in two or three sentences")
     assert other.endswith("<assistant> The answer is")
@@ -370,6 +373,6 @@ def test_adapt_llm_gate_and_arr(tiny_bm25: Any, resources: Resources) -> None:
     assert retrieved["query"] == draft  # the long-form draft alone
     assert out.ranking is not None and out.ranking.docids[0] == "d4"
     revise = [e for e in out.trace if e.event == "revised"][0].data["call"]
-    assert f"Draft answer: {draft}" in revise["prompt"] and out.context["answer"]
+    assert "Passages:\n[1] Volcanoes" in revise["prompt"] and out.context["answer"]
     # one SmolLM2 shared by gate, draft and revise
     assert sum(k.startswith('["llm"') for k in resources.loaded()) == 1

@@ -1,11 +1,13 @@
-"""The ``arr`` stage: adapt-retrieve-revise (Zhang et al., 2023).
+"""The ``arr`` stage: adapt-retrieve-revise (Wan et al., 2023).
 
 A draft model answers the question closed-book in a few sentences (a long-form draft,
 as in the paper); the draft becomes the retrieval query (``query: draft``, the default;
 ``query+draft`` puts the question in front), so retrieval looks for evidence about the
-answer rather than only the question's words; a revise model then reads the draft and
-the evidence and writes the final short answer. Draft and revise models are separate
-settings: the paper pairs a small domain-adapted model with a stronger one.
+answer rather than only the question's words; a revise model then reads the evidence
+and writes the final short answer. The paper shows it the draft too (``revise_template:
+revise``); by default it does not, because a reviser no stronger than the drafter keeps
+a wrong draft (see ``revise-passages`` in rarx.stages.templates). Draft and revise models
+are separate settings: the paper pairs a small domain-adapted model with a stronger one.
 
 When an earlier ``gate`` decided not to retrieve (``retrieve`` is False), nothing is
 retrieved: the revise model writes the short answer from the question and the draft
@@ -46,7 +48,7 @@ class ArrParams:
     max_new_tokens: int = 24  # the final short answer
     # reader templates (rarx.stages.templates) for the draft and for the revision
     draft_template: str = "long-answer"
-    revise_template: str = "revise"
+    revise_template: str = "revise-passages"
 
     def __post_init__(self) -> None:
         for name in (self.draft_template, self.revise_template):
