@@ -15,16 +15,21 @@ questions' evidence), and exits.
 
 Besides EM/F1, R@k says how often the question's own support paragraph was among the
 k passages the reader saw: ARR retrieves with the draft (or question + draft), plain
-with the question. Each figure has a bootstrap 95% interval over the questions; every
-system is compared with retrieve-then-generate, and the adapted drafter with the base
-one, by paired t-tests on per-question F1 and R@k. For every system that drafts, R@k is
-also split by whether the draft names a gold answer, beside plain retrieval's R@k on the
-same questions (``recall_by_draft``): where a draft-only query loses recall, this says
-whether it loses it on wrong drafts only.
+with the question. Beside plain retrieve-then-generate (the reader's own prompt) runs
+one with arr's revision prompt, so that arr against it differs in the retrieval query
+alone. Each figure has a bootstrap 95% interval over the questions; every system is
+compared with retrieve-then-generate, arr with the one on its prompt, and the adapted
+drafter with the base one, by paired t-tests on per-question F1 and R@k. For every
+system that drafts, R@k is also split by whether the draft names a gold answer, beside
+plain retrieval's R@k on the same questions (``recall_by_draft``): where a draft-only
+query loses recall, this says whether it loses it on wrong drafts only.
 
 Per-question results go to ``<name>.partial.jsonl`` beside the JSON after every
 ``--chunk`` questions (a results file is only written whole, with its report section);
-``--resume`` keeps them (or the finished JSON's) and runs only the rest.
+``--resume`` keeps them (or the finished JSON's) and runs only the rest. Answers go by
+signature (a system's parameters and the text of its templates): one whose signature
+changed is answered again, one renamed keeps its answers, and drafts are reused by
+every system with the same drafter, draft prompt and budget.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ from rarx.stages.generate import GenerateParams
 from rarx.stages.templates import TEMPLATES, ReaderTemplate, template
 from rarx.types import QueryState
 
+# retrieve-then-generate with arr's default revision prompt (the reply opened with
+# "Final answer:"): arr against it differs in the retrieval query alone
+CONTROL = "retrieve-then-generate, arr's prompt"
 EVAL_N = 300  # the evaluation's size: --dev never draws from these questions
 
 
@@ -317,6 +325,10 @@ def main() -> None:
     }  # fmt: skip
     if args.only_arr:
         del configs["arr (query+draft)"]
+    else:  # arr's revision prompt over the question's own passages: what the query adds
+        configs[CONTROL] = [{"retrieve": {"index": index, "k": args.k}},
+                            {"generate": {"llm": args.llm, "top_docs": args.k,
+                                          "template": "revise-passages", **budget}}]  # fmt: skip
     for q in args.candidate_queries:
         for d in ["", *draft_candidates]:
             for c in (candidates if not d else ["revise", *candidates]):
@@ -432,6 +444,8 @@ def main() -> None:
     print(table(["system", "EM", "F1", "F1 95% CI", f"R@{args.k}", "s/query"], rows))
     base = "retrieve-then-generate"
     pairs = [(base, system) for system in configs if system != base]
+    pairs += [(CONTROL, system) for system in ("arr (draft)", "arr (query+draft)")
+              if CONTROL in configs and system in configs]  # fmt: skip
     if args.draft_llm:
         pairs.append(("arr (draft)", "arr (draft, adapted drafter)"))
     tests = {f"{b} - {a}": compare(per[a], per[b]) for a, b in pairs}

@@ -63,6 +63,15 @@ def test_templates_render_and_parse() -> None:
     assert TEMPLATES["multiple-choice"].parse("The answer is (C).") == "C"
 
 
+def test_a_reader_stage_names_any_known_template_and_no_other() -> None:
+    from rarx.errors import ConfigError
+    from rarx.stages.generate import GenerateParams
+
+    assert GenerateParams(template="revise-passages").template == "revise-passages"
+    with pytest.raises(ConfigError, match="unknown template 'short-answer-v2'; expected one of"):
+        GenerateParams(template="short-answer-v2")
+
+
 def test_a_template_with_an_empty_draft_slot_does_not_show_the_draft() -> None:
     shown = TEMPLATES["revise"].render("Q?", draft="lava").messages[-1][1]
     unseen = TEMPLATES["revise-passages"].render("Q?", draft="lava").messages[-1][1]
