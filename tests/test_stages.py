@@ -142,9 +142,9 @@ def test_arr_retrieves_with_the_long_form_draft(tiny_bm25: Any) -> None:
     question = "What erupts from volcanoes?"
     draft = "lava. Magma rises through the crust and erupts as lava."  # every line kept
     default = ArrParams(index=str(tiny_bm25.path), k=2)
-    assert default.query == "draft"  # the paper retrieves with the draft alone
-    both = ArrParams(index=str(tiny_bm25.path), k=2, query="query+draft")
-    for params, expected in [(default, draft), (both, f"{question} {draft}")]:
+    assert default.query == "query+draft"  # the question in front of the draft
+    paper = ArrParams(index=str(tiny_bm25.path), k=2, query="draft")  # the draft alone
+    for params, expected in [(default, f"{question} {draft}"), (paper, draft)]:
         (out,) = ArrStage(tiny_bm25, llm, llm, params).run([QueryState(Query("q", question))])
         assert _events(out, "arr") == ["drafted", "retrieved", "revised"]
         assert out.context["draft"] == draft
@@ -217,8 +217,8 @@ def test_arr_reuses_a_draft_the_state_carries(tiny_bm25: Any) -> None:
     assert [c.messages[-1][1].endswith("What is lava?") for c in drafted] == [True]  # q2 only
     assert _events(second[0], "arr") == ["draft_given", "retrieved", "revised"]
     (retrieved,) = [e.data for e in second[0].trace if e.event == "retrieved"]
-    assert retrieved["query"] == "Magma erupts as lava." and second[0].context["draft"] == (
-        "Magma erupts as lava.")
+    assert retrieved["query"] == "What erupts from volcanoes? Magma erupts as lava."
+    assert second[0].context["draft"] == "Magma erupts as lava."
     assert second[1].context == first[1].context and second[1].ranking == first[1].ranking
 
 
@@ -379,7 +379,7 @@ def test_adapt_llm_gate_and_arr(tiny_bm25: Any, resources: Resources) -> None:
     assert _events(out, "arr") == ["drafted", "retrieved", "revised"]
     draft = out.context["draft"]
     retrieved = [e for e in out.trace if e.event == "retrieved"][0].data
-    assert retrieved["query"] == draft  # the long-form draft alone
+    assert retrieved["query"] == f"What erupts from volcanoes? {draft}"  # question + draft
     assert out.ranking is not None and out.ranking.docids[0] == "d4"
     revise = [e for e in out.trace if e.event == "revised"][0].data["call"]
     assert "Passages:\n[1] Volcanoes" in revise["prompt"] and out.context["answer"]

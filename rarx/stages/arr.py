@@ -1,9 +1,11 @@
 """The ``arr`` stage: adapt-retrieve-revise (Wan et al., 2023).
 
 A draft model answers the question closed-book in a few sentences (a long-form draft,
-as in the paper); the draft becomes the retrieval query (``query: draft``, the default;
-``query+draft`` puts the question in front), so retrieval looks for evidence about the
-answer rather than only the question's words; a revise model then reads the evidence
+as in the paper); the question and the draft become the retrieval query (``query:
+query+draft``, the default; ``draft``, the paper's, retrieves with the draft alone, which
+loses the passage where the draft is wrong: SciQ R@2 0.867 against 0.940, F1 0.729 against
+0.758 on 300 questions with qwen2.5-coder-1.5b), so retrieval looks for evidence about the
+answer as well as the question's words; a revise model then reads the evidence
 and writes the final short answer. The paper shows it the draft too (``revise_template:
 revise``); by default it does not, because a reviser no stronger than the drafter keeps
 a wrong draft (see ``revise-passages`` in rarx.stages.templates). Draft and revise models
@@ -42,7 +44,7 @@ class ArrParams:
     draft_llm: LLMRef = "smollm2-135m"
     revise_llm: LLMRef = "smollm2-135m"
     k: int = 3  # passages retrieved and shown to the revise model
-    query: Literal["draft", "query+draft"] = "draft"  # the retrieval query
+    query: Literal["draft", "query+draft"] = "query+draft"  # the retrieval query
     passage_tokens: int = 150
     draft_tokens: int = 128  # the long-form draft (retrieval query, shown to revise)
     max_new_tokens: int = 24  # the final short answer
