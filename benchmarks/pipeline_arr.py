@@ -40,7 +40,7 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ REVISE_CANDIDATES = {
     # Where ARR loses to retrieve-then-generate: a draft flagged as possibly wrong, and
     # one not shown at all (retrieval with the draft only; the revision reads passages)
     "revise-doubt": ReaderTemplate("revise-doubt", _DOUBT, prefix="Final answer:"),
-    "revise-unseen": ReaderTemplate("revise-unseen", _SHORT, draft="", prefix="Final answer:"),
+    "revise-unseen": replace(template("revise-passages"), name="revise-unseen"),  # now shipped
 }  # fmt: skip
 DRAFT_CANDIDATES = {
     "long-answer-open": ReaderTemplate("long-answer-open", template("long-answer").instruction,
