@@ -388,6 +388,35 @@ def test_pipeline_batches_on_ray_equal_a_local_run_despite_a_killed_worker(
     assert states[1].ranking is not None and states[1].context["retrieve"] is True
 
 
+@pytest.mark.slow
+def test_cli_run_on_ray_gives_the_workers_back_when_a_batch_fails(
+    ray_cluster: Any, local_bm25: Any, tmp_path: Path
+) -> None:
+    import time
+
+    import ray
+
+    from rarx.cli.main import cli
+
+    pipeline = tmp_path / "gated.yaml"
+    pipeline.write_text(json.dumps(
+        {"name": "gated", "stages": [
+            {"gate": {"mode": "popularity", "threshold": 100, "field": "pop"}},
+            {"retrieve": {"index": str(local_bm25.path), "k": 5}}]}))  # fmt: skip
+    topics = tmp_path / "topics.jsonl"
+    write_jsonl(topics, [{"_id": q.qid, "text": q.text, **q.meta}
+                         for q in _pipeline_queries()])  # fmt: skip
+    cpus = ray.cluster_resources()["CPU"]
+    with pytest.raises(Exception, match="no numeric 'pop'"):
+        cli.main(args=["run", str(pipeline), "--topics", str(topics), "--strict", "--engine",
+                       "ray", "--workers", "1", "--batch-size", "2", "--quiet"],
+                 standalone_mode=False)  # fmt: skip
+    deadline = time.monotonic() + 30  # Ray frees a killed actor's CPUs asynchronously
+    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == cpus
+
+
 def _qa_dataset(root: Path) -> Path:
     root.mkdir()
     rows = _docs(40)

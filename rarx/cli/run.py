@@ -83,14 +83,16 @@ def run(
     batches = [queries[i : i + batch_size] for i in range(0, len(queries), batch_size)]
     done = progress(pipe.run_batches(batches), desc="running", unit="batch",
                     total=len(batches), quiet=quiet or len(batches) < 2)  # fmt: skip
-    for states in done:
-        for state in states:
-            errors += bool(state.context.get(ERROR))
-            lines.append(to_jsonl(state, hits))
-            if explain:
-                click.echo(explain_state(state), err=output is None)
-    if on_ray is not None:
-        on_ray.close()
+    try:
+        for states in done:
+            for state in states:
+                errors += bool(state.context.get(ERROR))
+                lines.append(to_jsonl(state, hits))
+                if explain:
+                    click.echo(explain_state(state), err=output is None)
+    finally:  # a failed batch (--strict) must not leave the workers holding the cluster
+        if on_ray is not None:
+            on_ray.close()
     body = "".join(line + "\n" for line in lines)
     if output is not None:
         with atomic_write(output) as f:
