@@ -19,10 +19,10 @@ with the question. Beside plain retrieve-then-generate (the reader's own prompt)
 one with arr's revision prompt, so that arr against it differs in the retrieval query
 alone. Each figure has a bootstrap 95% interval over the questions; every system is
 compared with retrieve-then-generate, arr with the one on its prompt, and the adapted
-drafter with the base one, by paired t-tests on per-question F1 and R@k. For every
-system that drafts, R@k is also split by whether the draft names a gold answer, beside
-plain retrieval's R@k on the same questions (``recall_by_draft``): where a draft-only
-query loses recall, this says whether it loses it on wrong drafts only.
+drafter with the base one (on both retrieval queries), by paired t-tests on per-question
+F1 and R@k. For every system that drafts, R@k is also split by whether the draft names a
+gold answer, beside plain retrieval's R@k on the same questions (``recall_by_draft``):
+where a draft-only query loses recall, this says whether it loses it on wrong drafts only.
 
 Per-question results go to ``<name>.partial.jsonl`` beside the JSON after every
 ``--chunk`` questions (a results file is only written whole, with its report section);
@@ -62,6 +62,9 @@ from rarx.types import QueryState
 # "Final answer:"): arr against it differs in the retrieval query alone
 CONTROL = "retrieve-then-generate, arr's prompt"
 EVAL_N = 300  # the evaluation's size: --dev never draws from these questions
+# --draft-llm: both retrieval queries, so the adapted drafter is measured in the paper's
+# setting (draft alone) and in the stage's default (question + draft)
+ADAPTED_QUERIES = ("draft", "query+draft")
 
 
 def recall(states: list, qrels: dict) -> dict[str, float]:
@@ -336,9 +339,9 @@ def main() -> None:
                 configs[label] = [{"arr": {
                     "index": index, "k": args.k, "query": q, **llms, **budget,
                     **({"draft_template": d} if d else {}), "revise_template": c}}]  # fmt: skip
-    if args.draft_llm:
-        configs["arr (draft, adapted drafter)"] = [{"arr": {
-            "index": index, "k": args.k, "query": "draft", **llms,
+    for q in ADAPTED_QUERIES if args.draft_llm else []:
+        configs[f"arr ({q}, adapted drafter)"] = [{"arr": {
+            "index": index, "k": args.k, "query": q, **llms,
             "draft_llm": args.draft_llm, **budget}}]  # fmt: skip
     setup = {"dataset": f"{args.dataset} (packaged)", "questions": len(qs),
              "seed": 2 if args.dev else 1,
@@ -446,8 +449,8 @@ def main() -> None:
     pairs = [(base, system) for system in configs if system != base]
     pairs += [(CONTROL, system) for system in ("arr (draft)", "arr (query+draft)")
               if CONTROL in configs and system in configs]  # fmt: skip
-    if args.draft_llm:
-        pairs.append(("arr (draft)", "arr (draft, adapted drafter)"))
+    pairs += [(f"arr ({q})", f"arr ({q}, adapted drafter)")
+              for q in ADAPTED_QUERIES if args.draft_llm]  # fmt: skip
     tests = {f"{b} - {a}": compare(per[a], per[b]) for a, b in pairs}
     print(table(["system", "draft names the answer", "n", f"R@{args.k}", "question only"],
                 [[system, part.removeprefix("draft_").replace("_", " "), v["n"], v["recall"],
