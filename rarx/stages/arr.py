@@ -4,9 +4,9 @@ A draft model answers the question closed-book in a few sentences (a long-form d
 as in the paper); the question and the draft become the retrieval query (``query:
 query+draft``, the default; ``draft``, the paper's, retrieves with the draft alone, which
 loses the passage where the draft is wrong: R@2 0.867 against 0.940 on 300 SciQ questions,
-0.823 against 0.893 on 300 SQuAD ones, with qwen2.5-coder-1.5b), so retrieval looks for evidence about the
-answer as well as the question's words; a revise model then reads the evidence
-and writes the final short answer. The paper shows it the draft too (``revise_template:
+0.823 against 0.893 on 300 SQuAD ones, with qwen2.5-coder-1.5b), so retrieval looks for
+evidence about the answer as well as the question's words; a revise model then reads the
+evidence and writes the final short answer. The paper shows it the draft too (``revise_template:
 revise``); by default it does not, because a reviser no stronger than the drafter keeps
 a wrong draft (see ``revise-passages`` in rarx.stages.templates). Draft and revise models
 are separate settings: the paper pairs a small domain-adapted model with a stronger one.
