@@ -122,6 +122,28 @@ def test_adapt_llm_decides_on_the_start_of_the_reply_and_answers_short() -> None
     assert len(llm.calls) == 4 + 2  # one decision per query, one answer per non-retrieval
 
 
+def test_an_adapt_llm_gate_without_a_ret_token_warns_that_it_will_rarely_retrieve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from rarx.stages.gate import RET, GateParams, GateStage
+    from tests.fakes import ScriptedLLM
+
+    class TrainedGate(ScriptedLLM):  # rarx train gate adds <RET> as one token
+        name = "trained"
+
+        def tokenize(self, text: str) -> list[str]:
+            return [text] if text == RET else list(text)
+
+    with caplog.at_level("WARNING", logger="rarx.stages.gate"):
+        GateStage(GateParams(mode="adapt-llm"), TrainedGate(reply="Paris"))
+        GateStage(GateParams(mode="threshold", threshold=0.5), ScriptedLLM(reply="Paris"))
+        assert caplog.records == []  # a trained gate; a threshold on P(<RET>) is the user's
+        GateStage(GateParams(mode="adapt-llm"), ScriptedLLM(reply="Paris"))
+    (record,) = caplog.records
+    assert "scripted has no <RET> token" in record.getMessage()
+    assert "answered closed-book" in record.getMessage()
+
+
 def _arr_llm() -> Any:
     """A scripted draft/revise model: a two-line draft, short answers."""
     from tests.fakes import ScriptedLLM
