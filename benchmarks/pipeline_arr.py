@@ -199,16 +199,28 @@ def write_drafter_corpus(folder: Path, queries: list, qrels: dict, path: Path) -
 _PARAMS = {"arr": ArrParams, "generate": GenerateParams}
 
 
-def signature(stages: list[dict], legacy: bool = False) -> str:
+# arr's defaults when files held the legacy signature: that form records parameters as
+# given, so a system that leaves one of these out matches only while its default is this
+_LEGACY_DEFAULTS = {"arr": {"query": "draft", "revise_template": "revise"}}
+
+
+def signature(stages: list[dict], legacy: bool = False) -> str | None:
     """What a system's answers depend on: its stages' parameters (defaults filled in) and
     the text of the reader templates they read, so a resumed run answers again where a
     template changed, and a system named anew takes the answers of one with the same
     signature (the index by its folder's name, so that a clone elsewhere resumes too).
     ``legacy``: the form files written before 2026-12-07 22:00 hold (parameters as given,
-    and every stage default template counted for every system)."""
+    and every stage default template counted for every system); None where a default the
+    system relies on has changed since."""
     named = [{kind: {k: Path(v).name if k == "index" else v for k, v in p.items()}
               for kind, p in st.items()} for st in stages]  # fmt: skip
     if legacy:
+        for st in named:
+            for kind, given in st.items():
+                now = asdict(_PARAMS[kind](**given)) if kind in _PARAMS else given
+                for k, then in _LEGACY_DEFAULTS.get(kind, {}).items():
+                    if k not in given and now[k] != then:
+                        return None
         names = {str(v) for st in named for kind in st.values() for k, v in kind.items()
                  if k.endswith("template")} | {"short-answer", "long-answer", "revise"}  # fmt: skip
         text = json.dumps([named, {n: repr(template(n)) for n in sorted(names)}],
@@ -393,12 +405,13 @@ def main() -> None:
         records = {s: done for s, done in stored.items() if s not in configs}
         for system in configs:
             sig = setup["signatures"][system]
+            legacy = signature(configs[system], legacy=True)  # None: a default changed since
             if sig in by_signature:
                 source, done = by_signature[sig]
                 records[system] = dict(done)
                 if source != system:
                     print(f"{system}: the answers of {source!r} (the same signature)", flush=True)
-            elif system in stored and old.get(system) == signature(configs[system], legacy=True):
+            elif system in stored and legacy is not None and old.get(system) == legacy:
                 records[system] = stored[system]
             elif system in stored:
                 print(f"{system}: its stages or templates changed: answered again", flush=True)
