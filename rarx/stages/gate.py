@@ -122,9 +122,10 @@ class GateStage(KindStage[GateParams]):
         self._single = params.mode == "adapt-llm" and single_token_marker(llm)
         if params.mode == "adapt-llm" and not self._single:
             log.warning(
-                "gate: %s has no <RET> token (not trained by rarx train gate); an untrained "
-                "model seldom begins its reply with <RET> (qwen2.5-coder-1.5b: on none of 12 "
-                "SciQ questions), so nearly every question will be answered closed-book",
+                "gate: %s has no <RET> token (not trained by rarx train gate, or a backend "
+                "that cannot tokenize); an untrained model seldom begins its reply with <RET> "
+                "(qwen2.5-coder-1.5b: on none of 12 SciQ questions), so nearly every question "
+                "will be answered closed-book",
                 getattr(llm, "name", llm),
             )
 
